@@ -1,0 +1,65 @@
+//! # midisock — MIDI 1.0 over TCP, wire-compatible with mido's socket ports
+//!
+//! The wire protocol is a plain MIDI 1.0 byte stream over TCP: no framing, no headers. A mido
+//! `connect()` talks to a midisock [`PortServer`], and a midisock [`connect`] talks to a mido
+//! `PortServer`, byte for byte.
+//!
+//! ```no_run
+//! use midisock::{connect, Message, PortServer};
+//!
+//! let server = PortServer::bind("localhost:8080")?;
+//! let output = connect("localhost:8080")?;
+//! output.send(&Message::note_on(0, 60, 64)?)?;
+//! println!("{}", server.receive()?); // note_on channel=0 note=60 velocity=64 time=0
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## The contract
+//! - **What blocks.** [`SocketPort::send`] blocks while the socket's send buffer is full;
+//!   [`PortServer::send`] never blocks on a client (it queues, bounded, and disconnects a client
+//!   that stops reading). `receive` blocks without polling sleeps; `try_receive` never blocks;
+//!   `receive_timeout` waits at most its timeout.
+//! - **Threads.** A [`SocketPort`] does its I/O on the calling thread; it starts a thread
+//!   ("midisock-port-callback") only for [`SocketPort::set_callback`], and the callback runs
+//!   there. A [`PortServer`] owns exactly one I/O thread ("midisock-server") whatever the number of
+//!   clients. Both types are `Send + Sync`; concurrent sends never interleave bytes.
+//! - **What allocates.** The [`Parser`] and the encoder allocate nothing except a sysex payload
+//!   (bounded by the sysex limit, 1 MiB by default). Sending a message of up to 3 bytes on a port
+//!   allocates nothing.
+//! - **Bad input.** No byte sequence from the network can panic, hang or grow memory without
+//!   bound: see the parser table in [`parser`] and [`ServerConfig`].
+//! - **Timestamps.** Every received message carries `CLOCK_MONOTONIC` nanoseconds
+//!   ([`monotonic_ns`]) taken when its last byte was read.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod address;
+mod clock;
+mod encode;
+mod error;
+mod message;
+mod net;
+pub mod parser;
+mod port;
+mod server;
+mod text;
+
+pub use address::{Address, IntoAddress};
+pub use clock::monotonic_ns;
+pub use encode::{BufferTooSmall, MAX_SHORT_MESSAGE_LEN};
+pub use error::{Error, Result};
+pub use message::{InvalidValue, Message, MessageType, Received};
+pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
+pub use port::{connect, connect_timeout, panic_messages, reset_messages, SocketPort};
+pub use server::{PortServer, ServerConfig};
+pub use text::ParseMessageError;
+
+#[cfg(test)]
+mod assert_traits {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn ports_and_servers_are_send_and_sync() {
+        send_sync::<super::SocketPort>();
+        send_sync::<super::PortServer>();
+    }
+}

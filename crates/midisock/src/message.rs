@@ -1,0 +1,418 @@
+//! The [`Message`] type: every message mido knows, with mido's names and fields.
+//!
+//! Values are checked when a message is built (`Message::note_on(..)` and friends, the text parser
+//! and the byte parser all go through the same range checks), so a `Message` held by user code is
+//! always encodable. The variants are public for pattern matching; building one by hand with an
+//! out-of-range field is caught by [`Message::validate`], which every send path calls.
+
+use std::fmt;
+
+/// A MIDI 1.0 message, named as mido names it (`note_on`, `pitchwheel`, `sysex`, ...).
+///
+/// Channel numbers are 0–15 (as in mido, not 1–16). Data values are 0–127, `pitch` is −8192…8191,
+/// `pos` (song position) 0…16383, `frame_type` 0…7 and `frame_value` 0…15. Sysex `data` is the
+/// payload without the framing `F0`/`F7` bytes; every byte 0–127.
+///
+/// Unlike mido's messages a `Message` has no `time` attribute: over a socket mido always reports
+/// `time=0`, and a receive timestamp travels next to the message instead (see [`Received`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Message {
+    NoteOff {
+        channel: u8,
+        note: u8,
+        velocity: u8,
+    },
+    NoteOn {
+        channel: u8,
+        note: u8,
+        velocity: u8,
+    },
+    /// Polyphonic key pressure.
+    PolyTouch {
+        channel: u8,
+        note: u8,
+        value: u8,
+    },
+    ControlChange {
+        channel: u8,
+        control: u8,
+        value: u8,
+    },
+    ProgramChange {
+        channel: u8,
+        program: u8,
+    },
+    /// Channel pressure.
+    Aftertouch {
+        channel: u8,
+        value: u8,
+    },
+    /// Pitch bend, centred on 0: −8192…8191.
+    PitchWheel {
+        channel: u8,
+        pitch: i16,
+    },
+    SysEx {
+        data: Vec<u8>,
+    },
+    /// MIDI time code quarter frame.
+    QuarterFrame {
+        frame_type: u8,
+        frame_value: u8,
+    },
+    /// Song position pointer, in MIDI beats (sixteenth notes): 0…16383.
+    SongPos {
+        pos: u16,
+    },
+    SongSelect {
+        song: u8,
+    },
+    TuneRequest,
+    Clock,
+    Start,
+    Continue,
+    Stop,
+    ActiveSensing,
+    Reset,
+}
+
+/// A message as it came off a socket, with the monotonic time it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub message: Message,
+    /// `CLOCK_MONOTONIC` in nanoseconds when the bytes that completed the message were read
+    /// (see [`crate::monotonic_ns`]).
+    pub timestamp_ns: u64,
+}
+
+/// The kind of a message, without its values: mido's `type` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    NoteOff,
+    NoteOn,
+    PolyTouch,
+    ControlChange,
+    ProgramChange,
+    Aftertouch,
+    PitchWheel,
+    SysEx,
+    QuarterFrame,
+    SongPos,
+    SongSelect,
+    TuneRequest,
+    Clock,
+    Start,
+    Continue,
+    Stop,
+    ActiveSensing,
+    Reset,
+}
+
+impl MessageType {
+    /// Every type, in mido's spec order.
+    pub const ALL: [MessageType; 18] = [
+        MessageType::NoteOff,
+        MessageType::NoteOn,
+        MessageType::PolyTouch,
+        MessageType::ControlChange,
+        MessageType::ProgramChange,
+        MessageType::Aftertouch,
+        MessageType::PitchWheel,
+        MessageType::SysEx,
+        MessageType::QuarterFrame,
+        MessageType::SongPos,
+        MessageType::SongSelect,
+        MessageType::TuneRequest,
+        MessageType::Clock,
+        MessageType::Start,
+        MessageType::Continue,
+        MessageType::Stop,
+        MessageType::ActiveSensing,
+        MessageType::Reset,
+    ];
+
+    /// mido's name for the type (`"note_on"`, `"pitchwheel"`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            MessageType::NoteOff => "note_off",
+            MessageType::NoteOn => "note_on",
+            MessageType::PolyTouch => "polytouch",
+            MessageType::ControlChange => "control_change",
+            MessageType::ProgramChange => "program_change",
+            MessageType::Aftertouch => "aftertouch",
+            MessageType::PitchWheel => "pitchwheel",
+            MessageType::SysEx => "sysex",
+            MessageType::QuarterFrame => "quarter_frame",
+            MessageType::SongPos => "songpos",
+            MessageType::SongSelect => "song_select",
+            MessageType::TuneRequest => "tune_request",
+            MessageType::Clock => "clock",
+            MessageType::Start => "start",
+            MessageType::Continue => "continue",
+            MessageType::Stop => "stop",
+            MessageType::ActiveSensing => "active_sensing",
+            MessageType::Reset => "reset",
+        }
+    }
+
+    /// Looks a type up by mido's name.
+    pub fn from_name(name: &str) -> Option<MessageType> {
+        MessageType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// mido's field names for the type, in the order `str(message)` prints them.
+    pub const fn field_names(self) -> &'static [&'static str] {
+        match self {
+            MessageType::NoteOff | MessageType::NoteOn => &["channel", "note", "velocity"],
+            MessageType::PolyTouch => &["channel", "note", "value"],
+            MessageType::ControlChange => &["channel", "control", "value"],
+            MessageType::ProgramChange => &["channel", "program"],
+            MessageType::Aftertouch => &["channel", "value"],
+            MessageType::PitchWheel => &["channel", "pitch"],
+            MessageType::SysEx => &["data"],
+            MessageType::QuarterFrame => &["frame_type", "frame_value"],
+            MessageType::SongPos => &["pos"],
+            MessageType::SongSelect => &["song"],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A field value outside its range, or a sysex byte with the top bit set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidValue {
+    /// mido's field name (`"channel"`, `"note"`, `"data"`, ...).
+    pub field: &'static str,
+    /// The offending value.
+    pub value: i64,
+    /// The lowest and highest legal value.
+    pub range: (i64, i64),
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} must be in {}..={}, got {}",
+            self.field, self.range.0, self.range.1, self.value
+        )
+    }
+}
+
+impl std::error::Error for InvalidValue {}
+
+/// Checks `value` against the range of mido's `field`; the one place ranges are defined.
+pub(crate) fn check_field(field: &'static str, value: i64) -> Result<i64, InvalidValue> {
+    let range = match field {
+        "channel" => (0, 15),
+        "pitch" => (-8192, 8191),
+        "pos" => (0, 16383),
+        "frame_type" => (0, 7),
+        "frame_value" => (0, 15),
+        _ => (0, 127),
+    };
+    if (range.0..=range.1).contains(&value) {
+        Ok(value)
+    } else {
+        Err(InvalidValue {
+            field,
+            value,
+            range,
+        })
+    }
+}
+
+impl Message {
+    /// `note_on`, with its fields checked.
+    pub fn note_on(channel: u8, note: u8, velocity: u8) -> Result<Message, InvalidValue> {
+        let m = Message::NoteOn {
+            channel,
+            note,
+            velocity,
+        };
+        m.validate().map(|()| m)
+    }
+
+    /// `note_off`, with its fields checked.
+    pub fn note_off(channel: u8, note: u8, velocity: u8) -> Result<Message, InvalidValue> {
+        let m = Message::NoteOff {
+            channel,
+            note,
+            velocity,
+        };
+        m.validate().map(|()| m)
+    }
+
+    /// `control_change`, with its fields checked.
+    pub fn control_change(channel: u8, control: u8, value: u8) -> Result<Message, InvalidValue> {
+        let m = Message::ControlChange {
+            channel,
+            control,
+            value,
+        };
+        m.validate().map(|()| m)
+    }
+
+    /// `program_change`, with its fields checked.
+    pub fn program_change(channel: u8, program: u8) -> Result<Message, InvalidValue> {
+        let m = Message::ProgramChange { channel, program };
+        m.validate().map(|()| m)
+    }
+
+    /// `pitchwheel`, with its fields checked.
+    pub fn pitchwheel(channel: u8, pitch: i16) -> Result<Message, InvalidValue> {
+        let m = Message::PitchWheel { channel, pitch };
+        m.validate().map(|()| m)
+    }
+
+    /// `sysex` with the given payload (no `F0`/`F7`), every byte checked to be 0–127.
+    pub fn sysex(data: impl Into<Vec<u8>>) -> Result<Message, InvalidValue> {
+        let m = Message::SysEx { data: data.into() };
+        m.validate().map(|()| m)
+    }
+
+    /// The message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Message::NoteOff { .. } => MessageType::NoteOff,
+            Message::NoteOn { .. } => MessageType::NoteOn,
+            Message::PolyTouch { .. } => MessageType::PolyTouch,
+            Message::ControlChange { .. } => MessageType::ControlChange,
+            Message::ProgramChange { .. } => MessageType::ProgramChange,
+            Message::Aftertouch { .. } => MessageType::Aftertouch,
+            Message::PitchWheel { .. } => MessageType::PitchWheel,
+            Message::SysEx { .. } => MessageType::SysEx,
+            Message::QuarterFrame { .. } => MessageType::QuarterFrame,
+            Message::SongPos { .. } => MessageType::SongPos,
+            Message::SongSelect { .. } => MessageType::SongSelect,
+            Message::TuneRequest => MessageType::TuneRequest,
+            Message::Clock => MessageType::Clock,
+            Message::Start => MessageType::Start,
+            Message::Continue => MessageType::Continue,
+            Message::Stop => MessageType::Stop,
+            Message::ActiveSensing => MessageType::ActiveSensing,
+            Message::Reset => MessageType::Reset,
+        }
+    }
+
+    /// The channel of a channel message (`None` for system messages).
+    pub fn channel(&self) -> Option<u8> {
+        match *self {
+            Message::NoteOff { channel, .. }
+            | Message::NoteOn { channel, .. }
+            | Message::PolyTouch { channel, .. }
+            | Message::ControlChange { channel, .. }
+            | Message::ProgramChange { channel, .. }
+            | Message::Aftertouch { channel, .. }
+            | Message::PitchWheel { channel, .. } => Some(channel),
+            _ => None,
+        }
+    }
+
+    /// True for the system real-time messages (clock, start, continue, stop, active_sensing,
+    /// reset), which may interleave with any other message on the wire.
+    pub fn is_realtime(&self) -> bool {
+        matches!(
+            self,
+            Message::Clock
+                | Message::Start
+                | Message::Continue
+                | Message::Stop
+                | Message::ActiveSensing
+                | Message::Reset
+        )
+    }
+
+    /// Calls `visit(name, value)` for each field except `data`, in mido's order.
+    pub(crate) fn for_each_scalar(&self, mut visit: impl FnMut(&'static str, i64)) {
+        match *self {
+            Message::NoteOff {
+                channel,
+                note,
+                velocity,
+            }
+            | Message::NoteOn {
+                channel,
+                note,
+                velocity,
+            } => {
+                visit("channel", channel.into());
+                visit("note", note.into());
+                visit("velocity", velocity.into());
+            }
+            Message::PolyTouch {
+                channel,
+                note,
+                value,
+            } => {
+                visit("channel", channel.into());
+                visit("note", note.into());
+                visit("value", value.into());
+            }
+            Message::ControlChange {
+                channel,
+                control,
+                value,
+            } => {
+                visit("channel", channel.into());
+                visit("control", control.into());
+                visit("value", value.into());
+            }
+            Message::ProgramChange { channel, program } => {
+                visit("channel", channel.into());
+                visit("program", program.into());
+            }
+            Message::Aftertouch { channel, value } => {
+                visit("channel", channel.into());
+                visit("value", value.into());
+            }
+            Message::PitchWheel { channel, pitch } => {
+                visit("channel", channel.into());
+                visit("pitch", pitch.into());
+            }
+            Message::QuarterFrame {
+                frame_type,
+                frame_value,
+            } => {
+                visit("frame_type", frame_type.into());
+                visit("frame_value", frame_value.into());
+            }
+            Message::SongPos { pos } => visit("pos", pos.into()),
+            Message::SongSelect { song } => visit("song", song.into()),
+            Message::SysEx { .. }
+            | Message::TuneRequest
+            | Message::Clock
+            | Message::Start
+            | Message::Continue
+            | Message::Stop
+            | Message::ActiveSensing
+            | Message::Reset => {}
+        }
+    }
+
+    /// Checks every field against mido's ranges.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let mut result = Ok(());
+        self.for_each_scalar(|field, value| {
+            if result.is_ok() {
+                result = check_field(field, value).map(|_| ());
+            }
+        });
+        if let Message::SysEx { data } = self {
+            if let Some(&bad) = data.iter().find(|&&b| b > 0x7F) {
+                return Err(InvalidValue {
+                    field: "data",
+                    value: bad.into(),
+                    range: (0, 127),
+                });
+            }
+        }
+        result
+    }
+}

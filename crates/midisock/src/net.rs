@@ -1,0 +1,119 @@
+//! Socket plumbing shared by ports and the server: connecting, listening, waiting.
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// The listen backlog: large enough that an accept storm is queued, not refused.
+pub(crate) const LISTEN_BACKLOG: i32 = 1024;
+
+/// Options every midisock socket gets.
+///
+/// NOTE: TCP_NODELAY, because Nagle's algorithm holds a small write back until the previous one
+/// is acknowledged: a chord of three note_on messages would arrive as one late bunch, which is
+/// audible. MIDI messages are tiny and latency is the product.
+pub(crate) fn configure_stream(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    SockRef::from(stream).set_keepalive(true)
+}
+
+/// Connects to the first address of `address` that accepts.
+pub(crate) fn connect(address: &Address, timeout: Option<Duration>) -> Result<TcpStream> {
+    let mut last_error = None;
+    for addr in address.resolve_for_connect()? {
+        let attempt = match timeout {
+            Some(t) => TcpStream::connect_timeout(&addr, t),
+            None => TcpStream::connect(addr),
+        };
+        match attempt {
+            Ok(stream) => {
+                configure_stream(&stream).map_err(Error::Io)?;
+                return Ok(stream);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(Error::Connect {
+        address: address.to_string(),
+        source: last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")),
+    })
+}
+
+/// Listens on every address `address` means (see [`crate::address`]). With port 0 the first
+/// socket picks a free port and the others use the same one.
+pub(crate) fn listen(address: &Address) -> Result<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    let mut port = address.port;
+    let mut last_error = None;
+    for mut addr in address.resolve_for_bind()? {
+        addr.set_port(port);
+        match bind_listener(addr) {
+            Ok(listener) => {
+                port = listener.local_addr().map_err(Error::Io)?.port();
+                listeners.push(listener);
+            }
+            // `localhost` may resolve to ::1 on a machine without IPv6; one family is enough.
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (listeners.is_empty(), last_error) {
+        (false, _) => Ok(listeners),
+        (true, e) => Err(Error::Bind {
+            address: address.to_string(),
+            source: e.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")),
+        }),
+    }
+}
+
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // NOTE: SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // The unspecified IPv6 address also takes IPv4 (dual stack); a specific one (::1) must not,
+        // so that 127.0.0.1 can be bound beside it on the same port.
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Waits until `fd` is readable (data, EOF or error) or `deadline` passes; `None` waits forever.
+/// Returns false on timeout.
+pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up, so a wait never ends early and spins.
+                left.as_nanos()
+                    .div_ceil(1_000_000)
+                    .min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd and we pass a count of 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        match rc {
+            1.. => return Ok(true),
+            0 if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
+            0 => continue,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

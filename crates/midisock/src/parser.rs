@@ -1,0 +1,335 @@
+//! The receiving side: a push parser for a MIDI 1.0 byte stream.
+//!
+//! Feed it whatever chunks the socket returns; it calls you back once per complete message. Its
+//! behaviour is the parser table of the design contract, row by row (each branch of
+//! [`Parser::feed_byte`] says which row it implements and why). The invariant every row respects:
+//! any split of the input into chunks yields the same messages — the parser keeps all state in
+//! this one small struct and never looks ahead.
+//!
+//! Memory is bounded: a sysex longer than [`Parser::max_sysex_len`] is dropped while it streams in
+//! (its bytes are counted and forgotten, never buffered whole), so no input can grow the parser
+//! past that limit.
+
+use crate::message::Message;
+use std::fmt;
+
+/// The default sysex payload limit: 1 MiB.
+pub const DEFAULT_MAX_SYSEX_LEN: usize = 1 << 20;
+
+/// Counters of input the parser ignored or dropped; the stream itself carries no error channel,
+/// so this is how a user learns that a peer sent garbage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParserStats {
+    /// Data bytes that arrived with no status in effect (ignored).
+    pub stray_data_bytes: u64,
+    /// Sysex messages dropped because they exceeded the size limit.
+    pub sysex_overflows: u64,
+    /// Sysex messages cut short by a status byte before their `F7` (dropped).
+    pub sysex_aborted: u64,
+    /// Channel or system common messages cut short by a status byte or `F7` (dropped).
+    pub partial_messages_dropped: u64,
+    /// Undefined status bytes (`F4`, `F5`, `F9`, `FD`) ignored.
+    pub undefined_status_bytes: u64,
+}
+
+/// A MIDI 1.0 byte-stream push parser. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    max_sysex_len: usize,
+    /// Status of the message in progress, or the running status between channel messages;
+    /// 0 when none is in effect.
+    status: u8,
+    /// Data bytes collected for `status`.
+    data: [u8; 2],
+    have: u8,
+    in_sysex: bool,
+    /// The current sysex passed the limit: its remaining bytes are skipped until `F7`.
+    sysex_overflowed: bool,
+    sysex: Vec<u8>,
+    stats: ParserStats,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser::new()
+    }
+}
+
+/// How many data bytes follow a status byte (channel or system common).
+fn data_len(status: u8) -> u8 {
+    match status {
+        0xC0..=0xDF => 1,
+        0x80..=0xEF => 2,
+        0xF1 | 0xF3 => 1,
+        0xF2 => 2,
+        _ => 0,
+    }
+}
+
+impl Parser {
+    /// A parser with the default 1 MiB sysex limit.
+    pub fn new() -> Parser {
+        Parser::with_max_sysex_len(DEFAULT_MAX_SYSEX_LEN)
+    }
+
+    /// A parser that drops sysex messages whose payload (without `F0`/`F7`) exceeds `max` bytes.
+    pub fn with_max_sysex_len(max: usize) -> Parser {
+        Parser {
+            max_sysex_len: max,
+            status: 0,
+            data: [0; 2],
+            have: 0,
+            in_sysex: false,
+            sysex_overflowed: false,
+            sysex: Vec::new(),
+            stats: ParserStats::default(),
+        }
+    }
+
+    /// The sysex payload limit.
+    pub fn max_sysex_len(&self) -> usize {
+        self.max_sysex_len
+    }
+
+    /// What the parser has ignored or dropped so far.
+    pub fn stats(&self) -> ParserStats {
+        self.stats
+    }
+
+    /// True when a message is partly received (its remaining bytes are still to come).
+    pub fn is_mid_message(&self) -> bool {
+        self.in_sysex || (self.status != 0 && self.have > 0)
+    }
+
+    /// Forgets any message in progress and the running status (counters are kept).
+    pub fn reset(&mut self) {
+        self.status = 0;
+        self.have = 0;
+        self.abort_sysex_silently();
+    }
+
+    /// Parses `bytes`, calling `emit` for every message they complete, in stream order.
+    pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(Message)) {
+        let mut rest = bytes;
+        while let Some((&byte, tail)) = rest.split_first() {
+            if self.in_sysex && byte < 0x80 {
+                // Fast path for sysex payload: take the whole run of data bytes at once.
+                let run = tail
+                    .iter()
+                    .position(|&b| b >= 0x80)
+                    .map_or(rest.len(), |p| p + 1);
+                self.push_sysex_data(&rest[..run]);
+                rest = &rest[run..];
+                continue;
+            }
+            self.feed_byte(byte, &mut emit);
+            rest = tail;
+        }
+    }
+
+    /// Parses one byte.
+    #[inline]
+    fn feed_byte(&mut self, byte: u8, emit: &mut impl FnMut(Message)) {
+        match byte {
+            // Data byte.
+            0x00..=0x7F => {
+                if self.in_sysex {
+                    self.push_sysex_data(&[byte]);
+                } else if self.status == 0 {
+                    // Row "data byte with no status in effect": ignored, counted.
+                    self.stats.stray_data_bytes += 1;
+                } else {
+                    self.data[usize::from(self.have)] = byte;
+                    self.have += 1;
+                    if self.have == data_len(self.status) {
+                        emit(build(self.status, self.data));
+                        self.have = 0;
+                        if self.status >= 0xF0 {
+                            // System common messages never set running status.
+                            self.status = 0;
+                        }
+                        // Row "0x80–0xEF": a channel status stays in effect (running status).
+                    }
+                }
+            }
+            // Row "0x80–0xEF + data": a channel status starts a message and sets running status.
+            0x80..=0xEF => {
+                self.interrupt();
+                self.status = byte;
+            }
+            // Row "0xF0 … 0xF7": sysex start.
+            0xF0 => {
+                self.interrupt();
+                self.status = 0;
+                self.in_sysex = true;
+                self.sysex_overflowed = false;
+                self.sysex.clear();
+            }
+            // Row "0xF1, 0xF2, 0xF3, 0xF6": system common; cancels running status.
+            0xF1..=0xF3 => {
+                self.interrupt();
+                self.status = byte;
+            }
+            0xF6 => {
+                self.interrupt();
+                self.status = 0;
+                emit(Message::TuneRequest);
+            }
+            // Row "0xF4, 0xF5 (undefined common)": ignored, no state change.
+            0xF4 | 0xF5 => self.stats.undefined_status_bytes += 1,
+            0xF7 => {
+                if self.in_sysex {
+                    self.in_sysex = false;
+                    if self.sysex_overflowed {
+                        self.sysex_overflowed = false;
+                    } else {
+                        // Hand the buffer over rather than copy it; the next sysex allocates anew.
+                        emit(Message::SysEx {
+                            data: std::mem::take(&mut self.sysex),
+                        });
+                    }
+                } else {
+                    // Row "0xF7 outside sysex": drops a partial message, cancels running status.
+                    self.interrupt();
+                    self.status = 0;
+                }
+            }
+            // Row "0xF9, 0xFD (undefined real-time)": ignored, no state change.
+            0xF9 | 0xFD => self.stats.undefined_status_bytes += 1,
+            // Row "0xF8–0xFF (real-time)": emitted at once, anywhere, without disturbing the
+            // message in progress — a clock byte inside a note_on or a sysex is legal MIDI.
+            0xF8 => emit(Message::Clock),
+            0xFA => emit(Message::Start),
+            0xFB => emit(Message::Continue),
+            0xFC => emit(Message::Stop),
+            0xFE => emit(Message::ActiveSensing),
+            0xFF => emit(Message::Reset),
+        }
+    }
+
+    /// A non-real-time status byte arrived: whatever was in progress is cut short and dropped.
+    fn interrupt(&mut self) {
+        if self.in_sysex {
+            if !self.sysex_overflowed {
+                self.stats.sysex_aborted += 1;
+            }
+            self.abort_sysex_silently();
+        }
+        if self.have > 0 {
+            self.stats.partial_messages_dropped += 1;
+            self.have = 0;
+        }
+    }
+
+    fn abort_sysex_silently(&mut self) {
+        self.in_sysex = false;
+        self.sysex_overflowed = false;
+        self.sysex.clear();
+    }
+
+    fn push_sysex_data(&mut self, run: &[u8]) {
+        if self.sysex_overflowed {
+            return;
+        }
+        if self.sysex.len() + run.len() > self.max_sysex_len {
+            // Row "sysex over the size limit": count it once and forget what we had. The capacity
+            // is released too, so one flood does not pin a megabyte per connection.
+            self.stats.sysex_overflows += 1;
+            self.sysex_overflowed = true;
+            self.sysex = Vec::new();
+            return;
+        }
+        self.sysex.extend_from_slice(run);
+    }
+}
+
+/// Builds the message for a complete status + data. Data bytes are known to be 7-bit here.
+fn build(status: u8, data: [u8; 2]) -> Message {
+    let channel = status & 0x0F;
+    let [a, b] = data;
+    match status {
+        0x80..=0x8F => Message::NoteOff {
+            channel,
+            note: a,
+            velocity: b,
+        },
+        0x90..=0x9F => Message::NoteOn {
+            channel,
+            note: a,
+            velocity: b,
+        },
+        0xA0..=0xAF => Message::PolyTouch {
+            channel,
+            note: a,
+            value: b,
+        },
+        0xB0..=0xBF => Message::ControlChange {
+            channel,
+            control: a,
+            value: b,
+        },
+        0xC0..=0xCF => Message::ProgramChange {
+            channel,
+            program: a,
+        },
+        0xD0..=0xDF => Message::Aftertouch { channel, value: a },
+        0xE0..=0xEF => Message::PitchWheel {
+            channel,
+            pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192,
+        },
+        0xF1 => Message::QuarterFrame {
+            frame_type: a >> 4,
+            frame_value: a & 0x0F,
+        },
+        0xF2 => Message::SongPos {
+            pos: (u16::from(b) << 7) | u16::from(a),
+        },
+        0xF3 => Message::SongSelect { song: a },
+        _ => unreachable!("build() is only called for statuses with data bytes"),
+    }
+}
+
+/// Why bytes given to [`Message::from_bytes`] are not exactly one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes hold no complete message.
+    Incomplete,
+    /// A complete message is followed by more bytes, or preceded by bytes that are not part of it.
+    NotSingleMessage,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Incomplete => f.write_str("the bytes hold no complete MIDI message"),
+            DecodeError::NotSingleMessage => {
+                f.write_str("the bytes are not exactly one MIDI message")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Message {
+    /// Decodes exactly one message from its bytes (full status byte first, sysex with `F0`/`F7`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let mut parser = Parser::with_max_sysex_len(bytes.len());
+        let mut found = None;
+        let mut count = 0usize;
+        parser.feed(bytes, |m| {
+            count += 1;
+            found = Some(m);
+        });
+        let message = found.ok_or(DecodeError::Incomplete)?;
+        let clean = count == 1
+            && !parser.is_mid_message()
+            && parser.stats() == ParserStats::default()
+            && message.encoded_len() == bytes.len();
+        if clean {
+            Ok(message)
+        } else {
+            Err(DecodeError::NotSingleMessage)
+        }
+    }
+}

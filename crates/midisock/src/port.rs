@@ -1,0 +1,449 @@
+//! [`SocketPort`]: one TCP connection carrying MIDI both ways.
+//!
+//! A port does its I/O on the calling thread: `send` writes straight to the socket and `receive`
+//! reads straight from it, so a round trip costs exactly what the kernel costs — no helper thread
+//! and no thread hop. The one exception is [`SocketPort::set_callback`], which starts a named
+//! reader thread ("midisock-port-callback") that calls the callback for every message.
+
+use crate::address::{socket_addr_name, IntoAddress};
+use crate::clock::monotonic_ns;
+use crate::error::{from_stream_error, Error, Result};
+use crate::message::{Message, Received};
+use crate::net;
+use crate::parser::{Parser, ParserStats};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+/// Bytes read from the socket per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Connects to a server, like mido's `connect(host, port)`.
+///
+/// `address` is `"host:port"`, `"[v6addr]:port"`, `("host", port)`, an [`crate::Address`] or a
+/// `SocketAddr`. Every address the host resolves to is tried in order.
+pub fn connect(address: impl IntoAddress) -> Result<SocketPort> {
+    let address = address.into_address()?;
+    let stream = net::connect(&address, None)?;
+    Ok(SocketPort::from_connected(stream, address.to_string()))
+}
+
+/// [`connect`] with a limit on how long each connection attempt may take.
+pub fn connect_timeout(address: impl IntoAddress, timeout: Duration) -> Result<SocketPort> {
+    let address = address.into_address()?;
+    let stream = net::connect(&address, Some(timeout))?;
+    Ok(SocketPort::from_connected(stream, address.to_string()))
+}
+
+/// One end of a midisock connection: what [`connect`] and [`crate::PortServer::accept`] return.
+///
+/// `SocketPort` is `Send + Sync`: any thread may send while another receives; two threads
+/// sending at once never interleave the bytes of their messages. Dropping the port closes it.
+pub struct SocketPort {
+    inner: Arc<PortInner>,
+    callback_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct PortInner {
+    stream: TcpStream,
+    name: String,
+    /// Held for the whole write of a message (or batch), so concurrent sends never interleave.
+    /// The Vec is scratch space for encoding long messages.
+    sender: Mutex<Vec<u8>>,
+    receiver: Mutex<ReceiveState>,
+    locally_closed: AtomicBool,
+    /// The peer closed and every message it sent has been taken: nothing more will arrive.
+    exhausted: AtomicBool,
+    callback_installed: AtomicBool,
+    callback_thread_id: Mutex<Option<ThreadId>>,
+    autoreset: AtomicBool,
+}
+
+struct ReceiveState {
+    parser: Parser,
+    pending: VecDeque<Received>,
+    peer_closed: bool,
+    buf: Box<[u8]>,
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    Until(Instant),
+    No,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in a user callback must not make the port unusable: the state it guards is
+    // consistent between operations, so poisoning carries no information here.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// mido's `reset()` set: all notes off (CC 123) and reset all controllers (CC 121), every channel.
+pub fn reset_messages() -> Vec<Message> {
+    (0..16)
+        .flat_map(|channel| {
+            [123, 121].map(|control| Message::ControlChange {
+                channel,
+                control,
+                value: 0,
+            })
+        })
+        .collect()
+}
+
+/// mido's `panic()` set: all sound off (CC 120) on every channel.
+pub fn panic_messages() -> Vec<Message> {
+    (0..16)
+        .map(|channel| Message::ControlChange {
+            channel,
+            control: 120,
+            value: 0,
+        })
+        .collect()
+}
+
+impl SocketPort {
+    fn from_connected(stream: TcpStream, name: String) -> SocketPort {
+        SocketPort {
+            inner: Arc::new(PortInner {
+                stream,
+                name,
+                sender: Mutex::new(Vec::new()),
+                receiver: Mutex::new(ReceiveState {
+                    parser: Parser::new(),
+                    pending: VecDeque::new(),
+                    peer_closed: false,
+                    buf: vec![0; READ_CHUNK].into_boxed_slice(),
+                }),
+                locally_closed: AtomicBool::new(false),
+                exhausted: AtomicBool::new(false),
+                callback_installed: AtomicBool::new(false),
+                callback_thread_id: Mutex::new(None),
+                autoreset: AtomicBool::new(false),
+            }),
+            callback_thread: Mutex::new(None),
+        }
+    }
+
+    /// Wraps a connection the server accepted. `unsent` is broadcast output the server had queued
+    /// for this client and not yet written; it goes out first, so nothing is lost in the handover.
+    pub(crate) fn from_accepted(
+        stream: TcpStream,
+        peer: SocketAddr,
+        unsent: &[u8],
+    ) -> Result<SocketPort> {
+        net::configure_stream(&stream).map_err(Error::Io)?;
+        let port = SocketPort::from_connected(stream, socket_addr_name(peer));
+        if !unsent.is_empty() {
+            (&port.inner.stream)
+                .write_all(unsent)
+                .map_err(from_stream_error)?;
+        }
+        Ok(port)
+    }
+
+    /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The peer's socket address.
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        self.inner.stream.peer_addr().map_err(Error::Io)
+    }
+
+    /// This end's socket address.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.inner.stream.local_addr().map_err(Error::Io)
+    }
+
+    /// Sends one message: validated, encoded with a full status byte, written whole.
+    /// Blocks while the socket's send buffer is full (the peer reads slower than we write).
+    pub fn send(&self, message: &Message) -> Result<()> {
+        self.send_all(std::slice::from_ref(message))
+    }
+
+    /// Sends several messages in one write (one system call for the batch). Either every message
+    /// is valid and all are written in order, or nothing is sent.
+    pub fn send_all(&self, messages: &[Message]) -> Result<()> {
+        for message in messages {
+            message.validate()?;
+        }
+        self.check_open()?;
+        let mut scratch = lock(&self.inner.sender);
+        if let [message] = messages {
+            if message.encoded_len() <= crate::encode::MAX_SHORT_MESSAGE_LEN {
+                // The common case writes from the stack: no allocation, no copy into scratch.
+                let mut bytes = [0u8; crate::encode::MAX_SHORT_MESSAGE_LEN];
+                let len = message.encode(&mut bytes).expect("short message fits");
+                return self.write(&bytes[..len]);
+            }
+        }
+        scratch.clear();
+        for message in messages {
+            message.encode_to_vec(&mut scratch);
+        }
+        let result = self.write(&scratch);
+        if scratch.capacity() > READ_CHUNK {
+            // Do not keep a megabyte of scratch alive because of one large sysex.
+            *scratch = Vec::new();
+        }
+        result
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<()> {
+        // NOTE: std's TcpStream writes with MSG_NOSIGNAL on Linux, so a vanished peer is an
+        // EPIPE error here and never a SIGPIPE that would kill a C host program.
+        (&self.inner.stream)
+            .write_all(bytes)
+            .map_err(from_stream_error)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.locally_closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits for the next message. `Err(Error::Closed)` once the port is closed, or the peer has
+    /// closed and every message it sent has been received.
+    pub fn receive(&self) -> Result<Message> {
+        self.receive_stamped().map(|r| r.message)
+    }
+
+    /// [`SocketPort::receive`] with the message's receive timestamp.
+    pub fn receive_stamped(&self) -> Result<Received> {
+        self.next(Wait::Forever)
+            .map(|r| r.expect("an unbounded wait returns a message or an error"))
+    }
+
+    /// The next message if one has arrived, without waiting (mido's `receive(block=False)`,
+    /// `poll()`).
+    pub fn try_receive(&self) -> Result<Option<Message>> {
+        self.try_receive_stamped().map(|r| r.map(|r| r.message))
+    }
+
+    /// [`SocketPort::try_receive`] with the message's receive timestamp.
+    pub fn try_receive_stamped(&self) -> Result<Option<Received>> {
+        self.next(Wait::No)
+    }
+
+    /// Waits at most `timeout` for the next message; `Ok(None)` if none came.
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        self.receive_timeout_stamped(timeout)
+            .map(|r| r.map(|r| r.message))
+    }
+
+    /// [`SocketPort::receive_timeout`] with the message's receive timestamp.
+    pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until);
+        self.next(wait)
+    }
+
+    /// The messages that have arrived, without waiting; ends when none is left (mido's
+    /// `iter_pending()`).
+    pub fn iter_pending(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || self.try_receive().ok().flatten())
+    }
+
+    /// Every message until the peer closes or the port is closed (mido's `for msg in port`).
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || self.receive().ok())
+    }
+
+    fn next(&self, wait: Wait) -> Result<Option<Received>> {
+        self.check_open()?;
+        if self.inner.callback_installed.load(Ordering::Acquire) {
+            return Err(Error::CallbackInstalled);
+        }
+        let mut state = lock(&self.inner.receiver);
+        self.inner.next_locked(&mut state, wait)
+    }
+
+    /// True after [`SocketPort::close`], or once the peer has closed and every message it sent
+    /// has been received (mido's `closed`). Never blocks.
+    pub fn is_closed(&self) -> bool {
+        self.inner.locally_closed.load(Ordering::Acquire)
+            || self.inner.exhausted.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection: the peer sees end-of-stream at once, and a thread blocked in
+    /// `receive` on this port returns `Err(Error::Closed)`. With autoreset on, mido's reset set
+    /// is sent first. Closing twice is harmless.
+    pub fn close(&self) {
+        if self.inner.autoreset.load(Ordering::Acquire) && !self.is_closed() {
+            // Best effort: the peer may already be gone, which is what closing is about anyway.
+            let _ = self.reset();
+        }
+        self.inner.close();
+    }
+
+    /// Sends mido's reset set: all notes off and reset all controllers on every channel.
+    pub fn reset(&self) -> Result<()> {
+        self.send_all(&reset_messages())
+    }
+
+    /// Sends mido's panic set: all sound off on every channel.
+    pub fn panic(&self) -> Result<()> {
+        self.send_all(&panic_messages())
+    }
+
+    /// With autoreset on, [`SocketPort::close`] (and dropping the port) sends the reset set first,
+    /// so a synth on the other end is not left with hanging notes (mido's `autoreset`).
+    pub fn set_autoreset(&self, on: bool) {
+        self.inner.autoreset.store(on, Ordering::Release);
+    }
+
+    /// What the receiving parser has ignored or dropped so far (stray bytes, oversized sysex).
+    pub fn parser_stats(&self) -> ParserStats {
+        lock(&self.inner.receiver).parser.stats()
+    }
+
+    /// Delivers every incoming message to `callback` instead of the receive methods, from a
+    /// named reader thread ("midisock-port-callback") that this port owns.
+    ///
+    /// Messages already received but not yet taken are delivered first, in order. The callback
+    /// runs until the peer closes or the port is closed; dropping the port joins the thread.
+    /// The callback may send on this port (or any other), but must not block for long: the next
+    /// message waits for it to return. Only one callback can be installed
+    /// (`Err(Error::CallbackInstalled)` on a second call).
+    pub fn set_callback<F>(&self, mut callback: F) -> Result<()>
+    where
+        F: FnMut(Received) + Send + 'static,
+    {
+        self.check_open()?;
+        if self.inner.callback_installed.swap(true, Ordering::AcqRel) {
+            return Err(Error::CallbackInstalled);
+        }
+        let inner = Arc::clone(&self.inner);
+        let handle = thread::Builder::new()
+            .name("midisock-port-callback".into())
+            .spawn(move || {
+                *lock(&inner.callback_thread_id) = Some(thread::current().id());
+                let mut state = lock(&inner.receiver);
+                while let Ok(Some(received)) = inner.next_locked(&mut state, Wait::Forever) {
+                    callback(received);
+                }
+            })
+            .map_err(Error::Io)?;
+        *lock(&self.callback_thread) = Some(handle);
+        Ok(())
+    }
+}
+
+impl PortInner {
+    fn close(&self) {
+        self.locally_closed.store(true, Ordering::Release);
+        // NOTE: shutdown, not just drop: the descriptor may be shared (a callback thread holds
+        // this Arc), and shutdown sends FIN now and wakes any reader blocked on the socket.
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    fn next_locked(&self, state: &mut ReceiveState, wait: Wait) -> Result<Option<Received>> {
+        loop {
+            if self.locally_closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            if let Some(received) = state.pending.pop_front() {
+                self.note_exhausted(state);
+                return Ok(Some(received));
+            }
+            if state.peer_closed {
+                return Err(Error::Closed);
+            }
+            let deadline = match wait {
+                Wait::Forever => None,
+                Wait::Until(deadline) => Some(deadline),
+                Wait::No => Some(Instant::now()),
+            };
+            if deadline.is_some()
+                && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)?
+            {
+                return Ok(None);
+            }
+            self.fill(state)?;
+        }
+    }
+
+    /// One read from the socket (blocking), parsed into `pending`.
+    fn fill(&self, state: &mut ReceiveState) -> Result<()> {
+        let ReceiveState {
+            parser,
+            pending,
+            peer_closed,
+            buf,
+        } = state;
+        let n = match (&self.stream).read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => match from_stream_error(e) {
+                // A reset connection ends the stream like a close; what arrived before still counts.
+                Error::Closed => 0,
+                other => return Err(other),
+            },
+        };
+        if n == 0 {
+            // A message cut off by the close is dropped by the parser, never delivered in part.
+            *peer_closed = true;
+            self.note_exhausted(state);
+            return Ok(());
+        }
+        let timestamp_ns = monotonic_ns();
+        parser.feed(&buf[..n], |message| {
+            pending.push_back(Received {
+                message,
+                timestamp_ns,
+            })
+        });
+        Ok(())
+    }
+
+    fn note_exhausted(&self, state: &ReceiveState) {
+        if state.peer_closed && state.pending.is_empty() {
+            self.exhausted.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for SocketPort {
+    fn drop(&mut self) {
+        self.close();
+        let handle = lock(&self.callback_thread).take();
+        if let Some(handle) = handle {
+            // A callback that drops its own port must not wait for itself.
+            if *lock(&self.inner.callback_thread_id) != Some(thread::current().id()) {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SocketPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketPort")
+            .field("name", &self.inner.name)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a SocketPort {
+    type Item = Message;
+    type IntoIter = Box<dyn Iterator<Item = Message> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}

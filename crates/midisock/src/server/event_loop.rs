@@ -1,0 +1,256 @@
+//! The server's one I/O thread ("midisock-server"): accepts connections, reads served clients
+//! into the inbox, and finishes writes that broadcasters could not complete without blocking.
+//!
+//! One thread serves any number of clients: everything is non-blocking and edge-triggered (mio).
+
+use super::client::{lock, Client, Role};
+use super::shared::Shared;
+use crate::clock::monotonic_ns;
+use crate::message::Received;
+use crate::parser::Parser;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+pub(crate) const WAKER: Token = Token(0);
+/// Listener tokens are 1..=FIRST_CLIENT-1; client tokens count up from here and are never reused,
+/// so a stale event can never be mistaken for a newer connection's.
+const FIRST_CLIENT: usize = 1 << 16;
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+    next_token: usize,
+    buf: Box<[u8]>,
+    batch: Vec<Received>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        poll: Poll,
+        mut listeners: Vec<TcpListener>,
+        shared: Arc<Shared>,
+    ) -> io::Result<EventLoop> {
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, Token(1 + i), Interest::READABLE)?;
+        }
+        Ok(EventLoop {
+            poll,
+            listeners,
+            shared,
+            next_token: FIRST_CLIENT,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            batch: Vec::new(),
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("midisock: server event loop failed: {e}");
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t < FIRST_CLIENT => self.accept_all(t - 1),
+                    token => self.client_event(token, event),
+                }
+            }
+            if !self.handle_requests() {
+                break;
+            }
+        }
+        self.shut_down();
+    }
+
+    /// Acts on what user threads asked for through `state`; false when the loop must stop.
+    fn handle_requests(&mut self) -> bool {
+        let (lobby_to_serve, resume) = {
+            let mut state = self.shared.state();
+            if state.stopping {
+                return false;
+            }
+            let lobby = if state.reads_claimed && state.accept_waiters == 0 {
+                state.lobby.drain(..).collect::<Vec<_>>()
+            } else {
+                Vec::new()
+            };
+            let resume =
+                state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2;
+            if resume {
+                state.reading_paused = false;
+            }
+            (lobby, resume)
+        };
+        for client in lobby_to_serve {
+            client.set_role(Role::Served);
+            // No edge will come for bytes that arrived while it sat in the lobby: read now.
+            self.read_client(&client);
+        }
+        if resume {
+            let served: Vec<Arc<Client>> = self
+                .shared
+                .clients()
+                .values()
+                .filter(|c| c.role() == Role::Served)
+                .cloned()
+                .collect();
+            for client in served {
+                self.read_client(&client);
+            }
+        }
+        true
+    }
+
+    fn accept_all(&mut self, index: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // e.g. EMFILE: the connection stays in the backlog; the next accept edge
+                    // retries. Returning (not looping) keeps the CPU idle meanwhile.
+                    eprintln!("midisock: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        if self.shared.clients().len() >= self.shared.config.max_clients {
+            // Over the limit: dropping the stream closes it before any byte is read.
+            return;
+        }
+        if stream.set_nodelay(true).is_err() {
+            return;
+        }
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return;
+        }
+        let parser = Parser::with_max_sysex_len(self.shared.config.max_sysex_len);
+        let mut clients = self.shared.clients_mut();
+        let mut state = self.shared.state();
+        let role = if state.reads_claimed && state.accept_waiters == 0 {
+            Role::Served
+        } else {
+            Role::Lobby
+        };
+        let client = Arc::new(Client::new(token, peer, stream, role, parser));
+        clients.insert(token, Arc::clone(&client));
+        if role == Role::Lobby {
+            state.lobby.push_back(Arc::clone(&client));
+            self.shared.changed.notify_all();
+        }
+        drop(state);
+        drop(clients);
+        if role == Role::Served {
+            self.read_client(&client);
+        }
+    }
+
+    fn client_event(&mut self, token: Token, event: &mio::event::Event) {
+        let Some(client) = self.shared.clients().get(&token).cloned() else {
+            // Already forgotten (closed, or handed to accept()): a stale event.
+            return;
+        };
+        if event.is_writable() && client.flush().is_err() {
+            self.shared.drop_client(&client);
+            return;
+        }
+        if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
+            return;
+        }
+        match client.role() {
+            Role::Served => self.read_client(&client),
+            Role::Lobby => {
+                // Not ours to read; only notice a client that left before anyone claimed it.
+                if event.is_error()
+                    || (event.is_read_closed()
+                        && matches!(client.stream.peek(&mut [0u8]), Ok(0) | Err(_)))
+                {
+                    self.shared.drop_client(&client);
+                }
+            }
+            Role::Gone => self.shared.drop_client(&client),
+        }
+    }
+
+    /// Reads everything the socket has, while the inbox has room.
+    fn read_client(&mut self, client: &Arc<Client>) {
+        let mut parser = lock(&client.parser);
+        loop {
+            if client.role() != Role::Served {
+                return;
+            }
+            {
+                let mut state = self.shared.state();
+                if state.inbox_bytes >= self.shared.config.max_inbox_bytes {
+                    // The program reads slower than clients send: leave the bytes in the kernel so
+                    // TCP slows the senders down. `receive` wakes us when there is room again.
+                    state.reading_paused = true;
+                    return;
+                }
+            }
+            match (&client.stream).read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let timestamp_ns = monotonic_ns();
+                    let batch = &mut self.batch;
+                    parser.feed(&self.buf[..n], |message| {
+                        batch.push(Received {
+                            message,
+                            timestamp_ns,
+                        })
+                    });
+                    if !self.batch.is_empty() {
+                        let mut state = self.shared.state();
+                        for received in self.batch.drain(..) {
+                            state.inbox_bytes += received.message.encoded_len();
+                            state.inbox.push_back(received);
+                        }
+                        self.shared.changed.notify_all();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        // End of stream or a failed socket. A message cut off mid-way stays in the parser and
+        // is dropped with it: a fragment is never forwarded.
+        drop(parser);
+        self.shared.drop_client(client);
+    }
+
+    fn shut_down(self) {
+        let clients: Vec<Arc<Client>> = self.shared.clients_mut().drain().map(|(_, c)| c).collect();
+        for client in &clients {
+            client.shut_down();
+        }
+        let mut state = self.shared.state();
+        state.lobby.clear();
+        state.stopped = true;
+        self.shared.changed.notify_all();
+    }
+}

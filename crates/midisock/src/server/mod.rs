@@ -1,0 +1,416 @@
+//! [`PortServer`]: accepts any number of clients, on one I/O thread.
+//!
+//! The three ways mido's seed document uses a server all work, and can be mixed:
+//!
+//! 1. **Receive from every client**: `receive`, `try_receive`, `receive_timeout`,
+//!    `iter_pending`, `for message in &server`. Messages from all clients are merged in arrival
+//!    order.
+//! 2. **Broadcast**: `send` writes to every connected client. Clients are accepted and sent to even
+//!    when the program never receives or accepts.
+//! 3. **Accept**: `accept`, `try_accept`, `accept_timeout` hand one connection to the caller as a
+//!    [`SocketPort`], exclusively: the server neither reads from it nor broadcasts to it again.
+//!
+//! Who gets a new connection's messages? Until a message is first asked for (style 1), a new
+//! connection waits in a lobby: it receives broadcasts but its bytes stay unread in the kernel,
+//! so `accept` can hand it over whole. Once `receive` has been called, new connections are read
+//! at once — unless a thread is blocked in `accept`, which then gets the connection.
+//!
+//! Memory is bounded whatever clients do (see [`ServerConfig`]): a client that stops reading is
+//! disconnected when its queue passes `max_client_queue`; when the program reads slower than
+//! clients send, the server stops reading sockets instead of buffering.
+
+mod client;
+mod config;
+mod event_loop;
+mod shared;
+
+pub use config::ServerConfig;
+
+use crate::address::IntoAddress;
+use crate::error::{Error, Result};
+use crate::message::{Message, Received};
+use crate::port::{panic_messages, reset_messages, SocketPort};
+use client::{lock, Client, Role, WriteFailure};
+use event_loop::{EventLoop, WAKER};
+use shared::{Shared, State};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A midisock server. See the module docs for how connections are shared out.
+///
+/// `PortServer` is `Send + Sync`. Dropping it (or [`PortServer::close`]) closes every
+/// connection it still serves and joins its thread.
+pub struct PortServer {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    local_addrs: Vec<SocketAddr>,
+    name: String,
+}
+
+impl PortServer {
+    /// Listens on `address` with the default limits, like mido's `PortServer(host, port)`.
+    ///
+    /// `localhost` listens on every address it resolves to (127.0.0.1 and ::1); `""` and `::`
+    /// on every address, IPv4 and IPv6; `0.0.0.0` on every IPv4 address. Port 0 picks a free port
+    /// ([`PortServer::local_addr`] tells which).
+    pub fn bind(address: impl IntoAddress) -> Result<PortServer> {
+        PortServer::bind_with(address, ServerConfig::default())
+    }
+
+    /// [`PortServer::bind`] with explicit limits.
+    pub fn bind_with(address: impl IntoAddress, config: ServerConfig) -> Result<PortServer> {
+        let mut address = address.into_address()?;
+        let listeners = crate::net::listen(&address)?;
+        let local_addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        if let Some(first) = local_addrs.first() {
+            address.port = first.port();
+        }
+        let poll = mio::Poll::new().map_err(Error::Io)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(Error::Io)?;
+        let registry = poll.registry().try_clone().map_err(Error::Io)?;
+        let shared = Arc::new(Shared {
+            config,
+            registry,
+            waker,
+            clients: RwLock::new(HashMap::new()),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            broadcast: Mutex::new(Vec::new()),
+        });
+        let listeners = listeners
+            .into_iter()
+            .map(|l| {
+                l.set_nonblocking(true)?;
+                Ok(mio::net::TcpListener::from_std(l))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(Error::Io)?;
+        let event_loop = EventLoop::new(poll, listeners, Arc::clone(&shared)).map_err(Error::Io)?;
+        let thread = std::thread::Builder::new()
+            .name("midisock-server".into())
+            .spawn(move || event_loop.run())
+            .map_err(Error::Io)?;
+        Ok(PortServer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            local_addrs,
+            name: address.to_string(),
+        })
+    }
+
+    /// `host:port` as given to `bind`, with the real port when 0 was given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The first address listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addrs[0]
+    }
+
+    /// Every address listened on (two for `localhost` on a machine with IPv4 and IPv6).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Connections the server currently sends to (accepted ones handed out are not counted).
+    pub fn client_count(&self) -> usize {
+        self.shared.clients().len()
+    }
+
+    /// The peer addresses of those connections.
+    pub fn client_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.clients().values().map(|c| c.peer).collect()
+    }
+
+    /// Broadcasts a message to every connected client. Never blocks on a slow client: what its
+    /// socket does not take at once is queued, and a client whose queue would pass
+    /// `max_client_queue` is disconnected. Sending with no client connected is not an error.
+    pub fn send(&self, message: &Message) -> Result<()> {
+        self.send_all(std::slice::from_ref(message))
+    }
+
+    /// Broadcasts several messages as one write per client. All are validated first; either every
+    /// message goes out or none does.
+    pub fn send_all(&self, messages: &[Message]) -> Result<()> {
+        for message in messages {
+            message.validate()?;
+        }
+        if self.shared.state().stopped {
+            return Err(Error::Closed);
+        }
+        let mut bytes = lock(&self.shared.broadcast);
+        bytes.clear();
+        for message in messages {
+            message.encode_to_vec(&mut bytes);
+        }
+        let mut failed: Vec<Arc<Client>> = Vec::new();
+        for client in self.shared.clients().values() {
+            match client.write_or_queue(&bytes, self.shared.config.max_client_queue) {
+                Ok(()) => {}
+                Err(WriteFailure::QueueFull | WriteFailure::Broken) => {
+                    failed.push(Arc::clone(client))
+                }
+            }
+        }
+        if bytes.capacity() > 64 * 1024 {
+            *bytes = Vec::new();
+        }
+        drop(bytes);
+        for client in failed {
+            self.shared.drop_client(&client);
+        }
+        Ok(())
+    }
+
+    /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).
+    pub fn reset(&self) -> Result<()> {
+        self.send_all(&reset_messages())
+    }
+
+    /// Broadcasts mido's panic set (all sound off, every channel).
+    pub fn panic(&self) -> Result<()> {
+        self.send_all(&panic_messages())
+    }
+
+    /// Waits for the next message from any client. `Err(Error::Closed)` once the server is closed.
+    pub fn receive(&self) -> Result<Message> {
+        self.receive_stamped().map(|r| r.message)
+    }
+
+    /// [`PortServer::receive`] with the message's receive timestamp.
+    pub fn receive_stamped(&self) -> Result<Received> {
+        self.next_message(None, true)
+            .map(|r| r.expect("an unbounded wait returns a message or an error"))
+    }
+
+    /// The next message if one has arrived, without waiting.
+    pub fn try_receive(&self) -> Result<Option<Message>> {
+        self.try_receive_stamped().map(|r| r.map(|r| r.message))
+    }
+
+    /// [`PortServer::try_receive`] with the message's receive timestamp.
+    pub fn try_receive_stamped(&self) -> Result<Option<Received>> {
+        self.next_message(None, false)
+    }
+
+    /// Waits at most `timeout` for a message; `Ok(None)` if none came.
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        self.receive_timeout_stamped(timeout)
+            .map(|r| r.map(|r| r.message))
+    }
+
+    /// [`PortServer::receive_timeout`] with the message's receive timestamp.
+    pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
+        self.next_message(Instant::now().checked_add(timeout), true)
+    }
+
+    /// The messages that have arrived, without waiting.
+    pub fn iter_pending(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || self.try_receive().ok().flatten())
+    }
+
+    /// Every message from every client, until the server is closed.
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || self.receive().ok())
+    }
+
+    fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
+        let mut state = self.shared.state();
+        if !state.reads_claimed {
+            state.reads_claimed = true;
+            if !state.lobby.is_empty() {
+                self.shared.wake_loop();
+            }
+        }
+        loop {
+            if let Some(received) = state.inbox.pop_front() {
+                state.inbox_bytes -= received.message.encoded_len();
+                if state.reading_paused
+                    && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2
+                {
+                    self.shared.wake_loop();
+                }
+                return Ok(Some(received));
+            }
+            if state.stopped || state.stopping {
+                return Err(Error::Closed);
+            }
+            if !wait {
+                return Ok(None);
+            }
+            state = match deadline {
+                None => self
+                    .shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    self.shared
+                        .changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Waits for a client to connect and hands its connection to the caller.
+    pub fn accept(&self) -> Result<SocketPort> {
+        self.accept_until(None, true)
+            .map(|p| p.expect("an unbounded wait returns a port or an error"))
+    }
+
+    /// A client that has connected and not been claimed yet, without waiting (mido's
+    /// `accept(block=False)`).
+    pub fn try_accept(&self) -> Result<Option<SocketPort>> {
+        self.accept_until(None, false)
+    }
+
+    /// Waits at most `timeout` for a client; `Ok(None)` if none came.
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<SocketPort>> {
+        self.accept_until(Instant::now().checked_add(timeout), true)
+    }
+
+    fn accept_until(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<SocketPort>> {
+        loop {
+            let Some(client) = self.claim_from_lobby(deadline, wait)? else {
+                return Ok(None);
+            };
+            match self.hand_over(&client) {
+                Ok(Some(port)) => return Ok(Some(port)),
+                // It left while waiting in the lobby: try the next one.
+                Ok(None) | Err(Error::Closed) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn claim_from_lobby(
+        &self,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<Option<Arc<Client>>> {
+        let mut state = self.shared.state();
+        state.accept_waiters += 1;
+        let result = loop {
+            if state.stopped || state.stopping {
+                break Err(Error::Closed);
+            }
+            if let Some(client) = state.lobby.pop_front() {
+                break Ok(Some(client));
+            }
+            if !wait {
+                break Ok(None);
+            }
+            state = match deadline {
+                None => self
+                    .shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break Ok(None);
+                    }
+                    self.shared
+                        .changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+            };
+        };
+        state.accept_waiters -= 1;
+        if state.accept_waiters == 0 && state.reads_claimed && !state.lobby.is_empty() {
+            // Connections that came in for accept() waiters nobody took: serve them.
+            self.shared.wake_loop();
+        }
+        result
+    }
+
+    /// Moves a lobby connection out of the server into a blocking [`SocketPort`].
+    fn hand_over(&self, client: &Client) -> Result<Option<SocketPort>> {
+        self.shared.forget(client);
+        let mut output = lock(&client.output);
+        let _parser = lock(&client.parser);
+        if client.role() != Role::Lobby {
+            return Ok(None);
+        }
+        client.set_role(Role::Gone);
+        // The mio stream is shared with the event loop's Arc; a duplicate descriptor lets the
+        // port own the connection outright. The original closes without ending the connection.
+        let fd = client
+            .stream
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(Error::Io)?;
+        let stream = TcpStream::from(fd);
+        // O_NONBLOCK lives on the shared file description: this switches both to blocking, which
+        // is harmless for the original, no longer polled or written by anyone.
+        stream.set_nonblocking(false).map_err(Error::Io)?;
+        let unsent = output.take_pending();
+        drop(output);
+        SocketPort::from_accepted(stream, client.peer, &unsent).map(Some)
+    }
+
+    /// Stops the server: no more connections, every connection it serves is closed, and blocked
+    /// `receive`/`accept` calls return `Err(Error::Closed)`. Ports already handed out by `accept`
+    /// stay open. Closing twice is harmless.
+    pub fn close(&self) {
+        {
+            let mut state = self.shared.state();
+            state.stopping = true;
+            self.shared.changed.notify_all();
+        }
+        self.shared.wake_loop();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// True once [`PortServer::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        let state = self.shared.state();
+        state.stopping || state.stopped
+    }
+}
+
+impl Drop for PortServer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for PortServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortServer")
+            .field("name", &self.name)
+            .field("clients", &self.client_count())
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a PortServer {
+    type Item = Message;
+    type IntoIter = Box<dyn Iterator<Item = Message> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
