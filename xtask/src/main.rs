@@ -1,1 +1,52 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's build, test and release chores, in Rust instead of
+//! shell scripts. Each command lives in its own module.
+
+mod bench_report;
+mod bundle;
+mod c_tests;
+mod env;
+mod header;
+mod install;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  test                      run every test; installs what the tests need (Python venv with mido
+                            1.3.3, valgrind, ...) first
+  bundle <plugin> [--release]
+                            build the VST3 and CLAP bundles into target/bundled/
+  header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
+  install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
+  bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "test" => test::run(rest),
+        "bundle" => bundle::run(rest),
+        "header" => header::run(rest),
+        "install" => install::run(rest),
+        "bench-report" => bench_report::run(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! libmidisock: the C ABI (being built; see issue 3).

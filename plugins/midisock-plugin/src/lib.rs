@@ -1,0 +1,1 @@
+//! The midisock DAW plugin (being built; see issue 4).

@@ -1,0 +1,32 @@
+//! `cargo xtask test`: every test of the project, with what they need installed first.
+//!
+//! 1. Python venv with mido (interop tests find it through MIDISOCK_TEST_PYTHON).
+//! 2. `cargo test --workspace --all-targets` (unit, integration, interop, examples, benches
+//!    compiled in test mode).
+//! 3. The C/C++ tests of libmidisock.
+
+use crate::env;
+use std::process::Command;
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(unknown) = args.first() {
+        return Err(format!("test takes no arguments, got {unknown:?}"));
+    }
+    let python = env::python_with_mido()?;
+    env::run(
+        Command::new(cargo())
+            .current_dir(env::repo_root())
+            .args(["test", "--workspace", "--all-targets"])
+            .env("MIDISOCK_TEST_PYTHON", &python),
+    )?;
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args([
+        "test",
+        "--workspace",
+        "--doc",
+    ]))?;
+    crate::c_tests::run(&[])
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
