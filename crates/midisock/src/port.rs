@@ -160,6 +160,11 @@ impl SocketPort {
         self.inner.stream.peer_addr().map_err(Error::Io)
     }
 
+    #[cfg(test)]
+    pub(crate) fn nodelay(&self) -> bool {
+        self.inner.stream.nodelay().unwrap()
+    }
+
     /// This end's socket address.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         self.inner.stream.local_addr().map_err(Error::Io)

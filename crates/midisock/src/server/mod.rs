@@ -414,3 +414,29 @@ impl<'a> IntoIterator for &'a PortServer {
         Box::new(self.iter())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect;
+
+    /// NOTE: Nagle's algorithm bunches notes; every socket we create or accept must disable it.
+    #[test]
+    fn every_socket_sets_tcp_nodelay() {
+        let server = PortServer::bind("127.0.0.1:0").unwrap();
+        let client = connect(server.local_addr()).unwrap();
+        assert!(client.nodelay());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.client_count() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for served in server.shared.clients().values() {
+            assert!(served.stream.nodelay().unwrap());
+        }
+        let accepted = server
+            .accept_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert!(accepted.nodelay());
+    }
+}
