@@ -1,0 +1,1 @@
+//! Holds no code: the root package exists for `tests/` and `benches/` (see Cargo.toml).
