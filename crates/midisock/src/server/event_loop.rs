@@ -184,11 +184,17 @@ impl EventLoop {
         match client.role() {
             Role::Served => self.read_client(&client),
             Role::Lobby => {
-                // Not ours to read; only notice a client that left before anyone claimed it.
-                if event.is_error()
-                    || (event.is_read_closed()
-                        && matches!(client.stream.peek(&mut [0u8]), Ok(0) | Err(_)))
-                {
+                // Not ours to read; only notice a client that left before anyone claimed it. One
+                // that left bytes behind stays until claimed: what it sent before going is kept.
+                let gone = match client.stream.peek(&mut [0u8]) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) => !matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ),
+                };
+                if gone {
                     self.shared.drop_client(&client);
                 }
             }
