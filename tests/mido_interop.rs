@@ -44,7 +44,9 @@ impl Peer {
 
     fn port(&mut self) -> u16 {
         let line = self.line();
-        line.strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"))
+        line.strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?}"))
     }
 
     /// Waits for the peer to exit successfully, returning the rest of its output.
@@ -99,8 +101,15 @@ fn mido_client_to_our_server() {
     let peer = Peer::start(&["client-send", &port]);
     let sent = peer.finish();
     assert_eq!(sent.len(), EVERY_MESSAGE_COUNT);
-    let received: Vec<String> =
-        (0..sent.len()).map(|_| server.receive_timeout(WAIT).unwrap().expect("message").to_string()).collect();
+    let received: Vec<String> = (0..sent.len())
+        .map(|_| {
+            server
+                .receive_timeout(WAIT)
+                .unwrap()
+                .expect("message")
+                .to_string()
+        })
+        .collect();
     assert_eq!(received, sent);
 }
 
@@ -130,13 +139,18 @@ fn our_server_broadcast_to_mido_clients() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().port().to_string();
     let count = EVERY_MESSAGE_COUNT.to_string();
-    let mut peers: Vec<Peer> = (0..2).map(|_| Peer::start(&["client-receive", &port, &count])).collect();
+    let mut peers: Vec<Peer> = (0..2)
+        .map(|_| Peer::start(&["client-receive", &port, &count]))
+        .collect();
     for peer in &mut peers {
         assert_eq!(peer.line(), "CONNECTED");
     }
     let deadline = std::time::Instant::now() + WAIT;
     while server.client_count() < 2 {
-        assert!(std::time::Instant::now() < deadline, "mido clients never showed up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mido clients never showed up"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     server.send_all(&every_message()).unwrap();
@@ -154,9 +168,28 @@ fn mido_client_vanishing_mid_message_forwards_no_fragment() {
     let mut peer = Peer::start(&["client-vanish", &port]);
     assert_eq!(peer.line(), "VANISHED");
     peer.finish();
-    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOn { channel: 0, note: 60, velocity: 100 }));
-    // Neither half message is ever delivered, and the server keeps serving everyone else.
+    assert_eq!(
+        server.receive_timeout(WAIT).unwrap(),
+        Some(Message::NoteOn {
+            channel: 0,
+            note: 60,
+            velocity: 100
+        })
+    );
+    // Neither half message is ever delivered; the note it left held is released; and the server
+    // keeps serving everyone else.
+    assert_eq!(
+        server.receive_timeout(WAIT).unwrap(),
+        Some(Message::NoteOff {
+            channel: 0,
+            note: 60,
+            velocity: 0
+        })
+    );
     steady.send(&Message::Stop).unwrap();
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Stop));
-    assert_eq!(server.receive_timeout(Duration::from_millis(200)).unwrap(), None);
+    assert_eq!(
+        server.receive_timeout(Duration::from_millis(200)).unwrap(),
+        None
+    );
 }

@@ -38,6 +38,7 @@ mod encode;
 mod error;
 mod message;
 mod net;
+mod notes;
 pub mod parser;
 mod port;
 mod server;
@@ -48,9 +49,11 @@ pub use clock::monotonic_ns;
 pub use encode::{BufferTooSmall, MAX_SHORT_MESSAGE_LEN};
 pub use error::{Error, Result};
 pub use message::{InvalidValue, Message, MessageType, Received};
+pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
+pub use notes::HeldNotes;
 pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
 pub use port::{connect, connect_timeout, panic_messages, reset_messages, SocketPort};
-pub use server::{PortServer, ServerConfig};
+pub use server::{PortServer, ServerConfig, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
 
 #[cfg(test)]

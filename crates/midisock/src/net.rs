@@ -11,14 +11,39 @@ use std::time::{Duration, Instant};
 /// The listen backlog: large enough that an accept storm is queued, not refused.
 pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 
-/// Options every midisock socket gets.
+/// How long a connection may be silent before TCP keepalive starts probing the peer.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// Time between keepalive probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered probes after which the connection is declared dead.
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// How long written data may stay unacknowledged before the connection is declared dead (the
+/// write deadline, TCP_USER_TIMEOUT).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Options every midisock socket gets, client or server side.
 ///
 /// NOTE: TCP_NODELAY, because Nagle's algorithm holds a small write back until the previous one
 /// is acknowledged: a chord of three note_on messages would arrive as one late bunch, which is
 /// audible. MIDI messages are tiny and latency is the product.
+///
+/// NOTE: keepalive and a write deadline, because a peer that vanishes without a FIN (power cut,
+/// cable pulled, laptop lid closed) would otherwise hold its connection — and its held notes —
+/// forever: an idle dead peer is found within 10 s + 3 × 5 s = 25 s, and one we are writing to
+/// within 20 s of the first unacknowledged byte.
+pub(crate) fn configure_socket(socket: SockRef<'_>) -> io::Result<()> {
+    socket.set_tcp_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(WRITE_DEADLINE))
+}
+
+/// [`configure_socket`] for a std stream.
 pub(crate) fn configure_stream(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    SockRef::from(stream).set_keepalive(true)
+    configure_socket(SockRef::from(stream))
 }
 
 /// Connects to the first address of `address` that accepts.

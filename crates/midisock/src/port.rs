@@ -10,6 +10,7 @@ use crate::clock::monotonic_ns;
 use crate::error::{from_stream_error, Error, Result};
 use crate::message::{Message, Received};
 use crate::net;
+use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use std::collections::VecDeque;
 use std::fmt;
@@ -54,8 +55,7 @@ struct PortInner {
     stream: TcpStream,
     name: String,
     /// Held for the whole write of a message (or batch), so concurrent sends never interleave.
-    /// The Vec is scratch space for encoding long messages.
-    sender: Mutex<Vec<u8>>,
+    sender: Mutex<SendState>,
     receiver: Mutex<ReceiveState>,
     locally_closed: AtomicBool,
     /// The peer closed and every message it sent has been taken: nothing more will arrive.
@@ -63,6 +63,13 @@ struct PortInner {
     callback_installed: AtomicBool,
     callback_thread_id: Mutex<Option<ThreadId>>,
     autoreset: AtomicBool,
+}
+
+struct SendState {
+    /// Scratch space for encoding long messages and batches.
+    scratch: Vec<u8>,
+    /// Notes this port has left sounding on the peer, released by autoreset on close.
+    held: HeldNotes,
 }
 
 struct ReceiveState {
@@ -116,7 +123,10 @@ impl SocketPort {
             inner: Arc::new(PortInner {
                 stream,
                 name,
-                sender: Mutex::new(Vec::new()),
+                sender: Mutex::new(SendState {
+                    scratch: Vec::new(),
+                    held: HeldNotes::default(),
+                }),
                 receiver: Mutex::new(ReceiveState {
                     parser: Parser::new(),
                     pending: VecDeque::new(),
@@ -183,7 +193,17 @@ impl SocketPort {
             message.validate()?;
         }
         self.check_open()?;
-        let mut scratch = lock(&self.inner.sender);
+        let mut sender = lock(&self.inner.sender);
+        let result = self.write_locked(&mut sender, messages);
+        if result.is_ok() {
+            for message in messages {
+                sender.held.observe(message);
+            }
+        }
+        result
+    }
+
+    fn write_locked(&self, sender: &mut SendState, messages: &[Message]) -> Result<()> {
         if let [message] = messages {
             if message.encoded_len() <= crate::encode::MAX_SHORT_MESSAGE_LEN {
                 // The common case writes from the stack: no allocation, no copy into scratch.
@@ -192,11 +212,12 @@ impl SocketPort {
                 return self.write(&bytes[..len]);
             }
         }
+        let scratch = &mut sender.scratch;
         scratch.clear();
         for message in messages {
-            message.encode_to_vec(&mut scratch);
+            message.encode_to_vec(scratch);
         }
-        let result = self.write(&scratch);
+        let result = self.write(scratch);
         if scratch.capacity() > READ_CHUNK {
             // Do not keep a megabyte of scratch alive because of one large sysex.
             *scratch = Vec::new();
@@ -285,12 +306,20 @@ impl SocketPort {
     }
 
     /// Closes the connection: the peer sees end-of-stream at once, and a thread blocked in
-    /// `receive` on this port returns `Err(Error::Closed)`. With autoreset on, mido's reset set
-    /// is sent first. Closing twice is harmless.
+    /// `receive` on this port returns `Err(Error::Closed)`. With autoreset on, a note-off for
+    /// every note this port left sounding and mido's reset set are sent first. Closing twice is
+    /// harmless.
     pub fn close(&self) {
-        if self.inner.autoreset.load(Ordering::Acquire) && !self.is_closed() {
+        if self.inner.autoreset.load(Ordering::Acquire)
+            && !self.inner.locally_closed.load(Ordering::Acquire)
+        {
+            let mut releases = Vec::new();
+            lock(&self.inner.sender)
+                .held
+                .release_all(|m| releases.push(m));
+            releases.extend(reset_messages());
             // Best effort: the peer may already be gone, which is what closing is about anyway.
-            let _ = self.reset();
+            let _ = self.send_all(&releases);
         }
         self.inner.close();
     }
@@ -305,8 +334,9 @@ impl SocketPort {
         self.send_all(&panic_messages())
     }
 
-    /// With autoreset on, [`SocketPort::close`] (and dropping the port) sends the reset set first,
-    /// so a synth on the other end is not left with hanging notes (mido's `autoreset`).
+    /// With autoreset on, [`SocketPort::close`] (and dropping the port) first sends a note-off for
+    /// every note this port left sounding, then mido's reset set, so a synth on the other end is
+    /// not left with hanging notes (mido's `autoreset`).
     pub fn set_autoreset(&self, on: bool) {
         self.inner.autoreset.store(on, Ordering::Release);
     }

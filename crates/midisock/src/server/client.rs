@@ -1,5 +1,6 @@
 //! One connection the server serves: its socket, its outgoing queue and its role.
 
+use crate::notes::HeldNotes;
 use crate::parser::Parser;
 use mio::net::TcpStream;
 use std::io::{self, Write};
@@ -28,7 +29,14 @@ pub(crate) struct Client {
     /// Written by any thread that broadcasts and by the event loop when the socket drains.
     pub(crate) output: Mutex<Output>,
     /// Only the event loop reads; the mutex makes the handover to `accept()` safe.
-    pub(crate) parser: Mutex<Parser>,
+    pub(crate) reader: Mutex<Reader>,
+}
+
+/// The receiving state of a served client.
+pub(crate) struct Reader {
+    pub(crate) parser: Parser,
+    /// Notes this client holds down, released for everyone else when it disconnects.
+    pub(crate) held: HeldNotes,
 }
 
 /// Bytes accepted for the client but not yet taken by its socket.
@@ -79,7 +87,10 @@ impl Client {
             stream,
             role: AtomicU8::new(role as u8),
             output: Mutex::new(Output::default()),
-            parser: Mutex::new(parser),
+            reader: Mutex::new(Reader {
+                parser,
+                held: HeldNotes::default(),
+            }),
         }
     }
 
@@ -145,6 +156,11 @@ impl Client {
             output.written = 0;
         }
         Ok(())
+    }
+
+    /// True when broadcast output still waits for the socket.
+    pub(crate) fn has_pending_output(&self) -> bool {
+        self.role() != Role::Gone && !lock(&self.output).pending().is_empty()
     }
 
     /// Ends the connection now: the peer sees EOF and a broadcaster stops queueing for it.

@@ -1,6 +1,23 @@
 //! [`ServerConfig`]: the server's limits, each with a documented default.
 
+use crate::error::{Error, Result};
 use crate::parser::DEFAULT_MAX_SYSEX_LEN;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What the server does with sysex messages from clients.
+///
+/// The seed document's warning: a sysex "could overwrite patches on your synths". Servers that
+/// drive real instruments from untrusted peers should deny it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SysexPolicy {
+    /// Deliver sysex up to `max_sysex_len` bytes (the default).
+    #[default]
+    Allow,
+    /// Drop every sysex from clients (counted in [`crate::ServerStats::sysex_denied`]).
+    Deny,
+}
 
 /// Limits that keep a server's memory bounded whatever its clients do.
 ///
@@ -24,6 +41,18 @@ pub struct ServerConfig {
     /// clients send, the server stops reading sockets (TCP pushes back on the clients) instead of
     /// buffering without bound; nothing is dropped. Default: 16 MiB.
     pub max_inbox_bytes: usize,
+    /// Sysex from clients: allowed (up to `max_sysex_len`) or denied. Default: allowed.
+    pub sysex: SysexPolicy,
+    /// Peer addresses allowed to connect (addresses and CIDR ranges; IPv4-mapped IPv6 peers are
+    /// matched as IPv4). A denied peer is closed before any byte is read. Empty (the default)
+    /// allows everyone.
+    pub allow: Vec<IpNet>,
+    /// Forward every message from a client to every other client (a hub), as well as to
+    /// `receive()`. Default: off.
+    pub relay: bool,
+    /// On close, how long the server may spend writing what it still has queued for clients
+    /// before it closes their connections. Default: 1 s.
+    pub shutdown_flush: Duration,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +62,10 @@ impl Default for ServerConfig {
             max_client_queue: 1 << 20,
             max_clients: 1024,
             max_inbox_bytes: 16 << 20,
+            sysex: SysexPolicy::Allow,
+            allow: Vec::new(),
+            relay: false,
+            shutdown_flush: Duration::from_secs(1),
         }
     }
 }
@@ -60,5 +93,82 @@ impl ServerConfig {
     pub fn max_inbox_bytes(mut self, bytes: usize) -> Self {
         self.max_inbox_bytes = bytes;
         self
+    }
+
+    /// Sets [`ServerConfig::sysex`].
+    pub fn sysex(mut self, policy: SysexPolicy) -> Self {
+        self.sysex = policy;
+        self
+    }
+
+    /// Adds an address or CIDR range (`"192.168.1.0/24"`, `"::1"`, `"10.0.0.7"`) to
+    /// [`ServerConfig::allow`].
+    pub fn allow(mut self, peer: &str) -> Result<Self> {
+        self.allow.push(parse_peer_range(peer)?);
+        Ok(self)
+    }
+
+    /// Sets [`ServerConfig::relay`].
+    pub fn relay(mut self, on: bool) -> Self {
+        self.relay = on;
+        self
+    }
+
+    /// Sets [`ServerConfig::shutdown_flush`].
+    pub fn shutdown_flush(mut self, limit: Duration) -> Self {
+        self.shutdown_flush = limit;
+        self
+    }
+
+    /// True when `peer` may connect.
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow.is_empty() || self.allow.iter().any(|range| range.contains(&peer))
+    }
+}
+
+/// Parses an allowlist entry: a CIDR range or a single address (a /32 or /128 range).
+fn parse_peer_range(text: &str) -> Result<IpNet> {
+    let text = text.trim();
+    let bad = |reason| Error::AddressSyntax {
+        address: text.to_owned(),
+        reason,
+    };
+    if text.contains('/') {
+        let net: IpNet = text
+            .parse()
+            .map_err(|_| bad("not an address range like 192.168.1.0/24 or fd00::/8"))?;
+        Ok(net.trunc())
+    } else {
+        let ip: IpAddr = text
+            .trim_matches(['[', ']'])
+            .parse()
+            .map_err(|_| bad("not an IP address"))?;
+        Ok(IpNet::from(ip.to_canonical()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_matches_ranges_and_mapped_addresses() {
+        let config = ServerConfig::default()
+            .allow("10.1.0.0/16")
+            .unwrap()
+            .allow("::1")
+            .unwrap();
+        assert!(config.allows("10.1.2.3".parse().unwrap()));
+        assert!(config.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(config.allows("::1".parse().unwrap()));
+        assert!(!config.allows("10.2.0.1".parse().unwrap()));
+        assert!(!config.allows("127.0.0.1".parse().unwrap()));
+        assert!(ServerConfig::default().allows("203.0.113.9".parse().unwrap()));
+        let mapped_entry = ServerConfig::default().allow("::ffff:127.0.0.1").unwrap();
+        assert!(mapped_entry.allows("127.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0/8", ""] {
+            assert!(ServerConfig::default().allow(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,14 +4,17 @@
 //! One thread serves any number of clients: everything is non-blocking and edge-triggered (mio).
 
 use super::client::{lock, Client, Role};
-use super::shared::Shared;
+use super::config::SysexPolicy;
+use super::shared::{Counters, Shared};
 use crate::clock::monotonic_ns;
-use crate::message::Received;
+use crate::message::Message;
 use crate::parser::Parser;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub(crate) const WAKER: Token = Token(0);
 /// Listener tokens are 1..=FIRST_CLIENT-1; client tokens count up from here and are never reused,
@@ -25,7 +28,10 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     next_token: usize,
     buf: Box<[u8]>,
-    batch: Vec<Received>,
+    /// A descriptor held in reserve for running out of them (EMFILE): closing it frees one slot,
+    /// enough to accept the pending connection and close it at once, instead of leaving it in the
+    /// backlog where edge-triggered polling would never report it again.
+    reserve_fd: Option<File>,
 }
 
 impl EventLoop {
@@ -44,7 +50,7 @@ impl EventLoop {
             shared,
             next_token: FIRST_CLIENT,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            batch: Vec::new(),
+            reserve_fd: File::open("/dev/null").ok(),
         })
     }
 
@@ -69,7 +75,7 @@ impl EventLoop {
                 break;
             }
         }
-        self.shut_down();
+        self.shut_down(&mut events);
     }
 
     /// Acts on what user threads asked for through `state`; false when the loop must stop.
@@ -120,9 +126,18 @@ impl EventLoop {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_descriptors(&e) => {
+                    if !self.refuse_one_with_reserve_fd(index) {
+                        // No reserve left: the connection waits in the backlog until a
+                        // descriptor frees up and another connection's edge wakes us. Returning
+                        // (not looping) keeps the CPU idle meanwhile.
+                        eprintln!(
+                            "midisock: out of file descriptors; a connection waits in the backlog"
+                        );
+                        return;
+                    }
+                }
                 Err(e) => {
-                    // e.g. EMFILE: the connection stays in the backlog; the next accept edge
-                    // retries. Returning (not looping) keeps the CPU idle meanwhile.
                     eprintln!("midisock: accept failed: {e}");
                     return;
                 }
@@ -130,12 +145,28 @@ impl EventLoop {
         }
     }
 
+    /// Out of descriptors: frees the reserve, accepts one pending connection and closes it (the
+    /// peer sees the refusal at once), then takes the reserve back.
+    fn refuse_one_with_reserve_fd(&mut self, index: usize) -> bool {
+        if self.reserve_fd.take().is_none() {
+            return false;
+        }
+        let refused = self.listeners[index].accept().is_ok();
+        if refused {
+            Counters::add(&self.shared.stats.connections_refused, 1);
+        }
+        self.reserve_fd = File::open("/dev/null").ok();
+        refused
+    }
+
     fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
-        if self.shared.clients().len() >= self.shared.config.max_clients {
-            // Over the limit: dropping the stream closes it before any byte is read.
+        let config = &self.shared.config;
+        if !config.allows(peer.ip()) || self.shared.clients().len() >= config.max_clients {
+            // Denied or over the limit: dropping the stream closes it before any byte is read.
+            Counters::add(&self.shared.stats.connections_refused, 1);
             return;
         }
-        if stream.set_nodelay(true).is_err() {
+        if crate::net::configure_socket(socket2::SockRef::from(&stream)).is_err() {
             return;
         }
         let token = Token(self.next_token);
@@ -148,7 +179,8 @@ impl EventLoop {
         {
             return;
         }
-        let parser = Parser::with_max_sysex_len(self.shared.config.max_sysex_len);
+        Counters::add(&self.shared.stats.connections_accepted, 1);
+        let parser = Parser::with_max_sysex_len(config.max_sysex_len);
         let mut clients = self.shared.clients_mut();
         let mut state = self.shared.state();
         let role = if state.reads_claimed && state.accept_waiters == 0 {
@@ -204,8 +236,8 @@ impl EventLoop {
 
     /// Reads everything the socket has, while the inbox has room.
     fn read_client(&mut self, client: &Arc<Client>) {
-        let mut parser = lock(&client.parser);
-        loop {
+        let mut messages: Vec<Message> = Vec::new();
+        let ended = loop {
             if client.role() != Role::Served {
                 return;
             }
@@ -218,38 +250,76 @@ impl EventLoop {
                     return;
                 }
             }
-            match (&client.stream).read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let timestamp_ns = monotonic_ns();
-                    let batch = &mut self.batch;
-                    parser.feed(&self.buf[..n], |message| {
-                        batch.push(Received {
-                            message,
-                            timestamp_ns,
-                        })
-                    });
-                    if !self.batch.is_empty() {
-                        let mut state = self.shared.state();
-                        for received in self.batch.drain(..) {
-                            state.inbox_bytes += received.message.encoded_len();
-                            state.inbox.push_back(received);
-                        }
-                        self.shared.changed.notify_all();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            let n = match (&client.stream).read(&mut self.buf) {
+                Ok(0) => break true,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
+                Err(_) => break true,
+            };
+            let timestamp_ns = monotonic_ns();
+            self.parse(client, n, &mut messages);
+            // Deliver with no client lock held: relaying takes other clients' locks.
+            self.shared.deliver(client, &messages, timestamp_ns);
+            messages.clear();
+        };
+        if ended {
+            // End of stream or a failed socket. A message cut off mid-way stays in the parser and
+            // is dropped with it: a fragment is never forwarded.
+            self.shared.drop_client(client);
         }
-        // End of stream or a failed socket. A message cut off mid-way stays in the parser and
-        // is dropped with it: a fragment is never forwarded.
-        drop(parser);
-        self.shared.drop_client(client);
     }
 
-    fn shut_down(self) {
+    /// Parses `self.buf[..n]` from `client`, applying the sysex policy and tracking held notes.
+    fn parse(&self, client: &Client, n: usize, messages: &mut Vec<Message>) {
+        let deny_sysex = self.shared.config.sysex == SysexPolicy::Deny;
+        let mut denied = 0;
+        let mut reader = lock(&client.reader);
+        let overflows_before = reader.parser.stats().sysex_overflows;
+        let super::client::Reader { parser, held } = &mut *reader;
+        parser.feed(&self.buf[..n], |message| {
+            if deny_sysex && matches!(message, Message::SysEx { .. }) {
+                denied += 1;
+                return;
+            }
+            held.observe(&message);
+            messages.push(message);
+        });
+        let oversized = reader.parser.stats().sysex_overflows - overflows_before;
+        drop(reader);
+        Counters::add(&self.shared.stats.sysex_denied, denied);
+        Counters::add(&self.shared.stats.sysex_oversized, oversized);
+    }
+
+    /// Graceful stop: no new connections, what is queued for clients is written for at most
+    /// `shutdown_flush`, then every connection is closed.
+    fn shut_down(mut self, events: &mut Events) {
+        for mut listener in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let deadline = Instant::now() + self.shared.config.shutdown_flush;
+        loop {
+            let pending: Vec<Arc<Client>> = self
+                .shared
+                .clients()
+                .values()
+                .filter(|c| c.has_pending_output())
+                .cloned()
+                .collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if pending.is_empty() || left.is_zero() {
+                break;
+            }
+            for client in &pending {
+                if client.flush().is_err() {
+                    client.shut_down();
+                }
+            }
+            // Wait for sockets to drain (writable events), at most until the deadline.
+            let _ = self
+                .poll
+                .poll(events, Some(left.min(Duration::from_millis(50))));
+        }
         let clients: Vec<Arc<Client>> = self.shared.clients_mut().drain().map(|(_, c)| c).collect();
         for client in &clients {
             client.shut_down();
@@ -259,4 +329,8 @@ impl EventLoop {
         state.stopped = true;
         self.shared.changed.notify_all();
     }
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

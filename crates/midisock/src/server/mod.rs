@@ -24,15 +24,16 @@ mod config;
 mod event_loop;
 mod shared;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, SysexPolicy};
+pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
 use crate::error::{Error, Result};
 use crate::message::{Message, Received};
 use crate::port::{panic_messages, reset_messages, SocketPort};
-use client::{lock, Client, Role, WriteFailure};
+use client::{lock, Client, Role};
 use event_loop::{EventLoop, WAKER};
-use shared::{Shared, State};
+use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpStream};
@@ -76,14 +77,20 @@ impl PortServer {
         let poll = mio::Poll::new().map_err(Error::Io)?;
         let waker = mio::Waker::new(poll.registry(), WAKER).map_err(Error::Io)?;
         let registry = poll.registry().try_clone().map_err(Error::Io)?;
+        let relay = config.relay;
         let shared = Arc::new(Shared {
             config,
             registry,
             waker,
             clients: RwLock::new(HashMap::new()),
-            state: Mutex::new(State::default()),
+            // A relay serves every connection from the start: it exists to pass messages on.
+            state: Mutex::new(State {
+                reads_claimed: relay,
+                ..State::default()
+            }),
             changed: Condvar::new(),
             broadcast: Mutex::new(Vec::new()),
+            stats: Counters::default(),
         });
         let listeners = listeners
             .into_iter()
@@ -152,23 +159,16 @@ impl PortServer {
         for message in messages {
             message.encode_to_vec(&mut bytes);
         }
-        let mut failed: Vec<Arc<Client>> = Vec::new();
-        for client in self.shared.clients().values() {
-            match client.write_or_queue(&bytes, self.shared.config.max_client_queue) {
-                Ok(()) => {}
-                Err(WriteFailure::QueueFull | WriteFailure::Broken) => {
-                    failed.push(Arc::clone(client))
-                }
-            }
-        }
+        self.shared.broadcast_bytes(&bytes, None);
         if bytes.capacity() > 64 * 1024 {
             *bytes = Vec::new();
         }
-        drop(bytes);
-        for client in failed {
-            self.shared.drop_client(&client);
-        }
         Ok(())
+    }
+
+    /// What the server has refused or dropped so far.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats.snapshot()
     }
 
     /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).
@@ -347,7 +347,7 @@ impl PortServer {
     fn hand_over(&self, client: &Client) -> Result<Option<SocketPort>> {
         self.shared.forget(client);
         let mut output = lock(&client.output);
-        let _parser = lock(&client.parser);
+        let _reader = lock(&client.reader);
         if client.role() != Role::Lobby {
             return Ok(None);
         }

@@ -4,13 +4,16 @@
 //! then `state`. A thread may skip levels but never takes an earlier lock while holding a later
 //! one.
 
-use super::client::{lock, Client};
+use super::client::{lock, Client, Role, WriteFailure};
 use super::config::ServerConfig;
+use crate::clock::monotonic_ns;
+use crate::message::Message;
 use crate::message::Received;
 use mio::unix::SourceFd;
 use mio::Token;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 pub(crate) struct Shared {
@@ -25,6 +28,52 @@ pub(crate) struct Shared {
     /// Serializes broadcasts (so two sending threads never interleave bytes) and holds the
     /// scratch buffer they encode into.
     pub(crate) broadcast: Mutex<Vec<u8>>,
+    pub(crate) stats: Counters,
+}
+
+/// What a server has refused or dropped, for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted and served (or handed to `accept()`).
+    pub connections_accepted: u64,
+    /// Connections closed at once: over `max_clients`, or not on the allowlist.
+    pub connections_refused: u64,
+    /// Clients disconnected because their outgoing queue passed `max_client_queue`.
+    pub slow_clients_dropped: u64,
+    /// Sysex messages from clients dropped by [`super::SysexPolicy::Deny`].
+    pub sysex_denied: u64,
+    /// Sysex messages from clients dropped for exceeding `max_sysex_len`.
+    pub sysex_oversized: u64,
+    /// Note-offs (and sustain-offs) generated for clients that left with notes held.
+    pub notes_released: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) slow_clients_dropped: AtomicU64,
+    pub(crate) sysex_denied: AtomicU64,
+    pub(crate) sysex_oversized: AtomicU64,
+    pub(crate) notes_released: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> ServerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ServerStats {
+            connections_accepted: get(&self.connections_accepted),
+            connections_refused: get(&self.connections_refused),
+            slow_clients_dropped: get(&self.slow_clients_dropped),
+            sysex_denied: get(&self.sysex_denied),
+            sysex_oversized: get(&self.sysex_oversized),
+            notes_released: get(&self.notes_released),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -76,10 +125,69 @@ impl Shared {
         self.state().lobby.retain(|c| c.token != client.token);
     }
 
-    /// Ends a client's connection and forgets it.
+    /// Ends a client's connection and forgets it. Notes it held down are released: note-offs go
+    /// to `receive()` and, when relaying, to every other client — no stuck notes.
     pub(crate) fn drop_client(&self, client: &Client) {
+        let was_served = client.role() == Role::Served;
         client.shut_down();
         self.forget(client);
+        if !was_served {
+            return;
+        }
+        let mut releases = Vec::new();
+        lock(&client.reader).held.release_all(|m| releases.push(m));
+        if !releases.is_empty() {
+            Counters::add(&self.stats.notes_released, releases.len() as u64);
+            self.deliver(client, &releases, monotonic_ns());
+        }
+    }
+
+    /// Hands messages from `source` to `receive()`, and relays them to the other clients when
+    /// relaying is on. Called without any client lock held.
+    pub(crate) fn deliver(&self, source: &Client, messages: &[Message], timestamp_ns: u64) {
+        if messages.is_empty() {
+            return;
+        }
+        {
+            let mut state = self.state();
+            for message in messages {
+                state.inbox_bytes += message.encoded_len();
+                state.inbox.push_back(Received {
+                    message: message.clone(),
+                    timestamp_ns,
+                });
+            }
+            self.changed.notify_all();
+        }
+        if self.config.relay {
+            let mut bytes = Vec::new();
+            for message in messages {
+                message.encode_to_vec(&mut bytes);
+            }
+            self.broadcast_bytes(&bytes, Some(source.token));
+        }
+    }
+
+    /// Writes `bytes` to every client except `skip`; clients that fail or fall too far behind are
+    /// disconnected (after the client list is released).
+    pub(crate) fn broadcast_bytes(&self, bytes: &[u8], skip: Option<Token>) {
+        let mut failed: Vec<Arc<Client>> = Vec::new();
+        for client in self.clients().values() {
+            if Some(client.token) == skip {
+                continue;
+            }
+            match client.write_or_queue(bytes, self.config.max_client_queue) {
+                Ok(()) => {}
+                Err(WriteFailure::QueueFull) => {
+                    Counters::add(&self.stats.slow_clients_dropped, 1);
+                    failed.push(Arc::clone(client));
+                }
+                Err(WriteFailure::Broken) => failed.push(Arc::clone(client)),
+            }
+        }
+        for client in failed {
+            self.drop_client(&client);
+        }
     }
 
     /// Wakes the event loop to look at `state` again.

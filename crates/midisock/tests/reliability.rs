@@ -1,0 +1,235 @@
+//! Slow, hostile and vanishing peers: released notes, relay, allowlist, sysex policy, limits,
+//! floods, many clients and graceful shutdown. Loopback only; every wait is bounded.
+
+use midisock::{connect, Message, PortServer, ServerConfig, SysexPolicy};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bind(config: ServerConfig) -> PortServer {
+    PortServer::bind_with("127.0.0.1:0", config).unwrap()
+}
+
+fn on(note: u8) -> Message {
+    Message::NoteOn {
+        channel: 0,
+        note,
+        velocity: 100,
+    }
+}
+
+fn off(note: u8) -> Message {
+    Message::NoteOff {
+        channel: 0,
+        note,
+        velocity: 0,
+    }
+}
+
+#[test]
+fn notes_held_by_a_client_that_disconnects_are_released() {
+    let server = bind(ServerConfig::default());
+    let client = connect(server.local_addr()).unwrap();
+    let sustain = |value| Message::ControlChange {
+        channel: 0,
+        control: 64,
+        value,
+    };
+    client
+        .send_all(&[on(60), on(61), off(61), sustain(127), on(62)])
+        .unwrap();
+    for expected in [on(60), on(61), off(61), sustain(127), on(62)] {
+        assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(expected));
+    }
+    drop(client);
+    let released: Vec<Message> = (0..3)
+        .map(|_| server.receive_timeout(WAIT).unwrap().expect("release"))
+        .collect();
+    assert_eq!(released, vec![off(60), off(62), sustain(0)]);
+    assert_eq!(server.stats().notes_released, 3);
+}
+
+#[test]
+fn relay_forwards_to_the_other_clients_and_releases_for_them() {
+    let server = bind(ServerConfig::default().relay(true));
+    let source = connect(server.local_addr()).unwrap();
+    let listeners: Vec<_> = (0..2)
+        .map(|_| connect(server.local_addr()).unwrap())
+        .collect();
+    eventually("3 clients", || server.client_count() == 3);
+    source.send(&on(64)).unwrap();
+    for listener in &listeners {
+        assert_eq!(listener.receive_timeout(WAIT).unwrap(), Some(on(64)));
+    }
+    assert_eq!(
+        source.receive_timeout(Duration::from_millis(100)).unwrap(),
+        None,
+        "echoed to its source"
+    );
+    drop(source); // leaves with note 64 held
+    for listener in &listeners {
+        assert_eq!(listener.receive_timeout(WAIT).unwrap(), Some(off(64)));
+    }
+    // The program reading the server sees the same stream.
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(64)));
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(off(64)));
+}
+
+#[test]
+fn autoreset_port_releases_its_notes_on_close() {
+    let server = bind(ServerConfig::default());
+    let client = connect(server.local_addr()).unwrap();
+    client.set_autoreset(true);
+    client.send_all(&[on(1), on(2), off(1)]).unwrap();
+    client.close();
+    let got: Vec<Message> = (0..4 + 32)
+        .map(|_| server.receive_timeout(WAIT).unwrap().unwrap())
+        .collect();
+    assert_eq!(&got[..4], &[on(1), on(2), off(1), off(2)]);
+    assert_eq!(got[4..].to_vec(), midisock::reset_messages());
+}
+
+#[test]
+fn a_peer_off_the_allowlist_is_closed_before_any_byte_is_read() {
+    let server = bind(
+        ServerConfig::default()
+            .allow("10.0.0.0/8")
+            .unwrap()
+            .allow("::1")
+            .unwrap(),
+    );
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    let _ = raw.write_all(&on(60).to_bytes());
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    // Closed by the server: EOF (or a reset, since our bytes were never read).
+    assert!(matches!(raw.read(&mut buf), Ok(0) | Err(_)));
+    assert_eq!(
+        server.receive_timeout(Duration::from_millis(100)).unwrap(),
+        None
+    );
+    assert_eq!(server.client_count(), 0);
+    assert_eq!(server.stats().connections_refused, 1);
+    let allowed = bind(ServerConfig::default().allow("127.0.0.0/8").unwrap());
+    let client = connect(allowed.local_addr()).unwrap();
+    client.send(&on(1)).unwrap();
+    assert_eq!(allowed.receive_timeout(WAIT).unwrap(), Some(on(1)));
+}
+
+#[test]
+fn sysex_policy_deny_drops_sysex_and_keeps_the_rest() {
+    let server = bind(ServerConfig::default().sysex(SysexPolicy::Deny));
+    let client = connect(server.local_addr()).unwrap();
+    client
+        .send_all(&[
+            Message::SysEx {
+                data: vec![0x41, 0x10],
+            },
+            on(5),
+            Message::SysEx { data: vec![] },
+            on(6),
+        ])
+        .unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(5)));
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(6)));
+    assert_eq!(server.stats().sysex_denied, 2);
+}
+
+#[test]
+fn sysex_over_the_size_limit_is_dropped() {
+    let server = bind(ServerConfig::default().max_sysex_len(100));
+    let client = connect(server.local_addr()).unwrap();
+    client
+        .send_all(&[
+            Message::SysEx { data: vec![1; 101] },
+            Message::SysEx { data: vec![2; 100] },
+        ])
+        .unwrap();
+    assert_eq!(
+        server.receive_timeout(WAIT).unwrap(),
+        Some(Message::SysEx { data: vec![2; 100] })
+    );
+    assert_eq!(server.stats().sysex_oversized, 1);
+}
+
+#[test]
+fn connections_over_max_clients_are_closed_at_once() {
+    let server = bind(ServerConfig::default().max_clients(2));
+    let _a = connect(server.local_addr()).unwrap();
+    let _b = connect(server.local_addr()).unwrap();
+    eventually("2 clients", || server.client_count() == 2);
+    let third = connect(server.local_addr()).unwrap();
+    assert!(matches!(
+        third.receive_timeout(WAIT),
+        Err(midisock::Error::Closed)
+    ));
+    assert_eq!(server.stats().connections_refused, 1);
+    assert_eq!(server.client_count(), 2);
+}
+
+/// Raises this process's descriptor limit for the many-client test (each client costs two).
+fn raise_fd_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+#[test]
+fn a_thousand_clients_receive_a_broadcast() {
+    raise_fd_limit(4096);
+    let server = bind(ServerConfig::default());
+    let clients: Vec<_> = (0..1000)
+        .map(|_| connect(server.local_addr()).unwrap())
+        .collect();
+    eventually("1000 clients", || server.client_count() == 1000);
+    server.send_all(&[on(60), off(60)]).unwrap();
+    for client in &clients {
+        assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(on(60)));
+        assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(off(60)));
+    }
+}
+
+#[test]
+fn close_flushes_queued_output_before_closing() {
+    let server = bind(
+        ServerConfig::default()
+            .max_client_queue(8 << 20)
+            .shutdown_flush(WAIT),
+    );
+    let mut slow = TcpStream::connect(server.local_addr()).unwrap();
+    eventually("client", || server.client_count() == 1);
+    let sysex = Message::SysEx {
+        data: vec![7; 1000],
+    };
+    for _ in 0..4000 {
+        server.send(&sysex).unwrap(); // ~4 MB: more than the socket buffers, so some is queued
+    }
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        slow.set_read_timeout(Some(WAIT)).unwrap();
+        slow.read_to_end(&mut all).unwrap();
+        all.len()
+    });
+    server.close();
+    assert_eq!(reader.join().unwrap(), 4000 * 1002);
+}
