@@ -1,10 +1,11 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
 use crate::lines::{for_each_stdin_message, print_message};
-use midisock::{Message, Parser, PortServer};
+use midisock::{Message, Parser, PortServer, ServerConfig, SysexPolicy};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -32,8 +33,51 @@ fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
     }
 }
 
-pub fn serve(addr: &str) -> Result<ExitCode, Failure> {
-    let server = Arc::new(PortServer::bind(addr).map_err(failure(FAILED))?);
+/// Server protections, all off or at their library defaults unless given.
+#[derive(clap::Args, Debug)]
+pub struct ServeOptions {
+    /// Only accept clients from this address or CIDR range (repeatable), e.g. 192.168.1.0/24 or
+    /// ::1. Others are closed before any byte is read. Default: everyone who can reach ADDR.
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<String>,
+    /// What to do with sysex from clients: `allow` or `deny` (sysex can overwrite synth patches).
+    #[arg(long, value_name = "POLICY", default_value = "allow", value_parser = ["allow", "deny"])]
+    sysex: String,
+    /// Longest sysex payload accepted, in bytes; longer ones are dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = midisock::DEFAULT_MAX_SYSEX_LEN)]
+    max_sysex: usize,
+    /// Clients served at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_clients: usize,
+    /// Broadcast bytes that may wait for one client before it is disconnected as too slow.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_client_queue: usize,
+    /// Also forward every client's messages to every other client (a hub).
+    #[arg(long)]
+    relay: bool,
+}
+
+impl ServeOptions {
+    fn config(&self) -> Result<ServerConfig, Failure> {
+        let mut config = ServerConfig::default()
+            .max_sysex_len(self.max_sysex)
+            .max_clients(self.max_clients)
+            .max_client_queue(self.max_client_queue)
+            .relay(self.relay)
+            .sysex(if self.sysex == "deny" {
+                SysexPolicy::Deny
+            } else {
+                SysexPolicy::Allow
+            });
+        for range in &self.allow {
+            config = config.allow(range).map_err(failure(BAD_INPUT))?;
+        }
+        Ok(config)
+    }
+}
+
+pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
+    let server = Arc::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?);
     let listening: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
     eprintln!(
         "midisock: serving on {} ({})",
@@ -46,9 +90,9 @@ pub fn serve(addr: &str) -> Result<ExitCode, Failure> {
     thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
-            match for_each_stdin_message(|m| broadcaster.send(m)) {
+            match for_each_stdin_message(&AtomicUsize::new(0), |m| broadcaster.send(m)) {
                 // stdin ended (e.g. `< /dev/null`): keep serving; the server prints until killed.
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) => eprintln!("midisock: reading stdin: {e}"),
             }
         })
@@ -71,9 +115,15 @@ pub fn connect(addr: &str) -> Result<ExitCode, Failure> {
     eprintln!("midisock: connected to {}", port.name());
 
     let sender = Arc::clone(&port);
-    let stdin_thread = thread::Builder::new()
+    let bad_lines = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&bad_lines);
+    thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || for_each_stdin_message(|m| sender.send(m)))
+        .spawn(move || {
+            if let Err(e) = for_each_stdin_message(&counter, |m| sender.send(m)) {
+                eprintln!("midisock: reading stdin: {e}");
+            }
+        })
         .map_err(|e| Failure {
             message: format!("cannot start stdin thread: {e}"),
             exit_code: FAILED,
@@ -87,14 +137,9 @@ pub fn connect(addr: &str) -> Result<ExitCode, Failure> {
         }
     }
     eprintln!("midisock: connection closed by {}", port.name());
-    // If stdin already ended, report bad lines through the exit code; if it is still open, the
-    // session is over anyway.
-    if stdin_thread.is_finished() {
-        if let Ok(Ok(bad_lines)) = stdin_thread.join() {
-            if bad_lines > 0 {
-                return Ok(ExitCode::from(BAD_INPUT));
-            }
-        }
+    // Lines that could not be sent are reported through the exit code.
+    if bad_lines.load(Ordering::Relaxed) > 0 {
+        return Ok(ExitCode::from(BAD_INPUT));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ enum Command {
         /// address; `:PORT`, `0.0.0.0:PORT` or `[::]:PORT` listen on all interfaces.
         #[arg(default_value = "localhost:8080")]
         addr: String,
+        #[command(flatten)]
+        limits: commands::ServeOptions,
     },
     /// Connect to a server: send every line read on stdin; print every message received.
     Connect {
@@ -53,7 +55,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr } => commands::serve(&addr),
+        Command::Serve { addr, limits } => commands::serve(&addr, &limits),
         Command::Connect { addr } => commands::connect(&addr),
         Command::Send { addr, messages } => commands::send(&addr, &messages),
         Command::Decode { file } => commands::decode(file.as_deref()),

@@ -305,3 +305,59 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn serve_protections_from_flags() {
+    let mut child = midisock()
+        .args([
+            "serve",
+            "127.0.0.1:0",
+            "--relay",
+            "--sysex",
+            "deny",
+            "--allow",
+            "127.0.0.0/8",
+            "--allow",
+            "::1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let _server = Running(child);
+    let port: u16 = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let a = connect(("127.0.0.1", port)).unwrap();
+    let b = connect(("127.0.0.1", port)).unwrap();
+    // Relay: what a sends reaches b (sysex denied on the way); wait until b is being served.
+    let start = Instant::now();
+    loop {
+        a.send_all(&[Message::SysEx { data: vec![1] }, Message::Continue])
+            .unwrap();
+        if let Some(m) = b.receive_timeout(Duration::from_millis(200)).unwrap() {
+            assert_eq!(m, Message::Continue);
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "relay never delivered");
+    }
+
+    let output = midisock()
+        .args(["serve", "127.0.0.1:0", "--allow", "10.0.0.0/33"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("invalid address \"10.0.0.0/33\""));
+}
