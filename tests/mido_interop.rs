@@ -44,9 +44,7 @@ impl Peer {
 
     fn port(&mut self) -> u16 {
         let line = self.line();
-        line.strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{line:?}"))
+        line.strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"))
     }
 
     /// Waits for the peer to exit successfully, returning the rest of its output.
@@ -101,15 +99,8 @@ fn mido_client_to_our_server() {
     let peer = Peer::start(&["client-send", &port]);
     let sent = peer.finish();
     assert_eq!(sent.len(), EVERY_MESSAGE_COUNT);
-    let received: Vec<String> = (0..sent.len())
-        .map(|_| {
-            server
-                .receive_timeout(WAIT)
-                .unwrap()
-                .expect("message")
-                .to_string()
-        })
-        .collect();
+    let received: Vec<String> =
+        (0..sent.len()).map(|_| server.receive_timeout(WAIT).unwrap().expect("message").to_string()).collect();
     assert_eq!(received, sent);
 }
 
@@ -122,6 +113,17 @@ fn our_client_to_mido_server() {
     let received = peer.finish();
     let expected: Vec<String> = every_message().iter().map(Message::to_string).collect();
     assert_eq!(received, expected);
+}
+
+#[test]
+fn our_client_with_a_token_to_mido_server_which_ignores_the_hello() {
+    let count = EVERY_MESSAGE_COUNT.to_string();
+    let mut peer = Peer::start(&["server-receive", &count]);
+    let options = midisock::ConnectOptions::default().token("a token mido never heard of");
+    let client = midisock::connect_with(("127.0.0.1", peer.port()), &options).unwrap();
+    client.send_all(&every_message()).unwrap();
+    let expected: Vec<String> = every_message().iter().map(Message::to_string).collect();
+    assert_eq!(peer.finish(), expected);
 }
 
 #[test]
@@ -139,18 +141,13 @@ fn our_server_broadcast_to_mido_clients() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().port().to_string();
     let count = EVERY_MESSAGE_COUNT.to_string();
-    let mut peers: Vec<Peer> = (0..2)
-        .map(|_| Peer::start(&["client-receive", &port, &count]))
-        .collect();
+    let mut peers: Vec<Peer> = (0..2).map(|_| Peer::start(&["client-receive", &port, &count])).collect();
     for peer in &mut peers {
         assert_eq!(peer.line(), "CONNECTED");
     }
     let deadline = std::time::Instant::now() + WAIT;
     while server.client_count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mido clients never showed up"
-        );
+        assert!(std::time::Instant::now() < deadline, "mido clients never showed up");
         std::thread::sleep(Duration::from_millis(5));
     }
     server.send_all(&every_message()).unwrap();
@@ -168,28 +165,11 @@ fn mido_client_vanishing_mid_message_forwards_no_fragment() {
     let mut peer = Peer::start(&["client-vanish", &port]);
     assert_eq!(peer.line(), "VANISHED");
     peer.finish();
-    assert_eq!(
-        server.receive_timeout(WAIT).unwrap(),
-        Some(Message::NoteOn {
-            channel: 0,
-            note: 60,
-            velocity: 100
-        })
-    );
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOn { channel: 0, note: 60, velocity: 100 }));
     // Neither half message is ever delivered; the note it left held is released; and the server
     // keeps serving everyone else.
-    assert_eq!(
-        server.receive_timeout(WAIT).unwrap(),
-        Some(Message::NoteOff {
-            channel: 0,
-            note: 60,
-            velocity: 0
-        })
-    );
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOff { channel: 0, note: 60, velocity: 0 }));
     steady.send(&Message::Stop).unwrap();
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Stop));
-    assert_eq!(
-        server.receive_timeout(Duration::from_millis(200)).unwrap(),
-        None
-    );
+    assert_eq!(server.receive_timeout(Duration::from_millis(200)).unwrap(), None);
 }

@@ -1,7 +1,7 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
 use crate::lines::{for_each_stdin_message, print_message};
-use midisock::{Message, Parser, PortServer, ServerConfig, SysexPolicy};
+use midisock::{ConnectOptions, Message, Parser, PortServer, ServerConfig, SysexPolicy};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,7 +26,8 @@ fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
         exit_code: match e {
             midisock::Error::AddressSyntax { .. }
             | midisock::Error::MessageText(_)
-            | midisock::Error::InvalidMessage(_) => BAD_INPUT,
+            | midisock::Error::InvalidMessage(_)
+            | midisock::Error::InvalidToken => BAD_INPUT,
             _ => exit_code,
         },
         message: e.to_string(),
@@ -55,6 +56,26 @@ pub struct ServeOptions {
     /// Also forward every client's messages to every other client (a hub).
     #[arg(long)]
     relay: bool,
+    /// Require clients to present this token (1-128 printable ASCII characters). Prefer the
+    /// environment variable: a command line is visible to other users of the machine.
+    #[arg(long, env = "MIDISOCK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// A client's credentials.
+#[derive(clap::Args, Debug)]
+pub struct ClientAuth {
+    /// Token for a server that requires one; servers without auth (mido's too) ignore it.
+    #[arg(long, env = "MIDISOCK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ClientAuth {
+    fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
+        let mut options = ConnectOptions::default();
+        options.token = self.token.clone();
+        midisock::connect_with(addr, &options).map_err(failure(FAILED))
+    }
 }
 
 impl ServeOptions {
@@ -64,11 +85,10 @@ impl ServeOptions {
             .max_clients(self.max_clients)
             .max_client_queue(self.max_client_queue)
             .relay(self.relay)
-            .sysex(if self.sysex == "deny" {
-                SysexPolicy::Deny
-            } else {
-                SysexPolicy::Allow
-            });
+            .sysex(if self.sysex == "deny" { SysexPolicy::Deny } else { SysexPolicy::Allow });
+        if let Some(token) = &self.token {
+            config = config.token(token.as_str()).map_err(failure(BAD_INPUT))?;
+        }
         for range in &self.allow {
             config = config.allow(range).map_err(failure(BAD_INPUT))?;
         }
@@ -79,11 +99,7 @@ impl ServeOptions {
 pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
     let server = Arc::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?);
     let listening: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
-    eprintln!(
-        "midisock: serving on {} ({})",
-        server.name(),
-        listening.join(", ")
-    );
+    eprintln!("midisock: serving on {} ({})", server.name(), listening.join(", "));
 
     // stdin → broadcast, on its own thread so receiving never waits for typing.
     let broadcaster = Arc::clone(&server);
@@ -96,10 +112,7 @@ pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
                 Err(e) => eprintln!("midisock: reading stdin: {e}"),
             }
         })
-        .map_err(|e| Failure {
-            message: format!("cannot start stdin thread: {e}"),
-            exit_code: FAILED,
-        })?;
+        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
 
     let mut out = io::stdout().lock();
     for message in server.iter() {
@@ -110,8 +123,8 @@ pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn connect(addr: &str) -> Result<ExitCode, Failure> {
-    let port = Arc::new(midisock::connect(addr).map_err(failure(FAILED))?);
+pub fn connect(addr: &str, auth: &ClientAuth) -> Result<ExitCode, Failure> {
+    let port = Arc::new(auth.connect(addr)?);
     eprintln!("midisock: connected to {}", port.name());
 
     let sender = Arc::clone(&port);
@@ -124,10 +137,7 @@ pub fn connect(addr: &str) -> Result<ExitCode, Failure> {
                 eprintln!("midisock: reading stdin: {e}");
             }
         })
-        .map_err(|e| Failure {
-            message: format!("cannot start stdin thread: {e}"),
-            exit_code: FAILED,
-        })?;
+        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
 
     // Print until the server closes the connection.
     let mut out = io::stdout().lock();
@@ -144,31 +154,30 @@ pub fn connect(addr: &str) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn send(addr: &str, texts: &[String]) -> Result<ExitCode, Failure> {
+pub fn send(addr: &str, auth: &ClientAuth, texts: &[String]) -> Result<ExitCode, Failure> {
     // Parse everything first: a typo in the third message must not leave two on the wire.
     let messages = texts
         .iter()
         .map(|text| {
-            text.parse::<Message>().map_err(|e| Failure {
-                message: format!("invalid message {text:?}: {e}"),
-                exit_code: BAD_INPUT,
-            })
+            text.parse::<Message>()
+                .map_err(|e| Failure { message: format!("invalid message {text:?}: {e}"), exit_code: BAD_INPUT })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let port = midisock::connect(addr).map_err(failure(FAILED))?;
+    let port = auth.connect(addr)?;
     port.send_all(&messages).map_err(failure(FAILED))?;
     port.close();
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn decode(file: Option<&Path>) -> Result<ExitCode, Failure> {
-    let mut input: Box<dyn Read> = match file {
-        Some(path) => Box::new(std::fs::File::open(path).map_err(|e| Failure {
-            message: format!("cannot open {}: {e}", path.display()),
-            exit_code: BAD_INPUT,
-        })?),
-        None => Box::new(io::stdin().lock()),
-    };
+    let mut input: Box<dyn Read> =
+        match file {
+            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| Failure {
+                message: format!("cannot open {}: {e}", path.display()),
+                exit_code: BAD_INPUT,
+            })?),
+            None => Box::new(io::stdin().lock()),
+        };
     let mut parser = Parser::new();
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut buf = vec![0u8; 64 * 1024];
@@ -178,16 +187,9 @@ pub fn decode(file: Option<&Path>) -> Result<ExitCode, Failure> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Failure {
-                    message: format!("reading input: {e}"),
-                    exit_code: FAILED,
-                })
-            }
+            Err(e) => return Err(Failure { message: format!("reading input: {e}"), exit_code: FAILED }),
         };
-        parser.feed(&buf[..n], |m| {
-            stdout_ok = stdout_ok && writeln!(out, "{m}").is_ok()
-        });
+        parser.feed(&buf[..n], |m| stdout_ok = stdout_ok && writeln!(out, "{m}").is_ok());
         if !stdout_ok {
             return Ok(ExitCode::SUCCESS);
         }

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Writes one message as a line and flushes, so a pipe reader sees it at once.
 /// Returns false when stdout is gone (e.g. `| head`): the caller stops quietly.
 pub fn print_message(out: &mut impl Write, message: &Message) -> bool {
-    writeln!(out, "{message}")
-        .and_then(|()| out.flush())
-        .is_ok()
+    writeln!(out, "{message}").and_then(|()| out.flush()).is_ok()
 }
 
 /// Reads stdin line by line, parsing each as a message and handing it to `sink`. Blank lines
@@ -36,10 +34,7 @@ pub fn for_each_stdin_message(
             }
             Err(e) => {
                 bad_lines.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "midisock: stdin line {}: {e}: {text:?} (not sent)",
-                    number + 1
-                );
+                eprintln!("midisock: stdin line {}: {e}: {text:?} (not sent)", number + 1);
             }
         }
     }

@@ -35,12 +35,16 @@ enum Command {
     Connect {
         /// Server address: host:port or [v6addr]:port.
         addr: String,
+        #[command(flatten)]
+        auth: commands::ClientAuth,
     },
     /// Send messages to a server, then close the connection cleanly. Every message is checked
     /// before anything is sent.
     Send {
         /// Server address: host:port or [v6addr]:port.
         addr: String,
+        #[command(flatten)]
+        auth: commands::ClientAuth,
         /// Messages in mido's text format, one per argument, e.g. "note_on note=60 velocity=100".
         #[arg(required = true)]
         messages: Vec<String>,
@@ -56,8 +60,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { addr, limits } => commands::serve(&addr, &limits),
-        Command::Connect { addr } => commands::connect(&addr),
-        Command::Send { addr, messages } => commands::send(&addr, &messages),
+        Command::Connect { addr, auth } => commands::connect(&addr, &auth),
+        Command::Send { addr, auth, messages } => commands::send(&addr, &auth, &messages),
         Command::Decode { file } => commands::decode(file.as_deref()),
     };
     match result {

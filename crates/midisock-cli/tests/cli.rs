@@ -54,18 +54,9 @@ fn serve_prints_what_clients_send_and_broadcasts_stdin() {
     let (mut server, port, _stderr) = serve();
     let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
     let client = connect(("127.0.0.1", port)).unwrap();
-    client
-        .send(&Message::NoteOn {
-            channel: 1,
-            note: 60,
-            velocity: 100,
-        })
-        .unwrap();
+    client.send(&Message::NoteOn { channel: 1, note: 60, velocity: 100 }).unwrap();
     client.send(&Message::SysEx { data: vec![] }).unwrap();
-    assert_eq!(
-        read_line_within(&mut stdout),
-        "note_on channel=1 note=60 velocity=100 time=0\n"
-    );
+    assert_eq!(read_line_within(&mut stdout), "note_on channel=1 note=60 velocity=100 time=0\n");
     assert_eq!(read_line_within(&mut stdout), "sysex data=() time=0\n");
 
     let mut stdin = server.0.stdin.take().unwrap();
@@ -75,14 +66,7 @@ fn serve_prints_what_clients_send_and_broadcasts_stdin() {
         writeln!(stdin, "control_change control=7 value=99").unwrap();
         stdin.flush().unwrap();
         if let Some(m) = client.receive_timeout(Duration::from_millis(200)).unwrap() {
-            assert_eq!(
-                m,
-                Message::ControlChange {
-                    channel: 0,
-                    control: 7,
-                    value: 99
-                }
-            );
+            assert_eq!(m, Message::ControlChange { channel: 0, control: 7, value: 99 });
             break;
         }
         assert!(start.elapsed() < WAIT);
@@ -102,19 +86,9 @@ fn connect_sends_stdin_lines_and_prints_received() {
             .unwrap(),
     );
     let mut stdin = child.0.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        "pitchwheel channel=2 pitch=-8192\nnot a message\n\nclock"
-    )
-    .unwrap();
+    writeln!(stdin, "pitchwheel channel=2 pitch=-8192\nnot a message\n\nclock").unwrap();
     stdin.flush().unwrap();
-    assert_eq!(
-        server.receive_timeout(WAIT).unwrap(),
-        Some(Message::PitchWheel {
-            channel: 2,
-            pitch: -8192
-        })
-    );
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::PitchWheel { channel: 2, pitch: -8192 }));
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Clock));
     server.send(&Message::SongPos { pos: 1000 }).unwrap();
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
@@ -126,10 +100,7 @@ fn connect_sends_stdin_lines_and_prints_received() {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "connect did not exit when the server closed"
-        );
+        assert!(Instant::now() < deadline, "connect did not exit when the server closed");
         std::thread::sleep(Duration::from_millis(10));
     };
     // One stdin line was bad: reported through the exit code.
@@ -140,13 +111,7 @@ fn connect_sends_stdin_lines_and_prints_received() {
 fn send_delivers_every_message_and_closes() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let output = midisock()
-        .args([
-            "send",
-            &server.local_addr().to_string(),
-            "note_on note=60",
-            "sysex data=(1,2,3)",
-            "stop",
-        ])
+        .args(["send", &server.local_addr().to_string(), "note_on note=60", "sysex data=(1,2,3)", "stop"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -156,14 +121,8 @@ fn send_delivers_every_message_and_closes() {
     assert_eq!(
         got,
         vec![
-            Message::NoteOn {
-                channel: 0,
-                note: 60,
-                velocity: 64
-            },
-            Message::SysEx {
-                data: vec![1, 2, 3]
-            },
+            Message::NoteOn { channel: 0, note: 60, velocity: 64 },
+            Message::SysEx { data: vec![1, 2, 3] },
             Message::Stop
         ]
     );
@@ -173,68 +132,26 @@ fn send_delivers_every_message_and_closes() {
 fn send_with_bad_text_sends_nothing() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let output = midisock()
-        .args([
-            "send",
-            &server.local_addr().to_string(),
-            "note_on note=60",
-            "note_on note=600",
-        ])
+        .args(["send", &server.local_addr().to_string(), "note_on note=60", "note_on note=600"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("note must be in 0..=127, got 600"),
-        "{stderr}"
-    );
-    assert!(
-        server
-            .accept_timeout(Duration::from_millis(300))
-            .unwrap()
-            .is_none(),
-        "it connected anyway"
-    );
+    assert!(stderr.contains("note must be in 0..=127, got 600"), "{stderr}");
+    assert!(server.accept_timeout(Duration::from_millis(300)).unwrap().is_none(), "it connected anyway");
 }
 
 #[test]
 fn bad_address_and_refused_connection_are_one_clear_line() {
-    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     for (args, code, needle) in [
-        (
-            vec!["send".to_string(), "localhost".into(), "clock".into()],
-            2,
-            "invalid address",
-        ),
-        (
-            vec!["connect".to_string(), "[::1".into()],
-            2,
-            "invalid address",
-        ),
-        (
-            vec![
-                "send".to_string(),
-                format!("127.0.0.1:{refused_port}"),
-                "clock".into(),
-            ],
-            1,
-            "cannot connect",
-        ),
-        (
-            vec!["serve".to_string(), "localhost:99999".into()],
-            2,
-            "port must be a number",
-        ),
+        (vec!["send".to_string(), "localhost".into(), "clock".into()], 2, "invalid address"),
+        (vec!["connect".to_string(), "[::1".into()], 2, "invalid address"),
+        (vec!["send".to_string(), format!("127.0.0.1:{refused_port}"), "clock".into()], 1, "cannot connect"),
+        (vec!["serve".to_string(), "localhost:99999".into()], 2, "port must be a number"),
     ] {
-        let output = midisock()
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = midisock().args(&args).stdin(Stdio::null()).output().unwrap();
         assert_eq!(output.status.code(), Some(code), "{args:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
@@ -245,18 +162,8 @@ fn bad_address_and_refused_connection_are_one_clear_line() {
 
 #[test]
 fn decode_turns_raw_bytes_into_lines() {
-    let mut child = midisock()
-        .arg("decode")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&[0x90, 60, 64, 0xF8, 61, 0, 0xF0, 1, 0xF7, 0xE0, 0, 0x40])
-        .unwrap();
+    let mut child = midisock().arg("decode").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&[0x90, 60, 64, 0xF8, 61, 0, 0xF0, 1, 0xF7, 0xE0, 0, 0x40]).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert_eq!(
@@ -272,18 +179,10 @@ fn decode_reads_a_file_and_reports_a_missing_one() {
     std::fs::write(&path, [0xC5, 3, 0xFF]).unwrap();
     let output = midisock().arg("decode").arg(&path).output().unwrap();
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        "program_change channel=5 program=3 time=0\nreset time=0\n"
-    );
-    let output = midisock()
-        .args(["decode", "/nonexistent/file"])
-        .output()
-        .unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "program_change channel=5 program=3 time=0\nreset time=0\n");
+    let output = midisock().args(["decode", "/nonexistent/file"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr)
-        .unwrap()
-        .contains("cannot open"));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("cannot open"));
 }
 
 #[test]
@@ -297,29 +196,14 @@ fn every_command_has_help() {
     ] {
         let output = midisock().args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8(output.stdout)
-                .unwrap()
-                .contains("Usage: midisock"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8(output.stdout).unwrap().contains("Usage: midisock"), "{args:?}");
     }
 }
 
 #[test]
 fn serve_protections_from_flags() {
     let mut child = midisock()
-        .args([
-            "serve",
-            "127.0.0.1:0",
-            "--relay",
-            "--sysex",
-            "deny",
-            "--allow",
-            "127.0.0.0/8",
-            "--allow",
-            "::1",
-        ])
+        .args(["serve", "127.0.0.1:0", "--relay", "--sysex", "deny", "--allow", "127.0.0.0/8", "--allow", "::1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -329,22 +213,13 @@ fn serve_protections_from_flags() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     let _server = Running(child);
-    let port: u16 = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = line.split_whitespace().nth(3).unwrap().rsplit(':').next().unwrap().parse().unwrap();
     let a = connect(("127.0.0.1", port)).unwrap();
     let b = connect(("127.0.0.1", port)).unwrap();
     // Relay: what a sends reaches b (sysex denied on the way); wait until b is being served.
     let start = Instant::now();
     loop {
-        a.send_all(&[Message::SysEx { data: vec![1] }, Message::Continue])
-            .unwrap();
+        a.send_all(&[Message::SysEx { data: vec![1] }, Message::Continue]).unwrap();
         if let Some(m) = b.receive_timeout(Duration::from_millis(200)).unwrap() {
             assert_eq!(m, Message::Continue);
             break;
@@ -352,12 +227,34 @@ fn serve_protections_from_flags() {
         assert!(start.elapsed() < WAIT, "relay never delivered");
     }
 
-    let output = midisock()
-        .args(["serve", "127.0.0.1:0", "--allow", "10.0.0.0/33"])
-        .output()
-        .unwrap();
+    let output = midisock().args(["serve", "127.0.0.1:0", "--allow", "10.0.0.0/33"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr)
-        .unwrap()
-        .contains("invalid address \"10.0.0.0/33\""));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("invalid address \"10.0.0.0/33\""));
+}
+
+#[test]
+fn token_from_the_environment_guards_serve_and_is_sent_by_send() {
+    let mut child = midisock()
+        .args(["serve", "127.0.0.1:0"])
+        .env("MIDISOCK_TOKEN", "hunter2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let mut server = Running(child);
+    let addr = line.split_whitespace().nth(3).unwrap().to_owned();
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+
+    let rejected = midisock().args(["send", &addr, "note_on note=1"]).env_remove("MIDISOCK_TOKEN").output().unwrap();
+    // The server drops the hello-less connection; whether that reaches `send` before it exits
+    // is a race, but it must never crash.
+    assert!(matches!(rejected.status.code(), Some(0 | 1)), "{rejected:?}");
+    let sent = midisock().args(["send", &addr, "note_on note=2", "--token", "hunter2"]).output().unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    // Only the authenticated message is printed (the release of its held note follows it).
+    assert_eq!(read_line_within(&mut stdout), "note_on channel=0 note=2 velocity=64 time=0\n");
 }

@@ -25,9 +25,7 @@ use midisock::{PortServer, SocketPort};
 use std::time::Duration;
 
 fn main() -> Result<(), midisock::Error> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "localhost:8080".into());
     let server = PortServer::bind(addr)?;
     eprintln!("listening on {}", server.name());
     let mut clients: Vec<SocketPort> = Vec::new();

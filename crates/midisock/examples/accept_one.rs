@@ -13,9 +13,7 @@
 use midisock::PortServer;
 
 fn main() -> Result<(), midisock::Error> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "localhost:8080".into());
     let server = PortServer::bind(addr)?;
     eprintln!("listening on {}", server.name());
     loop {

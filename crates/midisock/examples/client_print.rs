@@ -10,9 +10,7 @@
 use midisock::connect;
 
 fn main() -> Result<(), midisock::Error> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "localhost:8080".into());
     for message in &connect(addr)? {
         println!("{message}");
     }

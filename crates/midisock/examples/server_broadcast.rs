@@ -14,23 +14,13 @@ use midisock::{Message, PortServer};
 use std::time::Duration;
 
 fn main() -> Result<(), midisock::Error> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "localhost:8080".into());
     let server = PortServer::bind(addr)?;
     eprintln!("listening on {}", server.name());
     for note in [60u8, 64, 67, 72].into_iter().cycle() {
-        server.send(&Message::NoteOn {
-            channel: 0,
-            note,
-            velocity: 100,
-        })?;
+        server.send(&Message::NoteOn { channel: 0, note, velocity: 100 })?;
         std::thread::sleep(Duration::from_millis(250));
-        server.send(&Message::NoteOff {
-            channel: 0,
-            note,
-            velocity: 0,
-        })?;
+        server.send(&Message::NoteOff { channel: 0, note, velocity: 0 })?;
     }
     Ok(())
 }

@@ -23,11 +23,7 @@ impl Address {
     /// An address from its parts, like mido's `connect(host, port)`.
     pub fn new(host: impl Into<String>, port: u16) -> Address {
         let host = host.into();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .map(str::to_owned)
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).map(str::to_owned).unwrap_or(host);
         Address { host, port }
     }
 
@@ -39,11 +35,7 @@ impl Address {
     /// The addresses a client should try, in resolver order.
     pub(crate) fn resolve_for_connect(&self) -> Result<Vec<SocketAddr>> {
         // "Any" is not a destination; like most tools, treat it as this machine.
-        let host = if self.is_any() {
-            "localhost"
-        } else {
-            self.host.as_str()
-        };
+        let host = if self.is_any() { "localhost" } else { self.host.as_str() };
         self.resolve_host(host)
     }
 
@@ -51,14 +43,8 @@ impl Address {
     pub(crate) fn resolve_for_bind(&self) -> Result<Vec<SocketAddr>> {
         match self.host.as_str() {
             // One dual-stack socket on :: receives IPv4 too (see `bind_listener`).
-            "" | "::" => Ok(vec![SocketAddr::new(
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                self.port,
-            )]),
-            "0.0.0.0" => Ok(vec![SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                self.port,
-            )]),
+            "" | "::" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self.port)]),
+            "0.0.0.0" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port)]),
             host => self.resolve_host(host),
         }
     }
@@ -69,10 +55,7 @@ impl Address {
         }
         let mut addrs: Vec<SocketAddr> = (host, self.port)
             .to_socket_addrs()
-            .map_err(|source| Error::Resolve {
-                host: host.to_owned(),
-                source,
-            })?
+            .map_err(|source| Error::Resolve { host: host.to_owned(), source })?
             .collect();
         // Resolvers list an address once per socket type; keep the first of each.
         let mut seen = Vec::new();
@@ -105,25 +88,16 @@ impl FromStr for Address {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Address> {
-        let bad = |reason| Error::AddressSyntax {
-            address: text.to_owned(),
-            reason,
-        };
+        let bad = |reason| Error::AddressSyntax { address: text.to_owned(), reason };
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad("missing ']' after IPv6 address"))?;
-            let port = after
-                .strip_prefix(':')
-                .ok_or_else(|| bad("expected ':port' after ']'"))?;
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']' after IPv6 address"))?;
+            let port = after.strip_prefix(':').ok_or_else(|| bad("expected ':port' after ']'"))?;
             if host.parse::<Ipv6Addr>().is_err() {
                 return Err(bad("not an IPv6 address between the brackets"));
             }
             (host, port)
         } else {
-            let (host, port) = text
-                .rsplit_once(':')
-                .ok_or_else(|| bad("expected host:port"))?;
+            let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
             if host.contains(':') {
                 return Err(bad("an IPv6 address needs brackets, as in [::1]:8080"));
             }
@@ -135,13 +109,8 @@ impl FromStr for Address {
         if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("port must be a number 0-65535"));
         }
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| bad("port must be a number 0-65535"))?;
-        Ok(Address {
-            host: host.to_owned(),
-            port,
-        })
+        let port = port.parse::<u16>().map_err(|_| bad("port must be a number 0-65535"))?;
+        Ok(Address { host: host.to_owned(), port })
     }
 }
 

@@ -19,11 +19,7 @@ pub struct BufferTooSmall {
 
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "buffer too small: the message needs {} bytes",
-            self.needed
-        )
+        write!(f, "buffer too small: the message needs {} bytes", self.needed)
     }
 }
 
@@ -57,32 +53,20 @@ impl Message {
         let out = out.get_mut(..needed).ok_or(BufferTooSmall { needed })?;
         let ch = |status: u8, channel: u8| status | (channel & 0x0F);
         match *self {
-            Message::NoteOff {
-                channel,
-                note,
-                velocity,
-            } => out.copy_from_slice(&[ch(0x80, channel), note & 0x7F, velocity & 0x7F]),
-            Message::NoteOn {
-                channel,
-                note,
-                velocity,
-            } => out.copy_from_slice(&[ch(0x90, channel), note & 0x7F, velocity & 0x7F]),
-            Message::PolyTouch {
-                channel,
-                note,
-                value,
-            } => out.copy_from_slice(&[ch(0xA0, channel), note & 0x7F, value & 0x7F]),
-            Message::ControlChange {
-                channel,
-                control,
-                value,
-            } => out.copy_from_slice(&[ch(0xB0, channel), control & 0x7F, value & 0x7F]),
-            Message::ProgramChange { channel, program } => {
-                out.copy_from_slice(&[ch(0xC0, channel), program & 0x7F])
+            Message::NoteOff { channel, note, velocity } => {
+                out.copy_from_slice(&[ch(0x80, channel), note & 0x7F, velocity & 0x7F])
             }
-            Message::Aftertouch { channel, value } => {
-                out.copy_from_slice(&[ch(0xD0, channel), value & 0x7F])
+            Message::NoteOn { channel, note, velocity } => {
+                out.copy_from_slice(&[ch(0x90, channel), note & 0x7F, velocity & 0x7F])
             }
+            Message::PolyTouch { channel, note, value } => {
+                out.copy_from_slice(&[ch(0xA0, channel), note & 0x7F, value & 0x7F])
+            }
+            Message::ControlChange { channel, control, value } => {
+                out.copy_from_slice(&[ch(0xB0, channel), control & 0x7F, value & 0x7F])
+            }
+            Message::ProgramChange { channel, program } => out.copy_from_slice(&[ch(0xC0, channel), program & 0x7F]),
+            Message::Aftertouch { channel, value } => out.copy_from_slice(&[ch(0xD0, channel), value & 0x7F]),
             Message::PitchWheel { channel, pitch } => {
                 // The wire carries pitch + 8192 as a 14-bit value, least significant 7 bits first.
                 let raw = (i32::from(pitch) + 8192).clamp(0, 0x3FFF) as u16;
@@ -95,10 +79,9 @@ impl Message {
                 }
                 out[needed - 1] = 0xF7;
             }
-            Message::QuarterFrame {
-                frame_type,
-                frame_value,
-            } => out.copy_from_slice(&[0xF1, ((frame_type & 0x07) << 4) | (frame_value & 0x0F)]),
+            Message::QuarterFrame { frame_type, frame_value } => {
+                out.copy_from_slice(&[0xF1, ((frame_type & 0x07) << 4) | (frame_value & 0x0F)])
+            }
             Message::SongPos { pos } => {
                 let pos = pos & 0x3FFF;
                 out.copy_from_slice(&[0xF2, (pos & 0x7F) as u8, (pos >> 7) as u8])
@@ -127,7 +110,6 @@ impl Message {
     pub fn encode_to_vec(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.resize(start + self.encoded_len(), 0);
-        self.encode(&mut out[start..])
-            .expect("buffer sized by encoded_len");
+        self.encode(&mut out[start..]).expect("buffer sized by encoded_len");
     }
 }

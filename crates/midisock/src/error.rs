@@ -10,10 +10,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// The address text is not `host:port` / `[v6addr]:port`.
-    AddressSyntax {
-        address: String,
-        reason: &'static str,
-    },
+    AddressSyntax { address: String, reason: &'static str },
     /// The host name did not resolve to any address.
     Resolve { host: String, source: io::Error },
     /// No address of the host accepted the connection (refused, unreachable, timed out).
@@ -29,6 +26,8 @@ pub enum Error {
     MessageText(ParseMessageError),
     /// The port delivers messages to a callback, so it cannot be read directly.
     CallbackInstalled,
+    /// An authentication token is empty, longer than 128 bytes, or not printable ASCII.
+    InvalidToken,
     /// Any other I/O failure of an established connection.
     Io(io::Error),
 }
@@ -57,9 +56,8 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("port is closed"),
             Error::InvalidMessage(e) => write!(f, "invalid message: {e}"),
             Error::MessageText(e) => write!(f, "invalid message text: {e}"),
-            Error::CallbackInstalled => {
-                f.write_str("port delivers messages to a callback; it cannot be read directly")
-            }
+            Error::CallbackInstalled => f.write_str("port delivers messages to a callback; it cannot be read directly"),
+            Error::InvalidToken => f.write_str("invalid token: use 1 to 128 printable ASCII characters"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -68,9 +66,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Resolve { source, .. }
-            | Error::Connect { source, .. }
-            | Error::Bind { source, .. } => Some(source),
+            Error::Resolve { source, .. } | Error::Connect { source, .. } | Error::Bind { source, .. } => Some(source),
             Error::InvalidMessage(e) => Some(e),
             Error::MessageText(e) => Some(e),
             Error::Io(e) => Some(e),

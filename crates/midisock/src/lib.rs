@@ -33,6 +33,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod address;
+mod auth;
 mod clock;
 mod encode;
 mod error;
@@ -45,6 +46,7 @@ mod server;
 mod text;
 
 pub use address::{Address, IntoAddress};
+pub use auth::{validate_token, MAX_TOKEN_LEN};
 pub use clock::monotonic_ns;
 pub use encode::{BufferTooSmall, MAX_SHORT_MESSAGE_LEN};
 pub use error::{Error, Result};
@@ -52,7 +54,7 @@ pub use message::{InvalidValue, Message, MessageType, Received};
 pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
 pub use notes::HeldNotes;
 pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
-pub use port::{connect, connect_timeout, panic_messages, reset_messages, SocketPort};
+pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 pub use server::{PortServer, ServerConfig, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
 

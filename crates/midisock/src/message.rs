@@ -197,11 +197,7 @@ pub struct InvalidValue {
 
 impl fmt::Display for InvalidValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} must be in {}..={}, got {}",
-            self.field, self.range.0, self.range.1, self.value
-        )
+        write!(f, "{} must be in {}..={}, got {}", self.field, self.range.0, self.range.1, self.value)
     }
 }
 
@@ -220,42 +216,26 @@ pub(crate) fn check_field(field: &'static str, value: i64) -> Result<i64, Invali
     if (range.0..=range.1).contains(&value) {
         Ok(value)
     } else {
-        Err(InvalidValue {
-            field,
-            value,
-            range,
-        })
+        Err(InvalidValue { field, value, range })
     }
 }
 
 impl Message {
     /// `note_on`, with its fields checked.
     pub fn note_on(channel: u8, note: u8, velocity: u8) -> Result<Message, InvalidValue> {
-        let m = Message::NoteOn {
-            channel,
-            note,
-            velocity,
-        };
+        let m = Message::NoteOn { channel, note, velocity };
         m.validate().map(|()| m)
     }
 
     /// `note_off`, with its fields checked.
     pub fn note_off(channel: u8, note: u8, velocity: u8) -> Result<Message, InvalidValue> {
-        let m = Message::NoteOff {
-            channel,
-            note,
-            velocity,
-        };
+        let m = Message::NoteOff { channel, note, velocity };
         m.validate().map(|()| m)
     }
 
     /// `control_change`, with its fields checked.
     pub fn control_change(channel: u8, control: u8, value: u8) -> Result<Message, InvalidValue> {
-        let m = Message::ControlChange {
-            channel,
-            control,
-            value,
-        };
+        let m = Message::ControlChange { channel, control, value };
         m.validate().map(|()| m)
     }
 
@@ -332,34 +312,17 @@ impl Message {
     /// Calls `visit(name, value)` for each field except `data`, in mido's order.
     pub(crate) fn for_each_scalar(&self, mut visit: impl FnMut(&'static str, i64)) {
         match *self {
-            Message::NoteOff {
-                channel,
-                note,
-                velocity,
-            }
-            | Message::NoteOn {
-                channel,
-                note,
-                velocity,
-            } => {
+            Message::NoteOff { channel, note, velocity } | Message::NoteOn { channel, note, velocity } => {
                 visit("channel", channel.into());
                 visit("note", note.into());
                 visit("velocity", velocity.into());
             }
-            Message::PolyTouch {
-                channel,
-                note,
-                value,
-            } => {
+            Message::PolyTouch { channel, note, value } => {
                 visit("channel", channel.into());
                 visit("note", note.into());
                 visit("value", value.into());
             }
-            Message::ControlChange {
-                channel,
-                control,
-                value,
-            } => {
+            Message::ControlChange { channel, control, value } => {
                 visit("channel", channel.into());
                 visit("control", control.into());
                 visit("value", value.into());
@@ -376,10 +339,7 @@ impl Message {
                 visit("channel", channel.into());
                 visit("pitch", pitch.into());
             }
-            Message::QuarterFrame {
-                frame_type,
-                frame_value,
-            } => {
+            Message::QuarterFrame { frame_type, frame_value } => {
                 visit("frame_type", frame_type.into());
                 visit("frame_value", frame_value.into());
             }
@@ -406,11 +366,7 @@ impl Message {
         });
         if let Message::SysEx { data } = self {
             if let Some(&bad) = data.iter().find(|&&b| b > 0x7F) {
-                return Err(InvalidValue {
-                    field: "data",
-                    value: bad.into(),
-                    range: (0, 127),
-                });
+                return Err(InvalidValue { field: "data", value: bad.into(), range: (0, 127) });
             }
         }
         result

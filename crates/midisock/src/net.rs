@@ -117,16 +117,10 @@ pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 // Round up, so a wait never ends early and spins.
-                left.as_nanos()
-                    .div_ceil(1_000_000)
-                    .min(libc::c_int::MAX as u128) as libc::c_int
+                left.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int
             }
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: `pfd` is one valid pollfd and we pass a count of 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
         match rc {

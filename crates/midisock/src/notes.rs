@@ -35,22 +35,14 @@ impl HeldNotes {
     /// Updates the state with one message of the stream.
     pub fn observe(&mut self, message: &Message) {
         match *message {
-            Message::NoteOn {
-                channel,
-                note,
-                velocity,
-            } if velocity > 0 => {
+            Message::NoteOn { channel, note, velocity } if velocity > 0 => {
                 self.keys[usize::from(channel & 0x0F)] |= 1u128 << (note & 0x7F);
             }
             // A note_on with velocity 0 is a note_off by MIDI convention.
             Message::NoteOn { channel, note, .. } | Message::NoteOff { channel, note, .. } => {
                 self.keys[usize::from(channel & 0x0F)] &= !(1u128 << (note & 0x7F));
             }
-            Message::ControlChange {
-                channel,
-                control: SUSTAIN,
-                value,
-            } => {
+            Message::ControlChange { channel, control: SUSTAIN, value } => {
                 let bit = 1u16 << (channel & 0x0F);
                 if value >= 64 {
                     self.sustain |= bit;
@@ -58,11 +50,7 @@ impl HeldNotes {
                     self.sustain &= !bit;
                 }
             }
-            Message::ControlChange {
-                channel,
-                control: ALL_SOUND_OFF | ALL_NOTES_OFF,
-                ..
-            } => {
+            Message::ControlChange { channel, control: ALL_SOUND_OFF | ALL_NOTES_OFF, .. } => {
                 self.keys[usize::from(channel & 0x0F)] = 0;
             }
             Message::Reset => *self = HeldNotes::default(),
@@ -83,18 +71,10 @@ impl HeldNotes {
             while keys != 0 {
                 let note = keys.trailing_zeros() as u8;
                 keys &= keys - 1;
-                emit(Message::NoteOff {
-                    channel,
-                    note,
-                    velocity: 0,
-                });
+                emit(Message::NoteOff { channel, note, velocity: 0 });
             }
             if self.sustain & (1 << channel) != 0 {
-                emit(Message::ControlChange {
-                    channel,
-                    control: SUSTAIN,
-                    value: 0,
-                });
+                emit(Message::ControlChange { channel, control: SUSTAIN, value: 0 });
             }
         }
         *self = HeldNotes::default();
@@ -115,96 +95,33 @@ mod tests {
     fn note_off_and_velocity_zero_release() {
         let mut held = HeldNotes::default();
         for note in [60, 61, 62] {
-            held.observe(&Message::NoteOn {
-                channel: 0,
-                note,
-                velocity: 1,
-            });
+            held.observe(&Message::NoteOn { channel: 0, note, velocity: 1 });
         }
-        held.observe(&Message::NoteOff {
-            channel: 0,
-            note: 60,
-            velocity: 5,
-        });
-        held.observe(&Message::NoteOn {
-            channel: 0,
-            note: 61,
-            velocity: 0,
-        });
-        assert_eq!(
-            releases(&mut held),
-            vec![Message::NoteOff {
-                channel: 0,
-                note: 62,
-                velocity: 0
-            }]
-        );
+        held.observe(&Message::NoteOff { channel: 0, note: 60, velocity: 5 });
+        held.observe(&Message::NoteOn { channel: 0, note: 61, velocity: 0 });
+        assert_eq!(releases(&mut held), vec![Message::NoteOff { channel: 0, note: 62, velocity: 0 }]);
     }
 
     #[test]
     fn sustain_and_channel_modes() {
         let mut held = HeldNotes::default();
-        held.observe(&Message::ControlChange {
-            channel: 3,
-            control: 64,
-            value: 127,
-        });
-        held.observe(&Message::NoteOn {
-            channel: 3,
-            note: 127,
-            velocity: 1,
-        });
-        held.observe(&Message::NoteOn {
-            channel: 15,
-            note: 0,
-            velocity: 1,
-        });
-        held.observe(&Message::NoteOn {
-            channel: 4,
-            note: 1,
-            velocity: 1,
-        });
-        held.observe(&Message::ControlChange {
-            channel: 4,
-            control: 123,
-            value: 0,
-        });
+        held.observe(&Message::ControlChange { channel: 3, control: 64, value: 127 });
+        held.observe(&Message::NoteOn { channel: 3, note: 127, velocity: 1 });
+        held.observe(&Message::NoteOn { channel: 15, note: 0, velocity: 1 });
+        held.observe(&Message::NoteOn { channel: 4, note: 1, velocity: 1 });
+        held.observe(&Message::ControlChange { channel: 4, control: 123, value: 0 });
         assert_eq!(
             releases(&mut held),
             vec![
-                Message::NoteOff {
-                    channel: 3,
-                    note: 127,
-                    velocity: 0
-                },
-                Message::ControlChange {
-                    channel: 3,
-                    control: 64,
-                    value: 0
-                },
-                Message::NoteOff {
-                    channel: 15,
-                    note: 0,
-                    velocity: 0
-                },
+                Message::NoteOff { channel: 3, note: 127, velocity: 0 },
+                Message::ControlChange { channel: 3, control: 64, value: 0 },
+                Message::NoteOff { channel: 15, note: 0, velocity: 0 },
             ]
         );
         assert!(held.is_silent());
-        held.observe(&Message::ControlChange {
-            channel: 1,
-            control: 64,
-            value: 64,
-        });
-        held.observe(&Message::ControlChange {
-            channel: 1,
-            control: 64,
-            value: 63,
-        });
-        held.observe(&Message::NoteOn {
-            channel: 1,
-            note: 5,
-            velocity: 9,
-        });
+        held.observe(&Message::ControlChange { channel: 1, control: 64, value: 64 });
+        held.observe(&Message::ControlChange { channel: 1, control: 64, value: 63 });
+        held.observe(&Message::NoteOn { channel: 1, note: 5, velocity: 9 });
         held.observe(&Message::Reset);
         assert!(held.is_silent());
     }

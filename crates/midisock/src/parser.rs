@@ -114,10 +114,7 @@ impl Parser {
         while let Some((&byte, tail)) = rest.split_first() {
             if self.in_sysex && byte < 0x80 {
                 // Fast path for sysex payload: take the whole run of data bytes at once.
-                let run = tail
-                    .iter()
-                    .position(|&b| b >= 0x80)
-                    .map_or(rest.len(), |p| p + 1);
+                let run = tail.iter().position(|&b| b >= 0x80).map_or(rest.len(), |p| p + 1);
                 self.push_sysex_data(&rest[..run]);
                 rest = &rest[run..];
                 continue;
@@ -184,9 +181,7 @@ impl Parser {
                         self.sysex_overflowed = false;
                     } else {
                         // Hand the buffer over rather than copy it; the next sysex allocates anew.
-                        emit(Message::SysEx {
-                            data: std::mem::take(&mut self.sysex),
-                        });
+                        emit(Message::SysEx { data: std::mem::take(&mut self.sysex) });
                     }
                 } else {
                     // Row "0xF7 outside sysex": drops a partial message, cancels running status.
@@ -248,42 +243,15 @@ fn build(status: u8, data: [u8; 2]) -> Message {
     let channel = status & 0x0F;
     let [a, b] = data;
     match status {
-        0x80..=0x8F => Message::NoteOff {
-            channel,
-            note: a,
-            velocity: b,
-        },
-        0x90..=0x9F => Message::NoteOn {
-            channel,
-            note: a,
-            velocity: b,
-        },
-        0xA0..=0xAF => Message::PolyTouch {
-            channel,
-            note: a,
-            value: b,
-        },
-        0xB0..=0xBF => Message::ControlChange {
-            channel,
-            control: a,
-            value: b,
-        },
-        0xC0..=0xCF => Message::ProgramChange {
-            channel,
-            program: a,
-        },
+        0x80..=0x8F => Message::NoteOff { channel, note: a, velocity: b },
+        0x90..=0x9F => Message::NoteOn { channel, note: a, velocity: b },
+        0xA0..=0xAF => Message::PolyTouch { channel, note: a, value: b },
+        0xB0..=0xBF => Message::ControlChange { channel, control: a, value: b },
+        0xC0..=0xCF => Message::ProgramChange { channel, program: a },
         0xD0..=0xDF => Message::Aftertouch { channel, value: a },
-        0xE0..=0xEF => Message::PitchWheel {
-            channel,
-            pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192,
-        },
-        0xF1 => Message::QuarterFrame {
-            frame_type: a >> 4,
-            frame_value: a & 0x0F,
-        },
-        0xF2 => Message::SongPos {
-            pos: (u16::from(b) << 7) | u16::from(a),
-        },
+        0xE0..=0xEF => Message::PitchWheel { channel, pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192 },
+        0xF1 => Message::QuarterFrame { frame_type: a >> 4, frame_value: a & 0x0F },
+        0xF2 => Message::SongPos { pos: (u16::from(b) << 7) | u16::from(a) },
         0xF3 => Message::SongSelect { song: a },
         _ => unreachable!("build() is only called for statuses with data bytes"),
     }
@@ -302,9 +270,7 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Incomplete => f.write_str("the bytes hold no complete MIDI message"),
-            DecodeError::NotSingleMessage => {
-                f.write_str("the bytes are not exactly one MIDI message")
-            }
+            DecodeError::NotSingleMessage => f.write_str("the bytes are not exactly one MIDI message"),
         }
     }
 }

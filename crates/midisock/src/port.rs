@@ -30,16 +30,53 @@ const READ_CHUNK: usize = 64 * 1024;
 /// `address` is `"host:port"`, `"[v6addr]:port"`, `("host", port)`, an [`crate::Address`] or a
 /// `SocketAddr`. Every address the host resolves to is tried in order.
 pub fn connect(address: impl IntoAddress) -> Result<SocketPort> {
-    let address = address.into_address()?;
-    let stream = net::connect(&address, None)?;
-    Ok(SocketPort::from_connected(stream, address.to_string()))
+    connect_with(address, &ConnectOptions::default())
 }
 
 /// [`connect`] with a limit on how long each connection attempt may take.
 pub fn connect_timeout(address: impl IntoAddress, timeout: Duration) -> Result<SocketPort> {
+    connect_with(address, &ConnectOptions::default().timeout(timeout))
+}
+
+/// [`connect`] with options: a connect timeout, an authentication token.
+pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Result<SocketPort> {
     let address = address.into_address()?;
-    let stream = net::connect(&address, Some(timeout))?;
+    let hello = match &options.token {
+        Some(token) => {
+            crate::auth::validate_token(token)?;
+            Some(crate::auth::hello(token))
+        }
+        None => None,
+    };
+    let stream = net::connect(&address, options.timeout)?;
+    if let Some(hello) = hello {
+        (&stream).write_all(&hello).map_err(from_stream_error)?;
+    }
     Ok(SocketPort::from_connected(stream, address.to_string()))
+}
+
+/// How [`connect_with`] connects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Longest wait for each connection attempt. Default: the system's (minutes).
+    pub timeout: Option<Duration>,
+    /// Token for a server that requires one ([`crate::ServerConfig::token`]); sent as a hello that
+    /// servers without auth, mido's included, ignore. Default: none.
+    pub token: Option<String>,
+}
+
+impl ConnectOptions {
+    /// Sets [`ConnectOptions::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`ConnectOptions::token`].
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
 }
 
 /// One end of a midisock connection: what [`connect`] and [`crate::PortServer::accept`] return.
@@ -96,25 +133,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// mido's `reset()` set: all notes off (CC 123) and reset all controllers (CC 121), every channel.
 pub fn reset_messages() -> Vec<Message> {
     (0..16)
-        .flat_map(|channel| {
-            [123, 121].map(|control| Message::ControlChange {
-                channel,
-                control,
-                value: 0,
-            })
-        })
+        .flat_map(|channel| [123, 121].map(|control| Message::ControlChange { channel, control, value: 0 }))
         .collect()
 }
 
 /// mido's `panic()` set: all sound off (CC 120) on every channel.
 pub fn panic_messages() -> Vec<Message> {
-    (0..16)
-        .map(|channel| Message::ControlChange {
-            channel,
-            control: 120,
-            value: 0,
-        })
-        .collect()
+    (0..16).map(|channel| Message::ControlChange { channel, control: 120, value: 0 }).collect()
 }
 
 impl SocketPort {
@@ -123,10 +148,7 @@ impl SocketPort {
             inner: Arc::new(PortInner {
                 stream,
                 name,
-                sender: Mutex::new(SendState {
-                    scratch: Vec::new(),
-                    held: HeldNotes::default(),
-                }),
+                sender: Mutex::new(SendState { scratch: Vec::new(), held: HeldNotes::default() }),
                 receiver: Mutex::new(ReceiveState {
                     parser: Parser::new(),
                     pending: VecDeque::new(),
@@ -145,17 +167,11 @@ impl SocketPort {
 
     /// Wraps a connection the server accepted. `unsent` is broadcast output the server had queued
     /// for this client and not yet written; it goes out first, so nothing is lost in the handover.
-    pub(crate) fn from_accepted(
-        stream: TcpStream,
-        peer: SocketAddr,
-        unsent: &[u8],
-    ) -> Result<SocketPort> {
+    pub(crate) fn from_accepted(stream: TcpStream, peer: SocketAddr, unsent: &[u8]) -> Result<SocketPort> {
         net::configure_stream(&stream).map_err(Error::Io)?;
         let port = SocketPort::from_connected(stream, socket_addr_name(peer));
         if !unsent.is_empty() {
-            (&port.inner.stream)
-                .write_all(unsent)
-                .map_err(from_stream_error)?;
+            (&port.inner.stream).write_all(unsent).map_err(from_stream_error)?;
         }
         Ok(port)
     }
@@ -228,9 +244,7 @@ impl SocketPort {
     fn write(&self, bytes: &[u8]) -> Result<()> {
         // NOTE: std's TcpStream writes with MSG_NOSIGNAL on Linux, so a vanished peer is an
         // EPIPE error here and never a SIGPIPE that would kill a C host program.
-        (&self.inner.stream)
-            .write_all(bytes)
-            .map_err(from_stream_error)
+        (&self.inner.stream).write_all(bytes).map_err(from_stream_error)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -249,8 +263,7 @@ impl SocketPort {
 
     /// [`SocketPort::receive`] with the message's receive timestamp.
     pub fn receive_stamped(&self) -> Result<Received> {
-        self.next(Wait::Forever)
-            .map(|r| r.expect("an unbounded wait returns a message or an error"))
+        self.next(Wait::Forever).map(|r| r.expect("an unbounded wait returns a message or an error"))
     }
 
     /// The next message if one has arrived, without waiting (mido's `receive(block=False)`,
@@ -266,15 +279,12 @@ impl SocketPort {
 
     /// Waits at most `timeout` for the next message; `Ok(None)` if none came.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
-        self.receive_timeout_stamped(timeout)
-            .map(|r| r.map(|r| r.message))
+        self.receive_timeout_stamped(timeout).map(|r| r.map(|r| r.message))
     }
 
     /// [`SocketPort::receive_timeout`] with the message's receive timestamp.
     pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
-        let wait = Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Forever, Wait::Until);
+        let wait = Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until);
         self.next(wait)
     }
 
@@ -301,8 +311,7 @@ impl SocketPort {
     /// True after [`SocketPort::close`], or once the peer has closed and every message it sent
     /// has been received (mido's `closed`). Never blocks.
     pub fn is_closed(&self) -> bool {
-        self.inner.locally_closed.load(Ordering::Acquire)
-            || self.inner.exhausted.load(Ordering::Acquire)
+        self.inner.locally_closed.load(Ordering::Acquire) || self.inner.exhausted.load(Ordering::Acquire)
     }
 
     /// Closes the connection: the peer sees end-of-stream at once, and a thread blocked in
@@ -310,13 +319,9 @@ impl SocketPort {
     /// every note this port left sounding and mido's reset set are sent first. Closing twice is
     /// harmless.
     pub fn close(&self) {
-        if self.inner.autoreset.load(Ordering::Acquire)
-            && !self.inner.locally_closed.load(Ordering::Acquire)
-        {
+        if self.inner.autoreset.load(Ordering::Acquire) && !self.inner.locally_closed.load(Ordering::Acquire) {
             let mut releases = Vec::new();
-            lock(&self.inner.sender)
-                .held
-                .release_all(|m| releases.push(m));
+            lock(&self.inner.sender).held.release_all(|m| releases.push(m));
             releases.extend(reset_messages());
             // Best effort: the peer may already be gone, which is what closing is about anyway.
             let _ = self.send_all(&releases);
@@ -403,9 +408,7 @@ impl PortInner {
                 Wait::Until(deadline) => Some(deadline),
                 Wait::No => Some(Instant::now()),
             };
-            if deadline.is_some()
-                && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)?
-            {
+            if deadline.is_some() && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)? {
                 return Ok(None);
             }
             self.fill(state)?;
@@ -414,12 +417,7 @@ impl PortInner {
 
     /// One read from the socket (blocking), parsed into `pending`.
     fn fill(&self, state: &mut ReceiveState) -> Result<()> {
-        let ReceiveState {
-            parser,
-            pending,
-            peer_closed,
-            buf,
-        } = state;
+        let ReceiveState { parser, pending, peer_closed, buf } = state;
         let n = match (&self.stream).read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -436,12 +434,7 @@ impl PortInner {
             return Ok(());
         }
         let timestamp_ns = monotonic_ns();
-        parser.feed(&buf[..n], |message| {
-            pending.push_back(Received {
-                message,
-                timestamp_ns,
-            })
-        });
+        parser.feed(&buf[..n], |message| pending.push_back(Received { message, timestamp_ns }));
         Ok(())
     }
 
@@ -467,10 +460,7 @@ impl Drop for SocketPort {
 
 impl fmt::Debug for SocketPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketPort")
-            .field("name", &self.inner.name)
-            .field("closed", &self.is_closed())
-            .finish()
+        f.debug_struct("SocketPort").field("name", &self.inner.name).field("closed", &self.is_closed()).finish()
     }
 }
 

@@ -44,10 +44,7 @@ pub enum ParseMessageError {
     /// A word is not `name=value`.
     NotAField(String),
     /// The type has no field of this name.
-    UnknownField {
-        message_type: MessageType,
-        field: String,
-    },
+    UnknownField { message_type: MessageType, field: String },
     /// A value is not a number of the right kind (`data` must be `(b,b,...)`).
     BadValue { field: String, value: String },
     /// A value is outside its range.
@@ -60,10 +57,7 @@ impl fmt::Display for ParseMessageError {
             ParseMessageError::Empty => f.write_str("empty message text"),
             ParseMessageError::UnknownType(t) => write!(f, "unknown message type {t:?}"),
             ParseMessageError::NotAField(w) => write!(f, "expected name=value, got {w:?}"),
-            ParseMessageError::UnknownField {
-                message_type,
-                field,
-            } => {
+            ParseMessageError::UnknownField { message_type, field } => {
                 write!(f, "{message_type} message has no attribute {field:?}")
             }
             ParseMessageError::BadValue { field, value } => {
@@ -114,10 +108,7 @@ fn parse_data(value: &str) -> Option<Vec<u8>> {
     if inner.is_empty() {
         return Some(Vec::new());
     }
-    inner
-        .split(',')
-        .map(|b| parse_python_int(b).and_then(|v| u8::try_from(v).ok().filter(|&v| v <= 0x7F)))
-        .collect()
+    inner.split(',').map(|b| parse_python_int(b).and_then(|v| u8::try_from(v).ok().filter(|&v| v <= 0x7F))).collect()
 }
 
 impl FromStr for Message {
@@ -126,8 +117,8 @@ impl FromStr for Message {
     fn from_str(text: &str) -> Result<Message, ParseMessageError> {
         let mut words = text.split_whitespace();
         let type_name = words.next().ok_or(ParseMessageError::Empty)?;
-        let message_type = MessageType::from_name(type_name)
-            .ok_or_else(|| ParseMessageError::UnknownType(type_name.to_owned()))?;
+        let message_type =
+            MessageType::from_name(type_name).ok_or_else(|| ParseMessageError::UnknownType(type_name.to_owned()))?;
         let names = message_type.field_names();
 
         // mido's defaults: every field 0, velocity 64, data empty.
@@ -140,13 +131,8 @@ impl FromStr for Message {
         let mut data = Vec::new();
 
         for word in words {
-            let (name, value) = word
-                .split_once('=')
-                .ok_or_else(|| ParseMessageError::NotAField(word.to_owned()))?;
-            let bad_value = || ParseMessageError::BadValue {
-                field: name.to_owned(),
-                value: value.to_owned(),
-            };
+            let (name, value) = word.split_once('=').ok_or_else(|| ParseMessageError::NotAField(word.to_owned()))?;
+            let bad_value = || ParseMessageError::BadValue { field: name.to_owned(), value: value.to_owned() };
             if name == "time" {
                 if !is_python_number(value) {
                     return Err(bad_value());
@@ -154,12 +140,10 @@ impl FromStr for Message {
             } else if name == "data" && message_type == MessageType::SysEx {
                 data = parse_data(value).ok_or_else(bad_value)?;
             } else {
-                let index = names.iter().position(|n| *n == name).ok_or_else(|| {
-                    ParseMessageError::UnknownField {
-                        message_type,
-                        field: name.to_owned(),
-                    }
-                })?;
+                let index = names
+                    .iter()
+                    .position(|n| *n == name)
+                    .ok_or_else(|| ParseMessageError::UnknownField { message_type, field: name.to_owned() })?;
                 let number = parse_python_int(value).ok_or_else(bad_value)?;
                 values[index] = check_field(names[index], number)?;
             }
@@ -169,43 +153,15 @@ impl FromStr for Message {
         let [a, b, c] = values;
         let (a8, b8, c8) = (a as u8, b as u8, c as u8);
         Ok(match message_type {
-            MessageType::NoteOff => Message::NoteOff {
-                channel: a8,
-                note: b8,
-                velocity: c8,
-            },
-            MessageType::NoteOn => Message::NoteOn {
-                channel: a8,
-                note: b8,
-                velocity: c8,
-            },
-            MessageType::PolyTouch => Message::PolyTouch {
-                channel: a8,
-                note: b8,
-                value: c8,
-            },
-            MessageType::ControlChange => Message::ControlChange {
-                channel: a8,
-                control: b8,
-                value: c8,
-            },
-            MessageType::ProgramChange => Message::ProgramChange {
-                channel: a8,
-                program: b8,
-            },
-            MessageType::Aftertouch => Message::Aftertouch {
-                channel: a8,
-                value: b8,
-            },
-            MessageType::PitchWheel => Message::PitchWheel {
-                channel: a8,
-                pitch: b as i16,
-            },
+            MessageType::NoteOff => Message::NoteOff { channel: a8, note: b8, velocity: c8 },
+            MessageType::NoteOn => Message::NoteOn { channel: a8, note: b8, velocity: c8 },
+            MessageType::PolyTouch => Message::PolyTouch { channel: a8, note: b8, value: c8 },
+            MessageType::ControlChange => Message::ControlChange { channel: a8, control: b8, value: c8 },
+            MessageType::ProgramChange => Message::ProgramChange { channel: a8, program: b8 },
+            MessageType::Aftertouch => Message::Aftertouch { channel: a8, value: b8 },
+            MessageType::PitchWheel => Message::PitchWheel { channel: a8, pitch: b as i16 },
             MessageType::SysEx => Message::SysEx { data },
-            MessageType::QuarterFrame => Message::QuarterFrame {
-                frame_type: a8,
-                frame_value: b8,
-            },
+            MessageType::QuarterFrame => Message::QuarterFrame { frame_type: a8, frame_value: b8 },
             MessageType::SongPos => Message::SongPos { pos: a as u16 },
             MessageType::SongSelect => Message::SongSelect { song: a8 },
             MessageType::TuneRequest => Message::TuneRequest,

@@ -9,11 +9,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn on(note: u8) -> Message {
-    Message::NoteOn {
-        channel: 0,
-        note,
-        velocity: 100,
-    }
+    Message::NoteOn { channel: 0, note, velocity: 100 }
 }
 
 fn rss_kib() -> u64 {
@@ -38,15 +34,9 @@ fn an_unterminated_200_mib_sysex_flood_is_never_buffered() {
     // The flood ends with a clock (real-time: delivered even inside the sysex), so we know the
     // server has read all of it.
     flood.write_all(&[0xF8]).unwrap();
-    assert_eq!(
-        server.receive_timeout(WAIT * 3).unwrap(),
-        Some(Message::Clock)
-    );
+    assert_eq!(server.receive_timeout(WAIT * 3).unwrap(), Some(Message::Clock));
     let grown_kib = rss_kib().saturating_sub(before);
-    assert!(
-        grown_kib < 32 * 1024,
-        "memory grew by {grown_kib} KiB during a 200 MiB flood"
-    );
+    assert!(grown_kib < 32 * 1024, "memory grew by {grown_kib} KiB during a 200 MiB flood");
     assert_eq!(server.stats().sysex_oversized, 1);
     steady.send(&on(2)).unwrap();
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(2)));

@@ -6,45 +6,15 @@ use proptest::prelude::*;
 /// One message of every type, with distinctive values.
 fn one_of_each() -> Vec<Message> {
     vec![
-        Message::NoteOff {
-            channel: 1,
-            note: 60,
-            velocity: 10,
-        },
-        Message::NoteOn {
-            channel: 15,
-            note: 127,
-            velocity: 0,
-        },
-        Message::PolyTouch {
-            channel: 2,
-            note: 3,
-            value: 4,
-        },
-        Message::ControlChange {
-            channel: 3,
-            control: 7,
-            value: 127,
-        },
-        Message::ProgramChange {
-            channel: 4,
-            program: 99,
-        },
-        Message::Aftertouch {
-            channel: 5,
-            value: 6,
-        },
-        Message::PitchWheel {
-            channel: 6,
-            pitch: -8192,
-        },
-        Message::SysEx {
-            data: vec![0x7E, 0x00, 0x7F],
-        },
-        Message::QuarterFrame {
-            frame_type: 7,
-            frame_value: 15,
-        },
+        Message::NoteOff { channel: 1, note: 60, velocity: 10 },
+        Message::NoteOn { channel: 15, note: 127, velocity: 0 },
+        Message::PolyTouch { channel: 2, note: 3, value: 4 },
+        Message::ControlChange { channel: 3, control: 7, value: 127 },
+        Message::ProgramChange { channel: 4, program: 99 },
+        Message::Aftertouch { channel: 5, value: 6 },
+        Message::PitchWheel { channel: 6, pitch: -8192 },
+        Message::SysEx { data: vec![0x7E, 0x00, 0x7F] },
+        Message::QuarterFrame { frame_type: 7, frame_value: 15 },
         Message::SongPos { pos: 16383 },
         Message::SongSelect { song: 12 },
         Message::TuneRequest,
@@ -93,11 +63,7 @@ fn encodings_are_the_midi_1_0_bytes() {
 
 #[test]
 fn encode_reports_short_buffer() {
-    let m = Message::NoteOn {
-        channel: 0,
-        note: 1,
-        velocity: 2,
-    };
+    let m = Message::NoteOn { channel: 0, note: 1, velocity: 2 };
     let mut small = [0u8; 2];
     assert_eq!(m.encode(&mut small).unwrap_err().needed, 3);
 }
@@ -128,77 +94,23 @@ fn text_is_exactly_midos_str() {
         assert_eq!(message.to_string(), text);
         assert_eq!(text.parse::<Message>().as_ref(), Ok(message));
     }
-    assert_eq!(
-        Message::SysEx { data: vec![] }.to_string(),
-        "sysex data=() time=0"
-    );
-    assert_eq!(
-        "sysex data=() time=0".parse(),
-        Ok(Message::SysEx { data: vec![] })
-    );
+    assert_eq!(Message::SysEx { data: vec![] }.to_string(), "sysex data=() time=0");
+    assert_eq!("sysex data=() time=0".parse(), Ok(Message::SysEx { data: vec![] }));
 }
 
 #[test]
 fn text_accepts_what_mido_from_str_accepts() {
     let cases = [
-        (
-            "note_on",
-            Message::NoteOn {
-                channel: 0,
-                note: 0,
-                velocity: 64,
-            },
-        ),
-        (
-            "note_off note=5",
-            Message::NoteOff {
-                channel: 0,
-                note: 5,
-                velocity: 64,
-            },
-        ),
-        (
-            "note_on  velocity=3   channel=2 ",
-            Message::NoteOn {
-                channel: 2,
-                note: 0,
-                velocity: 3,
-            },
-        ),
-        (
-            "note_on channel=+3",
-            Message::NoteOn {
-                channel: 3,
-                note: 0,
-                velocity: 64,
-            },
-        ),
-        (
-            "note_on channel=1_0",
-            Message::NoteOn {
-                channel: 10,
-                note: 0,
-                velocity: 64,
-            },
-        ),
-        (
-            "note_on channel=3 channel=4",
-            Message::NoteOn {
-                channel: 4,
-                note: 0,
-                velocity: 64,
-            },
-        ),
+        ("note_on", Message::NoteOn { channel: 0, note: 0, velocity: 64 }),
+        ("note_off note=5", Message::NoteOff { channel: 0, note: 5, velocity: 64 }),
+        ("note_on  velocity=3   channel=2 ", Message::NoteOn { channel: 2, note: 0, velocity: 3 }),
+        ("note_on channel=+3", Message::NoteOn { channel: 3, note: 0, velocity: 64 }),
+        ("note_on channel=1_0", Message::NoteOn { channel: 10, note: 0, velocity: 64 }),
+        ("note_on channel=3 channel=4", Message::NoteOn { channel: 4, note: 0, velocity: 64 }),
         ("clock time=0.5", Message::Clock),
         ("clock time=1e3", Message::Clock),
         ("clock time=inf", Message::Clock),
-        (
-            "pitchwheel pitch=8191",
-            Message::PitchWheel {
-                channel: 0,
-                pitch: 8191,
-            },
-        ),
+        ("pitchwheel pitch=8191", Message::PitchWheel { channel: 0, pitch: 8191 }),
         ("sysex", Message::SysEx { data: vec![] }),
         ("sysex data=(1,2)", Message::SysEx { data: vec![1, 2] }),
     ];
@@ -211,33 +123,15 @@ fn text_accepts_what_mido_from_str_accepts() {
 fn text_rejects_what_mido_rejects_with_a_clear_error() {
     let cases: [(&str, fn(&ParseMessageError) -> bool); 10] = [
         ("", |e| matches!(e, ParseMessageError::Empty)),
-        ("note_of", |e| {
-            matches!(e, ParseMessageError::UnknownType(_))
-        }),
-        ("note_on channel = 3", |e| {
-            matches!(e, ParseMessageError::NotAField(_))
-        }),
-        ("note_on program=3", |e| {
-            matches!(e, ParseMessageError::UnknownField { .. })
-        }),
-        ("note_on channel=16", |e| {
-            matches!(e, ParseMessageError::OutOfRange(_))
-        }),
-        ("note_on note=x", |e| {
-            matches!(e, ParseMessageError::BadValue { .. })
-        }),
-        ("pitchwheel pitch=8192", |e| {
-            matches!(e, ParseMessageError::OutOfRange(_))
-        }),
-        ("sysex data=(1,2,)", |e| {
-            matches!(e, ParseMessageError::BadValue { .. })
-        }),
-        ("sysex data=(128)", |e| {
-            matches!(e, ParseMessageError::BadValue { .. })
-        }),
-        ("clock time=True", |e| {
-            matches!(e, ParseMessageError::BadValue { .. })
-        }),
+        ("note_of", |e| matches!(e, ParseMessageError::UnknownType(_))),
+        ("note_on channel = 3", |e| matches!(e, ParseMessageError::NotAField(_))),
+        ("note_on program=3", |e| matches!(e, ParseMessageError::UnknownField { .. })),
+        ("note_on channel=16", |e| matches!(e, ParseMessageError::OutOfRange(_))),
+        ("note_on note=x", |e| matches!(e, ParseMessageError::BadValue { .. })),
+        ("pitchwheel pitch=8192", |e| matches!(e, ParseMessageError::OutOfRange(_))),
+        ("sysex data=(1,2,)", |e| matches!(e, ParseMessageError::BadValue { .. })),
+        ("sysex data=(128)", |e| matches!(e, ParseMessageError::BadValue { .. })),
+        ("clock time=True", |e| matches!(e, ParseMessageError::BadValue { .. })),
     ];
     for (text, check) in cases {
         let err = text.parse::<Message>().expect_err(text);
@@ -252,63 +146,25 @@ fn constructors_check_ranges() {
     assert!(Message::note_on(0, 128, 0).is_err());
     assert!(Message::pitchwheel(0, 8192).is_err());
     assert!(Message::sysex(vec![1, 0x80]).is_err());
-    assert_eq!(
-        Message::note_on(1, 2, 3),
-        Ok(Message::NoteOn {
-            channel: 1,
-            note: 2,
-            velocity: 3
-        })
-    );
-    assert!(Message::NoteOn {
-        channel: 0,
-        note: 200,
-        velocity: 0
-    }
-    .validate()
-    .is_err());
+    assert_eq!(Message::note_on(1, 2, 3), Ok(Message::NoteOn { channel: 1, note: 2, velocity: 3 }));
+    assert!(Message::NoteOn { channel: 0, note: 200, velocity: 0 }.validate().is_err());
     assert!(Message::SongPos { pos: 16384 }.validate().is_err());
-    assert!(Message::QuarterFrame {
-        frame_type: 8,
-        frame_value: 0
-    }
-    .validate()
-    .is_err());
+    assert!(Message::QuarterFrame { frame_type: 8, frame_value: 0 }.validate().is_err());
 }
 
 fn any_message() -> impl Strategy<Value = Message> {
     let ch = 0u8..16;
     let d = || 0u8..128;
     prop_oneof![
-        (ch.clone(), d(), d()).prop_map(|(channel, note, velocity)| Message::NoteOff {
-            channel,
-            note,
-            velocity
-        }),
-        (ch.clone(), d(), d()).prop_map(|(channel, note, velocity)| Message::NoteOn {
-            channel,
-            note,
-            velocity
-        }),
-        (ch.clone(), d(), d()).prop_map(|(channel, note, value)| Message::PolyTouch {
-            channel,
-            note,
-            value
-        }),
-        (ch.clone(), d(), d()).prop_map(|(channel, control, value)| Message::ControlChange {
-            channel,
-            control,
-            value
-        }),
-        (ch.clone(), d())
-            .prop_map(|(channel, program)| Message::ProgramChange { channel, program }),
+        (ch.clone(), d(), d()).prop_map(|(channel, note, velocity)| Message::NoteOff { channel, note, velocity }),
+        (ch.clone(), d(), d()).prop_map(|(channel, note, velocity)| Message::NoteOn { channel, note, velocity }),
+        (ch.clone(), d(), d()).prop_map(|(channel, note, value)| Message::PolyTouch { channel, note, value }),
+        (ch.clone(), d(), d()).prop_map(|(channel, control, value)| Message::ControlChange { channel, control, value }),
+        (ch.clone(), d()).prop_map(|(channel, program)| Message::ProgramChange { channel, program }),
         (ch.clone(), d()).prop_map(|(channel, value)| Message::Aftertouch { channel, value }),
         (ch, -8192i16..8192).prop_map(|(channel, pitch)| Message::PitchWheel { channel, pitch }),
         prop::collection::vec(d(), 0..64).prop_map(|data| Message::SysEx { data }),
-        (0u8..8, 0u8..16).prop_map(|(frame_type, frame_value)| Message::QuarterFrame {
-            frame_type,
-            frame_value
-        }),
+        (0u8..8, 0u8..16).prop_map(|(frame_type, frame_value)| Message::QuarterFrame { frame_type, frame_value }),
         (0u16..16384).prop_map(|pos| Message::SongPos { pos }),
         d().prop_map(|song| Message::SongSelect { song }),
         prop::sample::select(vec![

@@ -11,11 +11,7 @@ fn parse(bytes: &[u8]) -> (Vec<Message>, ParserStats) {
 }
 
 fn on(channel: u8, note: u8, velocity: u8) -> Message {
-    Message::NoteOn {
-        channel,
-        note,
-        velocity,
-    }
+    Message::NoteOn { channel, note, velocity }
 }
 
 #[test]
@@ -26,16 +22,8 @@ fn channel_message_with_running_status() {
         vec![
             on(0, 60, 64),
             on(0, 62, 65),
-            Message::NoteOff {
-                channel: 5,
-                note: 1,
-                velocity: 2
-            },
-            Message::NoteOff {
-                channel: 5,
-                note: 3,
-                velocity: 4
-            },
+            Message::NoteOff { channel: 5, note: 1, velocity: 2 },
+            Message::NoteOff { channel: 5, note: 3, velocity: 4 },
         ]
     );
 }
@@ -43,45 +31,20 @@ fn channel_message_with_running_status() {
 #[test]
 fn running_status_for_one_data_byte_messages() {
     let (msgs, _) = parse(&[0xC3, 1, 2, 3]);
-    assert_eq!(
-        msgs,
-        (1..=3)
-            .map(|program| Message::ProgramChange {
-                channel: 3,
-                program
-            })
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(msgs, (1..=3).map(|program| Message::ProgramChange { channel: 3, program }).collect::<Vec<_>>());
 }
 
 #[test]
 fn realtime_inside_channel_message_does_not_disturb_it() {
     let (msgs, stats) = parse(&[0x90, 0xF8, 60, 0xFA, 64, 0xFE]);
-    assert_eq!(
-        msgs,
-        vec![
-            Message::Clock,
-            Message::Start,
-            on(0, 60, 64),
-            Message::ActiveSensing
-        ]
-    );
+    assert_eq!(msgs, vec![Message::Clock, Message::Start, on(0, 60, 64), Message::ActiveSensing]);
     assert_eq!(stats, ParserStats::default());
 }
 
 #[test]
 fn realtime_inside_sysex_does_not_disturb_it() {
     let (msgs, _) = parse(&[0xF0, 1, 0xF8, 2, 0xFF, 3, 0xF7]);
-    assert_eq!(
-        msgs,
-        vec![
-            Message::Clock,
-            Message::Reset,
-            Message::SysEx {
-                data: vec![1, 2, 3]
-            }
-        ]
-    );
+    assert_eq!(msgs, vec![Message::Clock, Message::Reset, Message::SysEx { data: vec![1, 2, 3] }]);
 }
 
 #[test]
@@ -89,14 +52,7 @@ fn every_realtime_byte_is_emitted() {
     let (msgs, _) = parse(&[0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF]);
     assert_eq!(
         msgs,
-        vec![
-            Message::Clock,
-            Message::Start,
-            Message::Continue,
-            Message::Stop,
-            Message::ActiveSensing,
-            Message::Reset
-        ]
+        vec![Message::Clock, Message::Start, Message::Continue, Message::Stop, Message::ActiveSensing, Message::Reset]
     );
 }
 
@@ -110,33 +66,19 @@ fn undefined_realtime_bytes_are_ignored_without_state_change() {
 #[test]
 fn undefined_common_bytes_are_ignored_without_state_change() {
     let (msgs, stats) = parse(&[0x90, 60, 0xF4, 64, 0xF5, 61, 65, 0xF0, 1, 0xF4, 2, 0xF7]);
-    assert_eq!(
-        msgs,
-        vec![
-            on(0, 60, 64),
-            on(0, 61, 65),
-            Message::SysEx { data: vec![1, 2] }
-        ]
-    );
+    assert_eq!(msgs, vec![on(0, 60, 64), on(0, 61, 65), Message::SysEx { data: vec![1, 2] }]);
     assert_eq!(stats.undefined_status_bytes, 3);
 }
 
 #[test]
 fn system_common_messages_and_they_cancel_running_status() {
-    let (msgs, stats) = parse(&[
-        0x90, 60, 64, 0xF1, 0x35, 0xF2, 0x01, 0x02, 0xF3, 7, 0xF6, 61, 65, 0x90, 62, 66,
-    ]);
+    let (msgs, stats) = parse(&[0x90, 60, 64, 0xF1, 0x35, 0xF2, 0x01, 0x02, 0xF3, 7, 0xF6, 61, 65, 0x90, 62, 66]);
     assert_eq!(
         msgs,
         vec![
             on(0, 60, 64),
-            Message::QuarterFrame {
-                frame_type: 3,
-                frame_value: 5
-            },
-            Message::SongPos {
-                pos: 0x01 | (0x02 << 7)
-            },
+            Message::QuarterFrame { frame_type: 3, frame_value: 5 },
+            Message::SongPos { pos: 0x01 | (0x02 << 7) },
             Message::SongSelect { song: 7 },
             Message::TuneRequest,
             on(0, 62, 66),
@@ -156,30 +98,13 @@ fn system_common_does_not_set_running_status() {
 #[test]
 fn sysex_whole_and_empty() {
     let (msgs, _) = parse(&[0xF0, 0x7E, 0x7F, 0x09, 0x01, 0xF7, 0xF0, 0xF7]);
-    assert_eq!(
-        msgs,
-        vec![
-            Message::SysEx {
-                data: vec![0x7E, 0x7F, 0x09, 0x01]
-            },
-            Message::SysEx { data: vec![] }
-        ]
-    );
+    assert_eq!(msgs, vec![Message::SysEx { data: vec![0x7E, 0x7F, 0x09, 0x01] }, Message::SysEx { data: vec![] }]);
 }
 
 #[test]
 fn status_byte_aborts_sysex_and_starts_new_message() {
-    let (msgs, stats) = parse(&[
-        0xF0, 1, 2, 0x90, 60, 64, 0xF0, 3, 0xF2, 1, 1, 0xF0, 4, 0xF0, 5, 0xF7,
-    ]);
-    assert_eq!(
-        msgs,
-        vec![
-            on(0, 60, 64),
-            Message::SongPos { pos: 129 },
-            Message::SysEx { data: vec![5] }
-        ]
-    );
+    let (msgs, stats) = parse(&[0xF0, 1, 2, 0x90, 60, 64, 0xF0, 3, 0xF2, 1, 1, 0xF0, 4, 0xF0, 5, 0xF7]);
+    assert_eq!(msgs, vec![on(0, 60, 64), Message::SongPos { pos: 129 }, Message::SysEx { data: vec![5] }]);
     assert_eq!(stats.sysex_aborted, 3);
 }
 
@@ -187,21 +112,8 @@ fn status_byte_aborts_sysex_and_starts_new_message() {
 fn oversized_sysex_is_discarded_and_counted() {
     let mut parser = Parser::with_max_sysex_len(4);
     let mut msgs = Vec::new();
-    parser.feed(
-        &[
-            0xF0, 1, 2, 3, 4, 0xF7, 0xF0, 1, 2, 3, 4, 5, 6, 0xF7, 0x90, 1, 2,
-        ],
-        |m| msgs.push(m),
-    );
-    assert_eq!(
-        msgs,
-        vec![
-            Message::SysEx {
-                data: vec![1, 2, 3, 4]
-            },
-            on(0, 1, 2)
-        ]
-    );
+    parser.feed(&[0xF0, 1, 2, 3, 4, 0xF7, 0xF0, 1, 2, 3, 4, 5, 6, 0xF7, 0x90, 1, 2], |m| msgs.push(m));
+    assert_eq!(msgs, vec![Message::SysEx { data: vec![1, 2, 3, 4] }, on(0, 1, 2)]);
     assert_eq!(parser.stats().sysex_overflows, 1);
 }
 
@@ -232,28 +144,14 @@ fn end_of_exclusive_outside_sysex_drops_partial_message_and_running_status() {
 #[test]
 fn data_bytes_without_status_are_ignored_and_counted() {
     let (msgs, stats) = parse(&[1, 2, 3, 0xB0, 7, 100]);
-    assert_eq!(
-        msgs,
-        vec![Message::ControlChange {
-            channel: 0,
-            control: 7,
-            value: 100
-        }]
-    );
+    assert_eq!(msgs, vec![Message::ControlChange { channel: 0, control: 7, value: 100 }]);
     assert_eq!(stats.stray_data_bytes, 3);
 }
 
 #[test]
 fn new_status_drops_partial_channel_message() {
     let (msgs, stats) = parse(&[0x90, 60, 0xB0, 7, 100]);
-    assert_eq!(
-        msgs,
-        vec![Message::ControlChange {
-            channel: 0,
-            control: 7,
-            value: 100
-        }]
-    );
+    assert_eq!(msgs, vec![Message::ControlChange { channel: 0, control: 7, value: 100 }]);
     assert_eq!(stats.partial_messages_dropped, 1);
 }
 
@@ -263,18 +161,9 @@ fn pitchwheel_extremes() {
     assert_eq!(
         msgs,
         vec![
-            Message::PitchWheel {
-                channel: 0,
-                pitch: -8192
-            },
-            Message::PitchWheel {
-                channel: 1,
-                pitch: 8191
-            },
-            Message::PitchWheel {
-                channel: 2,
-                pitch: 0
-            },
+            Message::PitchWheel { channel: 0, pitch: -8192 },
+            Message::PitchWheel { channel: 1, pitch: 8191 },
+            Message::PitchWheel { channel: 2, pitch: 0 },
         ]
     );
 }

@@ -20,11 +20,7 @@ fn addr(server: &PortServer) -> String {
 }
 
 fn note(n: u8) -> Message {
-    Message::NoteOn {
-        channel: 0,
-        note: n,
-        velocity: 64,
-    }
+    Message::NoteOn { channel: 0, note: n, velocity: 64 }
 }
 
 /// Waits until `condition` holds, failing the test after WAIT.
@@ -43,9 +39,7 @@ fn server_receives_from_every_client() {
     let b = connect(addr(&server)).unwrap();
     a.send(&note(1)).unwrap();
     b.send(&note(2)).unwrap();
-    let mut got: Vec<Message> = (0..2)
-        .map(|_| server.receive_timeout(WAIT).unwrap().expect("message"))
-        .collect();
+    let mut got: Vec<Message> = (0..2).map(|_| server.receive_timeout(WAIT).unwrap().expect("message")).collect();
     got.sort_by_key(|m| m.to_string());
     assert_eq!(got, vec![note(1), note(2)]);
 }
@@ -82,10 +76,7 @@ fn try_accept_and_accept_timeout_do_not_wait_forever() {
     let server = server();
     assert!(server.try_accept().unwrap().is_none());
     let start = Instant::now();
-    assert!(server
-        .accept_timeout(Duration::from_millis(50))
-        .unwrap()
-        .is_none());
+    assert!(server.accept_timeout(Duration::from_millis(50)).unwrap().is_none());
     assert!(start.elapsed() >= Duration::from_millis(50));
     let _client = connect(addr(&server)).unwrap();
     let mut port = None;
@@ -158,10 +149,7 @@ fn try_receive_and_receive_timeout_on_a_quiet_port() {
     let client = connect(addr(&server)).unwrap();
     assert_eq!(client.try_receive().unwrap(), None);
     let start = Instant::now();
-    assert_eq!(
-        client.receive_timeout(Duration::from_millis(30)).unwrap(),
-        None
-    );
+    assert_eq!(client.receive_timeout(Duration::from_millis(30)).unwrap(), None);
     assert!(start.elapsed() >= Duration::from_millis(30));
     assert_eq!(client.iter_pending().count(), 0);
 }
@@ -173,17 +161,9 @@ fn callback_receives_every_message_with_a_monotonic_timestamp() {
     let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
     let (tx, rx) = mpsc::channel();
     let before = midisock::monotonic_ns();
-    accepted
-        .set_callback(move |received| tx.send(received).unwrap())
-        .unwrap();
-    assert!(matches!(
-        accepted.receive_timeout(WAIT),
-        Err(Error::CallbackInstalled)
-    ));
-    assert!(matches!(
-        accepted.set_callback(|_| {}),
-        Err(Error::CallbackInstalled)
-    ));
+    accepted.set_callback(move |received| tx.send(received).unwrap()).unwrap();
+    assert!(matches!(accepted.receive_timeout(WAIT), Err(Error::CallbackInstalled)));
+    assert!(matches!(accepted.set_callback(|_| {}), Err(Error::CallbackInstalled)));
     for n in 0..10 {
         client.send(&note(n)).unwrap();
     }
@@ -207,9 +187,7 @@ fn concurrent_senders_never_interleave_bytes() {
         .map(|t| {
             let client = Arc::clone(&client);
             thread::spawn(move || {
-                let sysex = Message::SysEx {
-                    data: vec![t; 3000],
-                };
+                let sysex = Message::SysEx { data: vec![t; 3000] };
                 for _ in 0..50 {
                     client.send(&sysex).unwrap();
                     client.send(&note(t)).unwrap();
@@ -245,19 +223,13 @@ fn concurrent_broadcasts_never_interleave_bytes() {
             let server = Arc::clone(&server);
             thread::spawn(move || {
                 for _ in 0..30 {
-                    server
-                        .send(&Message::SysEx {
-                            data: vec![t; 2000],
-                        })
-                        .unwrap();
+                    server.send(&Message::SysEx { data: vec![t; 2000] }).unwrap();
                 }
             })
         })
         .collect();
     for _ in 0..90 {
-        let Message::SysEx { data } = client.receive_timeout(WAIT).unwrap().unwrap() else {
-            panic!("not sysex")
-        };
+        let Message::SysEx { data } = client.receive_timeout(WAIT).unwrap().unwrap() else { panic!("not sysex") };
         assert!(data.len() == 2000 && data.iter().all(|&b| b == data[0]));
     }
     for t in threads {
@@ -267,17 +239,11 @@ fn concurrent_broadcasts_never_interleave_bytes() {
 
 #[test]
 fn a_client_that_stops_reading_is_disconnected_and_stalls_no_one() {
-    let server = PortServer::bind_with(
-        "127.0.0.1:0",
-        ServerConfig::default().max_client_queue(64 * 1024),
-    )
-    .unwrap();
+    let server = PortServer::bind_with("127.0.0.1:0", ServerConfig::default().max_client_queue(64 * 1024)).unwrap();
     let stalled = TcpStream::connect(server.local_addr()).unwrap();
     let healthy = connect(addr(&server)).unwrap();
     eventually("2 clients", || server.client_count() == 2);
-    let sysex = Message::SysEx {
-        data: vec![0x11; 1000],
-    };
+    let sysex = Message::SysEx { data: vec![0x11; 1000] };
     let (tx, rx) = mpsc::channel();
     let reader = thread::spawn(move || {
         let mut n = 0;
@@ -293,11 +259,7 @@ fn a_client_that_stops_reading_is_disconnected_and_stalls_no_one() {
     for _ in 0..20_000 {
         server.send(&sysex).unwrap(); // 20 MB: far past the stalled client's kernel buffers + queue
     }
-    assert_eq!(
-        rx.recv_timeout(WAIT * 3)
-            .expect("healthy client got everything"),
-        20_000
-    );
+    assert_eq!(rx.recv_timeout(WAIT * 3).expect("healthy client got everything"), 20_000);
     let healthy = reader.join().unwrap();
     eventually("stalled client dropped", || server.client_count() == 1);
     assert!(!healthy.is_closed());
@@ -318,18 +280,8 @@ fn peer_vanishing_mid_message_forwards_no_fragment() {
     drop(raw);
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(note(60)));
     // The half messages never arrive; the note the peer left held is released.
-    assert_eq!(
-        server.receive_timeout(WAIT).unwrap(),
-        Some(Message::NoteOff {
-            channel: 0,
-            note: 60,
-            velocity: 0
-        })
-    );
-    assert_eq!(
-        server.receive_timeout(Duration::from_millis(200)).unwrap(),
-        None
-    );
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOff { channel: 0, note: 60, velocity: 0 }));
+    assert_eq!(server.receive_timeout(Duration::from_millis(200)).unwrap(), None);
     eventually("client dropped", || server.client_count() == 0);
 }
 
@@ -339,14 +291,8 @@ fn reset_and_panic_send_midos_message_sets() {
     let client = connect(addr(&server)).unwrap();
     client.reset().unwrap();
     client.panic().unwrap();
-    let got: Vec<Message> = (0..48)
-        .map(|_| server.receive_timeout(WAIT).unwrap().unwrap())
-        .collect();
-    let cc = |channel, control| Message::ControlChange {
-        channel,
-        control,
-        value: 0,
-    };
+    let got: Vec<Message> = (0..48).map(|_| server.receive_timeout(WAIT).unwrap().unwrap()).collect();
+    let cc = |channel, control| Message::ControlChange { channel, control, value: 0 };
     let mut expected: Vec<Message> = (0..16).flat_map(|c| [cc(c, 123), cc(c, 121)]).collect();
     expected.extend((0..16).map(|c| cc(c, 120)));
     assert_eq!(got, expected);
@@ -357,16 +303,9 @@ fn invalid_messages_are_refused_before_anything_is_sent() {
     let server = server();
     let client = connect(addr(&server)).unwrap();
     let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
-    let bad = Message::NoteOn {
-        channel: 16,
-        note: 0,
-        velocity: 0,
-    };
+    let bad = Message::NoteOn { channel: 16, note: 0, velocity: 0 };
     assert!(matches!(client.send(&bad), Err(Error::InvalidMessage(_))));
-    assert!(matches!(
-        client.send_all(&[note(1), bad]),
-        Err(Error::InvalidMessage(_))
-    ));
+    assert!(matches!(client.send_all(&[note(1), bad]), Err(Error::InvalidMessage(_))));
     client.send(&note(2)).unwrap();
     assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(note(2)));
 }
@@ -379,10 +318,7 @@ fn ipv6_loopback_both_ways() {
     };
     assert!(server.local_addr().is_ipv6());
     let client = connect(format!("[::1]:{}", server.local_addr().port())).unwrap();
-    assert_eq!(
-        client.name(),
-        format!("[::1]:{}", server.local_addr().port())
-    );
+    assert_eq!(client.name(), format!("[::1]:{}", server.local_addr().port()));
     client.send(&note(3)).unwrap();
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(note(3)));
     server.send(&note(4)).unwrap();
@@ -395,11 +331,7 @@ fn localhost_listens_on_every_address_it_resolves_to() {
     let port = server.local_addr().port();
     assert!(server.local_addrs().iter().all(|a| a.port() == port));
     for host in ["127.0.0.1", "[::1]"] {
-        if server
-            .local_addrs()
-            .iter()
-            .any(|a| a.ip().to_string() == host.trim_matches(['[', ']']))
-        {
+        if server.local_addrs().iter().any(|a| a.ip().to_string() == host.trim_matches(['[', ']'])) {
             let client = connect(format!("{host}:{port}")).unwrap();
             client.send(&note(1)).unwrap();
             assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(note(1)));
@@ -430,10 +362,7 @@ fn address_errors_are_clear() {
         ("[nothost]:1", "not an IPv6 address"),
     ] {
         let err = connect(text).unwrap_err();
-        assert!(
-            matches!(err, Error::AddressSyntax { .. }),
-            "{text}: {err:?}"
-        );
+        assert!(matches!(err, Error::AddressSyntax { .. }), "{text}: {err:?}");
         assert!(err.to_string().contains(needle), "{text}: {err}");
     }
     let err = connect("no-such-host.invalid:1").unwrap_err();
@@ -465,10 +394,7 @@ fn closing_the_server_ends_its_clients_and_wakes_receivers() {
     assert!(matches!(receiver.join().unwrap(), Err(Error::Closed)));
     assert!(matches!(client.receive_timeout(WAIT), Err(Error::Closed)));
     assert!(matches!(server.send(&note(1)), Err(Error::Closed)));
-    assert!(matches!(
-        server.accept_timeout(Duration::from_millis(10)),
-        Err(Error::Closed)
-    ));
+    assert!(matches!(server.accept_timeout(Duration::from_millis(10)), Err(Error::Closed)));
 }
 
 #[test]

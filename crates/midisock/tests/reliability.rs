@@ -22,40 +22,24 @@ fn bind(config: ServerConfig) -> PortServer {
 }
 
 fn on(note: u8) -> Message {
-    Message::NoteOn {
-        channel: 0,
-        note,
-        velocity: 100,
-    }
+    Message::NoteOn { channel: 0, note, velocity: 100 }
 }
 
 fn off(note: u8) -> Message {
-    Message::NoteOff {
-        channel: 0,
-        note,
-        velocity: 0,
-    }
+    Message::NoteOff { channel: 0, note, velocity: 0 }
 }
 
 #[test]
 fn notes_held_by_a_client_that_disconnects_are_released() {
     let server = bind(ServerConfig::default());
     let client = connect(server.local_addr()).unwrap();
-    let sustain = |value| Message::ControlChange {
-        channel: 0,
-        control: 64,
-        value,
-    };
-    client
-        .send_all(&[on(60), on(61), off(61), sustain(127), on(62)])
-        .unwrap();
+    let sustain = |value| Message::ControlChange { channel: 0, control: 64, value };
+    client.send_all(&[on(60), on(61), off(61), sustain(127), on(62)]).unwrap();
     for expected in [on(60), on(61), off(61), sustain(127), on(62)] {
         assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(expected));
     }
     drop(client);
-    let released: Vec<Message> = (0..3)
-        .map(|_| server.receive_timeout(WAIT).unwrap().expect("release"))
-        .collect();
+    let released: Vec<Message> = (0..3).map(|_| server.receive_timeout(WAIT).unwrap().expect("release")).collect();
     assert_eq!(released, vec![off(60), off(62), sustain(0)]);
     assert_eq!(server.stats().notes_released, 3);
 }
@@ -64,19 +48,13 @@ fn notes_held_by_a_client_that_disconnects_are_released() {
 fn relay_forwards_to_the_other_clients_and_releases_for_them() {
     let server = bind(ServerConfig::default().relay(true));
     let source = connect(server.local_addr()).unwrap();
-    let listeners: Vec<_> = (0..2)
-        .map(|_| connect(server.local_addr()).unwrap())
-        .collect();
+    let listeners: Vec<_> = (0..2).map(|_| connect(server.local_addr()).unwrap()).collect();
     eventually("3 clients", || server.client_count() == 3);
     source.send(&on(64)).unwrap();
     for listener in &listeners {
         assert_eq!(listener.receive_timeout(WAIT).unwrap(), Some(on(64)));
     }
-    assert_eq!(
-        source.receive_timeout(Duration::from_millis(100)).unwrap(),
-        None,
-        "echoed to its source"
-    );
+    assert_eq!(source.receive_timeout(Duration::from_millis(100)).unwrap(), None, "echoed to its source");
     drop(source); // leaves with note 64 held
     for listener in &listeners {
         assert_eq!(listener.receive_timeout(WAIT).unwrap(), Some(off(64)));
@@ -93,32 +71,21 @@ fn autoreset_port_releases_its_notes_on_close() {
     client.set_autoreset(true);
     client.send_all(&[on(1), on(2), off(1)]).unwrap();
     client.close();
-    let got: Vec<Message> = (0..4 + 32)
-        .map(|_| server.receive_timeout(WAIT).unwrap().unwrap())
-        .collect();
+    let got: Vec<Message> = (0..4 + 32).map(|_| server.receive_timeout(WAIT).unwrap().unwrap()).collect();
     assert_eq!(&got[..4], &[on(1), on(2), off(1), off(2)]);
     assert_eq!(got[4..].to_vec(), midisock::reset_messages());
 }
 
 #[test]
 fn a_peer_off_the_allowlist_is_closed_before_any_byte_is_read() {
-    let server = bind(
-        ServerConfig::default()
-            .allow("10.0.0.0/8")
-            .unwrap()
-            .allow("::1")
-            .unwrap(),
-    );
+    let server = bind(ServerConfig::default().allow("10.0.0.0/8").unwrap().allow("::1").unwrap());
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     let _ = raw.write_all(&on(60).to_bytes());
     raw.set_read_timeout(Some(WAIT)).unwrap();
     let mut buf = [0u8; 16];
     // Closed by the server: EOF (or a reset, since our bytes were never read).
     assert!(matches!(raw.read(&mut buf), Ok(0) | Err(_)));
-    assert_eq!(
-        server.receive_timeout(Duration::from_millis(100)).unwrap(),
-        None
-    );
+    assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
     assert_eq!(server.client_count(), 0);
     assert_eq!(server.stats().connections_refused, 1);
     let allowed = bind(ServerConfig::default().allow("127.0.0.0/8").unwrap());
@@ -132,14 +99,7 @@ fn sysex_policy_deny_drops_sysex_and_keeps_the_rest() {
     let server = bind(ServerConfig::default().sysex(SysexPolicy::Deny));
     let client = connect(server.local_addr()).unwrap();
     client
-        .send_all(&[
-            Message::SysEx {
-                data: vec![0x41, 0x10],
-            },
-            on(5),
-            Message::SysEx { data: vec![] },
-            on(6),
-        ])
+        .send_all(&[Message::SysEx { data: vec![0x41, 0x10] }, on(5), Message::SysEx { data: vec![] }, on(6)])
         .unwrap();
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(5)));
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(6)));
@@ -150,16 +110,8 @@ fn sysex_policy_deny_drops_sysex_and_keeps_the_rest() {
 fn sysex_over_the_size_limit_is_dropped() {
     let server = bind(ServerConfig::default().max_sysex_len(100));
     let client = connect(server.local_addr()).unwrap();
-    client
-        .send_all(&[
-            Message::SysEx { data: vec![1; 101] },
-            Message::SysEx { data: vec![2; 100] },
-        ])
-        .unwrap();
-    assert_eq!(
-        server.receive_timeout(WAIT).unwrap(),
-        Some(Message::SysEx { data: vec![2; 100] })
-    );
+    client.send_all(&[Message::SysEx { data: vec![1; 101] }, Message::SysEx { data: vec![2; 100] }]).unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::SysEx { data: vec![2; 100] }));
     assert_eq!(server.stats().sysex_oversized, 1);
 }
 
@@ -170,20 +122,14 @@ fn connections_over_max_clients_are_closed_at_once() {
     let _b = connect(server.local_addr()).unwrap();
     eventually("2 clients", || server.client_count() == 2);
     let third = connect(server.local_addr()).unwrap();
-    assert!(matches!(
-        third.receive_timeout(WAIT),
-        Err(midisock::Error::Closed)
-    ));
+    assert!(matches!(third.receive_timeout(WAIT), Err(midisock::Error::Closed)));
     assert_eq!(server.stats().connections_refused, 1);
     assert_eq!(server.client_count(), 2);
 }
 
 /// Raises this process's descriptor limit for the many-client test (each client costs two).
 fn raise_fd_limit(wanted: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit struct.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
@@ -198,9 +144,7 @@ fn raise_fd_limit(wanted: u64) {
 fn a_thousand_clients_receive_a_broadcast() {
     raise_fd_limit(4096);
     let server = bind(ServerConfig::default());
-    let clients: Vec<_> = (0..1000)
-        .map(|_| connect(server.local_addr()).unwrap())
-        .collect();
+    let clients: Vec<_> = (0..1000).map(|_| connect(server.local_addr()).unwrap()).collect();
     eventually("1000 clients", || server.client_count() == 1000);
     server.send_all(&[on(60), off(60)]).unwrap();
     for client in &clients {
@@ -211,16 +155,10 @@ fn a_thousand_clients_receive_a_broadcast() {
 
 #[test]
 fn close_flushes_queued_output_before_closing() {
-    let server = bind(
-        ServerConfig::default()
-            .max_client_queue(8 << 20)
-            .shutdown_flush(WAIT),
-    );
+    let server = bind(ServerConfig::default().max_client_queue(8 << 20).shutdown_flush(WAIT));
     let mut slow = TcpStream::connect(server.local_addr()).unwrap();
     eventually("client", || server.client_count() == 1);
-    let sysex = Message::SysEx {
-        data: vec![7; 1000],
-    };
+    let sysex = Message::SysEx { data: vec![7; 1000] };
     for _ in 0..4000 {
         server.send(&sysex).unwrap(); // ~4 MB: more than the socket buffers, so some is queued
     }
@@ -232,4 +170,89 @@ fn close_flushes_queued_output_before_closing() {
     });
     server.close();
     assert_eq!(reader.join().unwrap(), 4000 * 1002);
+}
+
+mod auth {
+    use super::*;
+    use midisock::{connect_with, ConnectOptions};
+
+    fn with_token(token: &str) -> ConnectOptions {
+        ConnectOptions::default().token(token)
+    }
+
+    #[test]
+    fn the_right_token_gets_in_and_the_stream_follows_the_hello() {
+        let server = bind(ServerConfig::default().token("s3cret word").unwrap());
+        let client = connect_with(server.local_addr(), &with_token("s3cret word")).unwrap();
+        client.send(&on(1)).unwrap();
+        assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(1)));
+        server.send(&on(2)).unwrap();
+        assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(on(2)));
+        assert_eq!(server.stats().auth_failures, 0);
+        // accept() hands over an authenticated connection with nothing of the hello left in it.
+        let accepting = bind(ServerConfig::default().token("t").unwrap());
+        let client = connect_with(accepting.local_addr(), &with_token("t")).unwrap();
+        client.send(&Message::Stop).unwrap();
+        let port = accepting.accept_timeout(WAIT).unwrap().unwrap();
+        assert_eq!(port.receive_timeout(WAIT).unwrap(), Some(Message::Stop));
+        assert_eq!(port.parser_stats(), midisock::ParserStats::default());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_token_is_closed() {
+        let server = bind(ServerConfig::default().token("right").unwrap());
+        let wrong = connect_with(server.local_addr(), &with_token("wrong")).unwrap();
+        let _ = wrong.send(&on(3));
+        assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        let none = connect(server.local_addr()).unwrap();
+        let _ = none.send(&on(4));
+        assert!(matches!(none.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
+        assert_eq!(server.stats().auth_failures, 2);
+        assert_eq!(server.client_count(), 0);
+    }
+
+    #[test]
+    fn a_silent_connection_is_closed_when_its_hello_is_overdue() {
+        let server = bind(ServerConfig::default().token("right").unwrap().auth_timeout(Duration::from_millis(100)));
+        let mut silent = TcpStream::connect(server.local_addr()).unwrap();
+        silent.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = [0u8; 1];
+        assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+        assert_eq!(server.stats().auth_failures, 1);
+    }
+
+    #[test]
+    fn repeated_failures_from_one_address_are_refused_for_a_while() {
+        let server = bind(ServerConfig::default().token("right").unwrap());
+        for _ in 0..5 {
+            let wrong = connect_with(server.local_addr(), &with_token("nope")).unwrap();
+            assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        }
+        // Even the right token is refused now, before any byte is read.
+        let right = connect_with(server.local_addr(), &with_token("right")).unwrap();
+        let _ = right.send(&on(5));
+        assert!(matches!(right.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
+        assert_eq!(server.stats().auth_failures, 5);
+        assert!(server.stats().connections_refused >= 1);
+    }
+
+    #[test]
+    fn a_hello_is_harmless_to_a_server_without_auth() {
+        let server = bind(ServerConfig::default());
+        let client = connect_with(server.local_addr(), &with_token("anything")).unwrap();
+        client.send(&on(6)).unwrap();
+        assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(6)));
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_up_front() {
+        assert!(matches!(ServerConfig::default().token(""), Err(midisock::Error::InvalidToken)));
+        let server = bind(ServerConfig::default());
+        assert!(matches!(
+            connect_with(server.local_addr(), &with_token("caf\u{e9}")),
+            Err(midisock::Error::InvalidToken)
+        ));
+    }
 }

@@ -12,18 +12,8 @@ const WAIT: Duration = Duration::from_secs(10);
 fn example(name: &str) -> Command {
     // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
     let exe = std::env::current_exe().unwrap();
-    let path: PathBuf = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test` (which builds examples)",
-        path.display()
-    );
+    let path: PathBuf = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} is not built; run the tests with `cargo test` (which builds examples)", path.display());
     Command::new(path)
 }
 
@@ -38,21 +28,11 @@ impl Drop for Running {
 
 /// Starts a server example on an ephemeral port; returns it, its port and its stdout.
 fn start_server(name: &str) -> (Running, u16, BufReader<std::process::ChildStdout>) {
-    let mut child = example(name)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = example(name).arg("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
     // Keep draining stderr so the example never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -66,11 +46,7 @@ fn line(reader: &mut impl BufRead) -> String {
 }
 
 fn note(n: u8) -> Message {
-    Message::NoteOn {
-        channel: 0,
-        note: n,
-        velocity: 64,
-    }
+    Message::NoteOn { channel: 0, note: n, velocity: 64 }
 }
 
 #[test]
@@ -78,10 +54,7 @@ fn server_print_prints_what_clients_send() {
     let (_server, port, mut stdout) = start_server("server_print");
     let a = connect(("127.0.0.1", port)).unwrap();
     a.send(&note(60)).unwrap();
-    assert_eq!(
-        line(&mut stdout),
-        "note_on channel=0 note=60 velocity=64 time=0"
-    );
+    assert_eq!(line(&mut stdout), "note_on channel=0 note=60 velocity=64 time=0");
     let b = connect(("127.0.0.1", port)).unwrap();
     b.send(&Message::Clock).unwrap();
     assert_eq!(line(&mut stdout), "clock time=0");
@@ -91,27 +64,16 @@ fn server_print_prints_what_clients_send() {
 fn client_send_sends_to_a_server() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let status = example("client_send")
-        .args([
-            server.local_addr().to_string(),
-            "control_change control=1 value=2".into(),
-            "stop".into(),
-        ])
+        .args([server.local_addr().to_string(), "control_change control=1 value=2".into(), "stop".into()])
         .status()
         .unwrap();
     assert!(status.success());
     assert_eq!(
         server.receive_timeout(WAIT).unwrap(),
-        Some(Message::ControlChange {
-            channel: 0,
-            control: 1,
-            value: 2
-        })
+        Some(Message::ControlChange { channel: 0, control: 1, value: 2 })
     );
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Stop));
-    let status = example("client_send")
-        .arg(server.local_addr().to_string())
-        .status()
-        .unwrap();
+    let status = example("client_send").arg(server.local_addr().to_string()).status().unwrap();
     assert!(status.success());
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(note(60)));
 }
@@ -119,9 +81,7 @@ fn client_send_sends_to_a_server() {
 #[test]
 fn server_broadcast_reaches_every_client() {
     let (_server, port, _stdout) = start_server("server_broadcast");
-    let clients: Vec<_> = (0..3)
-        .map(|_| connect(("127.0.0.1", port)).unwrap())
-        .collect();
+    let clients: Vec<_> = (0..3).map(|_| connect(("127.0.0.1", port)).unwrap()).collect();
     for client in &clients {
         // Each client joins mid-arpeggio: wait for the next note_on, then check the one after.
         let first = loop {
@@ -133,11 +93,7 @@ fn server_broadcast_reaches_every_client() {
         assert!([60, 64, 67, 72].contains(&first));
         assert_eq!(
             client.receive_timeout(WAIT).unwrap(),
-            Some(Message::NoteOff {
-                channel: 0,
-                note: first,
-                velocity: 0
-            })
+            Some(Message::NoteOff { channel: 0, note: first, velocity: 0 })
         );
     }
 }
@@ -145,31 +101,14 @@ fn server_broadcast_reaches_every_client() {
 #[test]
 fn client_print_prints_until_the_server_closes() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
-    let mut child = Running(
-        example("client_print")
-            .arg(server.local_addr().to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let port = server
-        .accept_timeout(WAIT)
-        .unwrap()
-        .expect("client_print connects");
+    let mut child =
+        Running(example("client_print").arg(server.local_addr().to_string()).stdout(Stdio::piped()).spawn().unwrap());
+    let port = server.accept_timeout(WAIT).unwrap().expect("client_print connects");
     port.send_all(&[note(1), Message::Reset]).unwrap();
     drop(port);
     let mut out = String::new();
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(
-        out,
-        "note_on channel=0 note=1 velocity=64 time=0\nreset time=0\n"
-    );
+    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(out, "note_on channel=0 note=1 velocity=64 time=0\nreset time=0\n");
     assert!(child.0.wait().unwrap().success());
 }
 
@@ -179,10 +118,7 @@ fn accept_one_serves_connections_one_after_another() {
     for n in 0..3 {
         let client = connect(("127.0.0.1", port)).unwrap();
         client.send(&note(n)).unwrap();
-        assert_eq!(
-            line(&mut stdout),
-            format!("note_on channel=0 note={n} velocity=64 time=0")
-        );
+        assert_eq!(line(&mut stdout), format!("note_on channel=0 note={n} velocity=64 time=0"));
         drop(client);
     }
 }
@@ -196,13 +132,9 @@ fn accept_many_serves_clients_at_once_and_notices_disconnects() {
     let b_name = b.local_addr().unwrap().to_string();
     assert_eq!(line(&mut stdout), format!("Connection from {b_name}"));
     b.send(&note(2)).unwrap();
-    assert_eq!(
-        line(&mut stdout),
-        format!("Received note_on channel=0 note=2 velocity=64 time=0 from {b_name}")
-    );
+    assert_eq!(line(&mut stdout), format!("Received note_on channel=0 note=2 velocity=64 time=0 from {b_name}"));
     a.send(&note(1)).unwrap();
-    assert!(line(&mut stdout)
-        .starts_with("Received note_on channel=0 note=1 velocity=64 time=0 from 127.0.0.1:"));
+    assert!(line(&mut stdout).starts_with("Received note_on channel=0 note=1 velocity=64 time=0 from 127.0.0.1:"));
     drop(b);
     assert_eq!(line(&mut stdout), format!("{b_name} disconnected"));
 }

@@ -1,5 +1,6 @@
 //! One connection the server serves: its socket, its outgoing queue and its role.
 
+use crate::auth::HelloCheck;
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
 use mio::net::TcpStream;
@@ -19,6 +20,8 @@ pub(crate) enum Role {
     Served = 1,
     /// Gone: closed, failed, or handed to the user by `accept()`.
     Gone = 2,
+    /// Connected, but its hello (the token) is still being checked: not sent to, not counted.
+    Authenticating = 3,
 }
 
 pub(crate) struct Client {
@@ -37,6 +40,8 @@ pub(crate) struct Reader {
     pub(crate) parser: Parser,
     /// Notes this client holds down, released for everyone else when it disconnects.
     pub(crate) held: HeldNotes,
+    /// The check of its hello, while it is [`Role::Authenticating`].
+    pub(crate) hello: Option<HelloCheck>,
 }
 
 /// Bytes accepted for the client but not yet taken by its socket.
@@ -80,6 +85,7 @@ impl Client {
         stream: TcpStream,
         role: Role,
         parser: Parser,
+        hello: Option<HelloCheck>,
     ) -> Client {
         Client {
             token,
@@ -87,10 +93,7 @@ impl Client {
             stream,
             role: AtomicU8::new(role as u8),
             output: Mutex::new(Output::default()),
-            reader: Mutex::new(Reader {
-                parser,
-                held: HeldNotes::default(),
-            }),
+            reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello }),
         }
     }
 
@@ -98,6 +101,7 @@ impl Client {
         match self.role.load(Ordering::Acquire) {
             0 => Role::Lobby,
             1 => Role::Served,
+            3 => Role::Authenticating,
             _ => Role::Gone,
         }
     }
@@ -110,14 +114,13 @@ impl Client {
     /// never blocks on a slow client. The queue is bounded by `max_queued`: a client that would
     /// exceed it has stopped reading and must be disconnected (never thinned — a stream with
     /// holes in it leaves notes stuck).
-    pub(crate) fn write_or_queue(
-        &self,
-        bytes: &[u8],
-        max_queued: usize,
-    ) -> Result<(), WriteFailure> {
+    pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Result<(), WriteFailure> {
         let mut output = lock(&self.output);
-        if self.role() == Role::Gone {
-            return Err(WriteFailure::Broken);
+        match self.role() {
+            Role::Gone => return Err(WriteFailure::Broken),
+            // Not admitted yet: it gets the stream from the moment it is.
+            Role::Authenticating => return Ok(()),
+            Role::Lobby | Role::Served => {}
         }
         let mut rest = bytes;
         if output.pending().is_empty() {

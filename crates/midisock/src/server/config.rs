@@ -50,6 +50,13 @@ pub struct ServerConfig {
     /// Forward every message from a client to every other client (a hub), as well as to
     /// `receive()`. Default: off.
     pub relay: bool,
+    /// Shared token clients must present (see [`crate::ConnectOptions::token`]): a connection whose
+    /// first bytes are not the right hello within `auth_timeout` is closed, and an address that
+    /// fails 5 times within a minute is refused for the rest of that minute. Default: none (no
+    /// authentication; a hello sent anyway is ignored).
+    pub token: Option<String>,
+    /// How long a new connection has to send its hello when a token is set. Default: 5 s.
+    pub auth_timeout: Duration,
     /// On close, how long the server may spend writing what it still has queued for clients
     /// before it closes their connections. Default: 1 s.
     pub shutdown_flush: Duration,
@@ -65,6 +72,8 @@ impl Default for ServerConfig {
             sysex: SysexPolicy::Allow,
             allow: Vec::new(),
             relay: false,
+            token: None,
+            auth_timeout: Duration::from_secs(5),
             shutdown_flush: Duration::from_secs(1),
         }
     }
@@ -114,6 +123,20 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`ServerConfig::token`]: 1–128 printable ASCII characters.
+    pub fn token(mut self, token: impl Into<String>) -> Result<Self> {
+        let token = token.into();
+        crate::auth::validate_token(&token)?;
+        self.token = Some(token);
+        Ok(self)
+    }
+
+    /// Sets [`ServerConfig::auth_timeout`].
+    pub fn auth_timeout(mut self, limit: Duration) -> Self {
+        self.auth_timeout = limit;
+        self
+    }
+
     /// Sets [`ServerConfig::shutdown_flush`].
     pub fn shutdown_flush(mut self, limit: Duration) -> Self {
         self.shutdown_flush = limit;
@@ -130,20 +153,12 @@ impl ServerConfig {
 /// Parses an allowlist entry: a CIDR range or a single address (a /32 or /128 range).
 fn parse_peer_range(text: &str) -> Result<IpNet> {
     let text = text.trim();
-    let bad = |reason| Error::AddressSyntax {
-        address: text.to_owned(),
-        reason,
-    };
+    let bad = |reason| Error::AddressSyntax { address: text.to_owned(), reason };
     if text.contains('/') {
-        let net: IpNet = text
-            .parse()
-            .map_err(|_| bad("not an address range like 192.168.1.0/24 or fd00::/8"))?;
+        let net: IpNet = text.parse().map_err(|_| bad("not an address range like 192.168.1.0/24 or fd00::/8"))?;
         Ok(net.trunc())
     } else {
-        let ip: IpAddr = text
-            .trim_matches(['[', ']'])
-            .parse()
-            .map_err(|_| bad("not an IP address"))?;
+        let ip: IpAddr = text.trim_matches(['[', ']']).parse().map_err(|_| bad("not an IP address"))?;
         Ok(IpNet::from(ip.to_canonical()))
     }
 }
@@ -154,11 +169,7 @@ mod tests {
 
     #[test]
     fn allowlist_matches_ranges_and_mapped_addresses() {
-        let config = ServerConfig::default()
-            .allow("10.1.0.0/16")
-            .unwrap()
-            .allow("::1")
-            .unwrap();
+        let config = ServerConfig::default().allow("10.1.0.0/16").unwrap().allow("::1").unwrap();
         assert!(config.allows("10.1.2.3".parse().unwrap()));
         assert!(config.allows("::ffff:10.1.2.3".parse().unwrap()));
         assert!(config.allows("::1".parse().unwrap()));

@@ -6,6 +6,7 @@
 use super::client::{lock, Client, Role};
 use super::config::SysexPolicy;
 use super::shared::{Counters, Shared};
+use crate::auth::{FailureLimiter, HelloCheck, Verdict};
 use crate::clock::monotonic_ns;
 use crate::message::Message;
 use crate::parser::Parser;
@@ -32,17 +33,15 @@ pub(crate) struct EventLoop {
     /// enough to accept the pending connection and close it at once, instead of leaving it in the
     /// backlog where edge-triggered polling would never report it again.
     reserve_fd: Option<File>,
+    /// Connections that must send their hello, with their deadlines.
+    auth_deadlines: Vec<(Instant, Arc<Client>)>,
+    auth_failures: FailureLimiter,
 }
 
 impl EventLoop {
-    pub(crate) fn new(
-        poll: Poll,
-        mut listeners: Vec<TcpListener>,
-        shared: Arc<Shared>,
-    ) -> io::Result<EventLoop> {
+    pub(crate) fn new(poll: Poll, mut listeners: Vec<TcpListener>, shared: Arc<Shared>) -> io::Result<EventLoop> {
         for (i, listener) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(listener, Token(1 + i), Interest::READABLE)?;
+            poll.registry().register(listener, Token(1 + i), Interest::READABLE)?;
         }
         Ok(EventLoop {
             poll,
@@ -51,13 +50,16 @@ impl EventLoop {
             next_token: FIRST_CLIENT,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             reserve_fd: File::open("/dev/null").ok(),
+            auth_deadlines: Vec::new(),
+            auth_failures: FailureLimiter::default(),
         })
     }
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            let timeout = self.expire_hellos();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -90,8 +92,7 @@ impl EventLoop {
             } else {
                 Vec::new()
             };
-            let resume =
-                state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2;
+            let resume = state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2;
             if resume {
                 state.reading_paused = false;
             }
@@ -103,13 +104,8 @@ impl EventLoop {
             self.read_client(&client);
         }
         if resume {
-            let served: Vec<Arc<Client>> = self
-                .shared
-                .clients()
-                .values()
-                .filter(|c| c.role() == Role::Served)
-                .cloned()
-                .collect();
+            let served: Vec<Arc<Client>> =
+                self.shared.clients().values().filter(|c| c.role() == Role::Served).cloned().collect();
             for client in served {
                 self.read_client(&client);
             }
@@ -131,9 +127,7 @@ impl EventLoop {
                         // No reserve left: the connection waits in the backlog until a
                         // descriptor frees up and another connection's edge wakes us. Returning
                         // (not looping) keeps the CPU idle meanwhile.
-                        eprintln!(
-                            "midisock: out of file descriptors; a connection waits in the backlog"
-                        );
+                        eprintln!("midisock: out of file descriptors; a connection waits in the backlog");
                         return;
                     }
                 }
@@ -161,8 +155,12 @@ impl EventLoop {
 
     fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
         let config = &self.shared.config;
-        if !config.allows(peer.ip()) || self.shared.clients().len() >= config.max_clients {
-            // Denied or over the limit: dropping the stream closes it before any byte is read.
+        let refused = !config.allows(peer.ip())
+            || self.shared.clients().len() >= config.max_clients
+            || self.auth_failures.is_blocked(peer.ip(), Instant::now());
+        if refused {
+            // Denied, over the limit, or too many failed hellos: dropping the stream closes it
+            // before any byte is read.
             Counters::add(&self.shared.stats.connections_refused, 1);
             return;
         }
@@ -171,34 +169,95 @@ impl EventLoop {
         }
         let token = Token(self.next_token);
         self.next_token += 1;
-        if self
-            .poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
+        if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
             return;
         }
-        Counters::add(&self.shared.stats.connections_accepted, 1);
         let parser = Parser::with_max_sysex_len(config.max_sysex_len);
-        let mut clients = self.shared.clients_mut();
+        match &config.token {
+            Some(secret) => {
+                let hello = Some(HelloCheck::new(secret));
+                let client = Arc::new(Client::new(token, peer, stream, Role::Authenticating, parser, hello));
+                self.shared.clients_mut().insert(token, Arc::clone(&client));
+                self.auth_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
+                // The hello may be here already; no new edge would tell us.
+                self.authenticate(&client);
+            }
+            None => {
+                let client = Arc::new(Client::new(token, peer, stream, Role::Lobby, parser, None));
+                self.shared.clients_mut().insert(token, Arc::clone(&client));
+                self.welcome(&client);
+            }
+        }
+    }
+
+    /// A connection is in (authenticated, or no auth needed): it joins the lobby or is served.
+    fn welcome(&mut self, client: &Arc<Client>) {
+        Counters::add(&self.shared.stats.connections_accepted, 1);
         let mut state = self.shared.state();
-        let role = if state.reads_claimed && state.accept_waiters == 0 {
-            Role::Served
-        } else {
-            Role::Lobby
-        };
-        let client = Arc::new(Client::new(token, peer, stream, role, parser));
-        clients.insert(token, Arc::clone(&client));
+        let role = if state.reads_claimed && state.accept_waiters == 0 { Role::Served } else { Role::Lobby };
+        client.set_role(role);
         if role == Role::Lobby {
-            state.lobby.push_back(Arc::clone(&client));
+            state.lobby.push_back(Arc::clone(client));
             self.shared.changed.notify_all();
         }
         drop(state);
-        drop(clients);
         if role == Role::Served {
-            self.read_client(&client);
+            self.read_client(client);
         }
+    }
+
+    /// Reads a client's hello one byte at a time (never past it: what follows is MIDI for whoever
+    /// gets the connection) and admits or rejects it.
+    fn authenticate(&mut self, client: &Arc<Client>) {
+        let verdict = {
+            let mut reader = lock(&client.reader);
+            let Some(check) = reader.hello.as_mut() else { return };
+            let mut byte = [0u8];
+            loop {
+                match (&client.stream).read(&mut byte) {
+                    Ok(0) => break Verdict::Rejected,
+                    Ok(_) => match check.feed(byte[0]) {
+                        Verdict::NeedMore => continue,
+                        decided => break decided,
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::NeedMore,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break Verdict::Rejected,
+                }
+            }
+        };
+        match verdict {
+            Verdict::NeedMore => {}
+            Verdict::Accepted => {
+                lock(&client.reader).hello = None;
+                self.welcome(client);
+            }
+            Verdict::Rejected => self.reject_hello(client),
+        }
+    }
+
+    fn reject_hello(&mut self, client: &Arc<Client>) {
+        self.auth_failures.record_failure(client.peer.ip(), Instant::now());
+        Counters::add(&self.shared.stats.auth_failures, 1);
+        self.shared.drop_client(client);
+    }
+
+    /// Closes connections whose hello is overdue; returns how long until the next one is.
+    fn expire_hellos(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        self.auth_deadlines.retain(|(deadline, client)| {
+            let waiting = client.role() == Role::Authenticating;
+            if waiting && *deadline <= now {
+                overdue.push(Arc::clone(client));
+                return false;
+            }
+            waiting
+        });
+        for client in overdue {
+            self.reject_hello(&client);
+        }
+        self.auth_deadlines.iter().map(|(deadline, _)| deadline.saturating_duration_since(now)).min()
     }
 
     fn client_event(&mut self, token: Token, event: &mio::event::Event) {
@@ -215,16 +274,14 @@ impl EventLoop {
         }
         match client.role() {
             Role::Served => self.read_client(&client),
+            Role::Authenticating => self.authenticate(&client),
             Role::Lobby => {
                 // Not ours to read; only notice a client that left before anyone claimed it. One
                 // that left bytes behind stays until claimed: what it sent before going is kept.
                 let gone = match client.stream.peek(&mut [0u8]) {
                     Ok(0) => true,
                     Ok(_) => false,
-                    Err(e) => !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ),
+                    Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
                 };
                 if gone {
                     self.shared.drop_client(&client);
@@ -276,7 +333,7 @@ impl EventLoop {
         let mut denied = 0;
         let mut reader = lock(&client.reader);
         let overflows_before = reader.parser.stats().sysex_overflows;
-        let super::client::Reader { parser, held } = &mut *reader;
+        let super::client::Reader { parser, held, .. } = &mut *reader;
         parser.feed(&self.buf[..n], |message| {
             if deny_sysex && matches!(message, Message::SysEx { .. }) {
                 denied += 1;
@@ -299,13 +356,8 @@ impl EventLoop {
         }
         let deadline = Instant::now() + self.shared.config.shutdown_flush;
         loop {
-            let pending: Vec<Arc<Client>> = self
-                .shared
-                .clients()
-                .values()
-                .filter(|c| c.has_pending_output())
-                .cloned()
-                .collect();
+            let pending: Vec<Arc<Client>> =
+                self.shared.clients().values().filter(|c| c.has_pending_output()).cloned().collect();
             let left = deadline.saturating_duration_since(Instant::now());
             if pending.is_empty() || left.is_zero() {
                 break;
@@ -316,9 +368,7 @@ impl EventLoop {
                 }
             }
             // Wait for sockets to drain (writable events), at most until the deadline.
-            let _ = self
-                .poll
-                .poll(events, Some(left.min(Duration::from_millis(50))));
+            let _ = self.poll.poll(events, Some(left.min(Duration::from_millis(50))));
         }
         let clients: Vec<Arc<Client>> = self.shared.clients_mut().drain().map(|(_, c)| c).collect();
         for client in &clients {

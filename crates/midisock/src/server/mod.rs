@@ -67,10 +67,7 @@ impl PortServer {
     pub fn bind_with(address: impl IntoAddress, config: ServerConfig) -> Result<PortServer> {
         let mut address = address.into_address()?;
         let listeners = crate::net::listen(&address)?;
-        let local_addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+        let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         if let Some(first) = local_addrs.first() {
             address.port = first.port();
         }
@@ -84,10 +81,7 @@ impl PortServer {
             waker,
             clients: RwLock::new(HashMap::new()),
             // A relay serves every connection from the start: it exists to pass messages on.
-            state: Mutex::new(State {
-                reads_claimed: relay,
-                ..State::default()
-            }),
+            state: Mutex::new(State { reads_claimed: relay, ..State::default() }),
             changed: Condvar::new(),
             broadcast: Mutex::new(Vec::new()),
             stats: Counters::default(),
@@ -105,12 +99,7 @@ impl PortServer {
             .name("midisock-server".into())
             .spawn(move || event_loop.run())
             .map_err(Error::Io)?;
-        Ok(PortServer {
-            shared,
-            thread: Mutex::new(Some(thread)),
-            local_addrs,
-            name: address.to_string(),
-        })
+        Ok(PortServer { shared, thread: Mutex::new(Some(thread)), local_addrs, name: address.to_string() })
     }
 
     /// `host:port` as given to `bind`, with the real port when 0 was given.
@@ -130,12 +119,17 @@ impl PortServer {
 
     /// Connections the server currently sends to (accepted ones handed out are not counted).
     pub fn client_count(&self) -> usize {
-        self.shared.clients().len()
+        self.shared.clients().values().filter(|c| matches!(c.role(), Role::Lobby | Role::Served)).count()
     }
 
     /// The peer addresses of those connections.
     pub fn client_addrs(&self) -> Vec<SocketAddr> {
-        self.shared.clients().values().map(|c| c.peer).collect()
+        self.shared
+            .clients()
+            .values()
+            .filter(|c| matches!(c.role(), Role::Lobby | Role::Served))
+            .map(|c| c.peer)
+            .collect()
     }
 
     /// Broadcasts a message to every connected client. Never blocks on a slow client: what its
@@ -188,8 +182,7 @@ impl PortServer {
 
     /// [`PortServer::receive`] with the message's receive timestamp.
     pub fn receive_stamped(&self) -> Result<Received> {
-        self.next_message(None, true)
-            .map(|r| r.expect("an unbounded wait returns a message or an error"))
+        self.next_message(None, true).map(|r| r.expect("an unbounded wait returns a message or an error"))
     }
 
     /// The next message if one has arrived, without waiting.
@@ -204,8 +197,7 @@ impl PortServer {
 
     /// Waits at most `timeout` for a message; `Ok(None)` if none came.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
-        self.receive_timeout_stamped(timeout)
-            .map(|r| r.map(|r| r.message))
+        self.receive_timeout_stamped(timeout).map(|r| r.map(|r| r.message))
     }
 
     /// [`PortServer::receive_timeout`] with the message's receive timestamp.
@@ -234,9 +226,7 @@ impl PortServer {
         loop {
             if let Some(received) = state.inbox.pop_front() {
                 state.inbox_bytes -= received.message.encoded_len();
-                if state.reading_paused
-                    && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2
-                {
+                if state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2 {
                     self.shared.wake_loop();
                 }
                 return Ok(Some(received));
@@ -248,21 +238,13 @@ impl PortServer {
                 return Ok(None);
             }
             state = match deadline {
-                None => self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    self.shared
-                        .changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
+                    self.shared.changed.wait_timeout(state, left).unwrap_or_else(std::sync::PoisonError::into_inner).0
                 }
             };
         }
@@ -270,8 +252,7 @@ impl PortServer {
 
     /// Waits for a client to connect and hands its connection to the caller.
     pub fn accept(&self) -> Result<SocketPort> {
-        self.accept_until(None, true)
-            .map(|p| p.expect("an unbounded wait returns a port or an error"))
+        self.accept_until(None, true).map(|p| p.expect("an unbounded wait returns a port or an error"))
     }
 
     /// A client that has connected and not been claimed yet, without waiting (mido's
@@ -299,11 +280,7 @@ impl PortServer {
         }
     }
 
-    fn claim_from_lobby(
-        &self,
-        deadline: Option<Instant>,
-        wait: bool,
-    ) -> Result<Option<Arc<Client>>> {
+    fn claim_from_lobby(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Arc<Client>>> {
         let mut state = self.shared.state();
         state.accept_waiters += 1;
         let result = loop {
@@ -317,21 +294,13 @@ impl PortServer {
                 break Ok(None);
             }
             state = match deadline {
-                None => self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break Ok(None);
                     }
-                    self.shared
-                        .changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
+                    self.shared.changed.wait_timeout(state, left).unwrap_or_else(std::sync::PoisonError::into_inner).0
                 }
             };
         };
@@ -354,11 +323,7 @@ impl PortServer {
         client.set_role(Role::Gone);
         // The mio stream is shared with the event loop's Arc; a duplicate descriptor lets the
         // port own the connection outright. The original closes without ending the connection.
-        let fd = client
-            .stream
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(Error::Io)?;
+        let fd = client.stream.as_fd().try_clone_to_owned().map_err(Error::Io)?;
         let stream = TcpStream::from(fd);
         // O_NONBLOCK lives on the shared file description: this switches both to blocking, which
         // is harmless for the original, no longer polled or written by anyone.
@@ -399,10 +364,7 @@ impl Drop for PortServer {
 
 impl fmt::Debug for PortServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PortServer")
-            .field("name", &self.name)
-            .field("clients", &self.client_count())
-            .finish()
+        f.debug_struct("PortServer").field("name", &self.name).field("clients", &self.client_count()).finish()
     }
 }
 
@@ -433,10 +395,7 @@ mod tests {
         for served in server.shared.clients().values() {
             assert!(served.stream.nodelay().unwrap());
         }
-        let accepted = server
-            .accept_timeout(Duration::from_secs(10))
-            .unwrap()
-            .unwrap();
+        let accepted = server.accept_timeout(Duration::from_secs(10)).unwrap().unwrap();
         assert!(accepted.nodelay());
     }
 }

@@ -46,6 +46,8 @@ pub struct ServerStats {
     pub sysex_oversized: u64,
     /// Note-offs (and sustain-offs) generated for clients that left with notes held.
     pub notes_released: u64,
+    /// Connections closed for a wrong, missing or late hello (see `ServerConfig::token`).
+    pub auth_failures: u64,
 }
 
 #[derive(Default)]
@@ -56,6 +58,7 @@ pub(crate) struct Counters {
     pub(crate) sysex_denied: AtomicU64,
     pub(crate) sysex_oversized: AtomicU64,
     pub(crate) notes_released: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +75,7 @@ impl Counters {
             sysex_denied: get(&self.sysex_denied),
             sysex_oversized: get(&self.sysex_oversized),
             notes_released: get(&self.notes_released),
+            auth_failures: get(&self.auth_failures),
         }
     }
 }
@@ -98,17 +102,11 @@ pub(crate) struct State {
 impl Shared {
     /// Reads the client list; broadcasters and the event loop share it.
     pub(crate) fn clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Token, Arc<Client>>> {
-        self.clients
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.clients.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn clients_mut(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<Token, Arc<Client>>> {
-        self.clients
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn clients_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Token, Arc<Client>>> {
+        self.clients.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -152,10 +150,7 @@ impl Shared {
             let mut state = self.state();
             for message in messages {
                 state.inbox_bytes += message.encoded_len();
-                state.inbox.push_back(Received {
-                    message: message.clone(),
-                    timestamp_ns,
-                });
+                state.inbox.push_back(Received { message: message.clone(), timestamp_ns });
             }
             self.changed.notify_all();
         }
