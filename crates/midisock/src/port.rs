@@ -100,6 +100,9 @@ struct PortInner {
     callback_installed: AtomicBool,
     callback_thread_id: Mutex<Option<ThreadId>>,
     autoreset: AtomicBool,
+    /// A copy of the parser's counters, updated after each read, so reading them never waits for
+    /// a receiver blocked on the socket.
+    parser_stats: Mutex<ParserStats>,
 }
 
 struct SendState {
@@ -160,6 +163,7 @@ impl SocketPort {
                 callback_installed: AtomicBool::new(false),
                 callback_thread_id: Mutex::new(None),
                 autoreset: AtomicBool::new(false),
+                parser_stats: Mutex::new(ParserStats::default()),
             }),
             callback_thread: Mutex::new(None),
         }
@@ -304,7 +308,15 @@ impl SocketPort {
         if self.inner.callback_installed.load(Ordering::Acquire) {
             return Err(Error::CallbackInstalled);
         }
-        let mut state = lock(&self.inner.receiver);
+        let mut state = match wait {
+            // Another thread is in a receive on this port: nothing has arrived for this caller.
+            Wait::No => match self.inner.receiver.try_lock() {
+                Ok(state) => state,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            },
+            Wait::Forever | Wait::Until(_) => lock(&self.inner.receiver),
+        };
         self.inner.next_locked(&mut state, wait)
     }
 
@@ -347,8 +359,9 @@ impl SocketPort {
     }
 
     /// What the receiving parser has ignored or dropped so far (stray bytes, oversized sysex).
+    /// Never blocks, even while another thread (or the callback thread) waits in a receive.
     pub fn parser_stats(&self) -> ParserStats {
-        lock(&self.inner.receiver).parser.stats()
+        *lock(&self.inner.parser_stats)
     }
 
     /// Delivers every incoming message to `callback` instead of the receive methods, from a
@@ -435,6 +448,7 @@ impl PortInner {
         }
         let timestamp_ns = monotonic_ns();
         parser.feed(&buf[..n], |message| pending.push_back(Received { message, timestamp_ns }));
+        *lock(&self.parser_stats) = parser.stats();
         Ok(())
     }
 

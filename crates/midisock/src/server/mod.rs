@@ -237,16 +237,11 @@ impl PortServer {
             if !wait {
                 return Ok(None);
             }
-            state = match deadline {
-                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    self.shared.changed.wait_timeout(state, left).unwrap_or_else(std::sync::PoisonError::into_inner).0
-                }
-            };
+            let in_time;
+            (state, in_time) = self.shared.wait_changed(state, deadline);
+            if !in_time {
+                return Ok(None);
+            }
         }
     }
 
@@ -293,16 +288,11 @@ impl PortServer {
             if !wait {
                 break Ok(None);
             }
-            state = match deadline {
-                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break Ok(None);
-                    }
-                    self.shared.changed.wait_timeout(state, left).unwrap_or_else(std::sync::PoisonError::into_inner).0
-                }
-            };
+            let in_time;
+            (state, in_time) = self.shared.wait_changed(state, deadline);
+            if !in_time {
+                break Ok(None);
+            }
         };
         state.accept_waiters -= 1;
         if state.accept_waiters == 0 && state.reads_claimed && !state.lobby.is_empty() {

@@ -14,7 +14,8 @@ use mio::Token;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
 
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
@@ -111,6 +112,25 @@ impl Shared {
 
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// Waits until `changed` is signalled or `deadline` passes (`None`: no deadline). The bool is
+    /// false when the deadline had passed, so the caller should give up.
+    pub(crate) fn wait_changed<'a>(
+        &self,
+        state: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match deadline {
+            None => (self.changed.wait(state).unwrap_or_else(PoisonError::into_inner), true),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return (state, false);
+                }
+                (self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0, true)
+            }
+        }
     }
 
     /// Takes a client out of the server: no more broadcasts, no more events. The caller decides
