@@ -72,8 +72,7 @@ pub struct ClientAuth {
 
 impl ClientAuth {
     fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
-        let mut options = ConnectOptions::default();
-        options.token = self.token.clone();
+        let options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
         midisock::connect_with(addr, &options).map_err(failure(FAILED))
     }
 }

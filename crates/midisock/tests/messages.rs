@@ -121,7 +121,8 @@ fn text_accepts_what_mido_from_str_accepts() {
 
 #[test]
 fn text_rejects_what_mido_rejects_with_a_clear_error() {
-    let cases: [(&str, fn(&ParseMessageError) -> bool); 10] = [
+    type Check = fn(&ParseMessageError) -> bool;
+    let cases: [(&str, Check); 10] = [
         ("", |e| matches!(e, ParseMessageError::Empty)),
         ("note_of", |e| matches!(e, ParseMessageError::UnknownType(_))),
         ("note_on channel = 3", |e| matches!(e, ParseMessageError::NotAField(_))),
