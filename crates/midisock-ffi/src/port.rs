@@ -1,0 +1,481 @@
+//! `midisock_port`: one connection, from `midisock_port_connect` or `midisock_server_accept`.
+
+use crate::boundary::{
+    ffi_boundary, from_handle, into_handle, try_bytes, try_bytes_mut, try_out, try_ref, try_str, try_text_buf, Failure,
+    Outcome,
+};
+use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
+use crate::result::midisock_result;
+use midisock::{Received, SocketPort};
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A connection carrying MIDI both ways. Opaque; made by `midisock_port_connect`,
+/// `midisock_port_connect_timeout` or `midisock_server_accept*`, freed by `midisock_port_free`.
+///
+/// Thread safety: every function except `midisock_port_free` may be called on one port from
+/// several threads at once. Messages sent concurrently are never interleaved byte-wise.
+#[derive(Debug)]
+pub struct midisock_port {
+    port: SocketPort,
+    kept: Kept,
+    closed: AtomicBool,
+}
+
+/// Called for every message a port receives after `midisock_port_set_callback`.
+///
+/// - `user_data`: the pointer given to `midisock_port_set_callback`, untouched.
+/// - `bytes[0..len]`: one whole MIDI message (status byte first; sysex with F0 ... F7). The
+///   bytes are valid only during the call: copy what you keep.
+/// - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
+///
+/// Runs on the port's own reader thread, named "midisock-port-callback", one call at a time, in
+/// arrival order. The callback may send on this port or any other and may call
+/// `midisock_port_close` on this port; it must not call `midisock_port_free` on this port, must
+/// not unwind (no C++ exceptions, no longjmp out of it), and should return quickly: the next
+/// message waits for it.
+pub type midisock_receive_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, bytes: *const u8, len: usize, timestamp_ns: u64)>;
+
+/// The callback's `user_data`, carried to the callback thread.
+struct UserData(*mut c_void);
+
+// SAFETY: the pointer is never dereferenced by Rust, only handed back to the C callback; the C
+// caller promises (documented at `midisock_port_set_callback`) that the callback may use it from
+// the callback thread.
+unsafe impl Send for UserData {}
+
+impl UserData {
+    /// A method (not a field access), so a closure calling it captures the `Send` wrapper
+    /// whole rather than the raw pointer inside it.
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+impl midisock_port {
+    pub(crate) fn new(port: SocketPort) -> midisock_port {
+        midisock_port { port, kept: Kept::default(), closed: AtomicBool::new(false) }
+    }
+
+    /// The port behind a handle.
+    ///
+    /// # Safety
+    /// `port` is NULL or a live handle from this library, not freed during the call.
+    unsafe fn from_ptr<'a>(port: *const midisock_port) -> Result<&'a midisock_port, Failure> {
+        // SAFETY: forwarded from the caller.
+        unsafe { try_ref(port, "port") }
+    }
+
+    fn receive_with(
+        &self,
+        fetch: impl FnOnce(&SocketPort) -> Result<Fetched, midisock::Error>,
+        out: ReceiveOut<'_>,
+    ) -> Outcome {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(midisock::Error::Closed.into());
+        }
+        self.kept.receive(|| fetch(&self.port), out)
+    }
+
+    fn send_bytes(&self, bytes: &[u8]) -> Outcome {
+        match decode_outgoing(bytes)? {
+            Outgoing::One(message) => self.port.send(&message)?,
+            Outgoing::Many(messages) => self.port.send_all(&messages)?,
+        }
+        Ok(())
+    }
+
+    /// Connects to a midisock or mido server at `address` (`"host:port"`, `"[v6addr]:port"`;
+    /// every address the host resolves to is tried in order) and writes the new port to
+    /// `*port_out`. The caller owns the port and frees it with `midisock_port_free`.
+    ///
+    /// Blocks until connected or refused (the OS connect timeout applies; see
+    /// `midisock_port_connect_timeout`). Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
+    /// `MIDISOCK_RESULT_CONNECT` (refused, unreachable).
+    ///
+    /// # Safety
+    /// `address` is a NUL-terminated string; `port_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_connect(
+        address: *const c_char,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_connect", {
+            // SAFETY: the caller guarantees `address` is a NUL-terminated string.
+            let address = unsafe { try_str(address, "address")? };
+            // SAFETY: the caller guarantees `port_out` is valid for a write.
+            let port_out = unsafe { try_out(port_out, "port_out")? };
+            let port = midisock::connect(address)?;
+            port_out.write(into_handle(midisock_port::new(port)));
+            Ok(())
+        })
+    }
+
+    /// `midisock_port_connect`, giving up on each address after `timeout_ms` milliseconds.
+    ///
+    /// Blocks at most `timeout_ms` per address the host resolves to (plus name resolution).
+    /// Thread: any. Results: as `midisock_port_connect`; a timeout is `MIDISOCK_RESULT_CONNECT`.
+    ///
+    /// # Safety
+    /// `address` is a NUL-terminated string; `port_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_connect_timeout(
+        address: *const c_char,
+        timeout_ms: u64,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_connect_timeout", {
+            // SAFETY: the caller guarantees `address` is a NUL-terminated string.
+            let address = unsafe { try_str(address, "address")? };
+            // SAFETY: the caller guarantees `port_out` is valid for a write.
+            let port_out = unsafe { try_out(port_out, "port_out")? };
+            let port = midisock::connect_timeout(address, Duration::from_millis(timeout_ms))?;
+            port_out.write(into_handle(midisock_port::new(port)));
+            Ok(())
+        })
+    }
+
+    /// Sends the MIDI messages in `bytes[0..len]`: one or more whole messages (status byte
+    /// first; sysex framed by F0 ... F7; running status is accepted and sent as full status
+    /// bytes). All go out in one write, in order, never interleaved with another thread's
+    /// messages; if any byte is wrong nothing is sent (`MIDISOCK_RESULT_INVALID_BYTES`).
+    ///
+    /// Blocks while the socket's send buffer is full (the peer reads slower than we send).
+    /// Thread: any; concurrent sends on one port are safe. Copies nothing the caller must keep.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_BYTES`, `MIDISOCK_RESULT_CLOSED` (closed locally, or
+    /// the peer went away), `MIDISOCK_RESULT_IO`.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `bytes` is valid for reads of `len` bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_send(
+        port: *const midisock_port,
+        bytes: *const u8,
+        len: usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_send", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `bytes` is valid for `len` bytes.
+            let bytes = unsafe { try_bytes(bytes, len, "bytes")? };
+            port.send_bytes(bytes)
+        })
+    }
+
+    /// Waits for the next message and writes its bytes to `buf[0..len]`, their count to
+    /// `*len_out` and its receive time (`CLOCK_MONOTONIC` ns) to `*timestamp_out`.
+    ///
+    /// Blocks until a message arrives, the peer closes, or another thread closes the port (no
+    /// polling). Thread: any; concurrent receivers each get different messages.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` once the port is closed or the peer has closed and every
+    /// message it sent has been received; `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
+    /// in `*len_out`, the message kept for the next receive call (3 bytes fit every message but
+    /// sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` and
+    /// `timestamp_out` are valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_receive(
+        port: *const midisock_port,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_receive", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
+            port.receive_with(|p| p.receive_stamped().map(Fetched::Message), out)
+        })
+    }
+
+    /// `midisock_port_receive` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no message has
+    /// arrived (mido's `receive(block=False)` / `poll()`).
+    ///
+    /// Never blocks (it reads what the socket already holds). Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_port_receive`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_try_receive(
+        port: *const midisock_port,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_try_receive", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
+            port.receive_with(|p| Ok(fetched(p.try_receive_stamped()?, nothing_waiting)), out)
+        })
+    }
+
+    /// `midisock_port_receive` waiting at most `timeout_ms` milliseconds:
+    /// `MIDISOCK_RESULT_TIMED_OUT` if no message came.
+    ///
+    /// Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_port_receive`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_receive_timeout(
+        port: *const midisock_port,
+        timeout_ms: u64,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_receive_timeout", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
+            let timeout = Duration::from_millis(timeout_ms);
+            port.receive_with(|p| Ok(fetched(p.receive_timeout_stamped(timeout)?, || timed_out(timeout_ms))), out)
+        })
+    }
+
+    /// Delivers every message this port receives to `callback(user_data, bytes, len,
+    /// timestamp_ns)` instead of the receive functions, which then return
+    /// `MIDISOCK_RESULT_CALLBACK_INSTALLED`.
+    ///
+    /// The callback runs on a reader thread the port owns, named "midisock-port-callback" (see
+    /// `midisock_receive_callback` for what it may do), until the peer closes or the port is
+    /// closed. `midisock_port_free` waits for a running callback call to return; after it, the
+    /// callback is never called again, so `user_data` may be freed then. `user_data` must be
+    /// usable from that thread. Messages received but not yet taken are delivered first.
+    ///
+    /// Never blocks. Thread: any. One callback per port: a second call returns
+    /// `MIDISOCK_RESULT_CALLBACK_INSTALLED`. A message kept after
+    /// `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first (`MIDISOCK_RESULT_MESSAGE_KEPT`).
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `callback` is NULL or a function matching
+    /// `midisock_receive_callback`, callable from another thread with `user_data`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_set_callback(
+        port: *const midisock_port,
+        callback: midisock_receive_callback,
+        user_data: *mut c_void,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_set_callback", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            let callback =
+                callback.ok_or_else(|| Failure::new(midisock_result::NullArgument, "argument `callback` is NULL"))?;
+            if port.closed.load(Ordering::Acquire) {
+                return Err(midisock::Error::Closed.into());
+            }
+            if !port.kept.is_empty() {
+                return Err(Failure::new(
+                    midisock_result::MessageKept,
+                    "a message kept after MIDISOCK_RESULT_BUFFER_TOO_SMALL is waiting; receive \
+                     it before installing a callback",
+                ));
+            }
+            let user_data = UserData(user_data);
+            port.port.set_callback(move |received: Received| {
+                call_back(callback, user_data.get(), &received);
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Closes the connection: the peer sees end-of-stream at once, and threads blocked in a
+    /// receive on this port return `MIDISOCK_RESULT_CLOSED`, as do later sends and receives. The
+    /// handle stays valid until `midisock_port_free`. Closing twice is harmless and returns
+    /// `MIDISOCK_RESULT_OK`.
+    ///
+    /// Never blocks for long (one shutdown call). Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_close(port: *const midisock_port) -> midisock_result {
+        ffi_boundary!("midisock_port_close", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            port.closed.store(true, Ordering::Release);
+            port.port.close();
+            port.kept.clear();
+            Ok(())
+        })
+    }
+
+    /// Writes whether the port is closed (locally, or the peer closed and every message it sent
+    /// has been received) to `*closed_out`.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `closed_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_is_closed(
+        port: *const midisock_port,
+        closed_out: *mut bool,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_is_closed", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `closed_out` is valid for a write.
+            let closed_out = unsafe { try_out(closed_out, "closed_out")? };
+            let closed = port.closed.load(Ordering::Acquire) || (port.port.is_closed() && port.kept.is_empty());
+            closed_out.write(closed);
+            Ok(())
+        })
+    }
+
+    /// Writes the port's name (`"host:port"` of the peer, as given to connect, or of the client
+    /// for an accepted port), NUL-terminated, to `buf[0..len]`; `*len_out` is its length without
+    /// the NUL (`MIDISOCK_RESULT_BUFFER_TOO_SMALL`: the size needed, NUL included).
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` for a
+    /// write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_name(
+        port: *const midisock_port,
+        buf: *mut c_char,
+        len: usize,
+        len_out: *mut usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_name", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+            let buf = unsafe { try_text_buf(buf, len, "buf")? };
+            // SAFETY: the caller guarantees `len_out` is valid for a write.
+            let len_out = unsafe { try_out(len_out, "len_out")? };
+            write_text(port.port.name(), buf, len_out)
+        })
+    }
+
+    /// Sends mido's reset set: all notes off (CC 123) and reset all controllers (CC 121) on every
+    /// channel. Blocks and fails like `midisock_port_send`. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_reset(port: *const midisock_port) -> midisock_result {
+        ffi_boundary!("midisock_port_reset", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            port.port.reset()?;
+            Ok(())
+        })
+    }
+
+    /// Sends mido's panic set: all sound off (CC 120) on every channel. Blocks and fails like
+    /// `midisock_port_send`. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_panic(port: *const midisock_port) -> midisock_result {
+        ffi_boundary!("midisock_port_panic", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            port.port.panic()?;
+            Ok(())
+        })
+    }
+
+    /// Closes the port (if open), waits for a running callback call to return, and frees the
+    /// handle. `midisock_port_free(NULL)` does nothing. Returns `MIDISOCK_RESULT_OK`.
+    ///
+    /// Blocks only while a callback call is running. Thread: any but the port's callback thread,
+    /// and only once no other thread uses the port: close it first to wake blocked receivers,
+    /// and let them return.
+    ///
+    /// # Safety
+    /// `port` is NULL or a live port handle that no other thread is using; it is invalid after.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_free(port: *mut midisock_port) -> midisock_result {
+        ffi_boundary!("midisock_port_free", {
+            // SAFETY: the caller guarantees `port` is NULL or a live handle nobody else uses.
+            drop(unsafe { from_handle(port) });
+            Ok(())
+        })
+    }
+}
+
+/// Checks the arguments shared by every port receive function.
+///
+/// # Safety
+/// As `midisock_port_receive`.
+unsafe fn port_args<'a>(
+    port: *const midisock_port,
+    buf: *mut u8,
+    len: usize,
+    len_out: *mut usize,
+    timestamp_out: *mut u64,
+) -> Result<(&'a midisock_port, ReceiveOut<'a>), Failure> {
+    // SAFETY: forwarded from the caller, argument by argument.
+    unsafe { Ok((midisock_port::from_ptr(port)?, receive_out(buf, len, len_out, timestamp_out)?)) }
+}
+
+/// The output arguments of a receive function.
+///
+/// # Safety
+/// `buf` is NULL or valid for writes of `len` bytes; `len_out` and `timestamp_out` are NULL or
+/// valid for a write.
+pub(crate) unsafe fn receive_out<'a>(
+    buf: *mut u8,
+    len: usize,
+    len_out: *mut usize,
+    timestamp_out: *mut u64,
+) -> Result<ReceiveOut<'a>, Failure> {
+    // SAFETY: forwarded from the caller, argument by argument.
+    unsafe {
+        Ok(ReceiveOut {
+            buf: try_bytes_mut(buf, len, "buf")?,
+            len_out: try_out(len_out, "len_out")?,
+            timestamp_out: try_out(timestamp_out, "timestamp_out")?,
+        })
+    }
+}
+
+/// A non-blocking or timed receive's answer: the message, or the failure for "nothing came".
+pub(crate) fn fetched(received: Option<Received>, nothing: impl FnOnce() -> Failure) -> Fetched {
+    match received {
+        Some(received) => Fetched::Message(received),
+        None => Fetched::Nothing(nothing()),
+    }
+}
+
+pub(crate) fn nothing_waiting() -> Failure {
+    Failure::new(midisock_result::WouldBlock, "no message waiting")
+}
+
+pub(crate) fn timed_out(timeout_ms: u64) -> Failure {
+    Failure::new(midisock_result::TimedOut, format!("no message within {timeout_ms} ms"))
+}
+
+/// Calls the C callback with one message, encoded on the stack when it is short.
+fn call_back(
+    callback: unsafe extern "C" fn(*mut c_void, *const u8, usize, u64),
+    user_data: *mut c_void,
+    received: &Received,
+) {
+    let mut short = [0u8; midisock::MAX_SHORT_MESSAGE_LEN];
+    let long;
+    let bytes: &[u8] = match received.message.encode(&mut short) {
+        Ok(len) => &short[..len],
+        Err(_) => {
+            long = received.message.to_bytes();
+            &long
+        }
+    };
+    // SAFETY: the C caller gave a callback matching `midisock_receive_callback` and a
+    // `user_data` it may be called with on this thread; `bytes` is valid for the call.
+    unsafe { callback(user_data, bytes.as_ptr(), bytes.len(), received.timestamp_ns) };
+}

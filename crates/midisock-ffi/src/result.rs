@@ -1,0 +1,218 @@
+//! `midisock_result`: what every function returns, its text, and the per-thread last error.
+
+use crate::boundary::{copy_text, ffi_boundary, try_out, try_text_buf, Failure, Outcome};
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
+
+/// What a libmidisock function returns. `MIDISOCK_RESULT_OK` (0) is success; every other value
+/// says what went wrong, and `midisock_last_error_message` gives the details for the calling
+/// thread.
+///
+/// Values are explicit, grouped by hundreds above a private base (7000, clear of errno values),
+/// and never reused: a code that is retired stays reserved.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum midisock_result {
+    /// Success.
+    Ok = 0,
+
+    /// **7000–7099: nothing to hand out** (the connection is fine).
+    ///
+    /// A non-blocking call (`_try_receive`, `_try_accept`) found nothing waiting.
+    WouldBlock = 7001,
+    /// A `_timeout` call waited its whole timeout and nothing came.
+    TimedOut = 7002,
+    /// The output buffer is too small. `*len_out` is set to the buffer size needed (for text:
+    /// including the terminating NUL); nothing else is written. A received message is kept and
+    /// returned by the next receive call on the same handle.
+    BufferTooSmall = 7003,
+
+    /// **7100–7199: bad arguments.**
+    ///
+    /// A pointer argument is NULL.
+    NullArgument = 7101,
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 7102,
+
+    /// **7200–7299: addresses and connections.**
+    ///
+    /// The address text is not `host:port` or `[v6addr]:port`.
+    AddressSyntax = 7201,
+    /// The host name did not resolve.
+    Resolve = 7202,
+    /// No address of the host accepted the connection (refused, unreachable, timed out).
+    Connect = 7203,
+    /// The server could not listen on the address (in use, permission, no such interface).
+    Bind = 7204,
+
+    /// **7300–7399: the state of a port or server.**
+    ///
+    /// The port or server is closed: closed locally, or the peer closed and every message it
+    /// sent has been received.
+    Closed = 7301,
+    /// The port delivers messages to a callback, so it cannot be read directly, and a second
+    /// callback cannot be installed.
+    CallbackInstalled = 7302,
+    /// A message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received before a
+    /// callback can be installed.
+    MessageKept = 7303,
+
+    /// **7400–7499: messages.**
+    ///
+    /// The bytes are not whole MIDI messages (incomplete, stray data bytes, undefined status).
+    InvalidBytes = 7401,
+    /// A message field is out of range.
+    InvalidMessage = 7402,
+    /// Message text is not in mido's format.
+    MessageText = 7403,
+
+    /// **7500–7599: the operating system.**
+    ///
+    /// Any other I/O failure; the last error message has the OS error.
+    Io = 7501,
+
+    /// **7900–7999: bugs.**
+    ///
+    /// libmidisock panicked; the call had no effect the caller can rely on. Please report it
+    /// with the last error message.
+    Panic = 7901,
+}
+
+impl midisock_result {
+    fn text(self) -> &'static CStr {
+        use midisock_result::*;
+        match self {
+            Ok => c"success",
+            WouldBlock => c"nothing waiting",
+            TimedOut => c"timed out",
+            BufferTooSmall => c"buffer too small",
+            NullArgument => c"NULL argument",
+            InvalidUtf8 => c"string is not UTF-8",
+            AddressSyntax => c"invalid address",
+            Resolve => c"cannot resolve host",
+            Connect => c"cannot connect",
+            Bind => c"cannot listen on address",
+            Closed => c"closed",
+            CallbackInstalled => c"callback installed",
+            MessageKept => c"a kept message must be received first",
+            InvalidBytes => c"not whole MIDI messages",
+            InvalidMessage => c"message value out of range",
+            MessageText => c"invalid message text",
+            Io => c"I/O error",
+            Panic => c"internal panic (bug in libmidisock)",
+        }
+    }
+}
+
+impl From<midisock::Error> for Failure {
+    fn from(error: midisock::Error) -> Failure {
+        use midisock::Error as E;
+        let code = match &error {
+            E::AddressSyntax { .. } => midisock_result::AddressSyntax,
+            E::Resolve { .. } => midisock_result::Resolve,
+            E::Connect { .. } => midisock_result::Connect,
+            E::Bind { .. } => midisock_result::Bind,
+            E::Closed => midisock_result::Closed,
+            E::InvalidMessage(_) => midisock_result::InvalidMessage,
+            E::MessageText(_) => midisock_result::MessageText,
+            E::CallbackInstalled => midisock_result::CallbackInstalled,
+            // Io, and whatever the core adds later (its Error is non_exhaustive).
+            _ => midisock_result::Io,
+        };
+        Failure::new(code, error.to_string())
+    }
+}
+
+thread_local! {
+    /// The detail of the last failure on this thread.
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub(crate) fn set_last_error(detail: String) {
+    // `try_with`: during thread teardown the slot may be gone; losing the detail then is fine.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = detail);
+}
+
+impl midisock_result {
+    /// A short English text for any result code: `"success"`, `"closed"`, ... Unknown values
+    /// give `"unknown result code"`.
+    ///
+    /// Returns a static NUL-terminated string (never NULL, never freed). One of the two functions
+    /// that do not return a `midisock_result` (with `midisock_version`): they cannot fail.
+    /// Thread: any. Never blocks.
+    #[no_mangle]
+    pub extern "C" fn midisock_result_str(result: u32) -> *const c_char {
+        ffi_boundary!("midisock_result_str", {
+            all_results().iter().find(|r| **r as u32 == result).map_or(c"unknown result code", |r| r.text())
+        })
+    }
+}
+
+/// Every result code, for `midisock_result_str` (which takes any `u32`, so an unknown value from
+/// C is never turned into an invalid enum).
+pub(crate) fn all_results() -> &'static [midisock_result] {
+    use midisock_result::*;
+    &[
+        Ok,
+        WouldBlock,
+        TimedOut,
+        BufferTooSmall,
+        NullArgument,
+        InvalidUtf8,
+        AddressSyntax,
+        Resolve,
+        Connect,
+        Bind,
+        Closed,
+        CallbackInstalled,
+        MessageKept,
+        InvalidBytes,
+        InvalidMessage,
+        MessageText,
+        Io,
+        Panic,
+    ]
+}
+
+/// Copies the calling thread's last error detail, e.g. `"midisock_port_connect: cannot connect
+/// to 127.0.0.1:9: Connection refused (os error 111)"`, as a NUL-terminated string into
+/// `buf[0..len]`; `*len_out` is its length without the NUL. Empty when no call on this thread has
+/// failed yet.
+///
+/// Every call that returns something other than `MIDISOCK_RESULT_OK` replaces the detail;
+/// successful calls leave it alone (like `errno`). This function never changes it, so it can be
+/// retried with a bigger buffer after `MIDISOCK_RESULT_BUFFER_TOO_SMALL`.
+///
+/// Thread: any; each thread has its own last error. Never blocks.
+///
+/// # Safety
+/// `buf` is valid for writes of `len` bytes; `len_out` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn midisock_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    len_out: *mut usize,
+) -> midisock_result {
+    ffi_boundary!(quiet "midisock_last_error_message", {
+        // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+        let buf = unsafe { try_text_buf(buf, len, "buf")? };
+        // SAFETY: the caller guarantees `len_out` is valid for a write.
+        let len_out = unsafe { try_out(len_out, "len_out")? };
+        copy_last_error(buf, len_out)
+    })
+}
+
+fn copy_last_error(buf: &mut [u8], len_out: crate::boundary::Out<'_, usize>) -> Outcome {
+    let copied = LAST_ERROR.with(|slot| copy_text(&slot.borrow(), buf));
+    match copied {
+        Ok(len) => {
+            len_out.write(len);
+            Ok(())
+        }
+        Err(needed) => {
+            len_out.write(needed);
+            Err(Failure::new(midisock_result::BufferTooSmall, "last error message does not fit"))
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! `midisock_server`: listens, broadcasts, receives from every client, hands out connections.
+
+use crate::boundary::{
+    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_ref, try_str, try_text_buf, Failure, Outcome,
+};
+use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
+use crate::port::{fetched, midisock_port, nothing_waiting, receive_out, timed_out};
+use crate::result::midisock_result;
+use midisock::{PortServer, SocketPort};
+use std::ffi::c_char;
+use std::time::Duration;
+
+/// A server: accepts any number of clients on one I/O thread ("midisock-server"). Opaque; made
+/// by `midisock_server_bind`, freed by `midisock_server_free`.
+///
+/// Three ways to use it, which can be mixed: receive from every client
+/// (`midisock_server_receive*`), broadcast to every client (`midisock_server_send`), or take one
+/// connection for yourself (`midisock_server_accept*`).
+///
+/// Thread safety: every function except `midisock_server_free` may be called on one server from
+/// several threads at once.
+#[derive(Debug)]
+pub struct midisock_server {
+    server: PortServer,
+    kept: Kept,
+}
+
+impl midisock_server {
+    /// The server behind a handle.
+    ///
+    /// # Safety
+    /// `server` is NULL or a live handle from this library, not freed during the call.
+    unsafe fn from_ptr<'a>(server: *const midisock_server) -> Result<&'a midisock_server, Failure> {
+        // SAFETY: forwarded from the caller.
+        unsafe { try_ref(server, "server") }
+    }
+
+    fn receive_with(
+        &self,
+        fetch: impl FnOnce(&PortServer) -> Result<Fetched, midisock::Error>,
+        out: ReceiveOut<'_>,
+    ) -> Outcome {
+        if self.server.is_closed() {
+            return Err(midisock::Error::Closed.into());
+        }
+        self.kept.receive(|| fetch(&self.server), out)
+    }
+
+    /// Listens on `address` and writes the new server to `*server_out`; the caller owns it and
+    /// frees it with `midisock_server_free`.
+    ///
+    /// `address`: `"host:port"` or `"[v6addr]:port"`. `localhost` listens on every address it
+    /// resolves to; `""`, `"::"` on every address; `"0.0.0.0"` on every IPv4 address. Port 0
+    /// picks a free port (`midisock_server_local_port` tells which).
+    ///
+    /// Blocks only for name resolution. Starts the server's I/O thread. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
+    /// `MIDISOCK_RESULT_BIND` (in use, permission), `MIDISOCK_RESULT_IO`.
+    ///
+    /// # Safety
+    /// `address` is a NUL-terminated string; `server_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_bind(
+        address: *const c_char,
+        server_out: *mut *mut midisock_server,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_bind", {
+            // SAFETY: the caller guarantees `address` is a NUL-terminated string.
+            let address = unsafe { try_str(address, "address")? };
+            // SAFETY: the caller guarantees `server_out` is valid for a write.
+            let server_out = unsafe { try_out(server_out, "server_out")? };
+            let server = PortServer::bind(address)?;
+            server_out.write(into_handle(midisock_server { server, kept: Kept::default() }));
+            Ok(())
+        })
+    }
+
+    /// Writes the TCP port the server listens on (the real one when 0 was asked for) to
+    /// `*port_out`.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `port_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_local_port(
+        server: *const midisock_server,
+        port_out: *mut u16,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_local_port", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `port_out` is valid for a write.
+            let port_out = unsafe { try_out(port_out, "port_out")? };
+            port_out.write(server.server.local_addr().port());
+            Ok(())
+        })
+    }
+
+    /// Writes the server's name (`"host:port"` as given to bind, with the real port),
+    /// NUL-terminated, to `buf[0..len]`; `*len_out` is its length without the NUL
+    /// (`MIDISOCK_RESULT_BUFFER_TOO_SMALL`: the size needed, NUL included).
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `buf` is valid for writes of `len` bytes; `len_out` for
+    /// a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_name(
+        server: *const midisock_server,
+        buf: *mut c_char,
+        len: usize,
+        len_out: *mut usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_name", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+            let buf = unsafe { try_text_buf(buf, len, "buf")? };
+            // SAFETY: the caller guarantees `len_out` is valid for a write.
+            let len_out = unsafe { try_out(len_out, "len_out")? };
+            write_text(server.server.name(), buf, len_out)
+        })
+    }
+
+    /// Writes the number of connected clients the server serves (not counting connections
+    /// handed out by accept) to `*count_out`. Clients connect asynchronously: a client whose
+    /// `midisock_port_connect` returned may take a moment to be counted.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `count_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_client_count(
+        server: *const midisock_server,
+        count_out: *mut usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_client_count", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `count_out` is valid for a write.
+            let count_out = unsafe { try_out(count_out, "count_out")? };
+            count_out.write(server.server.client_count());
+            Ok(())
+        })
+    }
+
+    /// Broadcasts the MIDI messages in `bytes[0..len]` (one or more whole messages, as for
+    /// `midisock_port_send`) to every connected client. Sending with no client connected is not
+    /// an error.
+    ///
+    /// Never blocks on a client: what a client's socket does not take at once is queued, and a
+    /// client whose queue overflows is disconnected (never thinned). Thread: any; concurrent
+    /// broadcasts are safe and never interleave.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_BYTES` (nothing sent), `MIDISOCK_RESULT_CLOSED`.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `bytes` is valid for reads of `len` bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_send(
+        server: *const midisock_server,
+        bytes: *const u8,
+        len: usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_send", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `bytes` is valid for `len` bytes.
+            let bytes = unsafe { try_bytes(bytes, len, "bytes")? };
+            match decode_outgoing(bytes)? {
+                Outgoing::One(message) => server.server.send(&message)?,
+                Outgoing::Many(messages) => server.server.send_all(&messages)?,
+            }
+            Ok(())
+        })
+    }
+
+    /// Waits for the next message from any client and writes it like `midisock_port_receive`:
+    /// bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
+    /// Messages from all clients are merged in arrival order.
+    ///
+    /// Blocks until a message arrives or the server is closed (no polling). Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` once the server is closed;
+    /// `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out`, the message kept
+    /// for the next receive call.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `buf` is valid for writes of `len` bytes; `len_out` and
+    /// `timestamp_out` are valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_receive(
+        server: *const midisock_server,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_receive", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
+            server.receive_with(|s| s.receive_stamped().map(Fetched::Message), out)
+        })
+    }
+
+    /// `midisock_server_receive` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no message is
+    /// waiting. Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_server_receive`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_try_receive(
+        server: *const midisock_server,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_try_receive", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
+            server.receive_with(|s| Ok(fetched(s.try_receive_stamped()?, nothing_waiting)), out)
+        })
+    }
+
+    /// `midisock_server_receive` waiting at most `timeout_ms` milliseconds:
+    /// `MIDISOCK_RESULT_TIMED_OUT` if no message came. Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_server_receive`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_receive_timeout(
+        server: *const midisock_server,
+        timeout_ms: u64,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        timestamp_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_receive_timeout", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
+            let timeout = Duration::from_millis(timeout_ms);
+            server.receive_with(|s| Ok(fetched(s.receive_timeout_stamped(timeout)?, || timed_out(timeout_ms))), out)
+        })
+    }
+
+    /// Waits for a client to connect and hands its connection to the caller as a new port in
+    /// `*port_out` (owned by the caller: `midisock_port_free`). The server neither reads from nor
+    /// broadcasts to that connection again.
+    ///
+    /// Blocks until a client connects or the server is closed. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED`, `MIDISOCK_RESULT_IO`.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `port_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_accept(
+        server: *const midisock_server,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_accept", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, port_out) = unsafe { accept_args(server, port_out)? };
+            let port = server.server.accept()?;
+            port_out.write(into_handle(midisock_port::new(port)));
+            Ok(())
+        })
+    }
+
+    /// `midisock_server_accept` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no client is
+    /// waiting to be accepted. Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_server_accept`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_try_accept(
+        server: *const midisock_server,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_try_accept", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, port_out) = unsafe { accept_args(server, port_out)? };
+            let port = server.server.try_accept()?;
+            port_out.write(accepted(port, || Failure::new(midisock_result::WouldBlock, "no client waiting"))?);
+            Ok(())
+        })
+    }
+
+    /// `midisock_server_accept` waiting at most `timeout_ms` milliseconds:
+    /// `MIDISOCK_RESULT_TIMED_OUT` if no client came. Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// # Safety
+    /// As `midisock_server_accept`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_accept_timeout(
+        server: *const midisock_server,
+        timeout_ms: u64,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_accept_timeout", {
+            // SAFETY: the caller guarantees every pointer is valid as documented.
+            let (server, port_out) = unsafe { accept_args(server, port_out)? };
+            let port = server.server.accept_timeout(Duration::from_millis(timeout_ms))?;
+            port_out.write(accepted(port, || {
+                Failure::new(midisock_result::TimedOut, format!("no client within {timeout_ms} ms"))
+            })?);
+            Ok(())
+        })
+    }
+
+    /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_reset(server: *const midisock_server) -> midisock_result {
+        ffi_boundary!("midisock_server_reset", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            server.server.reset()?;
+            Ok(())
+        })
+    }
+
+    /// Broadcasts mido's panic set (all sound off, every channel). Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_panic(server: *const midisock_server) -> midisock_result {
+        ffi_boundary!("midisock_server_panic", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            server.server.panic()?;
+            Ok(())
+        })
+    }
+
+    /// Stops the server: it stops listening, closes every connection it serves, and threads
+    /// blocked in its receive or accept functions return `MIDISOCK_RESULT_CLOSED`, as do later
+    /// calls. Ports already handed out by accept stay open. The handle stays valid until
+    /// `midisock_server_free`. Closing twice is harmless and returns `MIDISOCK_RESULT_OK`.
+    ///
+    /// Blocks until the I/O thread has stopped (it flushes queued broadcasts briefly first).
+    /// Thread: any.
+    ///
+    /// # Safety
+    /// `server` is a live server handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_close(server: *const midisock_server) -> midisock_result {
+        ffi_boundary!("midisock_server_close", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            server.server.close();
+            server.kept.clear();
+            Ok(())
+        })
+    }
+
+    /// Closes the server (if open) and frees the handle. `midisock_server_free(NULL)` does
+    /// nothing. Returns `MIDISOCK_RESULT_OK`.
+    ///
+    /// Blocks like `midisock_server_close`. Thread: any, once no other thread uses the server:
+    /// close it first to wake blocked receivers and acceptors, and let them return.
+    ///
+    /// # Safety
+    /// `server` is NULL or a live server handle that no other thread is using; it is invalid
+    /// after.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_free(server: *mut midisock_server) -> midisock_result {
+        ffi_boundary!("midisock_server_free", {
+            // SAFETY: the caller guarantees `server` is NULL or a live handle nobody else uses.
+            drop(unsafe { from_handle(server) });
+            Ok(())
+        })
+    }
+}
+
+/// Checks the arguments shared by every server receive function.
+///
+/// # Safety
+/// As `midisock_server_receive`.
+unsafe fn server_args<'a>(
+    server: *const midisock_server,
+    buf: *mut u8,
+    len: usize,
+    len_out: *mut usize,
+    timestamp_out: *mut u64,
+) -> Result<(&'a midisock_server, ReceiveOut<'a>), Failure> {
+    // SAFETY: forwarded from the caller, argument by argument.
+    unsafe { Ok((midisock_server::from_ptr(server)?, receive_out(buf, len, len_out, timestamp_out)?)) }
+}
+
+/// Checks the arguments shared by every accept function.
+///
+/// # Safety
+/// As `midisock_server_accept`.
+unsafe fn accept_args<'a>(
+    server: *const midisock_server,
+    port_out: *mut *mut midisock_port,
+) -> Result<(&'a midisock_server, crate::boundary::Out<'a, *mut midisock_port>), Failure> {
+    // SAFETY: forwarded from the caller, argument by argument.
+    unsafe { Ok((midisock_server::from_ptr(server)?, try_out(port_out, "port_out")?)) }
+}
+
+/// The handle for an accepted port, or the failure for "nobody came".
+fn accepted(port: Option<SocketPort>, nobody: impl FnOnce() -> Failure) -> Result<*mut midisock_port, Failure> {
+    port.map(|p| into_handle(midisock_port::new(p))).ok_or_else(nobody)
+}
