@@ -26,6 +26,8 @@ pub enum Error {
     MessageText(ParseMessageError),
     /// The port delivers messages to a callback, so it cannot be read directly.
     CallbackInstalled,
+    /// A TLS certificate, key or handshake problem.
+    Tls(String),
     /// An authentication token is empty, longer than 128 bytes, or not printable ASCII.
     InvalidToken,
     /// Any other I/O failure of an established connection.
@@ -57,6 +59,7 @@ impl fmt::Display for Error {
             Error::InvalidMessage(e) => write!(f, "invalid message: {e}"),
             Error::MessageText(e) => write!(f, "invalid message text: {e}"),
             Error::CallbackInstalled => f.write_str("port delivers messages to a callback; it cannot be read directly"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::InvalidToken => f.write_str("invalid token: use 1 to 128 printable ASCII characters"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }

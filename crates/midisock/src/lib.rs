@@ -44,6 +44,7 @@ pub mod parser;
 mod port;
 mod server;
 mod text;
+mod tls;
 
 pub use address::{Address, IntoAddress};
 pub use auth::{validate_token, MAX_TOKEN_LEN};
@@ -55,8 +56,11 @@ pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADL
 pub use notes::HeldNotes;
 pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
 pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
+/// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
+pub use rustls;
 pub use server::{PortServer, ServerConfig, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
+pub use tls::{TlsClient, TlsServer};
 
 #[cfg(test)]
 mod assert_traits {

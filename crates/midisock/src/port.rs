@@ -12,6 +12,8 @@ use crate::message::{Message, Received};
 use crate::net;
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
+use crate::tls::{self, TlsClient};
+use rustls::Connection;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -48,11 +50,16 @@ pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Resu
         }
         None => None,
     };
-    let stream = net::connect(&address, options.timeout)?;
+    let mut stream = net::connect(&address, options.timeout)?;
+    let tls = match &options.tls {
+        Some(tls) => Some(tls.handshake(&address.host, &mut stream)?),
+        None => None,
+    };
+    let port = SocketPort::from_connected(stream, address.to_string(), tls);
     if let Some(hello) = hello {
-        (&stream).write_all(&hello).map_err(from_stream_error)?;
+        port.write(&hello)?;
     }
-    Ok(SocketPort::from_connected(stream, address.to_string()))
+    Ok(port)
 }
 
 /// How [`connect_with`] connects.
@@ -63,12 +70,21 @@ pub struct ConnectOptions {
     /// Token for a server that requires one ([`crate::ServerConfig::token`]); sent as a hello that
     /// servers without auth, mido's included, ignore. Default: none.
     pub token: Option<String>,
+    /// TLS, for a server that uses it ([`crate::ServerConfig::tls`]). Default: none (plain TCP,
+    /// what mido speaks).
+    pub tls: Option<TlsClient>,
 }
 
 impl ConnectOptions {
     /// Sets [`ConnectOptions::timeout`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`ConnectOptions::tls`].
+    pub fn tls(mut self, tls: TlsClient) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -90,6 +106,9 @@ pub struct SocketPort {
 
 struct PortInner {
     stream: TcpStream,
+    /// The TLS session when the connection uses TLS. The innermost lock: taken only for the
+    /// moment of a record-layer step, never while waiting for the socket to become readable.
+    tls: Option<Mutex<Connection>>,
     name: String,
     /// Held for the whole write of a message (or batch), so concurrent sends never interleave.
     sender: Mutex<SendState>,
@@ -146,10 +165,11 @@ pub fn panic_messages() -> Vec<Message> {
 }
 
 impl SocketPort {
-    fn from_connected(stream: TcpStream, name: String) -> SocketPort {
+    fn from_connected(stream: TcpStream, name: String, tls: Option<Connection>) -> SocketPort {
         SocketPort {
             inner: Arc::new(PortInner {
                 stream,
+                tls: tls.map(Mutex::new),
                 name,
                 sender: Mutex::new(SendState { scratch: Vec::new(), held: HeldNotes::default() }),
                 receiver: Mutex::new(ReceiveState {
@@ -171,12 +191,16 @@ impl SocketPort {
 
     /// Wraps a connection the server accepted. `unsent` is broadcast output the server had queued
     /// for this client and not yet written; it goes out first, so nothing is lost in the handover.
-    pub(crate) fn from_accepted(stream: TcpStream, peer: SocketAddr, unsent: &[u8]) -> Result<SocketPort> {
+    pub(crate) fn from_accepted(
+        stream: TcpStream,
+        peer: SocketAddr,
+        unsent: &[u8],
+        tls: Option<Connection>,
+    ) -> Result<SocketPort> {
         net::configure_stream(&stream).map_err(Error::Io)?;
-        let port = SocketPort::from_connected(stream, socket_addr_name(peer));
-        if !unsent.is_empty() {
-            (&port.inner.stream).write_all(unsent).map_err(from_stream_error)?;
-        }
+        let port = SocketPort::from_connected(stream, socket_addr_name(peer), tls);
+        // With TLS, unsent output sits in the session as records; `write` sends them first.
+        port.write(unsent)?;
         Ok(port)
     }
 
@@ -248,7 +272,28 @@ impl SocketPort {
     fn write(&self, bytes: &[u8]) -> Result<()> {
         // NOTE: std's TcpStream writes with MSG_NOSIGNAL on Linux, so a vanished peer is an
         // EPIPE error here and never a SIGPIPE that would kill a C host program.
-        (&self.inner.stream).write_all(bytes).map_err(from_stream_error)
+        let mut stream = &self.inner.stream;
+        match &self.inner.tls {
+            None => stream.write_all(bytes),
+            Some(tls) => {
+                let mut conn = lock(tls);
+                // rustls takes a bounded amount of plaintext at a time: feed it, send the records
+                // (the socket is blocking, so flushing empties the session), repeat.
+                let mut rest = bytes;
+                loop {
+                    let taken = conn.writer().write(rest);
+                    let flushed = tls::flush_records(&mut conn, stream);
+                    match (taken, flushed) {
+                        (Ok(n), Ok(())) => rest = &rest[n..],
+                        (Err(e), _) | (_, Err(e)) => break Err(e),
+                    }
+                    if rest.is_empty() {
+                        break Ok(());
+                    }
+                }
+            }
+        }
+        .map_err(from_stream_error)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -398,6 +443,14 @@ impl SocketPort {
 
 impl PortInner {
     fn close(&self) {
+        if let Some(tls) = &self.tls {
+            if !self.locally_closed.load(Ordering::Acquire) {
+                // Tell a TLS peer this is a clean end, not a truncation. Best effort.
+                let mut conn = lock(tls);
+                conn.send_close_notify();
+                let _ = tls::flush_records(&mut conn, &self.stream);
+            }
+        }
         self.locally_closed.store(true, Ordering::Release);
         // NOTE: shutdown, not just drop: the descriptor may be shared (a callback thread holds
         // this Arc), and shutdown sends FIN now and wakes any reader blocked on the socket.
@@ -421,35 +474,74 @@ impl PortInner {
                 Wait::Until(deadline) => Some(deadline),
                 Wait::No => Some(Instant::now()),
             };
-            if deadline.is_some() && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)? {
-                return Ok(None);
+            let read = match &self.tls {
+                None => self.read_plain(&mut state.buf, deadline)?,
+                Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
+            };
+            match read {
+                None => return Ok(None),
+                Some(n) => self.take(state, n),
             }
-            self.fill(state)?;
         }
     }
 
-    /// One read from the socket (blocking), parsed into `pending`.
-    fn fill(&self, state: &mut ReceiveState) -> Result<()> {
+    /// One read from the socket, after waiting for it until `deadline` (blocking when `None`).
+    /// `None` on timeout; `Some(0)` at the end of the stream.
+    fn read_plain(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>> {
+        if deadline.is_some() && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)? {
+            return Ok(None);
+        }
+        loop {
+            return match (&self.stream).read(buf) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => match from_stream_error(e) {
+                    // A reset connection ends the stream like a close; what arrived before counts.
+                    Error::Closed => Ok(Some(0)),
+                    other => Err(other),
+                },
+            };
+        }
+    }
+
+    /// [`PortInner::read_plain`] through TLS: waits for the socket without holding the session
+    /// lock, so sends go on while a receive waits.
+    fn read_tls(&self, tls: &Mutex<Connection>, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>> {
+        let stream = &self.stream;
+        loop {
+            if let Some(n) = tls::buffered_plaintext(&mut lock(tls), buf).map_err(from_stream_error)? {
+                return Ok(Some(n));
+            }
+            if !net::wait_readable(stream.as_raw_fd(), deadline).map_err(Error::Io)? {
+                return Ok(None);
+            }
+            match tls::read_plaintext(&mut lock(tls), stream, buf) {
+                Ok(Some(n)) => return Ok(Some(n)),
+                // Part of a record: wait for the rest.
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return match from_stream_error(e) {
+                        Error::Closed => Ok(Some(0)),
+                        other => Err(other),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses `n` bytes just read into `pending`; 0 means the peer closed.
+    fn take(&self, state: &mut ReceiveState, n: usize) {
         let ReceiveState { parser, pending, peer_closed, buf } = state;
-        let n = match (&self.stream).read(buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => match from_stream_error(e) {
-                // A reset connection ends the stream like a close; what arrived before still counts.
-                Error::Closed => 0,
-                other => return Err(other),
-            },
-        };
         if n == 0 {
             // A message cut off by the close is dropped by the parser, never delivered in part.
             *peer_closed = true;
             self.note_exhausted(state);
-            return Ok(());
+            return;
         }
         let timestamp_ns = monotonic_ns();
         parser.feed(&buf[..n], |message| pending.push_back(Received { message, timestamp_ns }));
         *lock(&self.parser_stats) = parser.stats();
-        Ok(())
     }
 
     fn note_exhausted(&self, state: &ReceiveState) {

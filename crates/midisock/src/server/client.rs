@@ -3,8 +3,10 @@
 use crate::auth::HelloCheck;
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
+use crate::tls;
 use mio::net::TcpStream;
-use std::io::{self, Write};
+use rustls::Connection;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -20,8 +22,9 @@ pub(crate) enum Role {
     Served = 1,
     /// Gone: closed, failed, or handed to the user by `accept()`.
     Gone = 2,
-    /// Connected, but its hello (the token) is still being checked: not sent to, not counted.
-    Authenticating = 3,
+    /// Connected, but its TLS handshake or its hello (the token) is not done yet: not sent to,
+    /// not counted.
+    Admitting = 3,
 }
 
 pub(crate) struct Client {
@@ -33,6 +36,9 @@ pub(crate) struct Client {
     pub(crate) output: Mutex<Output>,
     /// Only the event loop reads; the mutex makes the handover to `accept()` safe.
     pub(crate) reader: Mutex<Reader>,
+    /// The TLS session, when the server uses TLS (taken out when the connection is handed to
+    /// `accept()`). The innermost lock: taken after `output` and `reader`, never before.
+    tls: Option<Mutex<Option<Connection>>>,
 }
 
 /// The receiving state of a served client.
@@ -40,7 +46,7 @@ pub(crate) struct Reader {
     pub(crate) parser: Parser,
     /// Notes this client holds down, released for everyone else when it disconnects.
     pub(crate) held: HeldNotes,
-    /// The check of its hello, while it is [`Role::Authenticating`].
+    /// The check of its hello, while it is [`Role::Admitting`].
     pub(crate) hello: Option<HelloCheck>,
 }
 
@@ -86,6 +92,7 @@ impl Client {
         role: Role,
         parser: Parser,
         hello: Option<HelloCheck>,
+        tls: Option<Connection>,
     ) -> Client {
         Client {
             token,
@@ -94,14 +101,62 @@ impl Client {
             role: AtomicU8::new(role as u8),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello }),
+            tls: tls.map(|conn| Mutex::new(Some(conn))),
         }
+    }
+
+    /// Runs `step` on the TLS session; `None` without TLS, `Some(Err(Broken))` once it is gone.
+    fn with_tls<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<Result<T, WriteFailure>> {
+        let tls = self.tls.as_ref()?;
+        let mut session = lock(tls);
+        Some(session.as_mut().map(step).ok_or(WriteFailure::Broken))
+    }
+
+    /// Reads plaintext, like a non-blocking socket read (see [`tls::read_plaintext`] for `None`).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.with_tls(|conn| tls::read_plaintext(conn, &self.stream, buf)) {
+            None => (&self.stream).read(buf).map(Some),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Ok(Some(0)),
+        }
+    }
+
+    /// Advances the TLS handshake with what the socket has: `Ok(true)` once it is complete (at
+    /// once without TLS), `Ok(false)` while it needs more from the peer.
+    pub(crate) fn handshake(&self) -> io::Result<bool> {
+        let step = |conn: &mut Connection| -> io::Result<bool> {
+            while conn.is_handshaking() {
+                match conn.read_tls(&mut &self.stream) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                let processed = conn.process_new_packets();
+                let flushed = tls::flush_records(conn, &self.stream);
+                processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                flushed?;
+            }
+            Ok(true)
+        };
+        match self.with_tls(step) {
+            None => Ok(true),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Takes the TLS session out, for the port `accept()` hands over.
+    pub(crate) fn take_tls(&self) -> Option<Connection> {
+        self.tls.as_ref().and_then(|tls| lock(tls).take())
     }
 
     pub(crate) fn role(&self) -> Role {
         match self.role.load(Ordering::Acquire) {
             0 => Role::Lobby,
             1 => Role::Served,
-            3 => Role::Authenticating,
+            3 => Role::Admitting,
             _ => Role::Gone,
         }
     }
@@ -119,8 +174,19 @@ impl Client {
         match self.role() {
             Role::Gone => return Err(WriteFailure::Broken),
             // Not admitted yet: it gets the stream from the moment it is.
-            Role::Authenticating => return Ok(()),
+            Role::Admitting => return Ok(()),
             Role::Lobby | Role::Served => {}
+        }
+        if let Some(result) = self.with_tls(|conn| {
+            // rustls buffers at most `max_queued` bytes of records (set when the session is made),
+            // which makes its buffer this client's queue.
+            match conn.writer().write(bytes) {
+                Ok(n) if n == bytes.len() => tls::flush_records(conn, &self.stream).map_err(|_| WriteFailure::Broken),
+                Ok(_) => Err(WriteFailure::QueueFull),
+                Err(_) => Err(WriteFailure::Broken),
+            }
+        }) {
+            return result.and_then(|r| r);
         }
         let mut rest = bytes;
         if output.pending().is_empty() {
@@ -148,6 +214,11 @@ impl Client {
     /// Writes queued output; called by the event loop on a writable event.
     pub(crate) fn flush(&self) -> Result<(), WriteFailure> {
         let mut output = lock(&self.output);
+        if let Some(result) =
+            self.with_tls(|conn| tls::flush_records(conn, &self.stream).map_err(|_| WriteFailure::Broken))
+        {
+            return result.and_then(|r| r);
+        }
         if output.pending().is_empty() {
             return Ok(());
         }
@@ -163,7 +234,14 @@ impl Client {
 
     /// True when broadcast output still waits for the socket.
     pub(crate) fn has_pending_output(&self) -> bool {
-        self.role() != Role::Gone && !lock(&self.output).pending().is_empty()
+        if self.role() == Role::Gone {
+            return false;
+        }
+        let output = lock(&self.output);
+        match self.with_tls(|conn| conn.wants_write()) {
+            Some(pending) => pending.unwrap_or(false),
+            None => !output.pending().is_empty(),
+        }
     }
 
     /// Ends the connection now: the peer sees EOF and a broadcaster stops queueing for it.

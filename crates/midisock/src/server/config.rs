@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::parser::DEFAULT_MAX_SYSEX_LEN;
+use crate::tls::TlsServer;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -55,8 +56,12 @@ pub struct ServerConfig {
     /// fails 5 times within a minute is refused for the rest of that minute. Default: none (no
     /// authentication; a hello sent anyway is ignored).
     pub token: Option<String>,
-    /// How long a new connection has to send its hello when a token is set. Default: 5 s.
+    /// How long a new connection has to finish its TLS handshake and send its hello, when TLS or
+    /// a token is set. Default: 5 s.
     pub auth_timeout: Duration,
+    /// TLS for every connection (see [`crate::TlsServer`]). Default: none — plain TCP, which is
+    /// what mido speaks.
+    pub tls: Option<TlsServer>,
     /// On close, how long the server may spend writing what it still has queued for clients
     /// before it closes their connections. Default: 1 s.
     pub shutdown_flush: Duration,
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             relay: false,
             token: None,
             auth_timeout: Duration::from_secs(5),
+            tls: None,
             shutdown_flush: Duration::from_secs(1),
         }
     }
@@ -129,6 +135,12 @@ impl ServerConfig {
         crate::auth::validate_token(&token)?;
         self.token = Some(token);
         Ok(self)
+    }
+
+    /// Sets [`ServerConfig::tls`].
+    pub fn tls(mut self, tls: TlsServer) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets [`ServerConfig::auth_timeout`].

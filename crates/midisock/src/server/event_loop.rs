@@ -13,7 +13,7 @@ use crate::parser::Parser;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,8 @@ pub(crate) struct EventLoop {
     /// enough to accept the pending connection and close it at once, instead of leaving it in the
     /// backlog where edge-triggered polling would never report it again.
     reserve_fd: Option<File>,
-    /// Connections that must send their hello, with their deadlines.
-    auth_deadlines: Vec<(Instant, Arc<Client>)>,
+    /// Connections that must finish their TLS handshake and hello, with their deadlines.
+    admission_deadlines: Vec<(Instant, Arc<Client>)>,
     auth_failures: FailureLimiter,
 }
 
@@ -50,7 +50,7 @@ impl EventLoop {
             next_token: FIRST_CLIENT,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             reserve_fd: File::open("/dev/null").ok(),
-            auth_deadlines: Vec::new(),
+            admission_deadlines: Vec::new(),
             auth_failures: FailureLimiter::default(),
         })
     }
@@ -173,20 +173,28 @@ impl EventLoop {
             return;
         }
         let parser = Parser::with_max_sysex_len(config.max_sysex_len);
-        match &config.token {
-            Some(secret) => {
-                let hello = Some(HelloCheck::new(secret));
-                let client = Arc::new(Client::new(token, peer, stream, Role::Authenticating, parser, hello));
-                self.shared.clients_mut().insert(token, Arc::clone(&client));
-                self.auth_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
-                // The hello may be here already; no new edge would tell us.
-                self.authenticate(&client);
-            }
-            None => {
-                let client = Arc::new(Client::new(token, peer, stream, Role::Lobby, parser, None));
-                self.shared.clients_mut().insert(token, Arc::clone(&client));
-                self.welcome(&client);
-            }
+        let hello = config.token.as_deref().map(HelloCheck::new);
+        let tls = match &config.tls {
+            Some(tls) => match tls.accept() {
+                Ok(mut conn) => {
+                    // The session's buffer is this client's outgoing queue: bound it the same way.
+                    conn.set_buffer_limit(Some(config.max_client_queue));
+                    Some(conn)
+                }
+                Err(_) => return,
+            },
+            None => None,
+        };
+        let admitting = hello.is_some() || tls.is_some();
+        let role = if admitting { Role::Admitting } else { Role::Lobby };
+        let client = Arc::new(Client::new(token, peer, stream, role, parser, hello, tls));
+        self.shared.clients_mut().insert(token, Arc::clone(&client));
+        if admitting {
+            self.admission_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
+            // The handshake or hello may be here already; no new edge would tell us.
+            self.continue_admission(&client);
+        } else {
+            self.welcome(&client);
         }
     }
 
@@ -206,34 +214,42 @@ impl EventLoop {
         }
     }
 
-    /// Reads a client's hello one byte at a time (never past it: what follows is MIDI for whoever
-    /// gets the connection) and admits or rejects it.
-    fn authenticate(&mut self, client: &Arc<Client>) {
-        let verdict = {
-            let mut reader = lock(&client.reader);
-            let Some(check) = reader.hello.as_mut() else { return };
-            let mut byte = [0u8];
-            loop {
-                match (&client.stream).read(&mut byte) {
-                    Ok(0) => break Verdict::Rejected,
-                    Ok(_) => match check.feed(byte[0]) {
-                        Verdict::NeedMore => continue,
-                        decided => break decided,
-                    },
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::NeedMore,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break Verdict::Rejected,
-                }
-            }
+    /// Advances a connection's TLS handshake, then reads its hello one byte at a time (never
+    /// past it: what follows is MIDI for whoever gets the connection), and admits or rejects it.
+    fn continue_admission(&mut self, client: &Arc<Client>) {
+        let verdict = match client.handshake() {
+            Err(_) => Verdict::Rejected,
+            Ok(false) => Verdict::NeedMore,
+            Ok(true) => Self::check_hello(client),
         };
         match verdict {
             Verdict::NeedMore => {}
-            Verdict::Accepted => {
-                lock(&client.reader).hello = None;
-                self.welcome(client);
-            }
+            Verdict::Accepted => self.welcome(client),
             Verdict::Rejected => self.reject_hello(client),
         }
+    }
+
+    fn check_hello(client: &Client) -> Verdict {
+        let mut reader = lock(&client.reader);
+        let Some(check) = reader.hello.as_mut() else { return Verdict::Accepted };
+        let mut byte = [0u8];
+        let verdict = loop {
+            match client.read(&mut byte) {
+                Ok(Some(0)) => break Verdict::Rejected,
+                Ok(Some(_)) => match check.feed(byte[0]) {
+                    Verdict::NeedMore => continue,
+                    decided => break decided,
+                },
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::NeedMore,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break Verdict::Rejected,
+            }
+        };
+        if verdict == Verdict::Accepted {
+            reader.hello = None;
+        }
+        verdict
     }
 
     fn reject_hello(&mut self, client: &Arc<Client>) {
@@ -246,8 +262,8 @@ impl EventLoop {
     fn expire_hellos(&mut self) -> Option<Duration> {
         let now = Instant::now();
         let mut overdue = Vec::new();
-        self.auth_deadlines.retain(|(deadline, client)| {
-            let waiting = client.role() == Role::Authenticating;
+        self.admission_deadlines.retain(|(deadline, client)| {
+            let waiting = client.role() == Role::Admitting;
             if waiting && *deadline <= now {
                 overdue.push(Arc::clone(client));
                 return false;
@@ -257,7 +273,7 @@ impl EventLoop {
         for client in overdue {
             self.reject_hello(&client);
         }
-        self.auth_deadlines.iter().map(|(deadline, _)| deadline.saturating_duration_since(now)).min()
+        self.admission_deadlines.iter().map(|(deadline, _)| deadline.saturating_duration_since(now)).min()
     }
 
     fn client_event(&mut self, token: Token, event: &mio::event::Event) {
@@ -274,7 +290,7 @@ impl EventLoop {
         }
         match client.role() {
             Role::Served => self.read_client(&client),
-            Role::Authenticating => self.authenticate(&client),
+            Role::Admitting => self.continue_admission(&client),
             Role::Lobby => {
                 // Not ours to read; only notice a client that left before anyone claimed it. One
                 // that left bytes behind stays until claimed: what it sent before going is kept.
@@ -307,9 +323,11 @@ impl EventLoop {
                     return;
                 }
             }
-            let n = match (&client.stream).read(&mut self.buf) {
-                Ok(0) => break true,
-                Ok(n) => n,
+            let n = match client.read(&mut self.buf) {
+                Ok(Some(0)) => break true,
+                Ok(Some(n)) => n,
+                // Part of a TLS record: read on.
+                Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break true,

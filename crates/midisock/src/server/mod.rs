@@ -320,7 +320,8 @@ impl PortServer {
         stream.set_nonblocking(false).map_err(Error::Io)?;
         let unsent = output.take_pending();
         drop(output);
-        SocketPort::from_accepted(stream, client.peer, &unsent).map(Some)
+        let tls = client.take_tls();
+        SocketPort::from_accepted(stream, client.peer, &unsent, tls).map(Some)
     }
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked

@@ -1,0 +1,206 @@
+//! Optional TLS (rustls) for ports and servers, and the record-layer plumbing both share.
+//!
+//! With TLS the MIDI byte stream travels inside TLS records; nothing else changes (a mido peer,
+//! which has no TLS, cannot connect to a TLS server). Certificates are PEM files; a client trusts
+//! the CA (or self-signed certificate) it is given, and checks the server's name against the host
+//! it connects to unless told another name.
+
+use crate::error::{Error, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::Connection;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// TLS for a server: its certificate chain and private key.
+#[derive(Clone)]
+pub struct TlsServer {
+    config: Arc<rustls::ServerConfig>,
+}
+
+/// TLS for a client: the roots it trusts and, optionally, the name to check.
+#[derive(Clone)]
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+    server_name: Option<String>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_error(what: &str, e: impl fmt::Display) -> Error {
+    Error::Tls(format!("{what}: {e}"))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| tls_error(&format!("cannot read certificates from {}", path.display()), e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(&format!("bad certificate in {}", path.display()), e))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!("no certificate in {}", path.display())));
+    }
+    Ok(certs)
+}
+
+impl TlsServer {
+    /// Loads a PEM certificate chain (leaf first) and its PEM private key.
+    pub fn from_pem_files(cert_chain: impl AsRef<Path>, private_key: impl AsRef<Path>) -> Result<TlsServer> {
+        let certs = read_certs(cert_chain.as_ref())?;
+        let key = PrivateKeyDer::from_pem_file(private_key.as_ref())
+            .map_err(|e| tls_error(&format!("cannot read a private key from {}", private_key.as_ref().display()), e))?;
+        TlsServer::from_der(certs, key)
+    }
+
+    /// From DER certificates (leaf first) and key, e.g. generated in memory.
+    pub fn from_der(
+        cert_chain: Vec<CertificateDer<'static>>,
+        private_key: PrivateKeyDer<'static>,
+    ) -> Result<TlsServer> {
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("TLS setup", e))?
+            .with_no_client_auth()
+            .with_single_cert(cert_chain, private_key)
+            .map_err(|e| tls_error("certificate and key do not fit together", e))?;
+        Ok(TlsServer { config: Arc::new(config) })
+    }
+
+    /// From a rustls configuration built by the caller (client certificates, ALPN, ...).
+    pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> TlsServer {
+        TlsServer { config }
+    }
+
+    pub(crate) fn accept(&self) -> Result<Connection> {
+        let conn = rustls::ServerConnection::new(Arc::clone(&self.config)).map_err(|e| tls_error("TLS session", e))?;
+        Ok(Connection::Server(conn))
+    }
+}
+
+impl TlsClient {
+    /// Trusts the certificates in a PEM file: a CA, or the server's self-signed certificate.
+    pub fn with_ca_file(path: impl AsRef<Path>) -> Result<TlsClient> {
+        TlsClient::with_ca_der(read_certs(path.as_ref())?)
+    }
+
+    /// Trusts the given DER certificates.
+    pub fn with_ca_der(roots: Vec<CertificateDer<'static>>) -> Result<TlsClient> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store.add(root).map_err(|e| tls_error("unusable CA certificate", e))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("TLS setup", e))?
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        Ok(TlsClient { config: Arc::new(config), server_name: None })
+    }
+
+    /// From a rustls configuration built by the caller.
+    pub fn from_rustls(config: Arc<rustls::ClientConfig>) -> TlsClient {
+        TlsClient { config, server_name: None }
+    }
+
+    /// Checks the server's certificate against `name` instead of the host connected to.
+    pub fn server_name(mut self, name: impl Into<String>) -> TlsClient {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Runs the handshake over a connected blocking stream.
+    pub(crate) fn handshake(&self, host: &str, stream: &mut std::net::TcpStream) -> Result<Connection> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let name = ServerName::try_from(name.to_owned()).map_err(|e| tls_error(&format!("server name {name:?}"), e))?;
+        let mut conn = Connection::Client(
+            rustls::ClientConnection::new(Arc::clone(&self.config), name).map_err(|e| tls_error("TLS session", e))?,
+        );
+        while conn.is_handshaking() {
+            conn.complete_io(stream).map_err(|e| tls_error("TLS handshake failed", e))?;
+        }
+        Ok(conn)
+    }
+}
+
+impl fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsServer { .. }")
+    }
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for TlsServer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsServer {}
+
+impl PartialEq for TlsClient {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+    }
+}
+
+impl Eq for TlsClient {}
+
+/// Writes TLS records the connection has ready, until it has none or the socket would block.
+pub(crate) fn flush_records(conn: &mut Connection, mut socket: impl Write) -> io::Result<()> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut socket) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads plaintext, doing at most one socket read.
+///
+/// `Ok(Some(n))`: `n` bytes of plaintext, or the end of the stream when `n` is 0.
+/// `Ok(None)`: the socket gave records but no complete plaintext yet: call again (a blocking
+/// caller should wait for readability first).
+/// `Err(WouldBlock)`: a non-blocking socket has nothing now.
+/// Records the peer's records call for (handshake replies, alerts) are written on the way.
+pub(crate) fn read_plaintext(
+    conn: &mut Connection,
+    mut socket: impl Read + Write,
+    buf: &mut [u8],
+) -> io::Result<Option<usize>> {
+    if let Some(n) = buffered_plaintext(conn, buf)? {
+        return Ok(Some(n));
+    }
+    let got = conn.read_tls(&mut socket)?;
+    let processed = conn.process_new_packets();
+    let flushed = flush_records(conn, &mut socket);
+    processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    flushed?;
+    match buffered_plaintext(conn, buf)? {
+        Some(n) => Ok(Some(n)),
+        // TCP end of stream with nothing left to decrypt.
+        None if got == 0 => Ok(Some(0)),
+        None => Ok(None),
+    }
+}
+
+/// Plaintext rustls already holds, without touching the socket: `None` when it has none.
+pub(crate) fn buffered_plaintext(conn: &mut Connection, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match conn.reader().read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        // The peer closed without close_notify: for a MIDI stream that is just the end.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(0)),
+        Err(e) => Err(e),
+    }
+}

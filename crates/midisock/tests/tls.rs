@@ -1,0 +1,144 @@
+//! TLS (rustls) between midisock clients and servers on loopback, with an in-memory self-signed
+//! certificate.
+
+use midisock::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use midisock::{connect, connect_with, ConnectOptions, Error, Message, PortServer, ServerConfig, TlsClient, TlsServer};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Identity {
+    cert: CertificateDer<'static>,
+    key_der: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn identity() -> Identity {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    Identity {
+        cert: generated.cert.der().clone(),
+        key_der: generated.signing_key.serialize_der(),
+        cert_pem: generated.cert.pem(),
+        key_pem: generated.signing_key.serialize_pem(),
+    }
+}
+
+fn tls_server(id: &Identity, config: ServerConfig) -> PortServer {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone()));
+    let tls = TlsServer::from_der(vec![id.cert.clone()], key).unwrap();
+    PortServer::bind_with("127.0.0.1:0", config.tls(tls)).unwrap()
+}
+
+fn client_options(id: &Identity) -> ConnectOptions {
+    ConnectOptions::default().tls(TlsClient::with_ca_der(vec![id.cert.clone()]).unwrap())
+}
+
+fn on(note: u8) -> Message {
+    Message::NoteOn { channel: 0, note, velocity: 90 }
+}
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn tls_round_trip_both_ways() {
+    let id = identity();
+    let server = tls_server(&id, ServerConfig::default());
+    let client = connect_with(("127.0.0.1", server.local_addr().port()), &client_options(&id)).unwrap();
+    let sysex = Message::SysEx { data: (0..100_000u32).map(|i| (i % 128) as u8).collect() };
+    client.send_all(&[on(60), sysex.clone()]).unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(on(60)));
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(sysex.clone()));
+    eventually("client admitted", || server.client_count() == 1);
+    server.send_all(&[on(61), sysex.clone()]).unwrap();
+    assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(on(61)));
+    assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(sysex));
+    client.close();
+    // The server sees the clean close and releases the note the client left held.
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOff { channel: 0, note: 60, velocity: 0 }));
+}
+
+#[test]
+fn tls_with_a_token_and_accept_handover() {
+    let id = identity();
+    let server = tls_server(&id, ServerConfig::default().token("pw").unwrap());
+    let options = client_options(&id).token("pw");
+    let client = connect_with(("localhost", server.local_addr().port()), &options).unwrap();
+    client.send(&on(1)).unwrap();
+    let accepted = server.accept_timeout(WAIT).unwrap().expect("a connection");
+    assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(on(1)));
+    accepted.send(&on(2)).unwrap();
+    assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(on(2)));
+    // While one thread waits in receive, another can send (the session lock is not held while
+    // waiting for the socket).
+    let client = std::sync::Arc::new(client);
+    let waiter = {
+        let client = std::sync::Arc::clone(&client);
+        std::thread::spawn(move || client.receive_timeout(WAIT))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(&on(3)).unwrap();
+    assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(on(3)));
+    accepted.send(&on(4)).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), Some(on(4)));
+    drop(accepted);
+    assert!(matches!(client.receive_timeout(WAIT), Err(Error::Closed)));
+}
+
+#[test]
+fn an_untrusted_certificate_fails_the_handshake() {
+    let id = identity();
+    let other = identity();
+    let server = tls_server(&id, ServerConfig::default());
+    let err = connect_with(("127.0.0.1", server.local_addr().port()), &client_options(&other)).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    assert!(err.to_string().contains("handshake"), "{err}");
+}
+
+#[test]
+fn a_wrong_server_name_fails_the_handshake() {
+    let id = identity();
+    let server = tls_server(&id, ServerConfig::default());
+    let options = ConnectOptions::default()
+        .tls(TlsClient::with_ca_der(vec![id.cert.clone()]).unwrap().server_name("example.org"));
+    assert!(matches!(connect_with(("127.0.0.1", server.local_addr().port()), &options), Err(Error::Tls(_))));
+}
+
+#[test]
+fn a_plain_client_cannot_talk_to_a_tls_server() {
+    let id = identity();
+    let server = tls_server(&id, ServerConfig::default().auth_timeout(Duration::from_millis(200)));
+    let plain = connect(server.local_addr()).unwrap();
+    let _ = plain.send(&on(5));
+    assert!(matches!(plain.receive_timeout(WAIT), Err(Error::Closed)));
+    assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
+    assert_eq!(server.stats().auth_failures, 1);
+}
+
+#[test]
+fn pem_files_load() {
+    let id = identity();
+    let dir = std::env::temp_dir().join(format!("midisock-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &id.cert_pem).unwrap();
+    std::fs::write(&key, &id.key_pem).unwrap();
+    let server = PortServer::bind_with(
+        "127.0.0.1:0",
+        ServerConfig::default().tls(TlsServer::from_pem_files(&cert, &key).unwrap()),
+    )
+    .unwrap();
+    let options = ConnectOptions::default().tls(TlsClient::with_ca_file(&cert).unwrap());
+    let client = connect_with(("localhost", server.local_addr().port()), &options).unwrap();
+    client.send(&Message::Start).unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Start));
+    assert!(matches!(TlsServer::from_pem_files(&key, &key), Err(Error::Tls(_))));
+    assert!(matches!(TlsClient::with_ca_file(dir.join("missing.pem")), Err(Error::Tls(_))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
