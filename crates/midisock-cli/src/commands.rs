@@ -1,7 +1,7 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
 use crate::lines::{for_each_stdin_message, print_message};
-use midisock::{ConnectOptions, Message, Parser, PortServer, ServerConfig, SysexPolicy};
+use midisock::{ConnectOptions, Message, Parser, PortServer, ServerConfig, SysexPolicy, TlsClient, TlsServer};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -60,6 +60,13 @@ pub struct ServeOptions {
     /// environment variable: a command line is visible to other users of the machine.
     #[arg(long, env = "MIDISOCK_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve TLS with this PEM certificate chain (leaf first); needs --tls-key. mido clients
+    /// cannot connect to a TLS server.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// A client's credentials.
@@ -68,11 +75,24 @@ pub struct ClientAuth {
     /// Token for a server that requires one; servers without auth (mido's too) ignore it.
     #[arg(long, env = "MIDISOCK_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Connect with TLS, trusting the CA (or self-signed server certificate) in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// With --tls-ca: the name the server's certificate must carry, when not the host connected to.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    tls_name: Option<String>,
 }
 
 impl ClientAuth {
     fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
-        let options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
+        let mut options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
+        if let Some(ca) = &self.tls_ca {
+            let mut tls = TlsClient::with_ca_file(ca).map_err(failure(BAD_INPUT))?;
+            if let Some(name) = &self.tls_name {
+                tls = tls.server_name(name);
+            }
+            options = options.tls(tls);
+        }
         midisock::connect_with(addr, &options).map_err(failure(FAILED))
     }
 }
@@ -85,6 +105,9 @@ impl ServeOptions {
             .max_client_queue(self.max_client_queue)
             .relay(self.relay)
             .sysex(if self.sysex == "deny" { SysexPolicy::Deny } else { SysexPolicy::Allow });
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config = config.tls(TlsServer::from_pem_files(cert, key).map_err(failure(BAD_INPUT))?);
+        }
         if let Some(token) = &self.token {
             config = config.token(token.as_str()).map_err(failure(BAD_INPUT))?;
         }

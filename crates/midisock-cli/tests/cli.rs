@@ -258,3 +258,52 @@ fn token_from_the_environment_guards_serve_and_is_sent_by_send() {
     // Only the authenticated message is printed (the release of its held note follows it).
     assert_eq!(read_line_within(&mut stdout), "note_on channel=0 note=2 velocity=64 time=0\n");
 }
+
+#[test]
+fn tls_serve_and_send_with_pem_files() {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("midisock-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+
+    let mut child = midisock()
+        .arg("serve")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let mut server = Running(child);
+    let port = line.split_whitespace().nth(3).unwrap().rsplit(':').next().unwrap().to_owned();
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+
+    let sent = midisock()
+        .args(["send", &format!("localhost:{port}"), "song_select song=3", "--tls-ca"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    assert_eq!(read_line_within(&mut stdout), "song_select song=3 time=0\n");
+
+    // A client that does not trust the certificate fails with one clear line.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let untrusted = dir.join("other.pem");
+    std::fs::write(&untrusted, other.cert.pem()).unwrap();
+    let refused =
+        midisock().args(["send", &format!("localhost:{port}"), "stop", "--tls-ca"]).arg(&untrusted).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
