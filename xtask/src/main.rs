@@ -5,6 +5,7 @@ mod bench_report;
 mod bundle;
 mod c_tests;
 mod env;
+mod fuzz;
 mod header;
 mod install;
 mod test;
@@ -22,6 +23,8 @@ commands:
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
+  fuzz [--seconds N] [TARGET...]
+                            run each cargo-fuzz target (parser, text, framing) N s (default 60)
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         "header" => header::run(rest),
         "install" => install::run(rest),
         "bench-report" => bench_report::run(rest),
+        "fuzz" => fuzz::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -24,6 +24,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--workspace",
         "--doc",
     ]))?;
+    crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])
 }
 
