@@ -2,7 +2,7 @@
 //! is written, in fuzz-chosen chunks, as the whole content of a TCP connection on 127.0.0.1,
 //! then the writer closes. Three paths read it:
 //!
-//! 1. **served**: a `PortServer` (sysex limit 16) whose event loop reads and parses the connection
+//! 1. **served**: a `PortServer` (sysex limit 16, inbox limit 64 bytes) whose event loop reads and parses the connection
 //!    into `receive()`. It must deliver exactly what a `Parser` makes of the bytes — a message
 //!    cut off by the close is never delivered — followed by the note-offs and sustain-offs for
 //!    what the connection left held (`HeldNotes`), and nothing else.
@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const SERVER_SYSEX_LIMIT: usize = 16;
+const SERVER_INBOX_LIMIT: usize = 64;
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Rig {
@@ -37,7 +38,10 @@ struct Rig {
 fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
     RIG.get_or_init(|| {
-        let config = ServerConfig::default().max_sysex_len(SERVER_SYSEX_LIMIT);
+        // A tiny inbox makes the event loop pause reading and resume on `receive` all the time.
+        let config = ServerConfig::default()
+            .max_sysex_len(SERVER_SYSEX_LIMIT)
+            .max_inbox_bytes(SERVER_INBOX_LIMIT);
         let served = PortServer::bind_with("127.0.0.1:0", config).expect("bind served server");
         // Claim reads: from now on every new connection is served by the event loop.
         assert_eq!(served.try_receive().expect("try_receive"), None);
