@@ -2,7 +2,7 @@
 
 use midisock::{connect, Message, PortServer};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -21,15 +21,18 @@ impl Drop for Running {
     }
 }
 
-/// Starts `midisock serve 127.0.0.1:0` and returns it with the port it reports on stderr.
-fn serve() -> (Running, u16, ChildStderr) {
-    let mut child = midisock()
+/// Starts `midisock serve 127.0.0.1:0 EXTRA...` (customised by `setup`) and returns it with the
+/// port it reports on its first stderr line and its stdout.
+fn serve_with(extra: &[&std::ffi::OsStr], setup: impl FnOnce(&mut Command)) -> (Running, u16, BufReader<ChildStdout>) {
+    let mut command = midisock();
+    command
         .args(["serve", "127.0.0.1:0"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    setup(&mut command);
+    let mut child = command.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -40,7 +43,14 @@ fn serve() -> (Running, u16, ChildStderr) {
         .and_then(|addr| addr.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first stderr line {line:?}"));
-    (Running(child), port, stderr.into_inner())
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (Running(child), port, stdout)
+}
+
+fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+    args.iter().map(Into::into).collect()
 }
 
 fn read_line_within(reader: &mut impl BufRead) -> String {
@@ -51,8 +61,7 @@ fn read_line_within(reader: &mut impl BufRead) -> String {
 
 #[test]
 fn serve_prints_what_clients_send_and_broadcasts_stdin() {
-    let (mut server, port, _stderr) = serve();
-    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let (mut server, port, mut stdout) = serve_with(&[], |_| {});
     let client = connect(("127.0.0.1", port)).unwrap();
     client.send(&Message::NoteOn { channel: 1, note: 60, velocity: 100 }).unwrap();
     client.send(&Message::SysEx { data: vec![] }).unwrap();
@@ -202,18 +211,9 @@ fn every_command_has_help() {
 
 #[test]
 fn serve_protections_from_flags() {
-    let mut child = midisock()
-        .args(["serve", "127.0.0.1:0", "--relay", "--sysex", "deny", "--allow", "127.0.0.0/8", "--allow", "::1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let _server = Running(child);
-    let port: u16 = line.split_whitespace().nth(3).unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let flags = os(&["--relay", "--sysex", "deny", "--allow", "127.0.0.0/8", "--allow", "::1"]);
+    let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_os_str()).collect();
+    let (_server, port, _stdout) = serve_with(&flags, |_| {});
     let a = connect(("127.0.0.1", port)).unwrap();
     let b = connect(("127.0.0.1", port)).unwrap();
     // Relay: what a sends reaches b (sysex denied on the way); wait until b is being served.
@@ -234,20 +234,10 @@ fn serve_protections_from_flags() {
 
 #[test]
 fn token_from_the_environment_guards_serve_and_is_sent_by_send() {
-    let mut child = midisock()
-        .args(["serve", "127.0.0.1:0"])
-        .env("MIDISOCK_TOKEN", "hunter2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let mut server = Running(child);
-    let addr = line.split_whitespace().nth(3).unwrap().to_owned();
-    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let (_server, port, mut stdout) = serve_with(&[], |c| {
+        c.env("MIDISOCK_TOKEN", "hunter2");
+    });
+    let addr = format!("127.0.0.1:{port}");
 
     let rejected = midisock().args(["send", &addr, "note_on note=1"]).env_remove("MIDISOCK_TOKEN").output().unwrap();
     // The server drops the hello-less connection; whether that reaches `send` before it exits
@@ -268,24 +258,8 @@ fn tls_serve_and_send_with_pem_files() {
     std::fs::write(&cert, generated.cert.pem()).unwrap();
     std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
 
-    let mut child = midisock()
-        .arg("serve")
-        .arg("127.0.0.1:0")
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let mut server = Running(child);
-    let port = line.split_whitespace().nth(3).unwrap().rsplit(':').next().unwrap().to_owned();
-    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let (_server, port, mut stdout) =
+        serve_with(&["--tls-cert".as_ref(), cert.as_os_str(), "--tls-key".as_ref(), key.as_os_str()], |_| {});
 
     let sent = midisock()
         .args(["send", &format!("localhost:{port}"), "song_select song=3", "--tls-ca"])
