@@ -44,7 +44,8 @@ pub struct FanoutRun {
     pub broadcasts: usize,
     /// One sample per (client, broadcast), nanoseconds.
     pub latencies: Vec<u64>,
-    /// CPU time of the server's I/O thread ("midisock-server") during the run.
+    /// Server CPU time during the run: its I/O thread ("midisock-server") plus the calling
+    /// thread, which does the broadcast writes itself inside `PortServer::send`.
     pub server_cpu_ns: u64,
     /// CPU time of the reader thread (the N clients) during the run.
     pub reader_cpu_ns: u64,
@@ -140,7 +141,11 @@ impl Fanout {
     pub fn steady(&self, broadcasts: usize, interval: Duration) -> FanoutRun {
         self.shared.progress.lock().unwrap().latencies.clear();
         self.shared.recording.store(true, Ordering::Release);
-        let server_cpu = || self.server_tid.and_then(thread_cpu_ns).unwrap_or(0);
+        // SAFETY: gettid has no preconditions.
+        let caller = unsafe { libc::gettid() } as u32;
+        // NOTE: the calling thread otherwise only sleeps and records send times, so its CPU time
+        // is what `send` costs it.
+        let server_cpu = || self.server_tid.and_then(thread_cpu_ns).unwrap_or(0) + thread_cpu_ns(caller).unwrap_or(0);
         let (server0, reader0) = (server_cpu(), thread_cpu_ns(self.reader_tid).unwrap_or(0));
         let start = Instant::now();
         let mut last = 0;

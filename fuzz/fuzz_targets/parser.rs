@@ -4,7 +4,8 @@
 //! Invariants: every split gives what feeding whole gives (messages, counters, mid-message
 //! state); the parser agrees with the reference model of DESIGN.md's table; every message
 //! validates and round-trips through bytes and text; no sysex payload passes the limit;
-//! re-encoding the messages and parsing them again gives them back.
+//! re-encoding the messages and parsing them again gives them back; `Message::from_bytes`
+//! accepts only the canonical bytes of one message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -47,6 +48,10 @@ fuzz_target!(|input: &[u8]| {
         m.encode_to_vec(&mut reencoded);
     }
     assert_eq!(parse_all(limit, &reencoded), whole.messages, "re-encoded stream parses differently");
+    // from_bytes accepts exactly the canonical encoding of one message, nothing else.
+    if let Ok(m) = Message::from_bytes(stream) {
+        assert_eq!(m.to_bytes(), stream, "from_bytes accepted a non-canonical encoding of {m:?}");
+    }
     let again: Vec<Message> = whole.messages.iter().map(|m| Message::from_bytes(&m.to_bytes()).unwrap()).collect();
     assert_eq!(again, whole.messages);
 });

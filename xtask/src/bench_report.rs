@@ -1,5 +1,493 @@
-//! Not built yet: see the open issues. Fails loudly rather than pretending.
+//! `cargo xtask bench-report [--quick]`: midisock, a plain-TCP baseline and mido 1.3.3 side by
+//! side on the same workloads, summarised into `target/bench-report/`:
+//!
+//! - `summary.json` — percentiles and rates per system (`rtt_p50_ns`, `rtt_p99_ns`,
+//!   `stream_msgs_per_s`, `jitter_p999_minus_p50_ns`, ...), midisock-only figures (parser, fan-out)
+//!   and every performance target of DESIGN.md with its measured ratio;
+//! - `summary.md` — the same as Markdown tables (the README's bench section is one of these);
+//! - `*_cdf.svg`, `*_hist.svg` — latency CDF and histogram per system, per workload;
+//! - `raw/` — the samples (`<workload>_<system>.samples`, ns per line) and scalars they came from.
+//!
+//! The Rust systems are measured by the `side_by_side` bench (benches/side_by_side.rs, built with
+//! the bench profile); mido by `benches/mido/bench_mido.py` in the venv `env::python_with_mido`
+//! provides. Workloads: round trip of a 3-byte note_on echoed by a peer; one-way latency of a
+//! steady 1 kHz stream (send time → receive timestamp, CLOCK_MONOTONIC in one process); stream
+//! throughput (messages sent in batches, each one parsed and received). `--quick` shortens every
+//! workload (3 s streams instead of 10 s, fewer round trips, fan-out to 1,000 clients only).
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    Err("this command is not built yet".into())
+#[path = "bench_plots.rs"]
+mod plots;
+
+use crate::env;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// The systems compared, in table order.
+pub const SYSTEMS: [&str; 3] = ["midisock", "raw_tcp", "mido"];
+
+/// Latency workloads, with the title their plots and tables use.
+pub const LATENCY_WORKLOADS: [(&str, &str); 2] =
+    [("rtt", "Round trip, one 3-byte message"), ("oneway", "One-way latency, 1 kHz stream")];
+
+/// Order statistics of one sample set, nanoseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Stats {
+    /// Nearest-rank percentiles of `sorted` (ascending).
+    pub fn of(sorted: &[u64]) -> Stats {
+        if sorted.is_empty() {
+            return Stats::default();
+        }
+        let rank = |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        Stats { p50: rank(0.50), p99: rank(0.99), p999: rank(0.999), max: sorted[sorted.len() - 1] }
+    }
+
+    pub fn jitter(&self) -> u64 {
+        self.p999.saturating_sub(self.p50)
+    }
+}
+
+/// Everything measured in one run.
+struct Measured {
+    /// (workload, system) → sorted samples.
+    samples: BTreeMap<(String, String), Vec<u64>>,
+    /// `name.system` → value, from the scalars files.
+    scalars: BTreeMap<String, f64>,
+}
+
+impl Measured {
+    fn stats(&self, workload: &str, system: &str) -> Option<Stats> {
+        self.samples.get(&(workload.to_string(), system.to_string())).map(|s| Stats::of(s))
+    }
+
+    fn scalar(&self, name: &str, system: &str) -> Option<f64> {
+        self.scalars.get(&format!("{name}.{system}")).copied()
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut quick = false;
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            other => return Err(format!("bench-report: unknown argument {other:?} (usage: bench-report [--quick])")),
+        }
+    }
+    let out = env::target_dir().join("bench-report");
+    let raw = out.join("raw");
+    if raw.exists() {
+        std::fs::remove_dir_all(&raw).map_err(|e| format!("cannot clear {}: {e}", raw.display()))?;
+    }
+    std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
+
+    let python = python_with_mido()?;
+    let started = std::time::Instant::now();
+    measure_rust(&raw, quick)?;
+    measure_mido(&python, &raw, quick)?;
+    let measured = load(&raw)?;
+    let machine = machine();
+
+    let json = summary_json(&measured, &machine, quick);
+    write(&out.join("summary.json"), &json)?;
+    let markdown = summary_markdown(&measured, &machine, quick);
+    write(&out.join("summary.md"), &markdown)?;
+    for (workload, title) in LATENCY_WORKLOADS {
+        let series: Vec<(&str, &[u64])> = SYSTEMS
+            .iter()
+            .filter_map(|&system| {
+                measured.samples.get(&(workload.to_string(), system.to_string())).map(|s| (system, s.as_slice()))
+            })
+            .collect();
+        plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
+        plots::histograms(&out.join(format!("{workload}_hist.svg")), title, &series)?;
+    }
+    print!("{markdown}");
+    eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `env::python_with_mido`, and if its version probe fails on a venv that does have mido 1.3.3
+/// (mido 1.3.3 has no `mido.__version__`), that venv all the same.
+fn python_with_mido() -> Result<std::path::PathBuf, String> {
+    match env::python_with_mido() {
+        Ok(python) => Ok(python),
+        Err(error) => {
+            let python = env::target_dir().join("venv").join("bin").join("python");
+            let probe =
+                format!("import importlib.metadata as m, sys; sys.exit(m.version('mido') != {:?})", env::MIDO_VERSION);
+            let usable = Command::new(&python).args(["-c", &probe]).status().is_ok_and(|s| s.success());
+            if usable {
+                eprintln!("xtask: {error}; using {} (mido {} by its metadata)", python.display(), env::MIDO_VERSION);
+                Ok(python)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// midisock and plain TCP: the `side_by_side` bench, optimised, writing into `raw`.
+fn measure_rust(raw: &Path, quick: bool) -> Result<(), String> {
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(env::repo_root())
+        .args(["bench", "--quiet", "-p", "midisock-suite", "--bench", "side_by_side", "--", "--out"])
+        .arg(raw);
+    if quick {
+        command.arg("--quick");
+    }
+    env::run(&mut command)
+}
+
+/// mido 1.3.3: the same workloads from Python.
+fn measure_mido(python: &Path, raw: &Path, quick: bool) -> Result<(), String> {
+    let (rtt, seconds, messages) = if quick { ("3000", "3", "30000") } else { ("20000", "10", "200000") };
+    env::run(
+        Command::new(python)
+            .arg(env::repo_root().join("benches").join("mido").join("bench_mido.py"))
+            .arg("--out")
+            .arg(raw)
+            .args(["--rtt", rtt, "--stream-seconds", seconds, "--throughput", messages]),
+    )
+}
+
+fn load(raw: &Path) -> Result<Measured, String> {
+    let mut measured = Measured { samples: BTreeMap::new(), scalars: BTreeMap::new() };
+    let entries = std::fs::read_dir(raw).map_err(|e| format!("cannot read {}: {e}", raw.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bad = |line: &str| format!("{}: bad line {line:?}", path.display());
+        if let Some(stem) = name.strip_suffix(".samples") {
+            let (workload, system) = stem.split_once('_').ok_or_else(|| format!("unexpected file {name}"))?;
+            let mut samples =
+                text.lines().map(|l| l.trim().parse::<u64>().map_err(|_| bad(l))).collect::<Result<Vec<_>, _>>()?;
+            samples.sort_unstable();
+            measured.samples.insert((workload.to_string(), system.to_string()), samples);
+        } else if name.starts_with("scalars") {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (key, value) = line.split_once(' ').ok_or_else(|| bad(line))?;
+                measured.scalars.insert(key.to_string(), value.trim().parse().map_err(|_| bad(line))?);
+            }
+        }
+    }
+    Ok(measured)
+}
+
+/// The machine the numbers come from: `(nproc, CPU model, kernel)`.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    Machine { cpus: std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model, kernel }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A comparison metric: name in the JSON, label in the table, and how to read it per system.
+struct Metric {
+    key: &'static str,
+    label: &'static str,
+    unit: Unit,
+    get: fn(&Measured, &str) -> Option<f64>,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Nanoseconds,
+    PerSecond,
+}
+
+fn latency(workload: &'static str, pick: fn(&Stats) -> u64) -> impl Fn(&Measured, &str) -> Option<f64> {
+    move |m, system| m.stats(workload, system).map(|s| pick(&s) as f64)
+}
+
+const METRICS: [Metric; 9] = [
+    Metric {
+        key: "rtt_p50_ns",
+        label: "Round trip p50",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("rtt", |x| x.p50)(m, s),
+    },
+    Metric {
+        key: "rtt_p99_ns",
+        label: "Round trip p99",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("rtt", |x| x.p99)(m, s),
+    },
+    Metric {
+        key: "rtt_p999_ns",
+        label: "Round trip p99.9",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("rtt", |x| x.p999)(m, s),
+    },
+    Metric {
+        key: "oneway_p50_ns",
+        label: "1 kHz one-way p50",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("oneway", |x| x.p50)(m, s),
+    },
+    Metric {
+        key: "oneway_p99_ns",
+        label: "1 kHz one-way p99",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("oneway", |x| x.p99)(m, s),
+    },
+    Metric {
+        key: "oneway_p999_ns",
+        label: "1 kHz one-way p99.9",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("oneway", |x| x.p999)(m, s),
+    },
+    Metric {
+        key: "oneway_max_ns",
+        label: "1 kHz one-way max",
+        unit: Unit::Nanoseconds,
+        get: |m, s| latency("oneway", |x| x.max)(m, s),
+    },
+    Metric {
+        key: "jitter_p999_minus_p50_ns",
+        label: "Jitter (1 kHz p99.9 − p50)",
+        unit: Unit::Nanoseconds,
+        get: |m, s| m.stats("oneway", s).map(|x| x.jitter() as f64),
+    },
+    Metric {
+        key: "stream_msgs_per_s",
+        label: "Stream throughput",
+        unit: Unit::PerSecond,
+        get: |m, s| m.scalar("stream_msgs_per_s", s),
+    },
+];
+
+/// A performance target of DESIGN.md: measured value, limit, met or not.
+struct Target {
+    name: &'static str,
+    measured: Option<f64>,
+    limit: f64,
+    /// True when measured must be at most the limit (ratios, latency), false for at least.
+    at_most: bool,
+    unit: &'static str,
+}
+
+impl Target {
+    fn met(&self) -> Option<bool> {
+        self.measured.map(|m| if self.at_most { m <= self.limit } else { m >= self.limit })
+    }
+}
+
+fn targets(m: &Measured) -> Vec<Target> {
+    let ratio = |metric: &str| {
+        let metric = METRICS.iter().find(|x| x.key == metric).expect("known metric");
+        Some((metric.get)(m, "midisock")? / (metric.get)(m, "raw_tcp")?)
+    };
+    vec![
+        Target {
+            name: "Round trip p50 vs plain TCP",
+            measured: ratio("rtt_p50_ns"),
+            limit: 1.10,
+            at_most: true,
+            unit: "×",
+        },
+        Target {
+            name: "Round trip p99 vs plain TCP",
+            measured: ratio("rtt_p99_ns"),
+            limit: 1.25,
+            at_most: true,
+            unit: "×",
+        },
+        Target {
+            name: "Jitter (p99.9 − p50, 1 kHz) vs plain TCP",
+            measured: ratio("jitter_p999_minus_p50_ns"),
+            limit: 1.2,
+            at_most: true,
+            unit: "×",
+        },
+        Target {
+            name: "Messages/s parsed end to end",
+            measured: m.scalar("stream_msgs_per_s", "midisock").map(|v| v / 1e6),
+            limit: 50.0,
+            at_most: false,
+            unit: "M/s",
+        },
+        Target {
+            name: "1,000-client fan-out p99",
+            measured: m.scalar("fanout_1000_p99_ns", "midisock").map(|v| v / 1e6),
+            limit: 5.0,
+            at_most: true,
+            unit: "ms",
+        },
+        Target {
+            name: "Parser throughput (message mix)",
+            measured: m.scalar("parser_bytes_per_s", "midisock").map(|v| v / 1e9),
+            limit: 1.0,
+            at_most: false,
+            unit: "GB/s",
+        },
+    ]
+}
+
+fn json_number(value: Option<f64>) -> String {
+    match value {
+        Some(v) if v.is_finite() => {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.4}")
+            }
+        }
+        _ => "null".into(),
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn summary_json(m: &Measured, machine: &Machine, quick: bool) -> String {
+    let mut out = String::from("{\n");
+    let _ = writeln!(out, "  \"mode\": {},", json_string(if quick { "quick" } else { "full" }));
+    let _ = writeln!(
+        out,
+        "  \"machine\": {{\"nproc\": {}, \"cpu_model\": {}, \"kernel\": {}}},",
+        machine.cpus,
+        json_string(&machine.cpu_model),
+        json_string(&machine.kernel)
+    );
+    for metric in &METRICS {
+        let values: Vec<String> =
+            SYSTEMS.iter().map(|&s| format!("{}: {}", json_string(s), json_number((metric.get)(m, s)))).collect();
+        let _ = writeln!(out, "  {}: {{{}}},", json_string(metric.key), values.join(", "));
+    }
+    let samples: Vec<String> = m
+        .samples
+        .iter()
+        .map(|((workload, system), s)| format!("{}: {}", json_string(&format!("{workload}.{system}")), s.len()))
+        .collect();
+    let _ = writeln!(out, "  \"sample_counts\": {{{}}},", samples.join(", "));
+    let only: Vec<String> = m
+        .scalars
+        .iter()
+        .filter_map(|(key, value)| key.strip_suffix(".midisock").map(|k| (k, value)))
+        .filter(|(key, _)| *key != "stream_msgs_per_s")
+        .map(|(key, value)| format!("{}: {}", json_string(key), json_number(Some(*value))))
+        .collect();
+    let _ = writeln!(out, "  \"midisock_only\": {{{}}},", only.join(", "));
+    let targets: Vec<String> = targets(m)
+        .iter()
+        .map(|t| {
+            format!(
+                "    {{\"target\": {}, \"measured\": {}, \"limit\": {}, \"at_most\": {}, \"unit\": {}, \"met\": {}}}",
+                json_string(t.name),
+                json_number(t.measured),
+                json_number(Some(t.limit)),
+                t.at_most,
+                json_string(t.unit),
+                t.met().map_or("null".into(), |b| b.to_string())
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "  \"targets\": [\n{}\n  ]", targets.join(",\n"));
+    out.push_str("}\n");
+    out
+}
+
+fn human(value: Option<f64>, unit: Unit) -> String {
+    match (value, unit) {
+        (None, _) => "–".into(),
+        (Some(ns), Unit::Nanoseconds) if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+        (Some(ns), Unit::Nanoseconds) => format!("{:.1} µs", ns / 1e3),
+        (Some(rate), Unit::PerSecond) if rate >= 1e6 => format!("{:.1} M/s", rate / 1e6),
+        (Some(rate), Unit::PerSecond) => format!("{:.1} k/s", rate / 1e3),
+    }
+}
+
+fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Measured by `cargo xtask bench-report{}` on {} CPUs ({}), Linux {}.\n",
+        if quick { " --quick" } else { "" },
+        machine.cpus,
+        machine.cpu_model,
+        machine.kernel
+    );
+    out.push_str("| | midisock | plain TCP | mido 1.3.3 | midisock / plain TCP |\n|---|---:|---:|---:|---:|\n");
+    for metric in &METRICS {
+        let values: Vec<Option<f64>> = SYSTEMS.iter().map(|&s| (metric.get)(m, s)).collect();
+        let ratio = match (values[0], values[1]) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".into(),
+        };
+        let cells: Vec<String> = values.iter().map(|&v| human(v, metric.unit)).collect();
+        let _ = writeln!(out, "| {} | {} | {} |", metric.label, cells.join(" | "), ratio);
+    }
+    out.push_str(
+        "\nPlain TCP sends the same bytes with TCP_NODELAY; its stream throughput is bytes read ÷ the mix's \
+         bytes per message, unparsed (the wire's ceiling). Round trips: 3-byte note_on echoed by a peer \
+         thread. One-way: send time to receive timestamp, same process, same clock.\n",
+    );
+    let fanout: Vec<(u64, f64, f64)> = [1u64, 10, 100, 1000]
+        .iter()
+        .filter_map(|&n| {
+            let p99 = m.scalar(&format!("fanout_{n}_p99_ns"), "midisock")?;
+            let cpu = m.scalar(&format!("fanout_{n}_server_cpu_pct"), "midisock").unwrap_or(f64::NAN);
+            Some((n, p99, cpu))
+        })
+        .collect();
+    if !fanout.is_empty() {
+        out.push_str("\n| Broadcast fan-out (midisock, 100 Hz) | p99 latency | server CPU |\n|---|---:|---:|\n");
+        for (n, p99, cpu) in fanout {
+            let _ = writeln!(out, "| {n} clients | {} | {cpu:.1} % |", human(Some(p99), Unit::Nanoseconds));
+        }
+    }
+    out.push_str("\n| Target (DESIGN.md) | measured | limit | met |\n|---|---:|---:|:---:|\n");
+    for t in targets(m) {
+        let measured = t.measured.map_or("–".into(), |v| format!("{v:.2} {}", t.unit));
+        let limit = format!("{} {} {}", if t.at_most { "≤" } else { "≥" }, t.limit, t.unit);
+        let met = match t.met() {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        let _ = writeln!(out, "| {} | {measured} | {limit} | {met} |", t.name);
+    }
+    out
 }
