@@ -11,13 +11,13 @@
 //!    of the bytes (default limit) and then end.
 //! 3. **connected**: a `SocketPort` from `connect()` to a plain listener that writes the bytes.
 //!
-//! The servers and the listener are set up once, lazily. Every wait is bounded: a hang is a
+//! Receive timestamps must never go backwards. The servers and the listener are set up once, lazily. Every wait is bounded: a hang is a
 //! failure with the input named, not a stuck fuzzer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use midisock::{
-    connect, HeldNotes, Message, PortServer, ServerConfig, SocketPort, DEFAULT_MAX_SYSEX_LEN,
+    connect, monotonic_ns, HeldNotes, Message, PortServer, ServerConfig, SocketPort, DEFAULT_MAX_SYSEX_LEN,
 };
 use midisock_fuzz::{chunks, parse_all, split_header};
 use std::io::Write;
@@ -64,16 +64,27 @@ fn write_parts(stream: &mut TcpStream, parts: &[&[u8]]) {
 fn drain_port(port: &SocketPort, what: &str) -> Vec<Message> {
     let deadline = Instant::now() + WAIT;
     let mut got = Vec::new();
+    let mut last_ns = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "{what}: the port did not end within {WAIT:?}; got {got:?}");
-        match port.receive_timeout(left) {
-            Ok(Some(m)) => got.push(m),
+        match port.receive_timeout_stamped(left) {
+            Ok(Some(r)) => {
+                check_timestamp(&mut last_ns, r.timestamp_ns, what);
+                got.push(r.message);
+            }
             Ok(None) => {}
             Err(midisock::Error::Closed) => return got,
             Err(e) => panic!("{what}: receive failed: {e}"),
         }
     }
+}
+
+/// Receive timestamps never go backwards and are never in the future.
+fn check_timestamp(last_ns: &mut u64, ns: u64, what: &str) {
+    assert!(ns >= *last_ns, "{what}: timestamp went backwards: {ns} after {last_ns}");
+    assert!(ns <= monotonic_ns(), "{what}: timestamp {ns} is in the future");
+    *last_ns = ns;
 }
 
 fn served(rig: &Rig, parts: &[&[u8]], stream: &[u8]) {
@@ -89,10 +100,14 @@ fn served(rig: &Rig, parts: &[&[u8]], stream: &[u8]) {
 
     let deadline = Instant::now() + WAIT;
     let mut got = Vec::new();
+    let mut last_ns = 0;
     while got.len() < expected.len() {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rig.served.receive_timeout(left).expect("server receive") {
-            Some(m) => got.push(m),
+        match rig.served.receive_timeout_stamped(left).expect("server receive") {
+            Some(r) => {
+                check_timestamp(&mut last_ns, r.timestamp_ns, "served");
+                got.push(r.message);
+            }
             None => panic!("served: timed out; expected {expected:?}, got {got:?}"),
         }
     }
