@@ -81,7 +81,7 @@ pub unsafe extern "C" fn midisock_monotonic_ns(now_out: *mut u64) -> midisock_re
     ffi_boundary!("midisock_monotonic_ns", {
         // SAFETY: the caller guarantees `now_out` is valid for a write.
         let now_out = unsafe { try_out(now_out, "now_out")? };
-        now_out.write(midisock::monotonic_ns());
+        now_out.write(midisock_core::monotonic_ns());
         Ok(())
     })
 }

@@ -5,7 +5,7 @@ use crate::boundary::{
     copy_text, ffi_boundary, try_bytes, try_bytes_mut, try_out, try_str, try_text_buf, Failure, Out, Outcome,
 };
 use crate::result::midisock_result;
-use midisock::{Message, Parser, ParserStats, Received};
+use midisock_core::{Message, Parser, ParserStats, Received};
 use std::collections::VecDeque;
 use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -87,7 +87,11 @@ impl Kept {
 
     /// Delivers a kept message if there is one, else one from `fetch`; a message that does not
     /// fit `out.buf` is kept and `BUFFER_TOO_SMALL` returned with the size it needs.
-    pub fn receive(&self, fetch: impl FnOnce() -> Result<Fetched, midisock::Error>, out: ReceiveOut<'_>) -> Outcome {
+    pub fn receive(
+        &self,
+        fetch: impl FnOnce() -> Result<Fetched, midisock_core::Error>,
+        out: ReceiveOut<'_>,
+    ) -> Outcome {
         let kept = self.lock().pop_front();
         let was_kept = kept.is_some();
         let received = match kept {
@@ -150,7 +154,7 @@ pub unsafe extern "C" fn midisock_message_from_text(
         let buf = unsafe { try_bytes_mut(buf, len, "buf")? };
         // SAFETY: the caller guarantees `len_out` is valid for a write.
         let len_out = unsafe { try_out(len_out, "len_out")? };
-        let message: Message = text.parse().map_err(|e| Failure::from(midisock::Error::MessageText(e)))?;
+        let message: Message = text.parse().map_err(|e| Failure::from(midisock_core::Error::MessageText(e)))?;
         match message.encode(buf) {
             Ok(written) => {
                 len_out.write(written);

@@ -6,7 +6,7 @@ use crate::boundary::{
 };
 use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
 use crate::result::midisock_result;
-use midisock::{Received, SocketPort};
+use midisock_core::{Received, SocketPort};
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -70,11 +70,11 @@ impl midisock_port {
 
     fn receive_with(
         &self,
-        fetch: impl FnOnce(&SocketPort) -> Result<Fetched, midisock::Error>,
+        fetch: impl FnOnce(&SocketPort) -> Result<Fetched, midisock_core::Error>,
         out: ReceiveOut<'_>,
     ) -> Outcome {
         if self.closed.load(Ordering::Acquire) {
-            return Err(midisock::Error::Closed.into());
+            return Err(midisock_core::Error::Closed.into());
         }
         self.kept.receive(|| fetch(&self.port), out)
     }
@@ -109,7 +109,7 @@ impl midisock_port {
             let address = unsafe { try_str(address, "address")? };
             // SAFETY: the caller guarantees `port_out` is valid for a write.
             let port_out = unsafe { try_out(port_out, "port_out")? };
-            let port = midisock::connect(address)?;
+            let port = midisock_core::connect(address)?;
             port_out.write(into_handle(midisock_port::new(port)));
             Ok(())
         })
@@ -133,7 +133,7 @@ impl midisock_port {
             let address = unsafe { try_str(address, "address")? };
             // SAFETY: the caller guarantees `port_out` is valid for a write.
             let port_out = unsafe { try_out(port_out, "port_out")? };
-            let port = midisock::connect_timeout(address, Duration::from_millis(timeout_ms))?;
+            let port = midisock_core::connect_timeout(address, Duration::from_millis(timeout_ms))?;
             port_out.write(into_handle(midisock_port::new(port)));
             Ok(())
         })
@@ -271,7 +271,7 @@ impl midisock_port {
             let callback =
                 callback.ok_or_else(|| Failure::new(midisock_result::NullArgument, "argument `callback` is NULL"))?;
             if port.closed.load(Ordering::Acquire) {
-                return Err(midisock::Error::Closed.into());
+                return Err(midisock_core::Error::Closed.into());
             }
             if !port.kept.is_empty() {
                 return Err(Failure::new(
@@ -466,7 +466,7 @@ fn call_back(
     user_data: *mut c_void,
     received: &Received,
 ) {
-    let mut short = [0u8; midisock::MAX_SHORT_MESSAGE_LEN];
+    let mut short = [0u8; midisock_core::MAX_SHORT_MESSAGE_LEN];
     let long;
     let bytes: &[u8] = match received.message.encode(&mut short) {
         Ok(len) => &short[..len],

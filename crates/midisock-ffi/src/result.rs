@@ -105,9 +105,9 @@ impl midisock_result {
     }
 }
 
-impl From<midisock::Error> for Failure {
-    fn from(error: midisock::Error) -> Failure {
-        use midisock::Error as E;
+impl From<midisock_core::Error> for Failure {
+    fn from(error: midisock_core::Error) -> Failure {
+        use midisock_core::Error as E;
         let code = match &error {
             E::AddressSyntax { .. } => midisock_result::AddressSyntax,
             E::Resolve { .. } => midisock_result::Resolve,

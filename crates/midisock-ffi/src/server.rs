@@ -6,7 +6,7 @@ use crate::boundary::{
 use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
 use crate::port::{fetched, midisock_port, nothing_waiting, receive_out, timed_out};
 use crate::result::midisock_result;
-use midisock::{PortServer, SocketPort};
+use midisock_core::{PortServer, SocketPort};
 use std::ffi::c_char;
 use std::time::Duration;
 
@@ -37,11 +37,11 @@ impl midisock_server {
 
     fn receive_with(
         &self,
-        fetch: impl FnOnce(&PortServer) -> Result<Fetched, midisock::Error>,
+        fetch: impl FnOnce(&PortServer) -> Result<Fetched, midisock_core::Error>,
         out: ReceiveOut<'_>,
     ) -> Outcome {
         if self.server.is_closed() {
-            return Err(midisock::Error::Closed.into());
+            return Err(midisock_core::Error::Closed.into());
         }
         self.kept.receive(|| fetch(&self.server), out)
     }

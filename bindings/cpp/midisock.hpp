@@ -1,0 +1,367 @@
+// midisock.hpp — header-only C++17 wrapper of libmidisock (midisock.h).
+//
+//   midisock::server server("127.0.0.1:0");
+//   auto client = midisock::port::connect("127.0.0.1:" + std::to_string(server.local_port()));
+//   client.send(midisock::message::from_text("note_on channel=0 note=60 velocity=64"));
+//   midisock::message m = server.receive();
+//   std::cout << m.text() << "\n";   // note_on channel=0 note=60 velocity=64 time=0
+//
+// - server and port own their C handle: move-only, freed (and closed) by the destructor.
+// - Every failure throws midisock::error, which carries the midisock_result code and the
+//   detailed message of midisock_last_error_message(). Only "nothing came" is not a failure:
+//   try_receive/receive_for/try_accept/accept_for return an empty std::optional instead.
+// - Thread safety is the C library's: every member function except the destructor and the move
+//   operations may be called on one object from several threads at once.
+// - Blocking is the C library's: receive()/accept() block until something arrives or the object
+//   is closed by another thread; try_* never block; *_for wait at most their timeout.
+#ifndef MIDISOCK_HPP
+#define MIDISOCK_HPP
+
+#include <midisock.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace midisock {
+
+/// A failed libmidisock call: code() is the midisock_result, what() the detailed message.
+class error : public std::runtime_error {
+public:
+    error(midisock_result code, const std::string &detail)
+        : std::runtime_error(detail), code_(code) {}
+
+    midisock_result code() const noexcept { return code_; }
+
+private:
+    midisock_result code_;
+};
+
+namespace detail {
+
+/// The calling thread's last error detail (falls back to the code's text).
+inline std::string last_error(midisock_result code) {
+    std::string text(256, '\0');
+    size_t len = 0;
+    midisock_result r = midisock_last_error_message(&text[0], text.size(), &len);
+    if (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
+        text.resize(len);
+        r = midisock_last_error_message(&text[0], text.size(), &len);
+    }
+    if (r != MIDISOCK_RESULT_OK || len == 0) return midisock_result_str(code);
+    text.resize(len);
+    return text;
+}
+
+inline void check(midisock_result code) {
+    if (code != MIDISOCK_RESULT_OK) throw error(code, last_error(code));
+}
+
+/// Calls `fill(char *buf, size_t len, size_t *len_out)` until the text fits.
+template <typename Fill>
+std::string text_from(Fill fill) {
+    std::string text(64, '\0');
+    size_t len = 0;
+    midisock_result r = fill(&text[0], text.size(), &len);
+    while (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
+        text.resize(len);
+        r = fill(&text[0], text.size(), &len);
+    }
+    check(r);
+    text.resize(len);
+    return text;
+}
+
+inline uint64_t millis(std::chrono::milliseconds timeout) {
+    return timeout.count() < 0 ? 0 : static_cast<uint64_t>(timeout.count());
+}
+
+} // namespace detail
+
+/// One MIDI message as raw bytes, with its receive time (CLOCK_MONOTONIC ns; 0 when unsent).
+struct message {
+    std::vector<uint8_t> bytes;
+    uint64_t timestamp_ns = 0;
+
+    /// Parses mido's text format ("note_on channel=0 note=60 velocity=64 time=0").
+    static message from_text(const std::string &text) {
+        message m;
+        m.bytes.resize(3);
+        size_t len = 0;
+        midisock_result r =
+            midisock_message_from_text(text.c_str(), m.bytes.data(), m.bytes.size(), &len);
+        if (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
+            m.bytes.resize(len);
+            r = midisock_message_from_text(text.c_str(), m.bytes.data(), m.bytes.size(), &len);
+        }
+        detail::check(r);
+        m.bytes.resize(len);
+        return m;
+    }
+
+    /// mido's str(msg) of this message.
+    std::string text() const {
+        return detail::text_from([this](char *buf, size_t len, size_t *len_out) {
+            return midisock_message_to_text(bytes.data(), bytes.size(), buf, len, len_out);
+        });
+    }
+};
+
+namespace detail {
+
+/// Runs a C receive function (`call(buf, len, len_out, stamp_out)`), growing the buffer when a
+/// message does not fit (the library keeps it for the retry). Empty when nothing came.
+template <typename Receive>
+std::optional<message> receive_with(Receive call) {
+    message m;
+    m.bytes.resize(64);
+    size_t len = 0;
+    midisock_result r = call(m.bytes.data(), m.bytes.size(), &len, &m.timestamp_ns);
+    while (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
+        m.bytes.resize(len);
+        r = call(m.bytes.data(), m.bytes.size(), &len, &m.timestamp_ns);
+    }
+    if (r == MIDISOCK_RESULT_WOULD_BLOCK || r == MIDISOCK_RESULT_TIMED_OUT) return std::nullopt;
+    check(r);
+    m.bytes.resize(len);
+    return m;
+}
+
+} // namespace detail
+
+/// A connection (midisock_port): from port::connect or server::accept.
+class port {
+public:
+    /// Receives each message on the port's "midisock-port-callback" thread. Must not throw: an
+    /// exception escaping it calls std::terminate().
+    using callback = std::function<void(const message &)>;
+
+    /// Connects to host:port (midisock_port_connect). Throws midisock::error.
+    static port connect(const std::string &address) {
+        midisock_port *handle = nullptr;
+        detail::check(midisock_port_connect(address.c_str(), &handle));
+        return port(handle);
+    }
+
+    /// Connects, giving up on each address after `timeout`.
+    static port connect(const std::string &address, std::chrono::milliseconds timeout) {
+        midisock_port *handle = nullptr;
+        detail::check(
+            midisock_port_connect_timeout(address.c_str(), detail::millis(timeout), &handle));
+        return port(handle);
+    }
+
+    /// Takes ownership of a handle from the C API.
+    explicit port(midisock_port *handle) noexcept : handle_(handle) {}
+
+    port(port &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), callback_(std::move(other.callback_)) {}
+
+    port &operator=(port &&other) noexcept {
+        if (this != &other) {
+            midisock_port_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            callback_ = std::move(other.callback_);
+        }
+        return *this;
+    }
+
+    port(const port &) = delete;
+    port &operator=(const port &) = delete;
+
+    /// Closes the connection and waits for a running callback to return.
+    ~port() { midisock_port_free(handle_); }
+
+    /// Sends one or more whole messages given as raw bytes.
+    void send(const uint8_t *bytes, size_t len) const {
+        detail::check(midisock_port_send(handle_, bytes, len));
+    }
+    void send(const std::vector<uint8_t> &bytes) const { send(bytes.data(), bytes.size()); }
+    void send(const message &m) const { send(m.bytes); }
+
+    /// Blocks until a message comes; throws error(MIDISOCK_RESULT_CLOSED) at the end.
+    message receive() const {
+        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_port_receive(handle_, b, n, len, ts);
+        });
+    }
+
+    /// The next message if one has arrived; never blocks.
+    std::optional<message> try_receive() const {
+        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_port_try_receive(handle_, b, n, len, ts);
+        });
+    }
+
+    /// Waits at most `timeout` for a message.
+    std::optional<message> receive_for(std::chrono::milliseconds timeout) const {
+        uint64_t ms = detail::millis(timeout);
+        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_port_receive_timeout(handle_, ms, b, n, len, ts);
+        });
+    }
+
+    /// Delivers every message to `fn` on the port's callback thread from now on.
+    void set_callback(callback fn) {
+        auto owned = std::make_unique<callback>(std::move(fn));
+        detail::check(midisock_port_set_callback(handle_, &port::trampoline, owned.get()));
+        callback_ = std::move(owned);
+    }
+
+    /// Closes the connection; blocked receivers wake with error(MIDISOCK_RESULT_CLOSED).
+    void close() const { detail::check(midisock_port_close(handle_)); }
+
+    bool is_closed() const {
+        bool closed = false;
+        detail::check(midisock_port_is_closed(handle_, &closed));
+        return closed;
+    }
+
+    /// "host:port" of the peer.
+    std::string name() const {
+        return detail::text_from([this](char *buf, size_t len, size_t *len_out) {
+            return midisock_port_name(handle_, buf, len, len_out);
+        });
+    }
+
+    /// mido's reset() and panic() message sets.
+    void reset() const { detail::check(midisock_port_reset(handle_)); }
+    void panic() const { detail::check(midisock_port_panic(handle_)); }
+
+    /// The C handle, still owned by this object (nullptr after a move).
+    midisock_port *get() const noexcept { return handle_; }
+
+private:
+    static void trampoline(void *user_data, const uint8_t *bytes, size_t len,
+                           uint64_t timestamp_ns) noexcept {
+        // noexcept: an exception from the user's callback must not unwind into libmidisock.
+        const callback &fn = *static_cast<const callback *>(user_data);
+        message m;
+        m.bytes.assign(bytes, bytes + len);
+        m.timestamp_ns = timestamp_ns;
+        fn(m);
+    }
+
+    midisock_port *handle_ = nullptr;
+    // Declared after handle_, so destroyed after ~port() has freed the handle (which joins the
+    // callback thread): the callback never outlives its function object.
+    std::unique_ptr<callback> callback_;
+};
+
+/// A server (midisock_server): receives from every client, broadcasts, hands out connections.
+class server {
+public:
+    /// Listens on host:port; port 0 picks a free one (see local_port()). Throws midisock::error.
+    explicit server(const std::string &address) {
+        detail::check(midisock_server_bind(address.c_str(), &handle_));
+    }
+
+    server(server &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+
+    server &operator=(server &&other) noexcept {
+        if (this != &other) {
+            midisock_server_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+
+    server(const server &) = delete;
+    server &operator=(const server &) = delete;
+
+    /// Closes the server and every connection it serves (accepted ports stay open).
+    ~server() { midisock_server_free(handle_); }
+
+    uint16_t local_port() const {
+        uint16_t port_number = 0;
+        detail::check(midisock_server_local_port(handle_, &port_number));
+        return port_number;
+    }
+
+    std::string name() const {
+        return detail::text_from([this](char *buf, size_t len, size_t *len_out) {
+            return midisock_server_name(handle_, buf, len, len_out);
+        });
+    }
+
+    size_t client_count() const {
+        size_t count = 0;
+        detail::check(midisock_server_client_count(handle_, &count));
+        return count;
+    }
+
+    /// Broadcasts to every connected client; never blocks on a client.
+    void send(const uint8_t *bytes, size_t len) const {
+        detail::check(midisock_server_send(handle_, bytes, len));
+    }
+    void send(const std::vector<uint8_t> &bytes) const { send(bytes.data(), bytes.size()); }
+    void send(const message &m) const { send(m.bytes); }
+
+    /// The next message from any client; blocks. Throws error(MIDISOCK_RESULT_CLOSED) once closed.
+    message receive() const {
+        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_server_receive(handle_, b, n, len, ts);
+        });
+    }
+
+    std::optional<message> try_receive() const {
+        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_server_try_receive(handle_, b, n, len, ts);
+        });
+    }
+
+    std::optional<message> receive_for(std::chrono::milliseconds timeout) const {
+        uint64_t ms = detail::millis(timeout);
+        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
+            return midisock_server_receive_timeout(handle_, ms, b, n, len, ts);
+        });
+    }
+
+    /// Waits for a client and hands its connection over.
+    port accept() const {
+        midisock_port *handle = nullptr;
+        detail::check(midisock_server_accept(handle_, &handle));
+        return port(handle);
+    }
+
+    std::optional<port> try_accept() const {
+        midisock_port *handle = nullptr;
+        midisock_result r = midisock_server_try_accept(handle_, &handle);
+        if (r == MIDISOCK_RESULT_WOULD_BLOCK) return std::nullopt;
+        detail::check(r);
+        return port(handle);
+    }
+
+    std::optional<port> accept_for(std::chrono::milliseconds timeout) const {
+        midisock_port *handle = nullptr;
+        midisock_result r = midisock_server_accept_timeout(handle_, detail::millis(timeout), &handle);
+        if (r == MIDISOCK_RESULT_TIMED_OUT) return std::nullopt;
+        detail::check(r);
+        return port(handle);
+    }
+
+    void reset() const { detail::check(midisock_server_reset(handle_)); }
+    void panic() const { detail::check(midisock_server_panic(handle_)); }
+
+    /// Stops the server; blocked receive()/accept() calls throw error(MIDISOCK_RESULT_CLOSED).
+    void close() const { detail::check(midisock_server_close(handle_)); }
+
+    midisock_server *get() const noexcept { return handle_; }
+
+private:
+    midisock_server *handle_ = nullptr;
+};
+
+/// The library's version ("0.1.0"); compare with MIDISOCK_VERSION_STRING.
+inline std::string version() { return midisock_version(); }
+
+} // namespace midisock
+
+#endif // MIDISOCK_HPP

@@ -1,0 +1,189 @@
+// raii.cpp — the C++ wrapper: round trip, broadcast, accept, callbacks, errors as exceptions,
+// move-only ownership, and several threads sending on one port and one server.
+#include <midisock.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+
+#define CHECK(cond)                                                                               \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
+            std::exit(1);                                                                         \
+        }                                                                                         \
+    } while (0)
+
+using namespace std::chrono_literals;
+
+static_assert(!std::is_copy_constructible_v<midisock::port>, "ports are move-only");
+static_assert(std::is_nothrow_move_constructible_v<midisock::port>, "ports move cheaply");
+static_assert(!std::is_copy_assignable_v<midisock::server>, "servers are move-only");
+
+// The code of the midisock::error that `fn` throws (MIDISOCK_RESULT_OK if none).
+template <typename Fn>
+static midisock_result error_code(Fn fn) {
+    try {
+        fn();
+    } catch (const midisock::error &e) {
+        CHECK(std::strlen(e.what()) > 0);
+        return e.code();
+    }
+    return MIDISOCK_RESULT_OK;
+}
+
+static std::string address_of(const midisock::server &server) {
+    return "127.0.0.1:" + std::to_string(server.local_port());
+}
+
+static void wait_for_clients(const midisock::server &server, size_t want) {
+    for (int i = 0; i < 5000 && server.client_count() != want; i++) {
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(server.client_count() == want);
+}
+
+static void round_trip() {
+    midisock::server server("127.0.0.1:0");
+    auto client = midisock::port::connect(address_of(server));
+    client.send(midisock::message::from_text("note_on channel=0 note=60 velocity=64"));
+    midisock::message m = server.receive();
+    CHECK(m.text() == "note_on channel=0 note=60 velocity=64 time=0");
+    CHECK(m.timestamp_ns > 0);
+    CHECK(client.name() == address_of(server));
+    CHECK(server.name() == address_of(server));
+
+    // A sysex bigger than the wrapper's first buffer: it grows, the message is not lost.
+    std::vector<uint8_t> sysex(300, 0x55);
+    sysex.front() = 0xF0;
+    sysex.back() = 0xF7;
+    client.send(sysex);
+    auto big = server.receive_for(5s);
+    CHECK(big && big->bytes == sysex);
+    CHECK(!server.try_receive());
+    CHECK(!server.receive_for(10ms));
+}
+
+static void broadcast_and_accept() {
+    midisock::server server("127.0.0.1:0");
+    CHECK(!server.try_accept());
+    CHECK(!server.accept_for(10ms));
+    auto a = midisock::port::connect(address_of(server), 2s);
+    auto b = midisock::port::connect(address_of(server));
+    wait_for_clients(server, 2);
+    server.send(std::vector<uint8_t>{0xFA});
+    CHECK(a.receive().bytes == std::vector<uint8_t>{0xFA});
+    CHECK(b.receive_for(5s)->bytes == std::vector<uint8_t>{0xFA});
+
+    // accept hands over the oldest connection nobody has claimed: use a server of its own.
+    midisock::server acceptor("127.0.0.1:0");
+    auto c = midisock::port::connect(address_of(acceptor));
+    std::optional<midisock::port> accepted = acceptor.accept_for(5s);
+    CHECK(accepted);
+    c.send(std::vector<uint8_t>{0xB0, 64, 127});
+    CHECK(accepted->receive().text() == "control_change channel=0 control=64 value=127 time=0");
+    c.close();
+    CHECK(error_code([&] { accepted->receive(); }) == MIDISOCK_RESULT_CLOSED);
+    CHECK(accepted->is_closed());
+}
+
+static void callbacks() {
+    midisock::server server("127.0.0.1:0");
+    auto client = midisock::port::connect(address_of(server));
+    midisock::port peer = server.accept();
+
+    std::mutex lock;
+    std::condition_variable changed;
+    std::vector<std::string> seen;
+    const auto main_thread = std::this_thread::get_id();
+    std::atomic<bool> wrong_thread{false};
+    peer.set_callback([&](const midisock::message &m) {
+        if (std::this_thread::get_id() == main_thread) wrong_thread = true;
+        std::lock_guard<std::mutex> guard(lock);
+        seen.push_back(m.text());
+        changed.notify_one();
+    });
+    CHECK(error_code([&] { peer.try_receive(); }) == MIDISOCK_RESULT_CALLBACK_INSTALLED);
+
+    // Moving the port keeps the callback alive and working.
+    midisock::port moved = std::move(peer);
+    CHECK(peer.get() == nullptr);
+    CHECK(error_code([&] { peer.send(std::vector<uint8_t>{0xF8}); }) ==
+          MIDISOCK_RESULT_NULL_ARGUMENT);
+    for (int i = 0; i < 10; i++) client.send(std::vector<uint8_t>{0x90, uint8_t(i), 1});
+    std::unique_lock<std::mutex> guard(lock);
+    CHECK(changed.wait_for(guard, 5s, [&] { return seen.size() == 10; }));
+    CHECK(seen[9] == "note_on channel=0 note=9 velocity=1 time=0");
+    CHECK(!wrong_thread);
+}
+
+static void errors() {
+    CHECK(error_code([] { midisock::port::connect("nonsense"); }) ==
+          MIDISOCK_RESULT_ADDRESS_SYNTAX);
+    CHECK(error_code([] { midisock::message::from_text("note_on velocity=300"); }) ==
+          MIDISOCK_RESULT_MESSAGE_TEXT);
+    std::string refused;
+    {
+        midisock::server gone("127.0.0.1:0");
+        refused = address_of(gone);
+    }
+    try {
+        midisock::port::connect(refused);
+        CHECK(false);
+    } catch (const midisock::error &e) {
+        CHECK(e.code() == MIDISOCK_RESULT_CONNECT);
+        CHECK(std::string(e.what()).find("midisock_port_connect") != std::string::npos);
+    }
+    midisock::server server("127.0.0.1:0");
+    server.close();
+    CHECK(error_code([&] { server.receive(); }) == MIDISOCK_RESULT_CLOSED);
+    CHECK(error_code([&] { server.accept(); }) == MIDISOCK_RESULT_CLOSED);
+    CHECK(midisock::version() == MIDISOCK_VERSION_STRING);
+}
+
+static void threads() {
+    constexpr int kThreads = 4, kEach = 300;
+    midisock::server server("127.0.0.1:0");
+    auto client = midisock::port::connect(address_of(server));
+    midisock::port peer = server.accept();
+    auto listener = midisock::port::connect(address_of(server));
+    wait_for_clients(server, 1);
+
+    std::vector<std::thread> senders;
+    for (int t = 0; t < kThreads; t++) {
+        senders.emplace_back([&, t] {
+            for (int i = 0; i < kEach; i++) {
+                std::vector<uint8_t> note{uint8_t(0x90 | t), uint8_t(i % 128), 1};
+                client.send(note);
+                server.send(note);
+            }
+        });
+    }
+    for (midisock::port *receiver : {&peer, &listener}) {
+        int next[kThreads] = {0, 0, 0, 0};
+        for (int n = 0; n < kThreads * kEach; n++) {
+            auto m = receiver->receive_for(5s);
+            CHECK(m && m->bytes.size() == 3);
+            int t = m->bytes[0] & 0x0F;
+            CHECK(t < kThreads && m->bytes[1] == next[t] % 128);
+            next[t]++;
+        }
+    }
+    for (auto &sender : senders) sender.join();
+}
+
+int main() {
+    round_trip();
+    broadcast_and_accept();
+    callbacks();
+    errors();
+    threads();
+    std::cout << "raii: ok (libmidisock " << midisock::version() << ")\n";
+    return 0;
+}
