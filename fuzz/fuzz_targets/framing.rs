@@ -39,9 +39,7 @@ fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
     RIG.get_or_init(|| {
         // A tiny inbox makes the event loop pause reading and resume on `receive` all the time.
-        let config = ServerConfig::default()
-            .max_sysex_len(SERVER_SYSEX_LIMIT)
-            .max_inbox_bytes(SERVER_INBOX_LIMIT);
+        let config = ServerConfig::default().max_sysex_len(SERVER_SYSEX_LIMIT).max_inbox_bytes(SERVER_INBOX_LIMIT);
         let served = PortServer::bind_with("127.0.0.1:0", config).expect("bind served server");
         // Claim reads: from now on every new connection is served by the event loop.
         assert_eq!(served.try_receive().expect("try_receive"), None);

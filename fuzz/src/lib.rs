@@ -48,11 +48,7 @@ pub fn parse_chunks(max_sysex: usize, chunks: &[&[u8]]) -> Outcome {
     for chunk in chunks {
         parser.feed(chunk, |m| messages.push(m));
     }
-    Outcome {
-        messages,
-        stats: parser.stats(),
-        mid_message: parser.is_mid_message(),
-    }
+    Outcome { messages, stats: parser.stats(), mid_message: parser.is_mid_message() }
 }
 
 /// The messages a fresh `Parser` makes of `bytes` fed whole.
@@ -221,8 +217,7 @@ fn model_build(status: u8, d: &[u8]) -> Message {
 
 /// The per-message invariants every emitted message must satisfy.
 pub fn check_message(m: &Message, max_sysex: usize) {
-    m.validate()
-        .unwrap_or_else(|e| panic!("emitted message does not validate: {m:?}: {e}"));
+    m.validate().unwrap_or_else(|e| panic!("emitted message does not validate: {m:?}: {e}"));
     if let Message::SysEx { data } = m {
         assert!(data.len() <= max_sysex, "sysex of {} bytes passed the limit {max_sysex}", data.len());
     }
@@ -233,10 +228,7 @@ pub fn check_message(m: &Message, max_sysex: usize) {
     let mut buf = vec![0xAAu8; bytes.len() + 1];
     assert_eq!(m.encode(&mut buf), Ok(bytes.len()));
     assert_eq!(&buf[..bytes.len()], &bytes[..]);
-    assert_eq!(
-        m.encode(&mut buf[..bytes.len() - 1]),
-        Err(midisock::BufferTooSmall { needed: bytes.len() })
-    );
+    assert_eq!(m.encode(&mut buf[..bytes.len() - 1]), Err(midisock::BufferTooSmall { needed: bytes.len() }));
     let text = m.to_string();
     assert_eq!(text.parse::<Message>(), Ok(m.clone()), "text round trip of {text:?}");
 }
