@@ -51,12 +51,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let c_dir = env::repo_root().join("tests").join("c");
     let cpp_dir = env::repo_root().join("bindings").join("cpp").join("tests");
 
-    // The install test: nothing but pkg-config's flags.
-    let round_trip = c_dir.join("round_trip.c");
+    // The install test: the README's example, built with nothing but pkg-config's flags.
+    let example = c_dir.join("example.c");
     tally.record(
-        "round_trip.c built with only `pkg-config --cflags --libs midisock`",
-        runner.build_and_run(&round_trip, "pkgconfig", Command::new("cc").arg(&round_trip), false, Check::Plain),
+        "example.c (README) built with only `pkg-config --cflags --libs midisock`",
+        runner.build_and_run(
+            &example,
+            "pkgconfig",
+            Command::new("cc").arg(&example),
+            false,
+            Check::Prints("note_on channel=0 note=60 velocity=64 time=0\n"),
+        ),
     );
+    let round_trip = c_dir.join("round_trip.c");
 
     // The static library, with pkg-config's --static flags.
     // Without -lmidisock, which would let the linker pick the shared library.
@@ -158,6 +165,8 @@ impl Tally {
 enum Check {
     /// Exit status 0.
     Plain,
+    /// Exit status 0 and exactly this on stdout.
+    Prints(&'static str),
     /// Exit status 0 with ASan (leak checking on) and UBSan stopping at the first report.
     Sanitizers,
     /// Exit status 0 under valgrind, with no error and no leak (definite, indirect or possible).
@@ -196,7 +205,7 @@ impl Runner {
             return Err(format!("compile failed: {compile:?}\n{}", both(&output)));
         }
         let mut command = match check {
-            Check::Plain => Command::new(&exe),
+            Check::Plain | Check::Prints(_) => Command::new(&exe),
             Check::Sanitizers => {
                 let mut c = Command::new(&exe);
                 c.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86")
@@ -221,6 +230,11 @@ impl Runner {
         let output = run_limited(&mut command, RUN_LIMIT)?;
         if !output.status.success() {
             return Err(format!("{command:?} failed with {}\n{}", output.status, both(&output)));
+        }
+        if let Check::Prints(expected) = check {
+            if output.stdout != expected.as_bytes() {
+                return Err(format!("expected stdout {expected:?}\n{}", both(&output)));
+            }
         }
         if matches!(check, Check::Valgrind) {
             let stderr = String::from_utf8_lossy(&output.stderr);
