@@ -1,0 +1,79 @@
+//! Shared by the host tests: where the bundles are, the plugin state that points the plugin at a
+//! test server, and bounded waiting.
+#![allow(dead_code)] // each test binary uses part of it
+
+use midisock::{Message, PortServer};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Every wait in these tests ends after this long (a generous bound for a busy 2-core machine;
+/// a passing run takes milliseconds per step).
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// `<target>/bundled`, built by `cargo xtask bundle midisock-plugin` (which `cargo xtask test` runs
+/// first). Honours CARGO_TARGET_DIR like cargo does.
+pub fn bundled_dir() -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    };
+    target.join("bundled")
+}
+
+pub fn bundle(name: &str) -> PathBuf {
+    let path = bundled_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo xtask bundle midisock-plugin` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// The plugin state a DAW would restore from a project, with the address set to `address`: the
+/// same JSON nice-plug writes (`fields` holds each persisted field as JSON text).
+pub fn state_for(address: &str) -> Vec<u8> {
+    let address_json = format!("{address:?}");
+    format!(r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":"\"Client\""}}}}"#, address_json)
+        .into_bytes()
+}
+
+/// A loopback server on a free port.
+pub fn server() -> PortServer {
+    PortServer::bind("127.0.0.1:0").expect("bind a loopback server")
+}
+
+/// Binds a server on `port` again after the previous one closed (retrying while the port is
+/// still held by the old socket).
+pub fn rebind(port: u16) -> PortServer {
+    let start = Instant::now();
+    loop {
+        match PortServer::bind(("127.0.0.1", port)) {
+            Ok(server) => return server,
+            Err(e) if start.elapsed() < DEADLINE => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot bind 127.0.0.1:{port} again: {e}"),
+        }
+    }
+}
+
+/// Receives from `server` until `want` messages arrived (or the deadline passes: panics with
+/// what came).
+pub fn receive_n(server: &PortServer, want: usize) -> Vec<Message> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < want {
+        let left = DEADLINE.checked_sub(start.elapsed()).unwrap_or_else(|| panic!("timed out; got {got:?}"));
+        if let Some(m) = server.receive_timeout(left.min(Duration::from_millis(100))).expect("server receive") {
+            got.push(m);
+        }
+    }
+    got
+}
+
+/// The raw bytes of `m`.
+pub fn bytes(m: &Message) -> Vec<u8> {
+    m.to_bytes()
+}
