@@ -65,10 +65,12 @@ impl CSide {
                 let received = unsafe {
                     midisock_port::midisock_port_receive(peer, buf.as_mut_ptr(), buf.len(), &mut len, &mut stamp)
                 };
-                // SAFETY: as above.
-                if received != midisock_result::Ok
-                    || unsafe { midisock_port::midisock_port_send(peer, buf.as_ptr(), len) } != midisock_result::Ok
-                {
+                if received != midisock_result::Ok {
+                    break;
+                }
+                // SAFETY: as above; `buf[..len]` holds the message just received.
+                let sent = unsafe { midisock_port::midisock_port_send(peer, buf.as_ptr(), len) };
+                if sent != midisock_result::Ok {
                     break;
                 }
             }
