@@ -8,6 +8,7 @@ use crate::result::midisock_result;
 use midisock_core::{Message, Parser, ParserStats, Received};
 use std::collections::VecDeque;
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The messages a send call was given: nearly always one, which needs no allocation.
@@ -70,6 +71,8 @@ pub(crate) enum Fetched {
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
     messages: Mutex<VecDeque<Received>>,
+    /// How many messages are kept; lets the common case (none) skip the lock.
+    count: AtomicUsize,
 }
 
 impl Kept {
@@ -78,11 +81,23 @@ impl Kept {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.count.load(Ordering::Acquire) == 0
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut kept = self.lock();
+        kept.clear();
+        self.count.store(0, Ordering::Release);
+    }
+
+    fn pop(&self) -> Option<Received> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut kept = self.lock();
+        let popped = kept.pop_front();
+        self.count.store(kept.len(), Ordering::Release);
+        popped
     }
 
     /// Delivers a kept message if there is one, else one from `fetch`; a message that does not
@@ -92,7 +107,7 @@ impl Kept {
         fetch: impl FnOnce() -> Result<Fetched, midisock_core::Error>,
         out: ReceiveOut<'_>,
     ) -> Outcome {
-        let kept = self.lock().pop_front();
+        let kept = self.pop();
         let was_kept = kept.is_some();
         let received = match kept {
             Some(received) => received,
@@ -112,6 +127,7 @@ impl Kept {
             } else {
                 kept.push_back(received);
             }
+            self.count.store(kept.len(), Ordering::Release);
             return Err(Failure::new(
                 midisock_result::BufferTooSmall,
                 format!(
