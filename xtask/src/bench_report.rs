@@ -88,7 +88,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
 
-    let python = python_with_mido()?;
+    let python = env::python_with_mido()?;
     let started = std::time::Instant::now();
     measure_rust(&raw, quick)?;
     measure_mido(&python, &raw, quick)?;
@@ -112,26 +112,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     print!("{markdown}");
     eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// `env::python_with_mido`, and if its version probe fails on a venv that does have mido 1.3.3
-/// (mido 1.3.3 has no `mido.__version__`), that venv all the same.
-fn python_with_mido() -> Result<std::path::PathBuf, String> {
-    match env::python_with_mido() {
-        Ok(python) => Ok(python),
-        Err(error) => {
-            let python = env::target_dir().join("venv").join("bin").join("python");
-            let probe =
-                format!("import importlib.metadata as m, sys; sys.exit(m.version('mido') != {:?})", env::MIDO_VERSION);
-            let usable = Command::new(&python).args(["-c", &probe]).status().is_ok_and(|s| s.success());
-            if usable {
-                eprintln!("xtask: {error}; using {} (mido {} by its metadata)", python.display(), env::MIDO_VERSION);
-                Ok(python)
-            } else {
-                Err(error)
-            }
-        }
-    }
 }
 
 fn cargo() -> String {

@@ -51,7 +51,10 @@ pub fn python_with_mido() -> Result<PathBuf, String> {
         Command::new(python)
             .args([
                 "-c",
-                &format!("import mido, sys; sys.exit(mido.__version__ != {MIDO_VERSION:?})"),
+                // mido 1.3.3 has no `mido.__version__`: ask the installed distribution.
+                &format!(
+                    "import importlib.metadata as m, mido, sys; sys.exit(m.version('mido') != {MIDO_VERSION:?})"
+                ),
             ])
             .status()
             .is_ok_and(|s| s.success())
