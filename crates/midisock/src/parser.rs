@@ -42,6 +42,9 @@ pub struct Parser {
     /// Data bytes collected for `status`.
     data: [u8; 2],
     have: u8,
+    /// A status byte arrived and none of its data yet: a message is in progress even though
+    /// `have` is 0 (unlike the quiet state between messages under running status).
+    fresh_status: bool,
     in_sysex: bool,
     /// The current sysex passed the limit: its remaining bytes are skipped until `F7`.
     sysex_overflowed: bool,
@@ -79,6 +82,7 @@ impl Parser {
             status: 0,
             data: [0; 2],
             have: 0,
+            fresh_status: false,
             in_sysex: false,
             sysex_overflowed: false,
             sysex: Vec::new(),
@@ -98,34 +102,72 @@ impl Parser {
 
     /// True when a message is partly received (its remaining bytes are still to come).
     pub fn is_mid_message(&self) -> bool {
-        self.in_sysex || (self.status != 0 && self.have > 0)
+        self.in_sysex || self.fresh_status || self.have > 0
     }
 
     /// Forgets any message in progress and the running status (counters are kept).
     pub fn reset(&mut self) {
         self.status = 0;
         self.have = 0;
+        self.fresh_status = false;
         self.abort_sysex_silently();
     }
 
     /// Parses `bytes`, calling `emit` for every message they complete, in stream order.
     pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(Message)) {
         let mut rest = bytes;
-        while let Some((&byte, tail)) = rest.split_first() {
-            if self.in_sysex && byte < 0x80 {
-                // Fast path for sysex payload: take the whole run of data bytes at once.
-                let run = tail.iter().position(|&b| b >= 0x80).map_or(rest.len(), |p| p + 1);
-                self.push_sysex_data(&rest[..run]);
-                rest = &rest[run..];
+        while let Some(&byte) = rest.first() {
+            if byte >= 0xF8 {
+                // Real-time bytes need no state, wherever they fall.
+                self.feed_byte(byte, &mut emit);
+                rest = &rest[1..];
                 continue;
             }
+            if self.in_sysex {
+                if byte < 0x80 {
+                    // Sysex payload: take the whole run of data bytes at once.
+                    let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+                    self.push_sysex_data(&rest[..run]);
+                    rest = &rest[run..];
+                    continue;
+                }
+            } else if self.have == 0 && !self.fresh_status {
+                // Fast path: a whole channel message, with its own status byte (as midisock and
+                // mido senders write them) or under running status, decoded in one step. The
+                // state afterwards is exactly what the byte-by-byte path leaves.
+                let taken = match *rest {
+                    [status @ (0x80..=0xBF | 0xE0..=0xEF), a @ 0..=0x7F, b @ 0..=0x7F, ..] => {
+                        self.status = status;
+                        emit(build(status, [a, b]));
+                        3
+                    }
+                    [status @ 0xC0..=0xDF, a @ 0..=0x7F, ..] => {
+                        self.status = status;
+                        emit(build(status, [a, 0]));
+                        2
+                    }
+                    [a @ 0..=0x7F, b @ 0..=0x7F, ..] if matches!(self.status, 0x80..=0xBF | 0xE0..=0xEF) => {
+                        emit(build(self.status, [a, b]));
+                        2
+                    }
+                    [a @ 0..=0x7F, ..] if matches!(self.status, 0xC0..=0xDF) => {
+                        emit(build(self.status, [a, 0]));
+                        1
+                    }
+                    _ => 0,
+                };
+                if taken > 0 {
+                    rest = &rest[taken..];
+                    continue;
+                }
+            }
             self.feed_byte(byte, &mut emit);
-            rest = tail;
+            rest = &rest[1..];
         }
     }
 
     /// Parses one byte.
-    #[inline]
+    #[inline(always)]
     fn feed_byte(&mut self, byte: u8, emit: &mut impl FnMut(Message)) {
         match byte {
             // Data byte.
@@ -141,6 +183,7 @@ impl Parser {
                     if self.have == data_len(self.status) {
                         emit(build(self.status, self.data));
                         self.have = 0;
+                        self.fresh_status = false;
                         if self.status >= 0xF0 {
                             // System common messages never set running status.
                             self.status = 0;
@@ -153,6 +196,7 @@ impl Parser {
             0x80..=0xEF => {
                 self.interrupt();
                 self.status = byte;
+                self.fresh_status = true;
             }
             // Row "0xF0 … 0xF7": sysex start.
             0xF0 => {
@@ -166,6 +210,7 @@ impl Parser {
             0xF1..=0xF3 => {
                 self.interrupt();
                 self.status = byte;
+                self.fresh_status = true;
             }
             0xF6 => {
                 self.interrupt();
@@ -210,9 +255,10 @@ impl Parser {
             }
             self.abort_sysex_silently();
         }
-        if self.have > 0 {
+        if self.have > 0 || self.fresh_status {
             self.stats.partial_messages_dropped += 1;
             self.have = 0;
+            self.fresh_status = false;
         }
     }
 
@@ -239,6 +285,7 @@ impl Parser {
 }
 
 /// Builds the message for a complete status + data. Data bytes are known to be 7-bit here.
+#[inline(always)]
 fn build(status: u8, data: [u8; 2]) -> Message {
     let channel = status & 0x0F;
     let [a, b] = data;

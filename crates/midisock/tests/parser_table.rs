@@ -221,3 +221,19 @@ proptest! {
         });
     }
 }
+
+#[test]
+fn a_lone_status_byte_is_a_message_in_progress() {
+    for (bytes, partial) in
+        [(&[0x90u8][..], true), (&[0xF2][..], true), (&[0x90, 60, 64][..], false), (&[0x90, 60][..], true)]
+    {
+        let mut parser = Parser::new();
+        parser.feed(bytes, |_| {});
+        assert_eq!(parser.is_mid_message(), partial, "{bytes:02X?}");
+    }
+    // Cut short by the next status byte: counted as a dropped partial message.
+    for bytes in [&[0xF2u8, 0x90, 60, 64][..], &[0x90, 0xB0, 7, 1][..], &[0xC0, 0xF7][..]] {
+        let (_, stats) = parse(bytes);
+        assert_eq!(stats.partial_messages_dropped, 1, "{bytes:02X?}");
+    }
+}
