@@ -14,14 +14,15 @@ use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use crate::tls::{self, TlsClient};
 use rustls::Connection;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Bytes read from the socket per `read` call.
@@ -117,7 +118,8 @@ struct PortInner {
     /// The peer closed and every message it sent has been taken: nothing more will arrive.
     exhausted: AtomicBool,
     callback_installed: AtomicBool,
-    callback_thread_id: Mutex<Option<ThreadId>>,
+    /// [`CALLBACK_THREAD_NUMBER`] of this port's callback thread (0: none).
+    callback_thread_number: AtomicU64,
     autoreset: AtomicBool,
     /// A copy of the parser's counters, updated after each read, so reading them never waits for
     /// a receiver blocked on the socket.
@@ -152,6 +154,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Numbers callback threads from 1, so a port can tell whether it is dropped on its own callback
+/// thread.
+static NEXT_CALLBACK_THREAD: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's callback-thread number; 0 on every other thread.
+    static CALLBACK_THREAD_NUMBER: Cell<u64> = const { Cell::new(0) };
+}
+
 /// mido's `reset()` set: all notes off (CC 123) and reset all controllers (CC 121), every channel.
 pub fn reset_messages() -> Vec<Message> {
     (0..16)
@@ -181,7 +192,7 @@ impl SocketPort {
                 locally_closed: AtomicBool::new(false),
                 exhausted: AtomicBool::new(false),
                 callback_installed: AtomicBool::new(false),
-                callback_thread_id: Mutex::new(None),
+                callback_thread_number: AtomicU64::new(0),
                 autoreset: AtomicBool::new(false),
                 parser_stats: Mutex::new(ParserStats::default()),
             }),
@@ -429,7 +440,9 @@ impl SocketPort {
         let handle = thread::Builder::new()
             .name("midisock-port-callback".into())
             .spawn(move || {
-                *lock(&inner.callback_thread_id) = Some(thread::current().id());
+                let number = NEXT_CALLBACK_THREAD.fetch_add(1, Ordering::Relaxed);
+                CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
+                inner.callback_thread_number.store(number, Ordering::Release);
                 let mut state = lock(&inner.receiver);
                 while let Ok(Some(received)) = inner.next_locked(&mut state, Wait::Forever) {
                     callback(received);
@@ -557,7 +570,10 @@ impl Drop for SocketPort {
         let handle = lock(&self.callback_thread).take();
         if let Some(handle) = handle {
             // A callback that drops its own port must not wait for itself.
-            if *lock(&self.inner.callback_thread_id) != Some(thread::current().id()) {
+            let own_thread = self.inner.callback_thread_number.load(Ordering::Acquire);
+            // NOTE: a thread-local number rather than `thread::current()`, which allocates the
+            // calling thread's handle on first use (a C host's main thread would leak it).
+            if CALLBACK_THREAD_NUMBER.with(Cell::get) != own_thread {
                 let _ = handle.join();
             }
         }

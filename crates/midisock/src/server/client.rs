@@ -25,6 +25,9 @@ pub(crate) enum Role {
     /// Connected, but its TLS handshake or its hello (the token) is not done yet: not sent to,
     /// not counted.
     Admitting = 3,
+    /// Handed to the user by `accept()`: the socket lives on in a `SocketPort` (through a
+    /// duplicated descriptor), so the server must never shut it down.
+    HandedOver = 4,
 }
 
 pub(crate) struct Client {
@@ -157,6 +160,7 @@ impl Client {
             0 => Role::Lobby,
             1 => Role::Served,
             3 => Role::Admitting,
+            4 => Role::HandedOver,
             _ => Role::Gone,
         }
     }
@@ -172,7 +176,7 @@ impl Client {
     pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Result<(), WriteFailure> {
         let mut output = lock(&self.output);
         match self.role() {
-            Role::Gone => return Err(WriteFailure::Broken),
+            Role::Gone | Role::HandedOver => return Err(WriteFailure::Broken),
             // Not admitted yet: it gets the stream from the moment it is.
             Role::Admitting => return Ok(()),
             Role::Lobby | Role::Served => {}
@@ -234,7 +238,7 @@ impl Client {
 
     /// True when broadcast output still waits for the socket.
     pub(crate) fn has_pending_output(&self) -> bool {
-        if self.role() == Role::Gone {
+        if matches!(self.role(), Role::Gone | Role::HandedOver) {
             return false;
         }
         let output = lock(&self.output);
@@ -245,8 +249,18 @@ impl Client {
     }
 
     /// Ends the connection now: the peer sees EOF and a broadcaster stops queueing for it.
+    /// A connection handed to `accept()` is left alone: it is the user's now.
     pub(crate) fn shut_down(&self) {
-        self.set_role(Role::Gone);
+        let mut current = self.role.load(Ordering::Acquire);
+        loop {
+            if current == Role::HandedOver as u8 {
+                return;
+            }
+            match self.role.compare_exchange(current, Role::Gone as u8, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 }

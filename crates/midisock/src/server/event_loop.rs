@@ -294,16 +294,23 @@ impl EventLoop {
             Role::Lobby => {
                 // Not ours to read; only notice a client that left before anyone claimed it. One
                 // that left bytes behind stays until claimed: what it sent before going is kept.
+                // The reader lock and the role check keep `accept()` from taking it meanwhile.
+                let reader = lock(&client.reader);
+                if client.role() != Role::Lobby {
+                    return;
+                }
                 let gone = match client.stream.peek(&mut [0u8]) {
                     Ok(0) => true,
                     Ok(_) => false,
                     Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
                 };
+                drop(reader);
                 if gone {
                     self.shared.drop_client(&client);
                 }
             }
             Role::Gone => self.shared.drop_client(&client),
+            Role::HandedOver => {}
         }
     }
 

@@ -310,7 +310,9 @@ impl PortServer {
         if client.role() != Role::Lobby {
             return Ok(None);
         }
-        client.set_role(Role::Gone);
+        // Under the reader lock: the event loop re-checks the role under it before touching the
+        // socket, so it never peeks at (or shuts down) a connection that is being handed over.
+        client.set_role(Role::HandedOver);
         // The mio stream is shared with the event loop's Arc; a duplicate descriptor lets the
         // port own the connection outright. The original closes without ending the connection.
         let fd = client.stream.as_fd().try_clone_to_owned().map_err(Error::Io)?;
