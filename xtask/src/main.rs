@@ -23,6 +23,7 @@ commands:
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
+  c-tests                   build and run the C/C++ tests of libmidisock (sanitizers, valgrind)
   fuzz [--seconds N] [TARGET...]
                             run each cargo-fuzz target (parser, text, framing) N s (default 60)
 ";
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         "install" => install::run(rest),
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
+        "c-tests" => c_tests::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
