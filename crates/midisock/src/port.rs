@@ -348,6 +348,22 @@ impl SocketPort {
         self.next(wait)
     }
 
+    /// Waits for at least one message, then appends every message that has arrived to `out` and
+    /// returns how many: one lock and at most one socket read for the whole batch, the fast way
+    /// to drain a busy stream. `Err(Error::Closed)` as for [`SocketPort::receive`].
+    pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
+        self.check_open()?;
+        if self.inner.callback_installed.load(Ordering::Acquire) {
+            return Err(Error::CallbackInstalled);
+        }
+        let mut state = lock(&self.inner.receiver);
+        self.inner.fill_until_pending(&mut state, Wait::Forever)?;
+        let count = state.pending.len();
+        out.extend(state.pending.drain(..));
+        self.inner.note_exhausted(&state);
+        Ok(count)
+    }
+
     /// The messages that have arrived, without waiting; ends when none is left (mido's
     /// `iter_pending()`).
     pub fn iter_pending(&self) -> impl Iterator<Item = Message> + '_ {
@@ -444,8 +460,12 @@ impl SocketPort {
                 CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
                 inner.callback_thread_number.store(number, Ordering::Release);
                 let mut state = lock(&inner.receiver);
-                while let Ok(Some(received)) = inner.next_locked(&mut state, Wait::Forever) {
-                    callback(received);
+                // Whole reads at a time: one wait per read, not one per message.
+                while let Ok(true) = inner.fill_until_pending(&mut state, Wait::Forever) {
+                    while let Some(received) = state.pending.pop_front() {
+                        callback(received);
+                    }
+                    inner.note_exhausted(&state);
                 }
             })
             .map_err(Error::Io)?;
@@ -471,13 +491,23 @@ impl PortInner {
     }
 
     fn next_locked(&self, state: &mut ReceiveState, wait: Wait) -> Result<Option<Received>> {
+        if !self.fill_until_pending(state, wait)? {
+            return Ok(None);
+        }
+        let received = state.pending.pop_front();
+        self.note_exhausted(state);
+        Ok(received)
+    }
+
+    /// Reads until at least one message is pending: true when one is, false on timeout,
+    /// `Err(Closed)` once the port is closed or the peer's stream is exhausted.
+    fn fill_until_pending(&self, state: &mut ReceiveState, wait: Wait) -> Result<bool> {
         loop {
             if self.locally_closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
-            if let Some(received) = state.pending.pop_front() {
-                self.note_exhausted(state);
-                return Ok(Some(received));
+            if !state.pending.is_empty() {
+                return Ok(true);
             }
             if state.peer_closed {
                 return Err(Error::Closed);
@@ -492,7 +522,7 @@ impl PortInner {
                 Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
             };
             match read {
-                None => return Ok(None),
+                None => return Ok(false),
                 Some(n) => self.take(state, n),
             }
         }

@@ -412,3 +412,28 @@ fn garbage_from_the_network_is_counted_not_fatal() {
     raw.read_exact(&mut buf).unwrap();
     assert_eq!(buf, [0xF2, (300 & 0x7F) as u8, (300 >> 7) as u8]);
 }
+
+#[test]
+fn receive_batch_drains_everything_that_has_arrived() {
+    let server = server();
+    let client = connect(addr(&server)).unwrap();
+    let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
+    let sent: Vec<Message> = (0..100).map(note).collect();
+    client.send_all(&sent).unwrap();
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let n = accepted.receive_batch(&mut got).unwrap();
+        assert!(n > 0);
+    }
+    assert_eq!(got.iter().map(|r| r.message.clone()).collect::<Vec<_>>(), sent);
+    drop(client);
+    assert!(matches!(accepted.receive_batch(&mut got), Err(Error::Closed)));
+
+    let other = connect(addr(&server)).unwrap();
+    other.send_all(&sent).unwrap();
+    let mut from_server = Vec::new();
+    while from_server.len() < sent.len() {
+        server.receive_batch(&mut from_server).unwrap();
+    }
+    assert_eq!(from_server.into_iter().map(|r| r.message).collect::<Vec<_>>(), sent);
+}

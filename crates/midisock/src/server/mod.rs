@@ -205,6 +205,28 @@ impl PortServer {
         self.next_message(Instant::now().checked_add(timeout), true)
     }
 
+    /// Waits for at least one message from any client, then appends every message waiting to
+    /// `out` and returns how many (one lock for the batch). `Err(Error::Closed)` once closed.
+    pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
+        let mut state = self.claim_reads();
+        loop {
+            if !state.inbox.is_empty() {
+                let count = state.inbox.len();
+                out.extend(state.inbox.drain(..));
+                let was_paused = state.reading_paused;
+                state.inbox_bytes = 0;
+                if was_paused {
+                    self.shared.wake_loop();
+                }
+                return Ok(count);
+            }
+            if state.stopped || state.stopping {
+                return Err(Error::Closed);
+            }
+            state = self.shared.wait_changed(state, None).0;
+        }
+    }
+
     /// The messages that have arrived, without waiting.
     pub fn iter_pending(&self) -> impl Iterator<Item = Message> + '_ {
         std::iter::from_fn(move || self.try_receive().ok().flatten())
@@ -215,7 +237,8 @@ impl PortServer {
         std::iter::from_fn(move || self.receive().ok())
     }
 
-    fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
+    /// Locks the state, noting that the program reads: from now on connections are served.
+    fn claim_reads(&self) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.shared.state();
         if !state.reads_claimed {
             state.reads_claimed = true;
@@ -223,6 +246,11 @@ impl PortServer {
                 self.shared.wake_loop();
             }
         }
+        state
+    }
+
+    fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
+        let mut state = self.claim_reads();
         loop {
             if let Some(received) = state.inbox.pop_front() {
                 state.inbox_bytes -= received.message.encoded_len();
