@@ -99,23 +99,45 @@ fn is_python_number(text: &str) -> bool {
     }
     let lower = text.to_ascii_lowercase();
     let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
-    matches!(unsigned, "inf" | "infinity" | "nan")
-        || (!unsigned.starts_with(['i', 'n']) && unsigned.replace('_', "").parse::<f64>().is_ok())
+    if matches!(unsigned, "inf" | "infinity" | "nan") {
+        return true;
+    }
+    // Python allows an underscore only between two digits.
+    let bytes = unsigned.as_bytes();
+    let underscores_ok = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'_' || (i > 0 && bytes[i - 1].is_ascii_digit() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    underscores_ok && !unsigned.starts_with(['i', 'n']) && unsigned.replace('_', "").parse::<f64>().is_ok()
 }
 
+/// `data=(1,2,3)`. Like mido, the first and last characters are taken as the brackets without
+/// looking at them (mido only rejects a value that ends with `)` but does not start with `(`);
+/// unlike mido, `()` is the empty payload, which mido prints but cannot read back.
 fn parse_data(value: &str) -> Option<Vec<u8>> {
-    let inner = value.strip_prefix('(')?.strip_suffix(')')?;
-    if inner.is_empty() {
+    if value == "()" {
         return Some(Vec::new());
     }
+    if !value.starts_with('(') && value.ends_with(')') {
+        return None;
+    }
+    let mut chars = value.chars();
+    chars.next();
+    chars.next_back();
+    let inner = chars.as_str();
     inner.split(',').map(|b| parse_python_int(b).and_then(|v| u8::try_from(v).ok().filter(|&v| v <= 0x7F))).collect()
+}
+
+/// Python's `str.split()` separators: Unicode white space plus the ASCII information separators
+/// `\x1c`–`\x1f`.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
 }
 
 impl FromStr for Message {
     type Err = ParseMessageError;
 
     fn from_str(text: &str) -> Result<Message, ParseMessageError> {
-        let mut words = text.split_whitespace();
+        let mut words = text.split(is_python_space).filter(|w| !w.is_empty());
         let type_name = words.next().ok_or(ParseMessageError::Empty)?;
         let message_type =
             MessageType::from_name(type_name).ok_or_else(|| ParseMessageError::UnknownType(type_name.to_owned()))?;

@@ -113,6 +113,11 @@ fn text_accepts_what_mido_from_str_accepts() {
         ("pitchwheel pitch=8191", Message::PitchWheel { channel: 0, pitch: 8191 }),
         ("sysex", Message::SysEx { data: vec![] }),
         ("sysex data=(1,2)", Message::SysEx { data: vec![1, 2] }),
+        // mido's quirks: brackets are not checked, only stripped; Python's split() separators.
+        ("sysex data=[1,2]", Message::SysEx { data: vec![1, 2] }),
+        ("sysex data=(1,", Message::SysEx { data: vec![1] }),
+        ("note_on\x1cchannel=1\u{a0}note=2", Message::NoteOn { channel: 1, note: 2, velocity: 64 }),
+        ("clock time=1_000.5", Message::Clock),
     ];
     for (text, message) in cases {
         assert_eq!(text.parse::<Message>().as_ref(), Ok(&message), "{text:?}");
@@ -122,7 +127,10 @@ fn text_accepts_what_mido_from_str_accepts() {
 #[test]
 fn text_rejects_what_mido_rejects_with_a_clear_error() {
     type Check = fn(&ParseMessageError) -> bool;
-    let cases: [(&str, Check); 10] = [
+    let cases: [(&str, Check); 13] = [
+        ("sysex data=1,2)", |e| matches!(e, ParseMessageError::BadValue { .. })),
+        ("clock time=_1.5", |e| matches!(e, ParseMessageError::BadValue { .. })),
+        ("clock time=1__0", |e| matches!(e, ParseMessageError::BadValue { .. })),
         ("", |e| matches!(e, ParseMessageError::Empty)),
         ("note_of", |e| matches!(e, ParseMessageError::UnknownType(_))),
         ("note_on channel = 3", |e| matches!(e, ParseMessageError::NotAField(_))),
