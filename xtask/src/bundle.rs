@@ -9,8 +9,8 @@
 use crate::env;
 
 /// What the plugin's GUI stack (baseview, egui, OpenGL, clipboard) needs to build on Debian 12,
-/// as `(probe, package)` pairs for [`env::ensure_debian_packages`]. Found out by building on a
-/// bare Debian 12 image and reading the build scripts: the X11, XCB and GL libraries are all
+/// as `(probe, package)` pairs for [`env::ensure_debian_packages`]. Found out from the build
+/// scripts of the dependencies and the linked result: the X11, XCB and GL libraries are all
 /// opened at run time (x11-dl, x11rb with `dl-libxcb`, GLX through x11-dl), so the bundle links
 /// only libc, libm and libgcc_s (`ldd target/bundled/midisock.clap`) and no -dev package is
 /// needed. x11-dl's build script asks pkg-config for the libraries' directories (optional: it

@@ -13,6 +13,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("test takes no arguments, got {unknown:?}"));
     }
     let python = env::python_with_mido()?;
+    // The plugin's host tests (plugins/midisock-plugin/tests) load the real bundles from
+    // <target>/bundled: build them first, debug, with `assert_process_allocs` so any allocation
+    // in process() aborts the tests.
+    crate::bundle::run(&["midisock-plugin".into(), "--features".into(), "assert_process_allocs".into()])?;
     env::run(
         Command::new(cargo())
             .current_dir(env::repo_root())

@@ -1,0 +1,161 @@
+//! Loads the real `midisock.vst3` bundle (from `<target>/bundled`) in a VST3 host (vst3-host, in
+//! process), runs `process()` with note and CC events, and checks the traffic against a midisock
+//! server on loopback: bytes on the wire both ways, reconnection after a server restart,
+//! note-offs when the connection drops and when the plugin is removed.
+//!
+//! The address is set the way a DAW sets it when it opens a project: by loading the plugin state
+//! (`IComponent::setState`) that carries the persisted `address` field.
+
+mod common;
+
+use common::*;
+use midisock::{Message, PortServer};
+use std::time::{Duration, Instant};
+use vst3_host::{AudioBuffers, MidiChannel, MidiEvent, Plugin, Vst3Host};
+
+const BLOCK: usize = 64;
+
+struct Rig {
+    plugin: Option<Plugin>,
+    buffers: AudioBuffers,
+    _host: Vst3Host,
+}
+
+impl Rig {
+    fn new(address: &str) -> Rig {
+        let mut host = Vst3Host::builder()
+            .sample_rate(48_000.0)
+            .block_size(BLOCK)
+            .with_process_isolation(false)
+            .build()
+            .expect("VST3 host");
+        let mut plugin = host.load_plugin(bundle("midisock.vst3")).expect("load midisock.vst3");
+        assert_eq!(plugin.info().name, "midisock");
+        // nice-plug's VST3 state is the JSON state itself.
+        plugin.load_state(&state_for(address)).expect("load state");
+        plugin.start_processing().expect("start processing");
+        let buffers = AudioBuffers::new(2, 2, BLOCK, 48_000.0);
+        Rig { plugin: Some(plugin), buffers, _host: host }
+    }
+
+    fn plugin(&mut self) -> &mut Plugin {
+        self.plugin.as_mut().expect("loaded")
+    }
+
+    /// One block with `input` at their sample offsets; returns the MIDI the plugin put out.
+    fn process(&mut self, input: &[(i32, MidiEvent)]) -> Vec<Vec<u8>> {
+        for (offset, event) in input {
+            let event = event.clone();
+            self.plugin().send_midi_event_at(event, *offset).expect("queue input event");
+        }
+        let mut buffers = std::mem::replace(&mut self.buffers, AudioBuffers::new(0, 0, BLOCK, 48_000.0));
+        self.plugin().process_audio(&mut buffers).expect("process");
+        self.buffers = buffers;
+        self.plugin().take_output_midi().iter().map(to_bytes).collect()
+    }
+
+    fn process_until(&mut self, what: &str, mut done: impl FnMut(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.process(&[]));
+            if done(&seen) {
+                return seen;
+            }
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; output so far: {seen:02X?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn wait_for_clients(&mut self, server: &PortServer, n: usize) {
+        let start = Instant::now();
+        while server.client_count() != n {
+            self.process(&[]);
+            assert!(start.elapsed() < DEADLINE, "the plugin did not connect to {}", server.local_addr());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn to_bytes(e: &MidiEvent) -> Vec<u8> {
+    match *e {
+        MidiEvent::NoteOn { channel, note, velocity } => vec![0x90 | channel.as_index(), note, velocity],
+        MidiEvent::NoteOff { channel, note, velocity } => vec![0x80 | channel.as_index(), note, velocity],
+        MidiEvent::ControlChange { channel, controller, value } => vec![0xB0 | channel.as_index(), controller, value],
+        MidiEvent::ProgramChange { channel, program } => vec![0xC0 | channel.as_index(), program],
+        MidiEvent::PitchBend { channel, value } => {
+            vec![0xE0 | channel.as_index(), (value & 0x7F) as u8, (value >> 7) as u8]
+        }
+        MidiEvent::ChannelAftertouch { channel, pressure } => vec![0xD0 | channel.as_index(), pressure],
+        MidiEvent::PolyAftertouch { channel, note, pressure } => vec![0xA0 | channel.as_index(), note, pressure],
+        ref other => panic!("unexpected output event {other:?}"),
+    }
+}
+
+fn note_on(channel: MidiChannel, note: u8, velocity: u8) -> MidiEvent {
+    MidiEvent::NoteOn { channel, note, velocity }
+}
+
+#[test]
+fn vst3_track_events_reach_the_server_and_server_messages_come_out() {
+    let server = server();
+    let mut rig = Rig::new(&server.local_addr().to_string());
+    rig.wait_for_clients(&server, 1);
+
+    let cc = MidiEvent::ControlChange { channel: MidiChannel::Ch2, controller: 1, value: 64 };
+    let thru = rig.process(&[(2, note_on(MidiChannel::Ch1, 60, 100)), (9, cc)]);
+    assert_eq!(thru, vec![vec![0x90, 60, 100], vec![0xB1, 1, 64]], "thru is on by default");
+    assert_eq!(
+        receive_n(&server, 2),
+        vec![
+            "note_on channel=0 note=60 velocity=100".parse::<Message>().unwrap(),
+            "control_change channel=1 control=1 value=64".parse().unwrap(),
+        ]
+    );
+
+    let from_server: Vec<Message> = [
+        "note_on channel=3 note=65 velocity=70",
+        "control_change channel=3 control=11 value=100",
+        "note_off channel=3 note=65 velocity=0",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    server.send_all(&from_server).unwrap();
+    let want: Vec<Vec<u8>> = from_server.iter().map(bytes).collect();
+    let seen = rig.process_until("the server's messages", |seen| seen.len() >= want.len());
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn vst3_reconnects_after_a_server_restart_and_releases_notes() {
+    let server = server();
+    let port = server.local_addr().port();
+    let mut rig = Rig::new(&format!("127.0.0.1:{port}"));
+    rig.wait_for_clients(&server, 1);
+
+    server.send(&"note_on channel=0 note=40 velocity=50".parse().unwrap()).unwrap();
+    rig.process_until("the note from the server", |seen| seen.contains(&vec![0x90, 40, 50]));
+    server.close();
+    drop(server);
+    rig.process_until("the note-off for the lost connection", |seen| seen.contains(&vec![0x80, 40, 0]));
+
+    let server = rebind(port);
+    rig.wait_for_clients(&server, 1);
+    rig.process(&[(0, note_on(MidiChannel::Ch3, 50, 60))]);
+    assert_eq!(receive_n(&server, 1), vec!["note_on channel=2 note=50 velocity=60".parse::<Message>().unwrap()]);
+}
+
+#[test]
+fn vst3_removing_the_plugin_sends_note_offs_to_the_network() {
+    let server = server();
+    let mut rig = Rig::new(&server.local_addr().to_string());
+    rig.wait_for_clients(&server, 1);
+    rig.process(&[(0, note_on(MidiChannel::Ch1, 72, 90))]);
+    assert_eq!(receive_n(&server, 1).len(), 1);
+
+    let mut plugin = rig.plugin.take().unwrap();
+    plugin.stop_processing().expect("stop processing");
+    drop(plugin);
+    assert_eq!(receive_n(&server, 1), vec!["note_off channel=0 note=72 velocity=0".parse::<Message>().unwrap()]);
+}
