@@ -8,7 +8,11 @@
 //! - **Handles.** `midisock_server` and `midisock_port` are opaque. A `_bind`, `_connect` or
 //!   `_accept` function allocates one and writes it to an out-pointer; the caller owns it and
 //!   releases it with `midisock_server_free` / `midisock_port_free` (which close it first).
-//!   `_free(NULL)` does nothing. Nothing else the library returns needs freeing: text and
+//!   `_free(NULL)` does nothing. `midisock_server_config` and `midisock_connect_options`
+//!   (the protections: limits, allowlist, sysex policy, token, TLS) are handles too, made by
+//!   their `_new` and freed by their `_free`; `midisock_server_bind_with` and
+//!   `midisock_port_connect_with` copy what they need, so they may be freed right after.
+//!   Nothing else the library returns needs freeing: text and
 //!   messages are written into buffers the caller provides, and `midisock_result_str` /
 //!   `midisock_version` return static strings.
 //! - **Results.** Every function returns a `midisock_result` (0 = `MIDISOCK_RESULT_OK`), except
@@ -41,15 +45,19 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod connect_options;
 mod message;
 mod port;
 mod result;
 mod server;
+mod server_config;
 
+pub use connect_options::midisock_connect_options;
 pub use message::{midisock_message_from_text, midisock_message_to_text};
-pub use port::{midisock_port, midisock_receive_callback};
+pub use port::{midisock_parser_statistics, midisock_port, midisock_receive_callback};
 pub use result::{midisock_last_error_message, midisock_result};
-pub use server::midisock_server;
+pub use server::{midisock_server, midisock_server_statistics};
+pub use server_config::{midisock_server_config, midisock_sysex_policy};
 
 use boundary::{ffi_boundary, try_out};
 use std::ffi::{c_char, CStr};

@@ -4,9 +4,10 @@ use crate::boundary::{
     ffi_boundary, from_handle, into_handle, try_bytes, try_bytes_mut, try_out, try_ref, try_str, try_text_buf, Failure,
     Outcome,
 };
+use crate::connect_options::midisock_connect_options;
 use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
 use crate::result::midisock_result;
-use midisock_core::{Received, SocketPort};
+use midisock_core::{ParserStats, Received, SocketPort};
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +22,43 @@ pub struct midisock_port {
     port: SocketPort,
     kept: Kept,
     closed: AtomicBool,
+}
+
+/// What a port's receiving parser has ignored or dropped (`midisock_port_parser_stats`). Every
+/// field counts from the connect (or accept) on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct midisock_parser_statistics {
+    /// Data bytes that arrived with no status in effect (ignored).
+    pub stray_data_bytes: u64,
+    /// Sysex messages dropped because they exceeded the size limit.
+    pub sysex_overflows: u64,
+    /// Sysex messages cut short by a status byte before their F7 (dropped).
+    pub sysex_aborted: u64,
+    /// Channel or system common messages cut short by a status byte or F7 (dropped).
+    pub partial_messages_dropped: u64,
+    /// Undefined status bytes (F4, F5, F9, FD) ignored.
+    pub undefined_status_bytes: u64,
+}
+
+impl From<ParserStats> for midisock_parser_statistics {
+    fn from(stats: ParserStats) -> midisock_parser_statistics {
+        // Destructured, so a counter the core adds is a compile error here, not a silent gap.
+        let ParserStats {
+            stray_data_bytes,
+            sysex_overflows,
+            sysex_aborted,
+            partial_messages_dropped,
+            undefined_status_bytes,
+        } = stats;
+        midisock_parser_statistics {
+            stray_data_bytes,
+            sysex_overflows,
+            sysex_aborted,
+            partial_messages_dropped,
+            undefined_status_bytes,
+        }
+    }
 }
 
 /// Called for every message a port receives after `midisock_port_set_callback`.
@@ -134,6 +172,41 @@ impl midisock_port {
             // SAFETY: the caller guarantees `port_out` is valid for a write.
             let port_out = unsafe { try_out(port_out, "port_out")? };
             let port = midisock_core::connect_timeout(address, Duration::from_millis(timeout_ms))?;
+            port_out.write(into_handle(midisock_port::new(port)));
+            Ok(())
+        })
+    }
+
+    /// `midisock_port_connect` with `options` (see `midisock_connect_options`): a connect
+    /// timeout, a token for a server that requires one, TLS. Writes the new port to `*port_out`;
+    /// the caller owns it and frees it with `midisock_port_free`. Nothing of `options` is kept.
+    ///
+    /// Blocks until connected and, with TLS, until the handshake is done (the timeout applies to
+    /// each connection attempt). Thread: any.
+    ///
+    /// A server that requires a token closes a connection with a wrong one after reading it:
+    /// that shows as `MIDISOCK_RESULT_CLOSED` on a later receive or send, not here.
+    ///
+    /// Results: as `midisock_port_connect`; `MIDISOCK_RESULT_TLS` (handshake failed, untrusted
+    /// certificate, wrong name, server name without CA file).
+    ///
+    /// # Safety
+    /// `address` is a NUL-terminated string; `options` is a live options handle; `port_out` is
+    /// valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_connect_with(
+        address: *const c_char,
+        options: *const midisock_connect_options,
+        port_out: *mut *mut midisock_port,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_connect_with", {
+            // SAFETY: the caller guarantees `address` is a NUL-terminated string.
+            let address = unsafe { try_str(address, "address")? };
+            // SAFETY: the caller guarantees `options` is a live handle.
+            let options = unsafe { midisock_connect_options::from_ptr(options)? };
+            // SAFETY: the caller guarantees `port_out` is valid for a write.
+            let port_out = unsafe { try_out(port_out, "port_out")? };
+            let port = midisock_core::connect_with(address, &options.to_core()?)?;
             port_out.write(into_handle(midisock_port::new(port)));
             Ok(())
         })
@@ -385,6 +458,49 @@ impl midisock_port {
             // SAFETY: the caller guarantees `port` is a live handle.
             let port = unsafe { midisock_port::from_ptr(port)? };
             port.port.panic()?;
+            Ok(())
+        })
+    }
+
+    /// Turns autoreset on or off (mido's `autoreset`; default off). With it on, closing the port
+    /// (`midisock_port_close`, or `midisock_port_free` of an open port) first sends a note-off
+    /// for every note this port left sounding, then mido's reset set, so a synth on the other end
+    /// is not left with hanging notes. Nothing is sent when the peer has already gone.
+    ///
+    /// Never blocks (the close that follows blocks like a send). Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_set_autoreset(port: *const midisock_port, on: bool) -> midisock_result {
+        ffi_boundary!("midisock_port_set_autoreset", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            port.port.set_autoreset(on);
+            Ok(())
+        })
+    }
+
+    /// Writes what this port's receiving parser has ignored or dropped so far (see
+    /// `midisock_parser_statistics`) to `*stats_out`. The byte stream has no error channel, so
+    /// this is how a program learns that its peer sends garbage.
+    ///
+    /// Never blocks, even while another thread (or the callback thread) waits in a receive.
+    /// Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `stats_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_parser_stats(
+        port: *const midisock_port,
+        stats_out: *mut midisock_parser_statistics,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_parser_stats", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `stats_out` is valid for a write.
+            let stats_out = unsafe { try_out(stats_out, "stats_out")? };
+            stats_out.write(port.port.parser_stats().into());
             Ok(())
         })
     }

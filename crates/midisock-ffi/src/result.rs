@@ -34,6 +34,9 @@ pub enum midisock_result {
     NullArgument = 7101,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 7102,
+    /// A number argument is not one of the values the function accepts (e.g. an unknown
+    /// `midisock_sysex_policy`).
+    InvalidArgument = 7103,
 
     /// **7200–7299: addresses and connections.**
     ///
@@ -45,6 +48,9 @@ pub enum midisock_result {
     Connect = 7203,
     /// The server could not listen on the address (in use, permission, no such interface).
     Bind = 7204,
+    /// An allowlist entry (`midisock_server_config_allow`) is not an IP address or CIDR range
+    /// like `"192.168.1.0/24"`.
+    PeerRangeSyntax = 7205,
 
     /// **7300–7399: the state of a port or server.**
     ///
@@ -72,6 +78,15 @@ pub enum midisock_result {
     /// Any other I/O failure; the last error message has the OS error.
     Io = 7501,
 
+    /// **7600–7699: security.**
+    ///
+    /// TLS failed: a certificate or key file is missing or unreadable, or the handshake with the
+    /// peer failed (untrusted certificate, wrong name, peer without TLS). The last error message
+    /// says which.
+    Tls = 7601,
+    /// An authentication token is empty, longer than 128 bytes, or not printable ASCII.
+    InvalidToken = 7602,
+
     /// **7900–7999: bugs.**
     ///
     /// libmidisock panicked; the call had no effect the caller can rely on. Please report it
@@ -89,10 +104,12 @@ impl midisock_result {
             BufferTooSmall => c"buffer too small",
             NullArgument => c"NULL argument",
             InvalidUtf8 => c"string is not UTF-8",
+            InvalidArgument => c"argument value out of range",
             AddressSyntax => c"invalid address",
             Resolve => c"cannot resolve host",
             Connect => c"cannot connect",
             Bind => c"cannot listen on address",
+            PeerRangeSyntax => c"invalid address range",
             Closed => c"closed",
             CallbackInstalled => c"callback installed",
             MessageKept => c"a kept message must be received first",
@@ -100,6 +117,8 @@ impl midisock_result {
             InvalidMessage => c"message value out of range",
             MessageText => c"invalid message text",
             Io => c"I/O error",
+            Tls => c"TLS error",
+            InvalidToken => c"invalid token",
             Panic => c"internal panic (bug in libmidisock)",
         }
     }
@@ -117,6 +136,8 @@ impl From<midisock_core::Error> for Failure {
             E::InvalidMessage(_) => midisock_result::InvalidMessage,
             E::MessageText(_) => midisock_result::MessageText,
             E::CallbackInstalled => midisock_result::CallbackInstalled,
+            E::Tls(_) => midisock_result::Tls,
+            E::InvalidToken => midisock_result::InvalidToken,
             // Io, and whatever the core adds later (its Error is non_exhaustive).
             _ => midisock_result::Io,
         };
@@ -160,10 +181,12 @@ pub(crate) fn all_results() -> &'static [midisock_result] {
         BufferTooSmall,
         NullArgument,
         InvalidUtf8,
+        InvalidArgument,
         AddressSyntax,
         Resolve,
         Connect,
         Bind,
+        PeerRangeSyntax,
         Closed,
         CallbackInstalled,
         MessageKept,
@@ -171,6 +194,8 @@ pub(crate) fn all_results() -> &'static [midisock_result] {
         InvalidMessage,
         MessageText,
         Io,
+        Tls,
+        InvalidToken,
         Panic,
     ]
 }

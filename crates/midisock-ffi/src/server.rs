@@ -6,7 +6,8 @@ use crate::boundary::{
 use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
 use crate::port::{fetched, midisock_port, nothing_waiting, receive_out, timed_out};
 use crate::result::midisock_result;
-use midisock_core::{PortServer, SocketPort};
+use crate::server_config::midisock_server_config;
+use midisock_core::{PortServer, ServerStats, SocketPort};
 use std::ffi::c_char;
 use std::time::Duration;
 
@@ -23,6 +24,51 @@ use std::time::Duration;
 pub struct midisock_server {
     server: PortServer,
     kept: Kept,
+}
+
+/// What a server has accepted, refused and dropped (`midisock_server_stats`). Every field counts
+/// from the bind on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct midisock_server_statistics {
+    /// Connections accepted and served (or handed to `midisock_server_accept*`).
+    pub connections_accepted: u64,
+    /// Connections closed at once: over the client limit, or not on the allowlist.
+    pub connections_refused: u64,
+    /// Clients disconnected because their outgoing queue passed the client queue limit.
+    pub slow_clients_dropped: u64,
+    /// Sysex messages from clients dropped by `MIDISOCK_SYSEX_POLICY_DENY`.
+    pub sysex_denied: u64,
+    /// Sysex messages from clients dropped for exceeding the sysex length limit.
+    pub sysex_oversized: u64,
+    /// Note-offs (and sustain-offs) the server generated for clients that left with notes held.
+    pub notes_released: u64,
+    /// Connections closed for a wrong, missing or late token hello, or a failed TLS handshake.
+    pub auth_failures: u64,
+}
+
+impl From<ServerStats> for midisock_server_statistics {
+    fn from(stats: ServerStats) -> midisock_server_statistics {
+        // Destructured, so a counter the core adds is a compile error here, not a silent gap.
+        let ServerStats {
+            connections_accepted,
+            connections_refused,
+            slow_clients_dropped,
+            sysex_denied,
+            sysex_oversized,
+            notes_released,
+            auth_failures,
+        } = stats;
+        midisock_server_statistics {
+            connections_accepted,
+            connections_refused,
+            slow_clients_dropped,
+            sysex_denied,
+            sysex_oversized,
+            notes_released,
+            auth_failures,
+        }
+    }
 }
 
 impl midisock_server {
@@ -71,6 +117,37 @@ impl midisock_server {
             // SAFETY: the caller guarantees `server_out` is valid for a write.
             let server_out = unsafe { try_out(server_out, "server_out")? };
             let server = PortServer::bind(address)?;
+            server_out.write(into_handle(midisock_server { server, kept: Kept::default() }));
+            Ok(())
+        })
+    }
+
+    /// `midisock_server_bind` with the limits and protections of `config` (see
+    /// `midisock_server_config`): writes the new server to `*server_out`; the caller owns it and
+    /// frees it with `midisock_server_free`. The server copies the configuration, which the
+    /// caller may change, reuse or free afterwards.
+    ///
+    /// Blocks only for name resolution. Starts the server's I/O thread. Thread: any.
+    ///
+    /// Results: as `midisock_server_bind`.
+    ///
+    /// # Safety
+    /// `address` is a NUL-terminated string; `config` is a live configuration handle;
+    /// `server_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_bind_with(
+        address: *const c_char,
+        config: *const midisock_server_config,
+        server_out: *mut *mut midisock_server,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_bind_with", {
+            // SAFETY: the caller guarantees `address` is a NUL-terminated string.
+            let address = unsafe { try_str(address, "address")? };
+            // SAFETY: the caller guarantees `config` is a live handle.
+            let config = unsafe { midisock_server_config::from_ptr(config)? };
+            // SAFETY: the caller guarantees `server_out` is valid for a write.
+            let server_out = unsafe { try_out(server_out, "server_out")? };
+            let server = PortServer::bind_with(address, config.snapshot())?;
             server_out.write(into_handle(midisock_server { server, kept: Kept::default() }));
             Ok(())
         })
@@ -144,6 +221,29 @@ impl midisock_server {
             // SAFETY: the caller guarantees `count_out` is valid for a write.
             let count_out = unsafe { try_out(count_out, "count_out")? };
             count_out.write(server.server.client_count());
+            Ok(())
+        })
+    }
+
+    /// Writes what the server has accepted, refused and dropped since it was bound to
+    /// `*stats_out` (see `midisock_server_statistics`). The counters only grow; each is read on
+    /// its own, so a snapshot taken while clients come and go need not add up exactly.
+    ///
+    /// Never blocks. Thread: any. Works on a closed server too.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `stats_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_stats(
+        server: *const midisock_server,
+        stats_out: *mut midisock_server_statistics,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_stats", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `stats_out` is valid for a write.
+            let stats_out = unsafe { try_out(stats_out, "stats_out")? };
+            stats_out.write(server.server.stats().into());
             Ok(())
         })
     }

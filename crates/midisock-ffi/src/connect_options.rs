@@ -1,0 +1,219 @@
+//! `midisock_connect_options`: how `midisock_port_connect_with` connects (timeout, token, TLS).
+
+use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str, Failure};
+use crate::result::midisock_result;
+use midisock_core::{ConnectOptions, TlsClient};
+use std::ffi::c_char;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Options for `midisock_port_connect_with`: a connect timeout, an authentication token, TLS.
+/// Opaque; made by `midisock_connect_options_new` with every default, changed by the
+/// `midisock_connect_options_set_*` setters, freed by `midisock_connect_options_free`.
+///
+/// One set of options may serve any number of connects, and may be changed or freed once a
+/// connect returned: ports keep nothing of it.
+///
+/// Thread safety: every function except `midisock_connect_options_free` may be called on one
+/// set of options from several threads at once (each call takes a lock; the last setter wins).
+#[derive(Debug)]
+pub struct midisock_connect_options {
+    settings: Mutex<Settings>,
+}
+
+/// The options, and the TLS server name kept apart so the setters can come in any order.
+#[derive(Clone, Debug, Default)]
+struct Settings {
+    options: ConnectOptions,
+    tls_server_name: Option<String>,
+}
+
+impl midisock_connect_options {
+    /// The options behind a handle.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle from this library, not freed during the call.
+    pub(crate) unsafe fn from_ptr<'a>(
+        options: *const midisock_connect_options,
+    ) -> Result<&'a midisock_connect_options, Failure> {
+        // SAFETY: forwarded from the caller.
+        unsafe { try_ref(options, "options") }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Settings> {
+        // A panic while the lock was held cannot leave half-made settings: every setter replaces
+        // whole fields.
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core's options for one connect.
+    pub(crate) fn to_core(&self) -> Result<ConnectOptions, Failure> {
+        let settings = self.lock().clone();
+        let mut options = settings.options;
+        if let Some(name) = settings.tls_server_name {
+            let tls = options.tls.take().ok_or_else(|| {
+                Failure::new(
+                    midisock_result::Tls,
+                    "a TLS server name is set but no CA file: call midisock_connect_options_set_tls_ca_file",
+                )
+            })?;
+            options.tls = Some(tls.server_name(name));
+        }
+        Ok(options)
+    }
+
+    /// Applies `change` to the settings behind a handle.
+    ///
+    /// # Safety
+    /// As [`midisock_connect_options::from_ptr`].
+    unsafe fn update(
+        options: *mut midisock_connect_options,
+        change: impl FnOnce(&mut Settings),
+    ) -> Result<(), Failure> {
+        // SAFETY: forwarded from the caller.
+        let options = unsafe { midisock_connect_options::from_ptr(options.cast_const())? };
+        change(&mut options.lock());
+        Ok(())
+    }
+
+    /// Writes new options with every default to `*options_out`; the caller owns them and frees
+    /// them with `midisock_connect_options_free`.
+    ///
+    /// Defaults: the system's connect timeout (minutes), no token, no TLS (plain TCP, what mido
+    /// speaks) — with these, `midisock_port_connect_with` is `midisock_port_connect`.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `options_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_new(
+        options_out: *mut *mut midisock_connect_options,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_new", {
+            // SAFETY: the caller guarantees `options_out` is valid for a write.
+            let options_out = unsafe { try_out(options_out, "options_out")? };
+            options_out.write(into_handle(midisock_connect_options { settings: Mutex::new(Settings::default()) }));
+            Ok(())
+        })
+    }
+
+    /// Sets the longest wait, in milliseconds, for each address the host resolves to (as
+    /// `midisock_port_connect_timeout`). Default: the system's.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `options` is a live options handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_timeout_ms(
+        options: *mut midisock_connect_options,
+        timeout_ms: u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_timeout_ms", {
+            // SAFETY: the caller guarantees `options` is a live handle.
+            unsafe {
+                midisock_connect_options::update(options, |s| {
+                    s.options.timeout = Some(Duration::from_millis(timeout_ms));
+                })
+            }
+        })
+    }
+
+    /// Sets the token to present to a server that requires one
+    /// (`midisock_server_config_set_token`): 1 to 128 printable ASCII characters, copied. It is
+    /// sent as a hello that servers without authentication, mido's included, ignore. Default:
+    /// none.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_TOKEN` (nothing changed), `MIDISOCK_RESULT_INVALID_UTF8`.
+    ///
+    /// # Safety
+    /// `options` is a live options handle; `token` is a NUL-terminated string.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_token(
+        options: *mut midisock_connect_options,
+        token: *const c_char,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_token", {
+            // SAFETY: the caller guarantees `token` is a NUL-terminated string.
+            let token = unsafe { try_str(token, "token")? };
+            // NOTE: checked here although the core checks again when connecting: a bad token is
+            // a mistake in the caller's setup, best reported where it is made.
+            midisock_core::validate_token(token)?;
+            // SAFETY: the caller guarantees `options` is a live handle.
+            unsafe { midisock_connect_options::update(options, |s| s.options.token = Some(token.to_owned())) }
+        })
+    }
+
+    /// Connects with TLS, trusting the certificates in the PEM file at `ca_path`: a CA, or the
+    /// server's self-signed certificate. The file is read now; the path is not kept. The
+    /// server's certificate must name the host connected to (or the name set by
+    /// `midisock_connect_options_set_tls_server_name`). Default: no TLS.
+    ///
+    /// Blocks while reading the file. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_TLS` (missing, unreadable, or no certificate in it; nothing
+    /// changed), `MIDISOCK_RESULT_INVALID_UTF8`.
+    ///
+    /// # Safety
+    /// `options` is a live options handle; `ca_path` is a NUL-terminated string.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_tls_ca_file(
+        options: *mut midisock_connect_options,
+        ca_path: *const c_char,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_tls_ca_file", {
+            // SAFETY: the caller guarantees `ca_path` is a NUL-terminated string.
+            let ca_path = unsafe { try_str(ca_path, "ca_path")? };
+            // SAFETY: the caller guarantees `options` is a live handle; checked before the file
+            // is read, so a NULL handle is reported as such.
+            unsafe { midisock_connect_options::from_ptr(options.cast_const())? };
+            let tls = TlsClient::with_ca_file(ca_path)?;
+            // SAFETY: as above.
+            unsafe { midisock_connect_options::update(options, |s| s.options.tls = Some(tls)) }
+        })
+    }
+
+    /// Checks the server's TLS certificate against `name` (copied) instead of the host in the
+    /// address, e.g. `"localhost"` when connecting to `"127.0.0.1:port"`. Needs a CA file
+    /// (`midisock_connect_options_set_tls_ca_file`, before or after this call); without one,
+    /// `midisock_port_connect_with` fails with `MIDISOCK_RESULT_TLS`. Default: the host.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_UTF8`.
+    ///
+    /// # Safety
+    /// `options` is a live options handle; `name` is a NUL-terminated string.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_tls_server_name(
+        options: *mut midisock_connect_options,
+        name: *const c_char,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_tls_server_name", {
+            // SAFETY: the caller guarantees `name` is a NUL-terminated string.
+            let name = unsafe { try_str(name, "name")? };
+            // SAFETY: the caller guarantees `options` is a live handle.
+            unsafe { midisock_connect_options::update(options, |s| s.tls_server_name = Some(name.to_owned())) }
+        })
+    }
+
+    /// Frees the options. Ports connected with them are not affected.
+    /// `midisock_connect_options_free(NULL)` does nothing. Returns `MIDISOCK_RESULT_OK`.
+    ///
+    /// Never blocks. Thread: any, once no other thread uses the options.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live options handle that no other thread is using; it is invalid
+    /// after.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_free(options: *mut midisock_connect_options) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_free", {
+            // SAFETY: the caller guarantees `options` is NULL or a live handle nobody else uses.
+            drop(unsafe { from_handle(options) });
+            Ok(())
+        })
+    }
+}
