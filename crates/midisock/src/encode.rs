@@ -112,4 +112,16 @@ impl Message {
         out.resize(start + self.encoded_len(), 0);
         self.encode(&mut out[start..]).expect("buffer sized by encoded_len");
     }
+
+    /// Appends the bytes of every message to `out`, growing it once for the whole batch.
+    pub fn encode_all(messages: &[Message], out: &mut Vec<u8>) {
+        let start = out.len();
+        let total: usize = messages.iter().map(Message::encoded_len).sum();
+        out.resize(start + total, 0);
+        let mut at = start;
+        for message in messages {
+            at += message.encode(&mut out[at..]).expect("buffer sized by encoded_len");
+        }
+        debug_assert_eq!(at, out.len());
+    }
 }

@@ -269,9 +269,7 @@ impl SocketPort {
         }
         let scratch = &mut sender.scratch;
         scratch.clear();
-        for message in messages {
-            message.encode_to_vec(scratch);
-        }
+        Message::encode_all(messages, scratch);
         let result = self.write(scratch);
         if scratch.capacity() > READ_CHUNK {
             // Do not keep a megabyte of scratch alive because of one large sysex.

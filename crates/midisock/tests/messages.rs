@@ -62,6 +62,14 @@ fn encodings_are_the_midi_1_0_bytes() {
 }
 
 #[test]
+fn encode_all_is_the_concatenation_of_every_encoding() {
+    let mut all = vec![0xAA];
+    Message::encode_all(&one_of_each(), &mut all);
+    let expected: Vec<u8> = std::iter::once(0xAA).chain(one_of_each().iter().flat_map(Message::to_bytes)).collect();
+    assert_eq!(all, expected);
+}
+
+#[test]
 fn encode_reports_short_buffer() {
     let m = Message::NoteOn { channel: 0, note: 1, velocity: 2 };
     let mut small = [0u8; 2];

@@ -150,9 +150,7 @@ impl PortServer {
         }
         let mut bytes = lock(&self.shared.broadcast);
         bytes.clear();
-        for message in messages {
-            message.encode_to_vec(&mut bytes);
-        }
+        Message::encode_all(messages, &mut bytes);
         self.shared.broadcast_bytes(&bytes, None);
         if bytes.capacity() > 64 * 1024 {
             *bytes = Vec::new();

@@ -176,9 +176,7 @@ impl Shared {
         }
         if self.config.relay {
             let mut bytes = Vec::new();
-            for message in messages {
-                message.encode_to_vec(&mut bytes);
-            }
+            Message::encode_all(messages, &mut bytes);
             self.broadcast_bytes(&bytes, Some(source.token));
         }
     }
