@@ -6,7 +6,11 @@
 //   midisock::message m = server.receive();
 //   std::cout << m.text() << "\n";   // note_on channel=0 note=60 velocity=64 time=0
 //
-// - server and port own their C handle: move-only, freed (and closed) by the destructor.
+// - server, port, server_config and connect_options own their C handle: move-only, freed (and
+//   closed) by the destructor.
+// - Protections: a server_config (limits, allowlist, sysex policy, token, TLS) for
+//   server(address, config), connect_options (timeout, token, TLS) for port::connect(address,
+//   options). Their setters return *this, so they chain; both are copied by the bind/connect.
 // - Every failure throws midisock::error, which carries the midisock_result code and the
 //   detailed message of midisock_last_error_message(). Only "nothing came" is not a failure:
 //   try_receive/receive_for/try_accept/accept_for return an empty std::optional instead.
@@ -136,6 +140,142 @@ std::optional<message> receive_with(Receive call) {
 
 } // namespace detail
 
+namespace detail {
+
+/// Owns a C handle of type T, freed by `Free` (a `_free` function); move-only.
+template <typename T, midisock_result (*Free)(T *)>
+class handle {
+public:
+    explicit handle(T *raw) noexcept : raw_(raw) {}
+    handle(handle &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    handle &operator=(handle &&other) noexcept {
+        if (this != &other) {
+            Free(raw_);
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    handle(const handle &) = delete;
+    handle &operator=(const handle &) = delete;
+    ~handle() { Free(raw_); }
+
+    T *get() const noexcept { return raw_; }
+
+private:
+    T *raw_ = nullptr;
+};
+
+inline midisock_server_config *new_server_config() {
+    midisock_server_config *raw = nullptr;
+    check(midisock_server_config_new(&raw));
+    return raw;
+}
+
+inline midisock_connect_options *new_connect_options() {
+    midisock_connect_options *raw = nullptr;
+    check(midisock_connect_options_new(&raw));
+    return raw;
+}
+
+} // namespace detail
+
+/// A server's limits and protections (midisock_server_config), for server(address, config).
+/// Starts with every default; each setter throws midisock::error on a bad value (the config is
+/// then unchanged) and returns *this:
+///
+///   midisock::server_config config;
+///   config.token("open sesame").allow("192.168.1.0/24").sysex(MIDISOCK_SYSEX_POLICY_DENY);
+///   midisock::server server("0.0.0.0:8080", config);
+class server_config {
+public:
+    server_config() : handle_(detail::new_server_config()) {}
+
+    server_config &max_sysex_len(size_t bytes) {
+        detail::check(midisock_server_config_set_max_sysex_len(get(), bytes));
+        return *this;
+    }
+    server_config &max_client_queue(size_t bytes) {
+        detail::check(midisock_server_config_set_max_client_queue(get(), bytes));
+        return *this;
+    }
+    server_config &max_clients(size_t clients) {
+        detail::check(midisock_server_config_set_max_clients(get(), clients));
+        return *this;
+    }
+    server_config &max_inbox_bytes(size_t bytes) {
+        detail::check(midisock_server_config_set_max_inbox_bytes(get(), bytes));
+        return *this;
+    }
+    server_config &sysex(midisock_sysex_policy policy) {
+        detail::check(midisock_server_config_set_sysex(get(), static_cast<uint32_t>(policy)));
+        return *this;
+    }
+    /// Adds an address or CIDR range to the peers allowed to connect.
+    server_config &allow(const std::string &peer) {
+        detail::check(midisock_server_config_allow(get(), peer.c_str()));
+        return *this;
+    }
+    server_config &relay(bool on) {
+        detail::check(midisock_server_config_set_relay(get(), on));
+        return *this;
+    }
+    server_config &token(const std::string &token) {
+        detail::check(midisock_server_config_set_token(get(), token.c_str()));
+        return *this;
+    }
+    server_config &auth_timeout(std::chrono::milliseconds timeout) {
+        detail::check(midisock_server_config_set_auth_timeout_ms(get(), detail::millis(timeout)));
+        return *this;
+    }
+    /// Reads the PEM certificate chain and key now.
+    server_config &tls_pem_files(const std::string &cert_chain, const std::string &private_key) {
+        detail::check(midisock_server_config_set_tls_pem_files(get(), cert_chain.c_str(),
+                                                               private_key.c_str()));
+        return *this;
+    }
+    server_config &shutdown_flush(std::chrono::milliseconds limit) {
+        detail::check(midisock_server_config_set_shutdown_flush_ms(get(), detail::millis(limit)));
+        return *this;
+    }
+
+    /// The C handle, still owned by this object (nullptr after a move).
+    midisock_server_config *get() const noexcept { return handle_.get(); }
+
+private:
+    detail::handle<midisock_server_config, midisock_server_config_free> handle_;
+};
+
+/// How port::connect(address, options) connects (midisock_connect_options). Starts with every
+/// default; setters throw midisock::error on a bad value and return *this.
+class connect_options {
+public:
+    connect_options() : handle_(detail::new_connect_options()) {}
+
+    connect_options &timeout(std::chrono::milliseconds timeout) {
+        detail::check(midisock_connect_options_set_timeout_ms(get(), detail::millis(timeout)));
+        return *this;
+    }
+    connect_options &token(const std::string &token) {
+        detail::check(midisock_connect_options_set_token(get(), token.c_str()));
+        return *this;
+    }
+    /// TLS, trusting the PEM certificates in `ca_path` (read now).
+    connect_options &tls_ca_file(const std::string &ca_path) {
+        detail::check(midisock_connect_options_set_tls_ca_file(get(), ca_path.c_str()));
+        return *this;
+    }
+    connect_options &tls_server_name(const std::string &name) {
+        detail::check(midisock_connect_options_set_tls_server_name(get(), name.c_str()));
+        return *this;
+    }
+
+    /// The C handle, still owned by this object (nullptr after a move).
+    midisock_connect_options *get() const noexcept { return handle_.get(); }
+
+private:
+    detail::handle<midisock_connect_options, midisock_connect_options_free> handle_;
+};
+
 /// A connection (midisock_port): from port::connect or server::accept.
 class port {
 public:
@@ -155,6 +295,13 @@ public:
         midisock_port *handle = nullptr;
         detail::check(
             midisock_port_connect_timeout(address.c_str(), detail::millis(timeout), &handle));
+        return port(handle);
+    }
+
+    /// Connects with a timeout, token and/or TLS (midisock_port_connect_with).
+    static port connect(const std::string &address, const connect_options &options) {
+        midisock_port *handle = nullptr;
+        detail::check(midisock_port_connect_with(address.c_str(), options.get(), &handle));
         return port(handle);
     }
 
@@ -235,6 +382,17 @@ public:
     void reset() const { detail::check(midisock_port_reset(handle_)); }
     void panic() const { detail::check(midisock_port_panic(handle_)); }
 
+    /// With autoreset on, closing (or destroying) the port first sends note-offs for the notes
+    /// it left sounding and mido's reset set.
+    void set_autoreset(bool on) const { detail::check(midisock_port_set_autoreset(handle_, on)); }
+
+    /// What the receiving parser has ignored or dropped so far.
+    midisock_parser_statistics parser_stats() const {
+        midisock_parser_statistics stats{};
+        detail::check(midisock_port_parser_stats(handle_, &stats));
+        return stats;
+    }
+
     /// The C handle, still owned by this object (nullptr after a move).
     midisock_port *get() const noexcept { return handle_; }
 
@@ -261,6 +419,11 @@ public:
     /// Listens on host:port; port 0 picks a free one (see local_port()). Throws midisock::error.
     explicit server(const std::string &address) {
         detail::check(midisock_server_bind(address.c_str(), &handle_));
+    }
+
+    /// Listens with the limits and protections of `config` (copied; it may be destroyed after).
+    server(const std::string &address, const server_config &config) {
+        detail::check(midisock_server_bind_with(address.c_str(), config.get(), &handle_));
     }
 
     server(server &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
@@ -295,6 +458,13 @@ public:
         size_t count = 0;
         detail::check(midisock_server_client_count(handle_, &count));
         return count;
+    }
+
+    /// What the server has accepted, refused and dropped so far.
+    midisock_server_statistics stats() const {
+        midisock_server_statistics stats{};
+        detail::check(midisock_server_stats(handle_, &stats));
+        return stats;
     }
 
     /// Broadcasts to every connected client; never blocks on a client.

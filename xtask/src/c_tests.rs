@@ -1,8 +1,10 @@
 //! The C and C++ tests of libmidisock (the last step of `cargo xtask test`; also
 //! `cargo xtask test` runs it after the Rust tests).
 //!
-//! 1. Installs what it needs where missing: a C and a C++ compiler, pkg-config, valgrind.
-//! 2. `cargo xtask install` into target/c-tests/prefix; the header must be up to date.
+//! 1. Installs what it needs where missing: a C and a C++ compiler, pkg-config, valgrind, openssl.
+//! 2. `cargo xtask install` into target/c-tests/prefix; the header must be up to date. A
+//!    self-signed certificate for "localhost" and its key are made with openssl; every test
+//!    program gets their paths as its two arguments (protections.c uses them for TLS).
 //! 3. A program compiled with nothing but `pkg-config --cflags --libs midisock` runs.
 //! 4. Every tests/c/*.c program, built with `-Wall -Wextra -Werror -pedantic` as C11 and as C++17
 //!    under ASan+UBSan, and as C11 under valgrind (0 errors, 0 leaks); the C++ wrapper's test
@@ -31,12 +33,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("c++ --version", "g++"),
         ("pkg-config --version", "pkg-config"),
         ("valgrind --version", "valgrind"),
+        ("openssl version", "openssl"),
     ])?;
     let work = env::target_dir().join("c-tests");
     let _ = fs::remove_dir_all(&work);
     let prefix = crate::install::install(&work.join("prefix"))?;
     let bin = work.join("bin");
     fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+
+    let tls_files = make_test_certificate(&work)?;
 
     let mut tally = Tally::default();
     tally.record(
@@ -47,7 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let pc_path = prefix.join("lib").join("pkgconfig");
     let flags = pkg_config(&pc_path, &["--cflags", "--libs", "midisock"])?;
     let lib_dir = prefix.join("lib");
-    let runner = Runner { bin, flags, lib_dir: lib_dir.clone() };
+    let runner = Runner { bin, flags, lib_dir: lib_dir.clone(), args: tls_files };
     let c_dir = env::repo_root().join("tests").join("c");
     let cpp_dir = env::repo_root().join("bindings").join("cpp").join("tests");
 
@@ -178,6 +183,8 @@ struct Runner {
     /// `pkg-config --cflags --libs midisock`.
     flags: Vec<String>,
     lib_dir: PathBuf,
+    /// Given to every program: the test certificate's and key's paths.
+    args: Vec<PathBuf>,
 }
 
 impl Runner {
@@ -226,7 +233,7 @@ impl Runner {
                 c
             }
         };
-        command.env("LD_LIBRARY_PATH", &self.lib_dir).current_dir(&self.bin);
+        command.args(&self.args).env("LD_LIBRARY_PATH", &self.lib_dir).current_dir(&self.bin);
         let output = run_limited(&mut command, RUN_LIMIT)?;
         if !output.status.success() {
             return Err(format!("{command:?} failed with {}\n{}", output.status, both(&output)));
@@ -244,6 +251,29 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Writes a self-signed certificate for "localhost" (valid one day) and its private key, as PEM
+/// files in `work`, and returns their paths: certificate, key.
+///
+/// NOTE: `basicConstraints=CA:FALSE` because openssl's default for `req -x509` is a CA
+/// certificate, which rustls (webpki) refuses as a server's own certificate (CaUsedAsEndEntity).
+fn make_test_certificate(work: &Path) -> Result<Vec<PathBuf>, String> {
+    let cert = work.join("cert.pem");
+    let key = work.join("key.pem");
+    let mut command = Command::new("openssl");
+    command
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    let output = command.output().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{command:?} failed\n{}", both(&output)));
+    }
+    Ok(vec![cert, key])
 }
 
 /// Runs a command with captured output, killing it after `limit`.

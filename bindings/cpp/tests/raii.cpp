@@ -1,5 +1,9 @@
 // raii.cpp — the C++ wrapper: round trip, broadcast, accept, callbacks, errors as exceptions,
-// move-only ownership, and several threads sending on one port and one server.
+// move-only ownership, several threads sending on one port and one server, and the protections
+// (server_config, connect_options, statistics, autoreset, TLS).
+//
+// Usage: raii CERT.pem KEY.pem — a self-signed certificate for "localhost" and its key (made by
+// the test runner, xtask/src/c_tests.rs).
 #include <midisock.hpp>
 
 #include <atomic>
@@ -25,6 +29,10 @@ using namespace std::chrono_literals;
 static_assert(!std::is_copy_constructible_v<midisock::port>, "ports are move-only");
 static_assert(std::is_nothrow_move_constructible_v<midisock::port>, "ports move cheaply");
 static_assert(!std::is_copy_assignable_v<midisock::server>, "servers are move-only");
+static_assert(!std::is_copy_constructible_v<midisock::server_config>, "configs are move-only");
+static_assert(std::is_nothrow_move_constructible_v<midisock::server_config>, "configs move cheaply");
+static_assert(!std::is_copy_assignable_v<midisock::connect_options>, "options are move-only");
+static_assert(std::is_nothrow_move_assignable_v<midisock::connect_options>, "options move cheaply");
 
 // The code of the midisock::error that `fn` throws (MIDISOCK_RESULT_OK if none).
 template <typename Fn>
@@ -178,12 +186,76 @@ static void threads() {
     for (auto &sender : senders) sender.join();
 }
 
-int main() {
+static void protections(const std::string &cert, const std::string &key) {
+    // Bad values throw with their own codes, and leave the config as it was.
+    midisock::server_config config;
+    CHECK(error_code([&] { config.allow("10.0.0.0/33"); }) == MIDISOCK_RESULT_PEER_RANGE_SYNTAX);
+    CHECK(error_code([&] { config.token(""); }) == MIDISOCK_RESULT_INVALID_TOKEN);
+    CHECK(error_code([&] { config.tls_pem_files("/nonexistent.pem", key); }) == MIDISOCK_RESULT_TLS);
+    CHECK(error_code([&] { config.sysex(static_cast<midisock_sysex_policy>(7)); }) ==
+          MIDISOCK_RESULT_INVALID_ARGUMENT);
+    midisock::connect_options bad;
+    CHECK(error_code([&] { bad.token(std::string(129, 'x')); }) == MIDISOCK_RESULT_INVALID_TOKEN);
+    CHECK(error_code([&] { bad.tls_ca_file("/nonexistent.pem"); }) == MIDISOCK_RESULT_TLS);
+
+    // A token server that denies sysex; the config moves, and is copied by the bind.
+    config.token("s3cret").sysex(MIDISOCK_SYSEX_POLICY_DENY).auth_timeout(500ms).max_clients(8);
+    midisock::server_config moved = std::move(config);
+    CHECK(config.get() == nullptr);
+    std::optional<midisock::server> server;
+    server.emplace("127.0.0.1:0", moved);
+    { midisock::server_config gone = std::move(moved); } // freed: the server keeps its copy
+
+    auto member = midisock::port::connect(address_of(*server),
+                                          midisock::connect_options().token("s3cret").timeout(5s));
+    member.send(std::vector<uint8_t>{0xF0, 1, 2, 0xF7}); // denied
+    member.send(std::vector<uint8_t>{0x90, 60, 1});
+    CHECK(server->receive_for(5s)->bytes == (std::vector<uint8_t>{0x90, 60, 1}));
+    auto stranger =
+        midisock::port::connect(address_of(*server), midisock::connect_options().token("guess"));
+    CHECK(error_code([&] { stranger.receive_for(5s); }) == MIDISOCK_RESULT_CLOSED);
+    for (int i = 0; i < 5000 && server->stats().auth_failures == 0; i++) {
+        std::this_thread::sleep_for(1ms);
+    }
+    midisock_server_statistics stats = server->stats();
+    // The stranger was never admitted: not counted as accepted.
+    CHECK(stats.auth_failures == 1 && stats.sysex_denied == 1 && stats.connections_accepted == 1);
+
+    // Autoreset and parser statistics on an accepted connection.
+    midisock::server plain("127.0.0.1:0");
+    auto client = midisock::port::connect(address_of(plain));
+    midisock::port peer = plain.accept();
+    client.set_autoreset(true);
+    client.send(std::vector<uint8_t>{0x91, 62, 80});
+    CHECK(peer.receive_for(5s)->bytes == (std::vector<uint8_t>{0x91, 62, 80}));
+    client.close();
+    CHECK(peer.receive_for(5s)->bytes == (std::vector<uint8_t>{0x81, 62, 0}));
+    CHECK(peer.receive_for(5s)->text() == "control_change channel=0 control=123 value=0 time=0");
+    CHECK(peer.parser_stats().stray_data_bytes == 0);
+
+    // TLS, with the runner's self-signed certificate for "localhost".
+    midisock::server secure("127.0.0.1:0", midisock::server_config().tls_pem_files(cert, key));
+    auto tls_client = midisock::port::connect(
+        address_of(secure), midisock::connect_options().tls_ca_file(cert).tls_server_name("localhost"));
+    tls_client.send(std::vector<uint8_t>{0xFA});
+    CHECK(secure.receive_for(5s)->bytes == std::vector<uint8_t>{0xFA});
+    CHECK(error_code([&] {
+              midisock::port::connect(address_of(secure),
+                                      midisock::connect_options().tls_ca_file(cert));
+          }) == MIDISOCK_RESULT_TLS); // 127.0.0.1 is not the certificate's name
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        std::cerr << "usage: raii CERT.pem KEY.pem\n";
+        return 2;
+    }
     round_trip();
     broadcast_and_accept();
     callbacks();
     errors();
     threads();
+    protections(argv[1], argv[2]);
     std::cout << "raii: ok (libmidisock " << midisock::version() << ")\n";
     return 0;
 }
