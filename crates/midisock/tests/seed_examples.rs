@@ -5,16 +5,37 @@ use midisock::{connect, Message, PortServer};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn example(name: &str) -> Command {
-    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path: PathBuf = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(path.exists(), "{} is not built; run the tests with `cargo test` (which builds examples)", path.display());
-    Command::new(path)
+    Command::new(examples_dir().join(name))
+}
+
+/// Where the example programs are, built once per test run.
+///
+/// NOTE: `cargo test --all-targets` compiles examples as (empty) test harnesses, so the real
+/// programs may not exist yet: build them with the same cargo and profile. Cargo releases its
+/// build lock before it runs tests, so this nested build does not wait on the outer one.
+fn examples_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            let release = profile_dir.file_name().is_some_and(|d| d == "release");
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "-p", "midisock", "--examples"]);
+            if release {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo to build the examples");
+            assert!(status.success(), "building the examples failed");
+            profile_dir.join("examples")
+        })
+        .clone()
 }
 
 struct Running(Child);
