@@ -36,6 +36,7 @@ fn an_unterminated_200_mib_sysex_flood_is_never_buffered() {
     flood.write_all(&[0xF8]).unwrap();
     assert_eq!(server.receive_timeout(WAIT * 3).unwrap(), Some(Message::Clock));
     let grown_kib = rss_kib().saturating_sub(before);
+    eprintln!("200 MiB sysex flood: RSS grew by {grown_kib} KiB (from {before} KiB)");
     assert!(grown_kib < 32 * 1024, "memory grew by {grown_kib} KiB during a 200 MiB flood");
     assert_eq!(server.stats().sysex_oversized, 1);
     steady.send(&on(2)).unwrap();
