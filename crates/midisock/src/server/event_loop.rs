@@ -145,10 +145,15 @@ impl EventLoop {
         if self.reserve_fd.take().is_none() {
             return false;
         }
-        let refused = self.listeners[index].accept().is_ok();
-        if refused {
-            Counters::add(&self.shared.stats.connections_refused, 1);
-        }
+        let refused = match self.listeners[index].accept() {
+            Ok(connection) => {
+                // Counted before the close, so whoever sees the close also sees the count.
+                Counters::add(&self.shared.stats.connections_refused, 1);
+                drop(connection);
+                true
+            }
+            Err(_) => false,
+        };
         self.reserve_fd = File::open("/dev/null").ok();
         refused
     }
