@@ -7,8 +7,8 @@
 //! thread's work and are not timed. Target: ≤ 5 µs per block.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use midisock_plugin::engine::{AudioEngine, Controls, TrackEvents};
-use midisock_plugin::event::{RawMidi, SysEx, ToTrack};
+use midisock_plugin::engine::{AudioEngine, Controls, TrackEvents, SYSEX_RING_BYTES};
+use midisock_plugin::event::{Midi, SysEx, ToTrack};
 use nice_plug::midi::NoteEvent;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -37,15 +37,14 @@ impl TrackEvents for Lists {
 }
 
 fn process_64_in_64_out(c: &mut Criterion) {
-    let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 4096);
+    let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 4096, SYSEX_RING_BYTES);
     let input: Vec<NoteEvent<SysEx>> = (0..EVENTS)
         .map(|i| {
             let bytes = if i % 2 == 0 { [0x90, 40 + (i as u8 % 64), 100] } else { [0xB0, 1, i as u8] };
-            RawMidi::new(&bytes).unwrap().to_note_event((i as u32) * 4).unwrap()
+            Midi::new(&bytes).unwrap().to_note_event((i as u32) * 4).unwrap()
         })
         .collect();
-    let from_network: Vec<RawMidi> =
-        (0..EVENTS).map(|i| RawMidi::new(&[0x91, 30 + (i as u8 % 64), 1]).unwrap()).collect();
+    let from_network: Vec<Midi> = (0..EVENTS).map(|i| Midi::new(&[0x91, 30 + (i as u8 % 64), 1]).unwrap()).collect();
     let controls = Controls { send: true, receive: true, thru: true, channel: None, bypass: false };
     let mut lists = Lists { input, next: 0, outputs: 0 };
     let mut block_start = 0u64;
@@ -54,9 +53,9 @@ fn process_64_in_64_out(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                for (i, &raw) in from_network.iter().enumerate() {
+                for (i, &midi) in from_network.iter().enumerate() {
                     let sample = block_start + (i as u64) * 4 + 1;
-                    ends.to_audio.push(ToTrack::Midi { sample, raw }).unwrap();
+                    ends.to_audio.push(ToTrack::Midi { sample, midi }, &[]).unwrap();
                 }
                 lists.next = 0;
                 lists.outputs = 0;
@@ -64,7 +63,7 @@ fn process_64_in_64_out(c: &mut Criterion) {
                 engine.process(BLOCK, 48_000.0, controls, &mut lists);
                 total += start.elapsed();
                 assert_eq!(lists.outputs, 2 * EVENTS);
-                while ends.from_audio.pop().is_ok() {}
+                while ends.from_audio.pop().is_some() {}
                 block_start += u64::from(BLOCK);
             }
             total

@@ -2,20 +2,29 @@
 //! so the benchmark can drive it directly.
 //!
 //! Real-time contract: [`AudioEngine::process`] never allocates, locks or makes a system call. It
-//! pops and pushes fixed-size `Copy` events on two pre-allocated rtrb rings, updates two
-//! fixed-size [`HeldNotes`] sets, and bumps one atomic counter when a ring is full. It reads no
+//! pops and pushes small `Copy` events (16–24 bytes) on two pre-allocated lock-free channels
+//! ([`crate::ring`]: an rtrb ring of events plus an rtrb byte ring for sysex payloads), updates
+//! two fixed-size [`HeldNotes`] sets, and bumps one atomic counter when a ring is full. It reads no
 //! clock: time is its own running sample counter (see [`crate::timing`]).
+//!
+//! The large `NoteEvent<SysEx>` (nice-plug's event, ~270 bytes because of the inline sysex
+//! buffer) exists only at the host boundary: one per input event as the host hands it over, and
+//! one per output event, built where it is handed to the host. Only a sysex from the network is
+//! copied into a [`SysEx`] buffer.
 
-use crate::event::{self, RawMidi, SysEx, ToNetwork, ToTrack};
+use crate::event::{self, Midi, SysEx, ToNetwork, ToTrack};
+use crate::ring::{self, Popped, Receiver, Sender};
 use crate::shared::Status;
 use crate::timing::MAX_HOLD_BLOCKS;
 use midisock::{HeldNotes, Message};
 use nice_plug::midi::{Channel, NoteEvent};
 use std::sync::Arc;
 
-/// Slots in each ring. A slot holds one event (~270 bytes), so a ring takes ~1 MiB; 4096 events
-/// cover a second of a very busy track with 64-sample blocks.
+/// Events in each ring (16–24 bytes each); 4096 cover a second of a very busy track with
+/// 64-sample blocks.
 pub const RING_CAPACITY: usize = 4096;
+/// Bytes in each ring's sysex lane: 256 sysex messages of the longest kind.
+pub const SYSEX_RING_BYTES: usize = 64 * 1024;
 
 /// The parameters that matter to one block, read from the plugin's parameters at block start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +69,8 @@ pub trait TrackEvents {
 /// track.
 #[derive(Debug)]
 pub struct AudioEngine {
-    to_network: rtrb::Producer<ToNetwork>,
-    from_network: rtrb::Consumer<ToTrack>,
+    to_network: Sender<ToNetwork>,
+    from_network: Receiver<ToTrack>,
     status: Arc<Status>,
     /// The first sample of the next block on the plugin's running counter.
     sample: u64,
@@ -76,16 +85,16 @@ pub struct AudioEngine {
 /// The rings between an [`AudioEngine`] and the network thread.
 #[derive(Debug)]
 pub struct NetworkEnds {
-    pub from_audio: rtrb::Consumer<ToNetwork>,
-    pub to_audio: rtrb::Producer<ToTrack>,
+    pub from_audio: Receiver<ToNetwork>,
+    pub to_audio: Sender<ToTrack>,
 }
 
 impl AudioEngine {
-    /// An engine and the network thread's ends of its rings (allocates: call it off the audio
-    /// thread).
-    pub fn new(status: Arc<Status>, capacity: usize) -> (AudioEngine, NetworkEnds) {
-        let (to_network, from_audio) = rtrb::RingBuffer::new(capacity);
-        let (to_audio, from_network) = rtrb::RingBuffer::new(capacity);
+    /// An engine and the network thread's ends of its rings, each holding `events` events and
+    /// `sysex_bytes` bytes of sysex (allocates: call it off the audio thread).
+    pub fn new(status: Arc<Status>, events: usize, sysex_bytes: usize) -> (AudioEngine, NetworkEnds) {
+        let (to_network, from_audio) = ring::channel(events, sysex_bytes);
+        let (to_audio, from_network) = ring::channel(events, sysex_bytes);
         let engine = AudioEngine {
             to_network,
             from_network,
@@ -102,7 +111,7 @@ impl AudioEngine {
     /// Asks the network thread to send note-offs for every note this plugin holds down on the
     /// network (deactivation). Allocation-free.
     pub fn release_sent(&mut self) {
-        self.release_sent_pending = self.to_network.push(ToNetwork::ReleaseSent).is_err();
+        self.release_sent_pending = self.to_network.push(ToNetwork::ReleaseSent, &[]).is_err();
     }
 
     /// One block of `len` samples: takes the track's input events (in time order), sends them to
@@ -112,7 +121,7 @@ impl AudioEngine {
         let start = self.sample;
         let c = controls.effective();
         // A lost block marker only costs timing precision; a lost message is counted below.
-        let _ = self.to_network.push(ToNetwork::Block { start, len, sample_rate });
+        let _ = self.to_network.push(ToNetwork::Block { start, len, sample_rate }, &[]);
 
         if let Some(prev) = self.last {
             let channel_changed = prev.channel != c.channel;
@@ -138,7 +147,7 @@ impl AudioEngine {
         let mut input = track.next_input();
         loop {
             let network_offset = match self.from_network.peek() {
-                Ok(head) => {
+                Some(head) => {
                     let due = head.sample();
                     if due < end {
                         Some(due.saturating_sub(start) as u32)
@@ -149,7 +158,7 @@ impl AudioEngine {
                         None
                     }
                 }
-                Err(_) => None,
+                None => None,
             };
             let network_first = match (&input, network_offset) {
                 (Some(event), Some(offset)) => offset < event.timing(),
@@ -159,8 +168,8 @@ impl AudioEngine {
             if network_first {
                 let offset = network_offset.unwrap_or(0).max(cursor);
                 cursor = offset;
-                let Ok(event) = self.from_network.pop() else { break };
-                self.play_from_network(event, offset, c, track);
+                let Some(popped) = self.from_network.pop() else { break };
+                play_from_network(popped, &mut self.network_notes, offset, c, track);
                 continue;
             }
             let Some(event) = input else { break };
@@ -171,36 +180,46 @@ impl AudioEngine {
         self.sample = end;
     }
 
-    fn play_from_network(&mut self, event: ToTrack, offset: u32, c: Controls, track: &mut impl TrackEvents) {
-        match event {
-            ToTrack::Midi { raw, .. } => {
-                if !c.receive || !c.passes(raw.channel().map(Channel::Number)) {
-                    return;
-                }
-                if let Some(note_event) = raw.to_note_event(offset) {
-                    event::observe(&mut self.network_notes, &raw);
-                    track.output(note_event);
-                }
-            }
-            ToTrack::ReleaseReceived { .. } => {
-                event::release_into_track(&mut self.network_notes, offset, |e| track.output(e))
-            }
-        }
-    }
-
     fn take_from_track(&mut self, event: NoteEvent<SysEx>, start: u64, c: Controls, track: &mut impl TrackEvents) {
-        if c.thru {
-            observe_event(&mut self.thru_notes, &event);
-            track.output(event);
-        }
         if c.send && c.passes(event.channel()) {
-            if let Some(raw) = RawMidi::from_note_event(&event) {
+            if let Some((midi, sysex)) = Midi::from_note_event(&event) {
                 let sample = start + u64::from(event.timing());
-                if self.to_network.push(ToNetwork::Midi { sample, raw }).is_err() {
+                if self.to_network.push(ToNetwork::Midi { sample, midi }, sysex).is_err() {
                     self.status.count_dropped(1);
                 }
             }
         }
+        if c.thru {
+            observe_event(&mut self.thru_notes, &event);
+            track.output(event);
+        }
+    }
+}
+
+/// Plays one event from the network into the track at `offset`. A sysex is copied from the byte
+/// lane into the nice-plug event; a dropped (filtered) event's bytes are skipped with it.
+fn play_from_network(
+    popped: Popped<'_, ToTrack>,
+    network_notes: &mut HeldNotes,
+    offset: u32,
+    c: Controls,
+    track: &mut impl TrackEvents,
+) {
+    match popped.event {
+        ToTrack::Midi { midi, .. } => {
+            if !c.receive || !c.passes(midi.channel().map(Channel::Number)) {
+                return;
+            }
+            if midi.is_sysex() {
+                if let Some(message) = SysEx::from_lane(midi.len(), |out| popped.read_sysex(out)) {
+                    track.output(NoteEvent::MidiSysEx { timing: offset, message });
+                }
+            } else if let Some(note_event) = midi.to_note_event(offset) {
+                event::observe(network_notes, &midi);
+                track.output(note_event);
+            }
+        }
+        ToTrack::ReleaseReceived { .. } => event::release_into_track(network_notes, offset, |e| track.output(e)),
     }
 }
 
@@ -229,8 +248,36 @@ mod tests {
 
     const ALL: Controls = Controls { send: true, receive: true, thru: true, channel: None, bypass: false };
 
-    fn raw(bytes: &[u8]) -> RawMidi {
-        RawMidi::new(bytes).unwrap()
+    fn midi(bytes: &[u8]) -> Midi {
+        Midi::new(bytes).unwrap()
+    }
+
+    fn from_network(ends: &mut NetworkEnds, sample: u64, bytes: &[u8]) {
+        let m = midi(bytes);
+        let sysex = if m.is_sysex() { bytes } else { &[] };
+        ends.to_audio.push(ToTrack::Midi { sample, midi: m }, sysex).unwrap();
+    }
+
+    fn note_event(timing: u32, bytes: &[u8]) -> NoteEvent<SysEx> {
+        match bytes[0] {
+            0xF0 => NoteEvent::MidiSysEx { timing, message: SysEx::new(bytes).unwrap() },
+            _ => midi(bytes).to_note_event(timing).unwrap(),
+        }
+    }
+
+    fn bytes_of(e: &NoteEvent<SysEx>) -> Vec<u8> {
+        let (m, sysex) = Midi::from_note_event(e).unwrap();
+        if m.is_sysex() {
+            sysex.to_vec()
+        } else {
+            m.short_bytes().to_vec()
+        }
+    }
+
+    /// Everything the engine sent to the network: the events and their sysex bytes.
+    fn sent(ends: &mut NetworkEnds) -> Vec<(ToNetwork, Vec<u8>)> {
+        let mut buffer = [0; event::MAX_SYSEX_LEN];
+        std::iter::from_fn(|| ends.from_audio.pop_into(&mut buffer).map(|(e, b)| (e, b.to_vec()))).collect()
     }
 
     fn run(engine: &mut AudioEngine, controls: Controls, input: &[(u32, &[u8])]) -> Vec<(u32, Vec<u8>)> {
@@ -243,10 +290,10 @@ mod tests {
                 self.input.next()
             }
             fn output(&mut self, e: NoteEvent<SysEx>) {
-                self.out.push((e.timing(), RawMidi::from_note_event(&e).unwrap().as_bytes().to_vec()));
+                self.out.push((e.timing(), bytes_of(&e)));
             }
         }
-        let input = input.iter().map(|&(t, b)| raw(b).to_note_event(t).unwrap());
+        let input = input.iter().map(|&(t, b)| note_event(t, b));
         let mut lists = Lists { input, out: Vec::new() };
         engine.process(64, 48_000.0, controls, &mut lists);
         lists.out
@@ -254,67 +301,95 @@ mod tests {
 
     #[test]
     fn input_goes_to_network_and_through_and_network_messages_land_at_their_sample() {
-        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64);
-        ends.to_audio.push(ToTrack::Midi { sample: 10, raw: raw(&[0x91, 70, 1]) }).unwrap();
-        ends.to_audio.push(ToTrack::Midi { sample: 100, raw: raw(&[0x91, 71, 1]) }).unwrap();
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
+        from_network(&mut ends, 10, &[0x91, 70, 1]);
+        from_network(&mut ends, 100, &[0x91, 71, 1]);
         let out = run(&mut engine, ALL, &[(5, &[0x90, 60, 100]), (20, &[0xB0, 1, 2])]);
         assert_eq!(out, vec![(5, vec![0x90, 60, 100]), (10, vec![0x91, 70, 1]), (20, vec![0xB0, 1, 2])]);
-        let sent: Vec<_> = std::iter::from_fn(|| ends.from_audio.pop().ok()).collect();
-        assert!(matches!(sent[0], ToNetwork::Block { start: 0, len: 64, .. }));
-        assert!(matches!(sent[1], ToNetwork::Midi { sample: 5, raw } if raw.as_bytes() == [0x90, 60, 100]));
-        assert!(matches!(sent[2], ToNetwork::Midi { sample: 20, .. }));
+        let sent = sent(&mut ends);
+        assert!(matches!(sent[0].0, ToNetwork::Block { start: 0, len: 64, .. }));
+        assert!(matches!(sent[1].0, ToNetwork::Midi { sample: 5, midi } if midi.short_bytes() == [0x90, 60, 100]));
+        assert!(matches!(sent[2].0, ToNetwork::Midi { sample: 20, .. }));
         // The second network message is due in the next block, at offset 100 - 64.
         assert_eq!(run(&mut engine, ALL, &[]), vec![(36, vec![0x91, 71, 1])]);
     }
 
     #[test]
     fn a_dropped_connection_releases_the_notes_the_network_holds_in_the_track() {
-        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64);
-        ends.to_audio.push(ToTrack::Midi { sample: 0, raw: raw(&[0x92, 50, 90]) }).unwrap();
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
+        from_network(&mut ends, 0, &[0x92, 50, 90]);
         run(&mut engine, ALL, &[]);
-        ends.to_audio.push(ToTrack::ReleaseReceived { sample: 0 }).unwrap();
+        ends.to_audio.push(ToTrack::ReleaseReceived { sample: 0 }, &[]).unwrap();
         assert_eq!(run(&mut engine, ALL, &[]), vec![(0, vec![0x82, 50, 0])]);
     }
 
     #[test]
     fn bypass_passes_input_releases_network_notes_and_asks_for_network_note_offs() {
-        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64);
-        ends.to_audio.push(ToTrack::Midi { sample: 0, raw: raw(&[0x90, 40, 90]) }).unwrap();
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
+        from_network(&mut ends, 0, &[0x90, 40, 90]);
         run(&mut engine, ALL, &[(0, &[0x90, 60, 100])]);
-        while ends.from_audio.pop().is_ok() {}
+        sent(&mut ends);
         let bypassed = Controls { bypass: true, thru: false, ..ALL };
         let out = run(&mut engine, bypassed, &[(3, &[0x90, 61, 100])]);
         assert_eq!(out, vec![(0, vec![0x80, 40, 0]), (3, vec![0x90, 61, 100])]);
-        let sent: Vec<_> = std::iter::from_fn(|| ends.from_audio.pop().ok()).collect();
+        let sent: Vec<_> = sent(&mut ends).into_iter().map(|(e, _)| e).collect();
         assert!(matches!(sent[..], [ToNetwork::Block { .. }, ToNetwork::ReleaseSent]), "{sent:?}");
     }
 
     #[test]
     fn channel_filter_applies_both_ways_but_not_to_system_messages() {
-        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64);
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
         let only_ch2 = Controls { channel: Some(2), thru: false, ..ALL };
-        ends.to_audio.push(ToTrack::Midi { sample: 0, raw: raw(&[0x91, 1, 1]) }).unwrap();
-        ends.to_audio.push(ToTrack::Midi { sample: 0, raw: raw(&[0x92, 2, 2]) }).unwrap();
-        ends.to_audio.push(ToTrack::Midi { sample: 0, raw: raw(&[0xF0, 1, 0xF7]) }).unwrap();
+        from_network(&mut ends, 0, &[0x91, 1, 1]);
+        from_network(&mut ends, 0, &[0x92, 2, 2]);
+        from_network(&mut ends, 0, &[0xF0, 1, 0xF7]);
         let out = run(&mut engine, only_ch2, &[(1, &[0x93, 3, 3]), (2, &[0x92, 4, 4])]);
         assert_eq!(out, vec![(0, vec![0x92, 2, 2]), (0, vec![0xF0, 1, 0xF7])]);
-        let sent: Vec<_> = std::iter::from_fn(|| ends.from_audio.pop().ok()).collect();
+        let sent = sent(&mut ends);
         assert_eq!(sent.len(), 2, "{sent:?}");
-        assert!(matches!(sent[1], ToNetwork::Midi { raw, .. } if raw.as_bytes() == [0x92, 4, 4]));
+        assert!(matches!(sent[1].0, ToNetwork::Midi { midi, .. } if midi.short_bytes() == [0x92, 4, 4]));
     }
 
     #[test]
     fn a_message_far_in_the_future_is_not_held_forever() {
-        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64);
-        ends.to_audio.push(ToTrack::Midi { sample: 1_000_000, raw: raw(&[0x90, 1, 1]) }).unwrap();
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
+        from_network(&mut ends, 1_000_000, &[0x90, 1, 1]);
         assert_eq!(run(&mut engine, ALL, &[]), vec![(0, vec![0x90, 1, 1])]);
     }
 
     #[test]
     fn turning_thru_off_releases_passed_notes() {
-        let (mut engine, _ends) = AudioEngine::new(Arc::default(), 64);
+        let (mut engine, _ends) = AudioEngine::new(Arc::default(), 64, 1024);
         run(&mut engine, ALL, &[(0, &[0x95, 60, 100])]);
         let out = run(&mut engine, Controls { thru: false, ..ALL }, &[]);
         assert_eq!(out, vec![(0, vec![0x85, 60, 0])]);
+    }
+
+    #[test]
+    fn sysex_travels_both_ways_through_the_byte_lane_and_filtered_sysex_is_skipped() {
+        let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
+        let mut long = vec![0xF0];
+        long.extend((0..event::MAX_SYSEX_LEN - 2).map(|b| b as u8 & 0x7F));
+        long.push(0xF7);
+        // Receiving off: the first sysex and its bytes are dropped, not left in the lane.
+        from_network(&mut ends, 0, &[0xF0, 9, 9, 0xF7]);
+        assert_eq!(run(&mut engine, Controls { receive: false, ..ALL }, &[]), vec![]);
+        from_network(&mut ends, 3, &long);
+        from_network(&mut ends, 4, &[0x90, 1, 2]);
+        from_network(&mut ends, 5, &[0xF0, 0x7D, 1, 0xF7]);
+        sent(&mut ends);
+        let out = run(&mut engine, ALL, &[(2, &[0xF0, 0x7E, 5, 0xF7]), (6, &long)]);
+        // Network messages due before this block go at offset 0, ahead of the input.
+        let expected = vec![
+            (0, long.clone()),
+            (0, vec![0x90, 1, 2]),
+            (0, vec![0xF0, 0x7D, 1, 0xF7]),
+            (2, vec![0xF0, 0x7E, 5, 0xF7]),
+            (6, long.clone()),
+        ];
+        assert_eq!(out, expected);
+        let sent = sent(&mut ends);
+        assert_eq!(sent[1].1, [0xF0, 0x7E, 5, 0xF7]);
+        assert_eq!(sent[2].1, long);
     }
 }

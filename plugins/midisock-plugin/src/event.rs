@@ -1,44 +1,82 @@
-//! The fixed-size `Copy` events that cross the lock-free rings between the audio thread and the
+//! The small `Copy` events that cross the lock-free rings between the audio thread and the
 //! network thread, and their conversions to nice-plug's [`NoteEvent`] and midisock's [`Message`].
 //!
-//! Nothing here allocates except [`RawMidi::to_message`] for a sysex (network thread only).
+//! A message travels as a [`Midi`] of 6 bytes: a channel or system message's bytes inline, or
+//! only the length of a sysex, whose bytes travel in the ring's byte lane ([`crate::ring`]). Only
+//! a sysex is ever copied into nice-plug's 256-byte [`SysEx`] buffer, on the audio thread's way
+//! out to the track.
+//!
+//! Nothing here allocates except [`Midi::to_message`] for a sysex (network thread only).
 
+use crate::ring::Payload;
 use midisock::{HeldNotes, Message};
 use nice_plug::midi::sysex::SysExMessage;
 use nice_plug::midi::{Channel, Key, MidiResult, NoteEvent, VoiceID};
 
 /// The longest sysex the plugin carries, framing `F0`/`F7` included. Longer ones are dropped (and
-/// counted): they cannot travel inline in a fixed-size ring slot.
+/// counted): nice-plug hands a sysex to the host from a fixed-size buffer ([`SysEx`]).
 pub const MAX_SYSEX_LEN: usize = 256;
 
-/// One MIDI message as raw bytes with a full status byte: up to 3 bytes for channel and system
-/// messages, up to [`MAX_SYSEX_LEN`] for a sysex. `Copy`, no heap.
+/// One MIDI message on a ring: a channel or system message of 1–3 bytes inline, or a sysex
+/// (`F0 … F7`, at most [`MAX_SYSEX_LEN`] bytes) by length, its bytes in the ring's byte lane.
+/// `Copy`, 6 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RawMidi {
+pub struct Midi {
+    /// Status byte first; `[F0, 0, 0]` for a sysex.
+    bytes: [u8; 3],
+    /// Bytes in the message (for a sysex: in the byte lane).
     len: u16,
-    bytes: [u8; MAX_SYSEX_LEN],
 }
 
-impl std::fmt::Debug for RawMidi {
+impl std::fmt::Debug for Midi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RawMidi({:02X?})", self.as_bytes())
+        if self.is_sysex() {
+            write!(f, "Midi(sysex of {} bytes)", self.len)
+        } else {
+            write!(f, "Midi({:02X?})", self.short_bytes())
+        }
     }
 }
 
-impl RawMidi {
-    /// The message's bytes; `None` if it is empty or longer than [`MAX_SYSEX_LEN`].
-    pub fn new(bytes: &[u8]) -> Option<RawMidi> {
-        if bytes.is_empty() || bytes.len() > MAX_SYSEX_LEN {
-            return None;
+impl Midi {
+    /// A message from its bytes: inline for a channel or system message, by length for a sysex
+    /// (whose bytes the caller sends in the byte lane). `None` if it is empty, does not start with
+    /// a status byte, or is too long.
+    pub fn new(bytes: &[u8]) -> Option<Midi> {
+        match *bytes {
+            [0xF0, ..] if bytes.len() <= MAX_SYSEX_LEN => Some(Midi { bytes: [0xF0, 0, 0], len: bytes.len() as u16 }),
+            [0xF0, ..] => None,
+            [status, ..] if status >= 0x80 && bytes.len() <= 3 => {
+                let mut inline = [0; 3];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Some(Midi { bytes: inline, len: bytes.len() as u16 })
+            }
+            _ => None,
         }
-        let mut raw = RawMidi { len: bytes.len() as u16, bytes: [0; MAX_SYSEX_LEN] };
-        raw.bytes[..bytes.len()].copy_from_slice(bytes);
-        Some(raw)
     }
 
-    /// The bytes, status byte first.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+    /// A sysex, whose bytes travel in the byte lane.
+    pub fn is_sysex(&self) -> bool {
+        self.bytes[0] == 0xF0
+    }
+
+    /// Bytes in the message.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Never true: a message has a status byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of a channel or system message; empty for a sysex (its bytes are in the lane).
+    pub fn short_bytes(&self) -> &[u8] {
+        if self.is_sysex() {
+            &[]
+        } else {
+            &self.bytes[..self.len()]
+        }
     }
 
     /// The status byte.
@@ -51,17 +89,23 @@ impl RawMidi {
         (self.status() < 0xF0).then_some(self.status() & 0x0F)
     }
 
-    /// Encodes a midisock message; `None` for a sysex that does not fit.
-    pub fn from_message(message: &Message) -> Option<RawMidi> {
-        let mut raw = RawMidi { len: 0, bytes: [0; MAX_SYSEX_LEN] };
-        let len = message.encode(&mut raw.bytes).ok()?;
-        raw.len = len as u16;
-        Some(raw)
+    /// Encodes a midisock message into `buffer`: the ring message and the bytes for the byte lane
+    /// (empty unless it is a sysex). `None` for a sysex that does not fit.
+    pub fn encode<'b>(message: &Message, buffer: &'b mut [u8; MAX_SYSEX_LEN]) -> Option<(Midi, &'b [u8])> {
+        let len = message.encode(buffer).ok()?;
+        let bytes = &buffer[..len];
+        let midi = Midi::new(bytes)?;
+        Some((midi, if midi.is_sysex() { bytes } else { &[] }))
     }
 
-    /// Decodes into a midisock message (network thread: a sysex allocates its payload).
-    pub fn to_message(&self) -> Option<Message> {
-        Message::from_bytes(self.as_bytes()).ok()
+    /// Decodes into a midisock message; `sysex` is the payload from the byte lane (network thread:
+    /// a sysex allocates its payload).
+    pub fn to_message(&self, sysex: &[u8]) -> Option<Message> {
+        let bytes = if self.is_sysex() { sysex } else { self.short_bytes() };
+        if bytes.len() != self.len() {
+            return None;
+        }
+        Message::from_bytes(bytes).ok()
     }
 
     /// A channel message that does not carry a payload on the heap, for note tracking on the
@@ -77,14 +121,26 @@ impl RawMidi {
         }
     }
 
-    /// The nice-plug event for these bytes at `timing` (sample offset in the block).
+    /// The nice-plug event for a channel or system message at `timing` (sample offset in the
+    /// block); `None` for a sysex (see [`SysEx::from_lane`]) or a message nice-plug rejects.
+    #[inline]
     pub fn to_note_event(&self, timing: u32) -> Option<NoteEvent<SysEx>> {
-        NoteEvent::from_midi(timing, self.as_bytes()).ok()
+        if self.is_sysex() {
+            return None;
+        }
+        NoteEvent::from_midi(timing, self.short_bytes()).ok()
     }
 
-    /// The bytes of a nice-plug event; `None` for events without a MIDI 1.0 equivalent (note
+    /// The ring message for a nice-plug event, and the bytes for the byte lane (a sysex's, borrowed
+    /// from the event; empty otherwise). `None` for events without a MIDI 1.0 equivalent (note
     /// expressions, chokes, ...).
-    pub fn from_note_event(event: &NoteEvent<SysEx>) -> Option<RawMidi> {
+    #[inline]
+    pub fn from_note_event(event: &NoteEvent<SysEx>) -> Option<(Midi, &[u8])> {
+        if let NoteEvent::MidiSysEx { message, .. } = event {
+            let bytes = message.as_bytes();
+            let midi = Midi::new(bytes)?;
+            return Some((midi, if midi.is_sysex() { bytes } else { &[] }));
+        }
         match event.as_midi()? {
             MidiResult::Basic(bytes) => {
                 // nice-plug pads 2-byte messages (program change, channel pressure) to 3 bytes.
@@ -92,16 +148,16 @@ impl RawMidi {
                     0xC0 | 0xD0 => 2,
                     _ => 3,
                 };
-                RawMidi::new(&bytes[..len])
+                Some((Midi::new(&bytes[..len])?, &[]))
             }
-            MidiResult::SysEx(buffer, len) => RawMidi::new(&buffer[..len.min(MAX_SYSEX_LEN)]),
+            MidiResult::SysEx(..) => None,
         }
     }
 }
 
-/// Updates `held` with a raw message (notes, sustain pedal, all-notes-off). Never allocates.
-pub fn observe(held: &mut HeldNotes, raw: &RawMidi) {
-    if let Some(message) = raw.to_short_message() {
+/// Updates `held` with a message (notes, sustain pedal, all-notes-off). Never allocates.
+pub fn observe(held: &mut HeldNotes, midi: &Midi) {
+    if let Some(message) = midi.to_short_message() {
         held.observe(&message);
     }
 }
@@ -125,9 +181,45 @@ pub fn release_into_track(held: &mut HeldNotes, timing: u32, mut emit: impl FnMu
 }
 
 /// The plugin's sysex type for nice-plug: the raw bytes of any message nice-plug does not map to
-/// a note event itself — sysex (`F0 … F7`) and the system common and real-time messages.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SysEx(pub RawMidi);
+/// a note event itself — sysex (`F0 … F7`) and the system common and real-time messages. It holds
+/// [`MAX_SYSEX_LEN`] bytes inline (nice-plug needs a fixed-size buffer), which makes every
+/// `NoteEvent<SysEx>` that large: the engine builds and moves them only at the host boundary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SysEx {
+    len: u16,
+    bytes: [u8; MAX_SYSEX_LEN],
+}
+
+impl std::fmt::Debug for SysEx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SysEx({:02X?})", self.as_bytes())
+    }
+}
+
+impl SysEx {
+    /// A system message's bytes; `None` if empty or longer than [`MAX_SYSEX_LEN`].
+    pub fn new(bytes: &[u8]) -> Option<SysEx> {
+        SysEx::from_lane(bytes.len(), |out| {
+            out.copy_from_slice(bytes);
+            true
+        })
+    }
+
+    /// A sysex of `len` bytes that `fill` writes (from a ring's byte lane, say); `None` if `len`
+    /// is 0 or too long or `fill` fails.
+    pub fn from_lane(len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Option<SysEx> {
+        if len == 0 || len > MAX_SYSEX_LEN {
+            return None;
+        }
+        let mut sysex = SysEx { len: len as u16, bytes: [0; MAX_SYSEX_LEN] };
+        fill(&mut sysex.bytes[..len]).then_some(sysex)
+    }
+
+    /// The bytes, status byte first.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
 
 impl SysExMessage for SysEx {
     type Buffer = [u8; MAX_SYSEX_LEN];
@@ -136,13 +228,13 @@ impl SysExMessage for SysEx {
         // Only status bytes nice-plug hands us as "sysex": system messages. A stray data byte or
         // a truncated channel message is not a message.
         match buffer.first() {
-            Some(&status) if status >= 0xF0 => RawMidi::new(buffer).map(SysEx),
+            Some(&status) if status >= 0xF0 => SysEx::new(buffer),
             _ => None,
         }
     }
 
     fn as_buffer(&self) -> (Self::Buffer, usize) {
-        (self.0.bytes, usize::from(self.0.len))
+        (self.bytes, usize::from(self.len))
     }
 }
 
@@ -152,19 +244,28 @@ pub enum ToNetwork {
     /// A block began: `start` is its first sample on the plugin's running sample counter. Sent for
     /// every block, with or without events, so the network thread can map samples to wall time.
     Block { start: u64, len: u32, sample_rate: f32 },
-    /// A message from the track, at absolute sample `sample`.
-    Midi { sample: u64, raw: RawMidi },
+    /// A message from the track, at absolute sample `sample` (a sysex's bytes in the byte lane).
+    Midi { sample: u64, midi: Midi },
     /// Send note-offs to the network for every note this plugin has sent and not released
     /// (bypass, deactivation, direction or channel changes).
     ReleaseSent,
+}
+
+impl Payload for ToNetwork {
+    fn sysex_len(&self) -> usize {
+        match self {
+            ToNetwork::Midi { midi, .. } if midi.is_sysex() => midi.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Network thread → audio thread.
 #[derive(Clone, Copy, Debug)]
 pub enum ToTrack {
     /// A message from the network, to be played at absolute sample `sample` (earlier samples mean
-    /// "as soon as possible").
-    Midi { sample: u64, raw: RawMidi },
+    /// "as soon as possible"; a sysex's bytes in the byte lane).
+    Midi { sample: u64, midi: Midi },
     /// The connection (or a peer) went away: release every note the network put into the track.
     ReleaseReceived { sample: u64 },
 }
@@ -178,9 +279,25 @@ impl ToTrack {
     }
 }
 
+impl Payload for ToTrack {
+    fn sysex_len(&self) -> usize {
+        match self {
+            ToTrack::Midi { midi, .. } if midi.is_sysex() => midi.len(),
+            _ => 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_events_are_small() {
+        assert_eq!(std::mem::size_of::<Midi>(), 6);
+        assert!(std::mem::size_of::<ToTrack>() <= 16);
+        assert!(std::mem::size_of::<ToNetwork>() <= 24);
+    }
 
     #[test]
     fn every_channel_message_survives_note_event_round_trip() {
@@ -199,32 +316,52 @@ mod tests {
             vec![0xF2, 0x10, 0x20],
         ];
         for bytes in messages {
-            let raw = RawMidi::new(&bytes).unwrap();
-            let event = raw.to_note_event(7).unwrap_or_else(|| panic!("{bytes:02X?} is not an event"));
+            let event = match Midi::new(&bytes).unwrap() {
+                midi if midi.is_sysex() => NoteEvent::MidiSysEx {
+                    timing: 7,
+                    message: SysEx::from_lane(midi.len(), |out| {
+                        out.copy_from_slice(&bytes);
+                        true
+                    })
+                    .unwrap(),
+                },
+                midi => midi.to_note_event(7).unwrap_or_else(|| panic!("{bytes:02X?} is not an event")),
+            };
             assert_eq!(event.timing(), 7);
-            assert_eq!(RawMidi::from_note_event(&event).unwrap().as_bytes(), &bytes[..]);
+            let (midi, sysex) = Midi::from_note_event(&event).unwrap();
+            assert_eq!(midi.len(), bytes.len());
+            let back = if midi.is_sysex() { sysex } else { midi.short_bytes() };
+            assert_eq!(back, &bytes[..]);
+            assert_eq!(midi.to_message(sysex).unwrap(), Message::from_bytes(&bytes).unwrap());
         }
     }
 
     #[test]
-    fn oversized_sysex_does_not_fit() {
+    fn sysex_up_to_the_limit_fits_and_longer_does_not() {
+        let mut buffer = [0; MAX_SYSEX_LEN];
+        let longest = Message::sysex(vec![1; MAX_SYSEX_LEN - 2]).unwrap();
+        let (midi, bytes) = Midi::encode(&longest, &mut buffer).unwrap();
+        assert!(midi.is_sysex());
+        assert_eq!((midi.len(), bytes.len()), (MAX_SYSEX_LEN, MAX_SYSEX_LEN));
+        assert_eq!(midi.to_message(bytes).unwrap(), longest);
+        assert!(Midi::encode(&Message::sysex(vec![1; MAX_SYSEX_LEN - 1]).unwrap(), &mut buffer).is_none());
         let mut long = vec![0xF0];
         long.extend(std::iter::repeat_n(1, MAX_SYSEX_LEN));
         long.push(0xF7);
-        assert!(RawMidi::new(&long).is_none());
-        assert!(RawMidi::from_message(&Message::sysex(vec![1; MAX_SYSEX_LEN]).unwrap()).is_none());
-        assert!(RawMidi::from_message(&Message::sysex(vec![1; MAX_SYSEX_LEN - 2]).unwrap()).is_some());
+        assert!(Midi::new(&long).is_none());
+        assert!(SysEx::new(&long).is_none());
+        assert!(SysEx::new(&long[..MAX_SYSEX_LEN]).is_some());
     }
 
     #[test]
     fn held_notes_are_released_into_the_track() {
         let mut held = HeldNotes::default();
-        observe(&mut held, &RawMidi::new(&[0x93, 64, 1]).unwrap());
-        observe(&mut held, &RawMidi::new(&[0x93, 65, 1]).unwrap());
-        observe(&mut held, &RawMidi::new(&[0x83, 65, 0]).unwrap());
+        observe(&mut held, &Midi::new(&[0x93, 64, 1]).unwrap());
+        observe(&mut held, &Midi::new(&[0x93, 65, 1]).unwrap());
+        observe(&mut held, &Midi::new(&[0x83, 65, 0]).unwrap());
         let mut out = Vec::new();
-        release_into_track(&mut held, 3, |e| out.push(RawMidi::from_note_event(&e).unwrap()));
-        assert_eq!(out, vec![RawMidi::new(&[0x83, 64, 0]).unwrap()]);
+        release_into_track(&mut held, 3, |e| out.push(Midi::from_note_event(&e).unwrap().0));
+        assert_eq!(out, vec![Midi::new(&[0x83, 64, 0]).unwrap()]);
         assert!(held.is_silent());
     }
 }

@@ -8,13 +8,14 @@
 //! - [`engine`]: the audio thread's side — rings, note tracking, event merging;
 //! - [`network`]: the named network thread — socket or server, reconnection, send scheduling;
 //! - [`timing`]: the timing policy (sample clock ↔ wall clock) and the latency it adds;
-//! - [`event`]: the fixed-size `Copy` events on the rings, conversions;
+//! - [`event`]: the small `Copy` events on the rings, conversions;
+//! - [`ring`]: the lock-free channels — an rtrb ring of events plus an rtrb byte ring for sysex;
 //! - [`shared`]: settings saved with the project, connection status for the GUI.
 //!
 //! ## Real-time contract
 //! `process()` never allocates, locks or makes a system call: it reads parameters (atomics),
-//! moves fixed-size events through two pre-allocated rtrb rings and counts drops with one atomic
-//! add. Debug and test bundles are built with nice-plug's `assert_process_allocs`, which aborts on
+//! moves small fixed-size events (and sysex bytes) through pre-allocated rtrb rings and counts
+//! drops with one atomic add. Debug and test bundles are built with nice-plug's `assert_process_allocs`, which aborts on
 //! any allocation inside `process()`.
 //!
 //! ## No stuck notes
@@ -34,10 +35,11 @@ pub mod editor;
 pub mod engine;
 pub mod event;
 pub mod network;
+pub mod ring;
 pub mod shared;
 pub mod timing;
 
-use engine::{AudioEngine, Controls, TrackEvents, RING_CAPACITY};
+use engine::{AudioEngine, Controls, TrackEvents, RING_CAPACITY, SYSEX_RING_BYTES};
 use event::SysEx;
 use network::{NetworkSettings, NetworkThread};
 use nice_plug::midi::NoteEvent;
@@ -190,7 +192,7 @@ impl Plugin for Midisock {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         if self.engine.is_none() {
-            let (engine, ends) = AudioEngine::new(self.status.clone(), RING_CAPACITY);
+            let (engine, ends) = AudioEngine::new(self.status.clone(), RING_CAPACITY, SYSEX_RING_BYTES);
             match NetworkThread::spawn(
                 self.params.network_settings(),
                 self.status.clone(),

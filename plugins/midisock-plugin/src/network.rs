@@ -1,12 +1,13 @@
 //! The network thread ("midisock-plugin-net"): owns the socket (client) or the server, the
 //! reconnection with backoff, the wall clock ([`crate::timing`]) and the notes the plugin holds
-//! down on the network. It talks to the audio thread only through two rtrb rings of `Copy`
-//! events, and never waits on the audio thread.
+//! down on the network. It talks to the audio thread only through two lock-free channels of small
+//! `Copy` events with a sysex byte lane ([`crate::ring`]), and never waits on the audio thread.
 
-use crate::event::{RawMidi, ToNetwork, ToTrack};
+use crate::event::{Midi, ToNetwork, ToTrack, MAX_SYSEX_LEN};
+use crate::ring::{Receiver, Sender};
 use crate::shared::{LinkState, Mode, Setting, Status};
 use crate::timing::SampleClock;
-use midisock::{monotonic_ns, HeldNotes, PortServer, Received, SocketPort};
+use midisock::{monotonic_ns, HeldNotes, Message, PortServer, Received, SocketPort};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,8 +46,8 @@ impl NetworkThread {
     pub fn spawn(
         settings: NetworkSettings,
         status: Arc<Status>,
-        from_audio: rtrb::Consumer<ToNetwork>,
-        to_audio: rtrb::Producer<ToTrack>,
+        from_audio: Receiver<ToNetwork>,
+        to_audio: Sender<ToTrack>,
     ) -> std::io::Result<NetworkThread> {
         let quit = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -87,8 +88,8 @@ enum Link {
 struct Worker {
     settings: NetworkSettings,
     status: Arc<Status>,
-    from_audio: rtrb::Consumer<ToNetwork>,
-    to_audio: rtrb::Producer<ToTrack>,
+    from_audio: Receiver<ToNetwork>,
+    to_audio: Sender<ToTrack>,
     quit: Arc<AtomicBool>,
     link: Link,
     seen_generation: u64,
@@ -96,7 +97,7 @@ struct Worker {
     backoff: Duration,
     clock: SampleClock,
     /// Track events and their send time (wall ns), in order.
-    scheduled: VecDeque<(u64, RawMidi)>,
+    scheduled: VecDeque<(u64, Message)>,
     /// Notes this plugin has sent to the network and not released.
     held_on_network: HeldNotes,
     /// A ReleaseReceived did not fit in the ring: retry.
@@ -187,25 +188,28 @@ impl Worker {
 
     fn drain_audio(&mut self) {
         let now = monotonic_ns();
-        while let Ok(event) = self.from_audio.pop() {
+        let mut buffer = [0; MAX_SYSEX_LEN];
+        while let Some((event, sysex)) = self.from_audio.pop_into(&mut buffer) {
             match event {
                 ToNetwork::Block { start, len, sample_rate } => self.clock.observe_block(start, len, sample_rate, now),
-                ToNetwork::Midi { sample, raw } => {
-                    if matches!(self.link, Link::Down) {
+                ToNetwork::Midi { sample, midi } => {
+                    let Some(message) = midi.to_message(sysex).filter(|_| !matches!(self.link, Link::Down)) else {
                         self.status.count_dropped(1);
-                    } else if self.scheduled.len() >= MAX_SCHEDULED {
+                        continue;
+                    };
+                    if self.scheduled.len() >= MAX_SCHEDULED {
                         // Should never happen (the host would have to run far ahead of real
                         // time); sending early beats dropping a note-off.
-                        self.scheduled.push_back((0, raw));
+                        self.scheduled.push_back((0, message));
                     } else {
                         let due = self.clock.wall_time_of(sample).unwrap_or(0);
-                        self.scheduled.push_back((due, raw));
+                        self.scheduled.push_back((due, message));
                     }
                 }
                 ToNetwork::ReleaseSent => {
                     // Everything scheduled goes first so the note-offs come last.
-                    while let Some((_, raw)) = self.scheduled.pop_front() {
-                        self.send(&raw);
+                    while let Some((_, message)) = self.scheduled.pop_front() {
+                        self.send(&message);
                     }
                     self.release_sent();
                 }
@@ -215,31 +219,28 @@ impl Worker {
 
     fn send_due(&mut self) {
         let now = monotonic_ns();
-        while let Some(&(due, raw)) = self.scheduled.front() {
+        while let Some(&(due, _)) = self.scheduled.front() {
             if due > now {
                 break;
             }
-            self.scheduled.pop_front();
-            self.send(&raw);
+            if let Some((_, message)) = self.scheduled.pop_front() {
+                self.send(&message);
+            }
         }
     }
 
-    fn send(&mut self, raw: &RawMidi) {
-        let Some(message) = raw.to_message() else {
-            self.status.count_dropped(1);
-            return;
-        };
+    fn send(&mut self, message: &Message) {
         let result = match &self.link {
             Link::Down => {
                 self.status.count_dropped(1);
                 return;
             }
-            Link::Client(port) => port.send(&message),
-            Link::Server(server) => server.send(&message),
+            Link::Client(port) => port.send(message),
+            Link::Server(server) => server.send(message),
         };
         match result {
             Ok(()) => {
-                self.held_on_network.observe(&message);
+                self.held_on_network.observe(message);
                 self.status.sent.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => self.lost(format!("send: {e}")),
@@ -269,7 +270,7 @@ impl Worker {
     fn flush_release_received(&mut self) {
         if self.release_received_pending {
             let sample = self.clock.target_sample(monotonic_ns(), monotonic_ns());
-            if self.to_audio.push(ToTrack::ReleaseReceived { sample }).is_ok() {
+            if self.to_audio.push(ToTrack::ReleaseReceived { sample }, &[]).is_ok() {
                 self.release_received_pending = false;
             }
         }
@@ -317,12 +318,13 @@ impl Worker {
     /// Hands a message from the network to the audio thread, stamped with its play sample.
     fn deliver(&mut self, received: Received) {
         self.status.received.fetch_add(1, Ordering::Relaxed);
-        let Some(raw) = RawMidi::from_message(&received.message) else {
+        let mut buffer = [0; MAX_SYSEX_LEN];
+        let Some((midi, sysex)) = Midi::encode(&received.message, &mut buffer) else {
             self.status.count_dropped(1);
             return;
         };
         let sample = self.clock.target_sample(received.timestamp_ns, monotonic_ns());
-        if self.to_audio.push(ToTrack::Midi { sample, raw }).is_err() {
+        if self.to_audio.push(ToTrack::Midi { sample, midi }, sysex).is_err() {
             self.status.count_dropped(1);
         }
     }
