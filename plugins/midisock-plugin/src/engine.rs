@@ -172,7 +172,7 @@ impl AudioEngine {
                 play_from_network(popped, &mut self.network_notes, offset, c, track);
                 continue;
             }
-            let Some(event) = input else { break };
+            let Some(event) = &input else { break };
             cursor = cursor.max(event.timing());
             self.take_from_track(event, start, c, track);
             input = track.next_input();
@@ -180,9 +180,11 @@ impl AudioEngine {
         self.sample = end;
     }
 
-    fn take_from_track(&mut self, event: NoteEvent<SysEx>, start: u64, c: Controls, track: &mut impl TrackEvents) {
+    /// Sends one input event to the network and/or through. Borrowed: the only copy of the
+    /// (large) event is the one handed to the track output.
+    fn take_from_track(&mut self, event: &NoteEvent<SysEx>, start: u64, c: Controls, track: &mut impl TrackEvents) {
         if c.send && c.passes(event.channel()) {
-            if let Some((midi, sysex)) = Midi::from_note_event(&event) {
+            if let Some((midi, sysex)) = Midi::from_note_event(event) {
                 let sample = start + u64::from(event.timing());
                 if self.to_network.push(ToNetwork::Midi { sample, midi }, sysex).is_err() {
                     self.status.count_dropped(1);
@@ -190,8 +192,8 @@ impl AudioEngine {
             }
         }
         if c.thru {
-            observe_event(&mut self.thru_notes, &event);
-            track.output(event);
+            observe_event(&mut self.thru_notes, event);
+            track.output(*event);
         }
     }
 }
@@ -214,9 +216,15 @@ fn play_from_network(
                 if let Some(message) = SysEx::from_lane(midi.len(), |out| popped.read_sysex(out)) {
                     track.output(NoteEvent::MidiSysEx { timing: offset, message });
                 }
-            } else if let Some(note_event) = midi.to_note_event(offset) {
-                event::observe(network_notes, &midi);
-                track.output(note_event);
+            } else {
+                let mut played = false;
+                midi.emit_note_event(offset, |e| {
+                    played = true;
+                    track.output(e);
+                });
+                if played {
+                    event::observe(network_notes, &midi);
+                }
             }
         }
         ToTrack::ReleaseReceived { .. } => event::release_into_track(network_notes, offset, |e| track.output(e)),

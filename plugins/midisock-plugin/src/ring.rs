@@ -40,12 +40,17 @@ impl<T: Payload> Sender<T> {
     /// Gives the event back if either ring lacks room (nothing is written then) or the lengths
     /// disagree.
     pub fn push(&mut self, event: T, sysex: &[u8]) -> Result<(), T> {
-        if sysex.len() != event.sysex_len() || self.events.is_full() || self.bytes.slots() < sysex.len() {
+        if sysex.len() != event.sysex_len() {
             return Err(event);
         }
-        // Cannot fail: we are the only writer, so the room checked above can only grow.
-        if self.bytes.push_entire_slice(sysex).is_err() {
-            return Err(event);
+        if !sysex.is_empty() {
+            if self.events.is_full() || self.bytes.slots() < sysex.len() {
+                return Err(event);
+            }
+            // Cannot fail: we are the only writer, so the room checked above can only grow.
+            if self.bytes.push_entire_slice(sysex).is_err() {
+                return Err(event);
+            }
         }
         self.events.push(event).map_err(|rtrb::PushError::Full(event)| event)
     }
