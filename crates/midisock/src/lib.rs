@@ -30,6 +30,14 @@
 //!   bound: see the parser table in [`parser`] and [`ServerConfig`].
 //! - **Timestamps.** Every received message carries `CLOCK_MONOTONIC` nanoseconds
 //!   ([`monotonic_ns`]) taken when its last byte was read.
+//! - **Busy streams.** `receive_batch` takes every message of a read under one lock.
+//!
+//! ## Protections (all opt-in except the limits)
+//! [`ServerConfig`] bounds sysex size, per-client queues, clients and the inbox, and adds an
+//! allowlist, a sysex policy, relaying, a shared token ([`ConnectOptions::token`]: a hello that
+//! peers without auth, mido's included, ignore) and TLS ([`TlsServer`], [`TlsClient`]). A client
+//! that disconnects has the notes it held released ([`HeldNotes`]); dead peers are found by TCP
+//! keepalive and a write deadline ([`KEEPALIVE_IDLE`], [`WRITE_DEADLINE`]).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod address;
