@@ -2,7 +2,7 @@
 //!
 //! Feed it whatever chunks the socket returns; it calls you back once per complete message. Its
 //! behaviour is the parser table of the design contract, row by row (each branch of
-//! [`Parser::feed_byte`] says which row it implements and why). The invariant every row respects:
+//! `Parser::feed_byte` says which row it implements and why). The invariant every row respects:
 //! any split of the input into chunks yields the same messages — the parser keeps all state in
 //! this one small struct and never looks ahead.
 //!
