@@ -176,10 +176,26 @@ impl Midi {
     /// expressions, chokes, ...).
     #[inline]
     pub fn from_note_event(event: &NoteEvent<SysEx>) -> Option<(Midi, &[u8])> {
-        if let NoteEvent::MidiSysEx { message, .. } = event {
-            let bytes = message.as_bytes();
-            let midi = Midi::new(bytes)?;
-            return Some((midi, if midi.is_sysex() { bytes } else { &[] }));
+        // The common events directly: `as_midi` returns a ~270-byte `MidiResult` and rounds with a
+        // libm call. Same bytes as `as_midi` (tested).
+        match *event {
+            NoteEvent::NoteOn { channel, key, velocity, .. } => {
+                let status = 0x90 | channel.number().unwrap_or(0);
+                return Some((Midi { bytes: [status, key.number().unwrap_or(0), to_7bit(velocity, 1)], len: 3 }, &[]));
+            }
+            NoteEvent::NoteOff { channel, key, velocity, .. } => {
+                let status = 0x80 | channel.number().unwrap_or(0);
+                return Some((Midi { bytes: [status, key.number().unwrap_or(0), to_7bit(velocity, 0)], len: 3 }, &[]));
+            }
+            NoteEvent::MidiCC { channel, cc, value, .. } => {
+                return Some((Midi { bytes: [0xB0 | channel, cc, to_7bit(value, 0)], len: 3 }, &[]));
+            }
+            NoteEvent::MidiSysEx { ref message, .. } => {
+                let bytes = message.as_bytes();
+                let midi = Midi::new(bytes)?;
+                return Some((midi, if midi.is_sysex() { bytes } else { &[] }));
+            }
+            _ => {}
         }
         match event.as_midi()? {
             MidiResult::Basic(bytes) => {
@@ -193,6 +209,21 @@ impl Midi {
             MidiResult::SysEx(..) => None,
         }
     }
+}
+
+/// `(unit * 127).round().clamp(min, 127) as u8` — nice-plug's conversion of a 0–1 value to 7 bits
+/// — without the libm call `f32::round` is on baseline x86-64.
+#[inline]
+fn to_7bit(unit: f32, min: u8) -> u8 {
+    let scaled = unit * 127.0;
+    if scaled.is_nan() {
+        return 0;
+    }
+    // Clamping first keeps the truncation exact; it does not change the result.
+    let scaled = scaled.clamp(-1.0, 128.0);
+    let whole = scaled as i32 as f32;
+    let rounded = if (scaled - whole).abs() >= 0.5 { whole + scaled.signum() } else { whole };
+    rounded.clamp(f32::from(min), 127.0) as u8
 }
 
 /// Updates `held` with a message (notes, sustain pedal, all-notes-off). Never allocates.
@@ -387,6 +418,37 @@ mod tests {
                     let theirs = if midi.is_sysex() { None } else { NoteEvent::<SysEx>::from_midi(5, bytes).ok() };
                     assert_eq!(ours, theirs, "{bytes:02X?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn ring_bytes_of_track_events_are_nice_plugs() {
+        let halves = (0..=255u8).map(|i| (f32::from(i) - 0.5) / 127.0);
+        let mut units: Vec<f32> = (0..=1000).map(|i| i as f32 / 1000.0).chain(halves).collect();
+        units.extend([-1.0, -0.001, 1.5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.49999997 / 127.0]);
+        units.extend((0..=127).flat_map(|i| {
+            let x = f32::from(i as u8) / 127.0;
+            [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits().saturating_sub(1))]
+        }));
+        for (i, &unit) in units.iter().enumerate() {
+            let (channel, key) = (Channel::Number(i as u8 % 16), Key::Number(i as u8 % 128));
+            let events: [NoteEvent<SysEx>; 4] = [
+                NoteEvent::NoteOn { timing: 0, voice_id: VoiceID::Wildcard, channel, key, velocity: unit },
+                NoteEvent::NoteOff { timing: 0, voice_id: VoiceID::Wildcard, channel, key, velocity: unit },
+                NoteEvent::MidiCC { timing: 0, channel: i as u8 % 16, cc: 7, value: unit },
+                NoteEvent::NoteOn {
+                    timing: 0,
+                    voice_id: VoiceID::Wildcard,
+                    channel: Channel::Wildcard,
+                    key: Key::Wildcard,
+                    velocity: unit,
+                },
+            ];
+            for event in events {
+                let Some(MidiResult::Basic(theirs)) = event.as_midi() else { panic!() };
+                let (ours, _) = Midi::from_note_event(&event).unwrap();
+                assert_eq!(ours.short_bytes(), theirs, "{event:?}");
             }
         }
     }
