@@ -70,7 +70,7 @@ impl Rig {
         let json = state_for(address);
         let mut framed = (json.len() as u64).to_le_bytes().to_vec();
         framed.extend_from_slice(&json);
-        state.load(&mut instance.plugin_handle(), &mut &framed[..]).expect("load state");
+        state.load(&instance.plugin_handle(), &mut &framed[..]).expect("load state");
 
         let config = PluginAudioConfiguration { sample_rate: 48_000.0, min_frames_count: 1, max_frames_count: BLOCK };
         let processor = instance.activate(|_, _| (), config).expect("activate").start_processing().expect("start");
@@ -102,7 +102,7 @@ impl Rig {
         self.events_out.clear();
         let audio_in = self.input_ports.with_input_buffers([AudioPortBuffer {
             latency: 0,
-            channels: AudioPortBufferType::f32_input_only(self.audio_in.iter_mut().map(|b| InputChannel::constant(b))),
+            channels: AudioPortBufferType::f32_input_only(self.audio_in.iter_mut().map(InputChannel::constant)),
         }]);
         let mut audio_out = self.output_ports.with_output_buffers([AudioPortBuffer {
             latency: 0,

@@ -45,7 +45,7 @@ impl Rig {
     /// One block with `input` at their sample offsets; returns the MIDI the plugin put out.
     fn process(&mut self, input: &[(i32, MidiEvent)]) -> Vec<Vec<u8>> {
         for (offset, event) in input {
-            let event = event.clone();
+            let event = *event;
             self.plugin().send_midi_event_at(event, *offset).expect("queue input event");
         }
         let mut buffers = std::mem::replace(&mut self.buffers, AudioBuffers::new(0, 0, BLOCK, 48_000.0));
