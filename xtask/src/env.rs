@@ -9,10 +9,7 @@ pub const MIDO_VERSION: &str = "1.3.3";
 
 /// The repository root (xtask lives one level below it).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits inside the repository")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the repository").to_path_buf()
 }
 
 /// The cargo target directory (honours CARGO_TARGET_DIR).
@@ -33,9 +30,7 @@ pub fn target_dir() -> PathBuf {
 /// Runs a command, echoing it; an error names the command and its exit status.
 pub fn run(command: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {command:?}");
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let status = command.status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -52,9 +47,7 @@ pub fn python_with_mido() -> Result<PathBuf, String> {
             .args([
                 "-c",
                 // mido 1.3.3 has no `mido.__version__`: ask the installed distribution.
-                &format!(
-                    "import importlib.metadata as m, mido, sys; sys.exit(m.version('mido') != {MIDO_VERSION:?})"
-                ),
+                &format!("import importlib.metadata as m, mido, sys; sys.exit(m.version('mido') != {MIDO_VERSION:?})"),
             ])
             .status()
             .is_ok_and(|s| s.success())
@@ -63,28 +56,16 @@ pub fn python_with_mido() -> Result<PathBuf, String> {
         return Ok(python);
     }
     if !python.exists() {
-        ensure_debian_packages(&[
-            ("python3", "python3"),
-            ("python3 -m venv --help", "python3-venv"),
-        ])?;
+        ensure_debian_packages(&[("python3", "python3"), ("python3 -m venv --help", "python3-venv")])?;
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
     run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
         .arg(format!("mido=={MIDO_VERSION}")))?;
     if has_mido(&python) {
         Ok(python)
     } else {
-        Err(format!(
-            "mido {MIDO_VERSION} is not importable from {}",
-            python.display()
-        ))
+        Err(format!("mido {MIDO_VERSION} is not importable from {}", python.display()))
     }
 }
 
@@ -94,11 +75,7 @@ pub fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|(probe, _)| {
-            !Command::new("sh")
-                .arg("-c")
-                .arg(format!("{probe} >/dev/null 2>&1"))
-                .status()
-                .is_ok_and(|s| s.success())
+            !Command::new("sh").arg("-c").arg(format!("{probe} >/dev/null 2>&1")).status().is_ok_and(|s| s.success())
         })
         .map(|(_, package)| *package)
         .collect();
@@ -111,9 +88,7 @@ pub fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
         all.push("apt-get");
         all.extend_from_slice(args);
         let mut command = Command::new(all[0]);
-        command
-            .args(&all[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive");
+        command.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
         run(&mut command)
     };
     apt(&["update", "-qq"])?;
@@ -123,8 +98,5 @@ pub fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

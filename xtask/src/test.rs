@@ -23,11 +23,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["test", "--workspace", "--all-targets"])
             .env("MIDISOCK_TEST_PYTHON", &python),
     )?;
-    env::run(Command::new(cargo()).current_dir(env::repo_root()).args([
-        "test",
-        "--workspace",
-        "--doc",
-    ]))?;
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
     crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])
 }
