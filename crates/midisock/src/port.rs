@@ -350,10 +350,7 @@ impl SocketPort {
     /// returns how many: one lock and at most one socket read for the whole batch, the fast way
     /// to drain a busy stream. `Err(Error::Closed)` as for [`SocketPort::receive`].
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
-        self.check_open()?;
-        if self.inner.callback_installed.load(Ordering::Acquire) {
-            return Err(Error::CallbackInstalled);
-        }
+        self.check_readable()?;
         let mut state = lock(&self.inner.receiver);
         self.inner.fill_until_pending(&mut state, Wait::Forever)?;
         let count = state.pending.len();
@@ -373,11 +370,17 @@ impl SocketPort {
         std::iter::from_fn(move || self.receive().ok())
     }
 
-    fn next(&self, wait: Wait) -> Result<Option<Received>> {
+    /// Receiving needs an open port whose messages do not go to a callback.
+    fn check_readable(&self) -> Result<()> {
         self.check_open()?;
         if self.inner.callback_installed.load(Ordering::Acquire) {
             return Err(Error::CallbackInstalled);
         }
+        Ok(())
+    }
+
+    fn next(&self, wait: Wait) -> Result<Option<Received>> {
+        self.check_readable()?;
         let mut state = match wait {
             // Another thread is in a receive on this port: nothing has arrived for this caller.
             Wait::No => match self.inner.receiver.try_lock() {

@@ -347,8 +347,7 @@ impl EventLoop {
             let timestamp_ns = monotonic_ns();
             self.parse(client, n, &mut messages);
             // Deliver with no client lock held: relaying takes other clients' locks.
-            self.shared.deliver(client, &messages, timestamp_ns);
-            messages.clear();
+            self.shared.deliver(client, &mut messages, timestamp_ns);
         };
         if ended {
             // End of stream or a failed socket. A message cut off mid-way stays in the parser and

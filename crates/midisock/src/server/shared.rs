@@ -156,27 +156,33 @@ impl Shared {
         lock(&client.reader).held.release_all(|m| releases.push(m));
         if !releases.is_empty() {
             Counters::add(&self.stats.notes_released, releases.len() as u64);
-            self.deliver(client, &releases, monotonic_ns());
+            self.deliver(client, &mut releases, monotonic_ns());
         }
     }
 
     /// Hands messages from `source` to `receive()`, and relays them to the other clients when
     /// relaying is on. Called without any client lock held.
-    pub(crate) fn deliver(&self, source: &Client, messages: &[Message], timestamp_ns: u64) {
+    /// Takes the messages out of `messages` (left empty, its capacity kept for reuse), so none is
+    /// copied on the way to the inbox.
+    pub(crate) fn deliver(&self, source: &Client, messages: &mut Vec<Message>, timestamp_ns: u64) {
         if messages.is_empty() {
             return;
         }
+        // Encoded before the messages move into the inbox; written after, as before.
+        let relayed = self.config.relay.then(|| {
+            let mut bytes = Vec::new();
+            Message::encode_all(messages, &mut bytes);
+            bytes
+        });
         {
             let mut state = self.state();
-            for message in messages {
+            for message in messages.drain(..) {
                 state.inbox_bytes += message.encoded_len();
-                state.inbox.push_back(Received { message: message.clone(), timestamp_ns });
+                state.inbox.push_back(Received { message, timestamp_ns });
             }
             self.changed.notify_all();
         }
-        if self.config.relay {
-            let mut bytes = Vec::new();
-            Message::encode_all(messages, &mut bytes);
+        if let Some(bytes) = relayed {
             self.broadcast_bytes(&bytes, Some(source.token));
         }
     }
