@@ -204,6 +204,9 @@ impl fmt::Display for InvalidValue {
 impl std::error::Error for InvalidValue {}
 
 /// Checks `value` against the range of mido's `field`; the one place ranges are defined.
+// NOTE: inlined so that, called with a literal field name, the name lookup folds away (validate
+// runs on every message sent).
+#[inline(always)]
 pub(crate) fn check_field(field: &'static str, value: i64) -> Result<i64, InvalidValue> {
     let range = match field {
         "channel" => (0, 15),
@@ -310,6 +313,7 @@ impl Message {
     }
 
     /// Calls `visit(name, value)` for each field except `data`, in mido's order.
+    #[inline(always)]
     pub(crate) fn for_each_scalar(&self, mut visit: impl FnMut(&'static str, i64)) {
         match *self {
             Message::NoteOff { channel, note, velocity } | Message::NoteOn { channel, note, velocity } => {
@@ -357,6 +361,7 @@ impl Message {
     }
 
     /// Checks every field against mido's ranges.
+    #[inline(always)]
     pub fn validate(&self) -> Result<(), InvalidValue> {
         let mut result = Ok(());
         self.for_each_scalar(|field, value| {

@@ -19,8 +19,9 @@ use crate::message::Message;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeldNotes {
-    /// Bit `n` of `keys[c]`: note `n` on channel `c` is down.
-    keys: [u128; 16],
+    /// Bit `n % 64` of `keys[c][n / 64]`: note `n` on channel `c` is down. Two 64-bit words
+    /// rather than a `u128`, whose variable shifts cost several instructions on every note.
+    keys: [[u64; 2]; 16],
     /// Bit `c`: the sustain pedal (CC 64) of channel `c` is down.
     sustain: u16,
 }
@@ -33,14 +34,17 @@ const ALL_NOTES_OFF: u8 = 123;
 
 impl HeldNotes {
     /// Updates the state with one message of the stream.
+    #[inline]
     pub fn observe(&mut self, message: &Message) {
         match *message {
             Message::NoteOn { channel, note, velocity } if velocity > 0 => {
-                self.keys[usize::from(channel & 0x0F)] |= 1u128 << (note & 0x7F);
+                let (word, bit) = self.key(channel, note);
+                *word |= bit;
             }
             // A note_on with velocity 0 is a note_off by MIDI convention.
             Message::NoteOn { channel, note, .. } | Message::NoteOff { channel, note, .. } => {
-                self.keys[usize::from(channel & 0x0F)] &= !(1u128 << (note & 0x7F));
+                let (word, bit) = self.key(channel, note);
+                *word &= !bit;
             }
             Message::ControlChange { channel, control: SUSTAIN, value } => {
                 let bit = 1u16 << (channel & 0x0F);
@@ -51,27 +55,35 @@ impl HeldNotes {
                 }
             }
             Message::ControlChange { channel, control: ALL_SOUND_OFF | ALL_NOTES_OFF, .. } => {
-                self.keys[usize::from(channel & 0x0F)] = 0;
+                self.keys[usize::from(channel & 0x0F)] = [0; 2];
             }
             Message::Reset => *self = HeldNotes::default(),
             _ => {}
         }
     }
 
+    /// The word and bit of `note` on `channel` in `keys`.
+    #[inline]
+    fn key(&mut self, channel: u8, note: u8) -> (&mut u64, u64) {
+        let note = note & 0x7F;
+        (&mut self.keys[usize::from(channel & 0x0F)][usize::from(note >> 6)], 1u64 << (note & 63))
+    }
+
     /// True when no note and no sustain pedal is held.
     pub fn is_silent(&self) -> bool {
-        self.sustain == 0 && self.keys.iter().all(|&k| k == 0)
+        self.sustain == 0 && self.keys.iter().flatten().all(|&k| k == 0)
     }
 
     /// Emits a note_off (velocity 0) for every held note and a sustain-off for every held pedal,
     /// channel by channel, then forgets them. Allocates nothing.
     pub fn release_all(&mut self, mut emit: impl FnMut(Message)) {
         for channel in 0..16u8 {
-            let mut keys = self.keys[usize::from(channel)];
-            while keys != 0 {
-                let note = keys.trailing_zeros() as u8;
-                keys &= keys - 1;
-                emit(Message::NoteOff { channel, note, velocity: 0 });
+            for (half, mut keys) in (0u8..).zip(self.keys[usize::from(channel)]) {
+                while keys != 0 {
+                    let note = half * 64 + keys.trailing_zeros() as u8;
+                    keys &= keys - 1;
+                    emit(Message::NoteOff { channel, note, velocity: 0 });
+                }
             }
             if self.sustain & (1 << channel) != 0 {
                 emit(Message::ControlChange { channel, control: SUSTAIN, value: 0 });

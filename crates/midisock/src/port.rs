@@ -127,7 +127,7 @@ struct PortInner {
 }
 
 struct SendState {
-    /// Scratch space for encoding long messages and batches.
+    /// Where outgoing messages are encoded before their one write.
     scratch: Vec<u8>,
     /// Notes this port has left sounding on the peer, released by autoreset on close.
     held: HeldNotes,
@@ -244,36 +244,23 @@ impl SocketPort {
     /// Sends several messages in one write (one system call for the batch). Either every message
     /// is valid and all are written in order, or nothing is sent.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
-        for message in messages {
-            message.validate()?;
-        }
-        self.check_open()?;
         let mut sender = lock(&self.inner.sender);
-        let result = self.write_locked(&mut sender, messages);
-        if result.is_ok() {
-            for message in messages {
-                sender.held.observe(message);
-            }
-        }
-        result
-    }
-
-    fn write_locked(&self, sender: &mut SendState, messages: &[Message]) -> Result<()> {
-        if let [message] = messages {
-            if message.encoded_len() <= crate::encode::MAX_SHORT_MESSAGE_LEN {
-                // The common case writes from the stack: no allocation, no copy into scratch.
-                let mut bytes = [0u8; crate::encode::MAX_SHORT_MESSAGE_LEN];
-                let len = message.encode(&mut bytes).expect("short message fits");
-                return self.write(&bytes[..len]);
-            }
-        }
-        let scratch = &mut sender.scratch;
+        let SendState { scratch, held } = &mut *sender;
         scratch.clear();
-        Message::encode_all(messages, scratch);
-        let result = self.write(scratch);
+        // Checked and encoded in one pass: an invalid message fails the batch before any write.
+        let encoded = Message::encode_all_checked(messages, scratch);
+        let result = encoded.map_err(Error::from).and_then(|()| {
+            self.check_open()?;
+            self.write(scratch)
+        });
         if scratch.capacity() > READ_CHUNK {
             // Do not keep a megabyte of scratch alive because of one large sysex.
             *scratch = Vec::new();
+        }
+        if result.is_ok() {
+            for message in messages {
+                held.observe(message);
+            }
         }
         result
     }
@@ -354,7 +341,16 @@ impl SocketPort {
         let mut state = lock(&self.inner.receiver);
         self.inner.fill_until_pending(&mut state, Wait::Forever)?;
         let count = state.pending.len();
-        out.extend(state.pending.drain(..));
+        if out.is_empty() && out.capacity() >= count {
+            // Trade buffers instead of moving every message: the caller gets the parsed messages
+            // as they lie, and the port keeps the caller's empty allocation, big enough for a read
+            // like this one, for the next read. (`Vec::from` a deque is free unless its ring
+            // wrapped, then one rotation.)
+            let parsed = Vec::from(std::mem::take(&mut state.pending));
+            state.pending = std::mem::replace(out, parsed).into();
+        } else {
+            out.extend(state.pending.drain(..));
+        }
         self.inner.note_exhausted(&state);
         Ok(count)
     }

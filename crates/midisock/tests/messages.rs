@@ -70,6 +70,30 @@ fn encode_all_is_the_concatenation_of_every_encoding() {
 }
 
 #[test]
+fn encode_all_checked_writes_all_or_nothing() {
+    let mut all = vec![0xAA];
+    Message::encode_all_checked(&one_of_each(), &mut all).unwrap();
+    let mut expected = vec![0xAA];
+    Message::encode_all(&one_of_each(), &mut expected);
+    assert_eq!(all, expected);
+
+    // The first invalid message is reported and nothing of the batch stays in the buffer.
+    let mut batch = one_of_each();
+    batch.insert(3, Message::ControlChange { channel: 0, control: 7, value: 128 });
+    batch.insert(5, Message::NoteOn { channel: 16, note: 0, velocity: 0 });
+    let err = Message::encode_all_checked(&batch, &mut all).unwrap_err();
+    assert_eq!((err.field, err.value), ("value", 128));
+    assert_eq!(all, expected);
+    let err = Message::encode_all_checked(
+        &[Message::SysEx { data: vec![1; 300] }, Message::SysEx { data: vec![0xF7] }],
+        &mut all,
+    )
+    .unwrap_err();
+    assert_eq!((err.field, err.value), ("data", 0xF7));
+    assert_eq!(all, expected);
+}
+
+#[test]
 fn encode_reports_short_buffer() {
     let m = Message::NoteOn { channel: 0, note: 1, velocity: 2 };
     let mut small = [0u8; 2];
@@ -206,7 +230,10 @@ proptest! {
         let mut parser = midisock::Parser::new();
         let mut got = Vec::new();
         parser.feed(&bytes, |m| got.push(m));
-        prop_assert_eq!(got, messages);
+        prop_assert_eq!(&got, &messages);
+        let mut checked = Vec::new();
+        Message::encode_all_checked(&messages, &mut checked).unwrap();
+        prop_assert_eq!(checked, bytes);
     }
 
     #[test]

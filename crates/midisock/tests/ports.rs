@@ -1,7 +1,7 @@
 //! SocketPort and PortServer on loopback: the three server styles, closing, timeouts, callbacks,
 //! concurrency, slow clients and IPv6. Every wait is bounded so a bug fails instead of hanging.
 
-use midisock::{connect, Error, Message, PortServer, ServerConfig};
+use midisock::{connect, Error, Message, PortServer, Received, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -445,4 +445,33 @@ fn receive_batch_drains_everything_that_has_arrived() {
         server.receive_batch(&mut from_server).unwrap();
     }
     assert_eq!(from_server.into_iter().map(|r| r.message).collect::<Vec<_>>(), sent);
+}
+
+#[test]
+fn receive_batch_into_a_reused_buffer_keeps_order_across_reads() {
+    // A cleared buffer with room trades places with the port's own (no copy); the messages must
+    // still come out whole and in order, read after read, and appending must still work.
+    let server = server();
+    let client = connect(addr(&server)).unwrap();
+    let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
+    let mut got = Vec::new();
+    let mut batch = Vec::with_capacity(4096);
+    for round in 0..20u8 {
+        let sent: Vec<Message> = (0..50).map(|i| note(round.wrapping_mul(50).wrapping_add(i) % 128)).collect();
+        client.send_all(&sent).unwrap();
+        let mut this_round = Vec::new();
+        while this_round.len() < sent.len() {
+            batch.clear();
+            let n = accepted.receive_batch(&mut batch).unwrap();
+            assert_eq!(n, batch.len());
+            this_round.extend(batch.iter().map(|r| r.message.clone()));
+        }
+        assert_eq!(this_round, sent, "round {round}");
+        got.extend(this_round);
+    }
+    assert_eq!(got.len(), 1000);
+    client.send(&note(1)).unwrap();
+    let mut appended = vec![Received { message: Message::Clock, timestamp_ns: 0 }];
+    accepted.receive_batch(&mut appended).unwrap();
+    assert_eq!(appended.iter().map(|r| r.message.clone()).collect::<Vec<_>>(), vec![Message::Clock, note(1)]);
 }

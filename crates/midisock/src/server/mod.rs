@@ -142,15 +142,12 @@ impl PortServer {
     /// Broadcasts several messages as one write per client. All are validated first; either every
     /// message goes out or none does.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
-        for message in messages {
-            message.validate()?;
-        }
+        let mut bytes = lock(&self.shared.broadcast);
+        bytes.clear();
+        Message::encode_all_checked(messages, &mut bytes)?;
         if self.shared.state().stopped {
             return Err(Error::Closed);
         }
-        let mut bytes = lock(&self.shared.broadcast);
-        bytes.clear();
-        Message::encode_all(messages, &mut bytes);
         self.shared.broadcast_bytes(&bytes, None);
         if bytes.capacity() > 64 * 1024 {
             *bytes = Vec::new();
