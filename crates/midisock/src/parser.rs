@@ -115,55 +115,69 @@ impl Parser {
 
     /// Parses `bytes`, calling `emit` for every message they complete, in stream order.
     pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(Message)) {
-        let mut rest = bytes;
-        while let Some(&byte) = rest.first() {
-            if byte >= 0xF8 {
-                // Real-time bytes need no state, wherever they fall.
+        let mut at = 0;
+        while at < bytes.len() {
+            if !self.in_sysex && self.have == 0 && !self.fresh_status {
+                // Between messages: take whole messages in one step for as long as they last.
+                at = self.feed_whole_messages(bytes, at, &mut emit);
+                let Some(&byte) = bytes.get(at) else { break };
                 self.feed_byte(byte, &mut emit);
-                rest = &rest[1..];
-                continue;
+                at += 1;
+            } else if self.in_sysex && bytes[at] < 0x80 {
+                // Sysex payload: take the whole run of data bytes at once.
+                let rest = &bytes[at..];
+                let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+                self.push_sysex_data(&rest[..run]);
+                at += run;
+            } else {
+                self.feed_byte(bytes[at], &mut emit);
+                at += 1;
             }
-            if self.in_sysex {
-                if byte < 0x80 {
-                    // Sysex payload: take the whole run of data bytes at once.
-                    let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
-                    self.push_sysex_data(&rest[..run]);
-                    rest = &rest[run..];
-                    continue;
-                }
-            } else if self.have == 0 && !self.fresh_status {
-                // Fast path: a whole channel message, with its own status byte (as midisock and
-                // mido senders write them) or under running status, decoded in one step. The
-                // state afterwards is exactly what the byte-by-byte path leaves.
-                let taken = match *rest {
-                    [status @ (0x80..=0xBF | 0xE0..=0xEF), a @ 0..=0x7F, b @ 0..=0x7F, ..] => {
-                        self.status = status;
-                        emit(build(status, [a, b]));
-                        3
-                    }
-                    [status @ 0xC0..=0xDF, a @ 0..=0x7F, ..] => {
-                        self.status = status;
-                        emit(build(status, [a, 0]));
-                        2
-                    }
-                    [a @ 0..=0x7F, b @ 0..=0x7F, ..] if matches!(self.status, 0x80..=0xBF | 0xE0..=0xEF) => {
-                        emit(build(self.status, [a, b]));
-                        2
-                    }
-                    [a @ 0..=0x7F, ..] if matches!(self.status, 0xC0..=0xDF) => {
-                        emit(build(self.status, [a, 0]));
-                        1
-                    }
-                    _ => 0,
-                };
-                if taken > 0 {
-                    rest = &rest[taken..];
-                    continue;
-                }
-            }
-            self.feed_byte(byte, &mut emit);
-            rest = &rest[1..];
         }
+    }
+
+    /// The fast path, taken between messages: decodes whole channel messages — with their own
+    /// status byte (as midisock and mido senders write them) or under running status — and
+    /// real-time bytes, each in one step, until the input ends or holds something else (a
+    /// message cut by the end of `bytes`, a sysex, system common, stray data). Returns where it
+    /// stopped; the state it leaves is exactly what the byte-by-byte path would.
+    #[inline(always)]
+    fn feed_whole_messages(&mut self, bytes: &[u8], mut at: usize, emit: &mut impl FnMut(Message)) -> usize {
+        // The running status lives in a register while the loop runs. Between messages it is a
+        // channel status or 0 (system common messages clear it).
+        let mut status = self.status;
+        loop {
+            let taken = match bytes[at..] {
+                [new @ (0x80..=0xBF | 0xE0..=0xEF), a @ 0..=0x7F, b @ 0..=0x7F, ..] => {
+                    status = new;
+                    emit(build(new, [a, b]));
+                    3
+                }
+                [new @ 0xC0..=0xDF, a @ 0..=0x7F, ..] => {
+                    status = new;
+                    emit(build(new, [a, 0]));
+                    2
+                }
+                [realtime @ (0xF8 | 0xFA..=0xFC | 0xFE | 0xFF), ..] => {
+                    emit(build_realtime(realtime));
+                    1
+                }
+                [a @ 0..=0x7F, b @ 0..=0x7F, ..] if matches!(status, 0x80..=0xBF | 0xE0..=0xEF) => {
+                    emit(build(status, [a, b]));
+                    2
+                }
+                [a @ 0..=0x7F, ..] if matches!(status, 0xC0..=0xDF) => {
+                    emit(build(status, [a, 0]));
+                    1
+                }
+                // Stray data, sysex, system common, undefined bytes, a message cut by the end of
+                // `bytes`: the byte path's rows.
+                _ => break,
+            };
+            at += taken;
+        }
+        self.status = status;
+        at
     }
 
     /// Parses one byte.
@@ -238,12 +252,7 @@ impl Parser {
             0xF9 | 0xFD => self.stats.undefined_status_bytes += 1,
             // Row "0xF8–0xFF (real-time)": emitted at once, anywhere, without disturbing the
             // message in progress — a clock byte inside a note_on or a sysex is legal MIDI.
-            0xF8 => emit(Message::Clock),
-            0xFA => emit(Message::Start),
-            0xFB => emit(Message::Continue),
-            0xFC => emit(Message::Stop),
-            0xFE => emit(Message::ActiveSensing),
-            0xFF => emit(Message::Reset),
+            0xF8 | 0xFA..=0xFC | 0xFE | 0xFF => emit(build_realtime(byte)),
         }
     }
 
@@ -301,6 +310,20 @@ fn build(status: u8, data: [u8; 2]) -> Message {
         0xF2 => Message::SongPos { pos: (u16::from(b) << 7) | u16::from(a) },
         0xF3 => Message::SongSelect { song: a },
         _ => unreachable!("build() is only called for statuses with data bytes"),
+    }
+}
+
+/// The message of a defined real-time status byte.
+#[inline(always)]
+fn build_realtime(status: u8) -> Message {
+    match status {
+        0xF8 => Message::Clock,
+        0xFA => Message::Start,
+        0xFB => Message::Continue,
+        0xFC => Message::Stop,
+        0xFE => Message::ActiveSensing,
+        0xFF => Message::Reset,
+        _ => unreachable!("build_realtime() is only called for defined real-time statuses"),
     }
 }
 
