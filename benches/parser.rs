@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::message_mix;
+use common::{message_mix, parse_counting};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use midisock::{Message, Parser};
 use std::hint::black_box;
@@ -49,16 +49,7 @@ fn parse(c: &mut Criterion) {
     for (name, bytes) in streams() {
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         let mut parser = Parser::new();
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let mut count = 0usize;
-                parser.feed(black_box(&bytes), |message| {
-                    black_box(&message);
-                    count += 1;
-                });
-                count
-            })
-        });
+        group.bench_function(name, |b| b.iter(|| parse_counting(&mut parser, &bytes)));
     }
     group.finish();
 }

@@ -2,18 +2,20 @@
 //! port) against a plain TCP ping-pong of the same 3 bytes with TCP_NODELAY, in one criterion
 //! group. Targets: p50 ≤ 1.10× and p99 ≤ 1.25× plain TCP.
 //!
+//! The caller and the echo threads are pinned to different CPUs (see `common::PinnedCaller`).
 //! Criterion reports means; afterwards the bench measures both again, interleaved in chunks so
 //! that machine noise hits both alike, and writes percentiles to
 //! `target/criterion-extra/round_trip.txt`.
 
 mod common;
 
-use common::{note, write_extra, MidisockEcho, Percentiles, RawTcpEcho, NOTE_BYTES};
+use common::{note, pin_caller, write_extra, MidisockEcho, Percentiles, RawTcpEcho, NOTE_BYTES};
 use criterion::{criterion_group, Criterion};
 use std::time::Duration;
 
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
+    let _pinned = pin_caller();
     let midisock = MidisockEcho::start();
     let message = note();
     group.bench_function("midisock", |b| {
@@ -29,6 +31,7 @@ fn round_trip(c: &mut Criterion) {
 
 /// Percentiles of both, interleaved: `chunks` rounds of `chunk` round trips each.
 fn percentiles(chunks: usize, chunk: usize) {
+    let _pinned = pin_caller();
     let midisock = MidisockEcho::start();
     let mut raw = RawTcpEcho::start();
     let message = note();

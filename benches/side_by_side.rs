@@ -12,10 +12,10 @@
 
 mod common;
 
-use common::fanout::Fanout;
+use common::fanout::{Fanout, Sender};
 use common::{
-    message_mix, midisock_stream_latency, note, raise_fd_limit, raw_tcp_stream_latency, MidisockEcho, MidisockStream,
-    Percentiles, RawTcpEcho, RawTcpStream, NOTE_BYTES,
+    message_mix, midisock_stream_latency, note, parse_counting, pin_caller, raise_fd_limit, raw_tcp_stream_latency,
+    MidisockEcho, MidisockStream, Percentiles, RawTcpEcho, RawTcpStream, NOTE_BYTES,
 };
 use midisock::Parser;
 use std::fmt::Write as _;
@@ -118,6 +118,7 @@ fn main() {
 /// Both systems interleaved in chunks, so machine noise hits both alike.
 fn round_trip(plan: &Plan, results: &mut Results) {
     eprintln!("side_by_side: round trip");
+    let _pinned = pin_caller();
     let midisock = MidisockEcho::start();
     let mut raw = RawTcpEcho::start();
     let message = note();
@@ -175,26 +176,26 @@ fn parser(plan: &Plan, results: &mut Results) {
     let mut fed = 0usize;
     let start = Instant::now();
     while start.elapsed() < plan.parser_time || fed == 0 {
-        parser.feed(std::hint::black_box(&bytes), |message| {
-            std::hint::black_box(message);
-        });
+        parse_counting(&mut parser, &bytes);
         fed += bytes.len();
     }
     results.scalar("parser_bytes_per_s.midisock", fed as f64 / start.elapsed().as_secs_f64());
 }
 
 fn fanout(plan: &Plan, results: &mut Results) {
-    for &clients in plan.fanout_clients {
-        eprintln!("side_by_side: fan-out to {clients} clients");
-        let fixture = Fanout::start(clients);
-        let mut run = fixture.steady(plan.fanout_broadcasts, Duration::from_millis(10));
-        let p = Percentiles::of(&mut run.latencies);
-        results.scalar(&format!("fanout_{clients}_p50_ns.midisock"), p.p50 as f64);
-        results.scalar(&format!("fanout_{clients}_p99_ns.midisock"), p.p99 as f64);
-        results.scalar(&format!("fanout_{clients}_max_ns.midisock"), p.max as f64);
-        results.scalar(
-            &format!("fanout_{clients}_server_cpu_pct.midisock"),
-            run.server_cpu_ns as f64 / run.wall_ns as f64 * 100.0,
-        );
+    for (system, sender) in [("midisock", Sender::Midisock), ("raw_tcp", Sender::PlainTcp)] {
+        for &clients in plan.fanout_clients {
+            eprintln!("side_by_side: fan-out to {clients} clients ({system})");
+            let fixture = Fanout::start(clients, sender);
+            let mut run = fixture.steady(plan.fanout_broadcasts, Duration::from_millis(10));
+            let p = Percentiles::of(&mut run.latencies);
+            results.scalar(&format!("fanout_{clients}_p50_ns.{system}"), p.p50 as f64);
+            results.scalar(&format!("fanout_{clients}_p99_ns.{system}"), p.p99 as f64);
+            results.scalar(&format!("fanout_{clients}_max_ns.{system}"), p.max as f64);
+            results.scalar(
+                &format!("fanout_{clients}_server_cpu_pct.{system}"),
+                run.server_cpu_ns as f64 / run.wall_ns as f64 * 100.0,
+            );
+        }
     }
 }

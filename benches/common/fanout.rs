@@ -1,16 +1,18 @@
-//! Broadcast fan-out: one [`PortServer`], N plain TCP clients read by one mio thread.
+//! Broadcast fan-out: one sender, N plain TCP clients read by one mio thread.
 //!
-//! Every broadcast is one 3-byte message; the server's send time of broadcast `k` is recorded
-//! just before [`PortServer::send`], and each client's `k`-th message is broadcast `k` (TCP keeps
-//! order, and a client is never thinned — it would be disconnected, which the fixture detects).
-//! Latency = the time the reader thread's `read` returned those bytes − the send time.
+//! The sender is a [`PortServer`] or, for the physical limit on this machine, a loop of plain
+//! `write` calls on the accepted sockets ([`Sender::PlainTcp`]). Every broadcast is one 3-byte
+//! message; the send time of broadcast `k` is recorded just before it is sent, and each client's
+//! `k`-th message is broadcast `k` (TCP keeps order, and midisock never thins a client — it would
+//! be disconnected, which the fixture detects). Latency = the time the reader thread's `read`
+//! returned those bytes − the send time.
 
 use super::{monotonic_ns, note, thread_cpu_ns, threads_named};
 use midisock::PortServer;
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::io::{ErrorKind, Read};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
@@ -44,18 +46,33 @@ pub struct FanoutRun {
     pub broadcasts: usize,
     /// One sample per (client, broadcast), nanoseconds.
     pub latencies: Vec<u64>,
-    /// Server CPU time during the run: its I/O thread ("midisock-server") plus the calling
-    /// thread, which does the broadcast writes itself inside `PortServer::send`.
+    /// Server CPU time during the run: its I/O thread ("midisock-server", none for plain TCP)
+    /// plus the calling thread, which does the broadcast writes itself inside `PortServer::send`.
     pub server_cpu_ns: u64,
     /// CPU time of the reader thread (the N clients) during the run.
     pub reader_cpu_ns: u64,
     pub wall_ns: u64,
 }
 
+/// What broadcasts to the clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// `PortServer::send`.
+    Midisock,
+    /// The same bytes written to each accepted socket in turn (TCP_NODELAY, blocking): what any
+    /// TCP server must at least do, so the floor for this machine.
+    PlainTcp,
+}
+
+enum Broadcaster {
+    Midisock(PortServer),
+    PlainTcp(Vec<TcpStream>),
+}
+
 /// N connected clients and their reader thread.
 pub struct Fanout {
     pub clients: usize,
-    server: PortServer,
+    server: Broadcaster,
     shared: Arc<Shared>,
     waker: Arc<Waker>,
     reader: Option<JoinHandle<()>>,
@@ -66,23 +83,43 @@ pub struct Fanout {
 impl Fanout {
     /// Binds a server and connects `clients` plain TCP clients to it, waiting until the server
     /// counts them all.
-    pub fn start(clients: usize) -> Fanout {
+    pub fn start(clients: usize, sender: Sender) -> Fanout {
         let before = threads_named("midisock-server");
-        let server = PortServer::bind("127.0.0.1:0").expect("bind loopback");
-        let addr = server.local_addr();
-        let streams: Vec<TcpStream> = (0..clients)
-            .map(|_| {
-                let stream = TcpStream::connect(addr).expect("connect (raise RLIMIT_NOFILE?)");
-                stream.set_nodelay(true).expect("TCP_NODELAY");
-                stream.set_nonblocking(true).expect("non-blocking");
-                stream
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.client_count() < clients {
-            assert!(Instant::now() < deadline, "server admitted {} of {clients} clients", server.client_count());
-            thread::sleep(Duration::from_millis(1));
-        }
+        let connect = |addr| {
+            let stream = TcpStream::connect(addr).expect("connect (raise RLIMIT_NOFILE?)");
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            stream.set_nonblocking(true).expect("non-blocking");
+            stream
+        };
+        let (server, streams) = match sender {
+            Sender::Midisock => {
+                let server = PortServer::bind("127.0.0.1:0").expect("bind loopback");
+                let addr = server.local_addr();
+                let streams: Vec<TcpStream> = (0..clients).map(|_| connect(addr)).collect();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while server.client_count() < clients {
+                    let admitted = server.client_count();
+                    assert!(Instant::now() < deadline, "server admitted {admitted} of {clients} clients");
+                    thread::sleep(Duration::from_millis(1));
+                }
+                (Broadcaster::Midisock(server), streams)
+            }
+            Sender::PlainTcp => {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+                let addr = listener.local_addr().expect("local address");
+                let mut accepted = Vec::with_capacity(clients);
+                let streams = (0..clients)
+                    .map(|_| {
+                        let stream = connect(addr);
+                        let (server_side, _) = listener.accept().expect("accept");
+                        server_side.set_nodelay(true).expect("TCP_NODELAY");
+                        accepted.push(server_side);
+                        stream
+                    })
+                    .collect();
+                (Broadcaster::PlainTcp(accepted), streams)
+            }
+        };
         // Looked up only now: the thread names itself once it runs.
         let server_tid = threads_named("midisock-server").into_iter().find(|tid| !before.contains(tid));
         let poll = Poll::new().expect("mio poll");
@@ -114,7 +151,15 @@ impl Fanout {
         sent.push(monotonic_ns());
         let k = sent.len() as u64;
         drop(sent);
-        self.server.send(&note()).expect("broadcast");
+        match &self.server {
+            Broadcaster::Midisock(server) => server.send(&note()).expect("broadcast"),
+            Broadcaster::PlainTcp(streams) => {
+                let bytes = note().to_bytes();
+                for mut stream in streams {
+                    stream.write_all(&bytes).expect("plain TCP broadcast");
+                }
+            }
+        }
         k
     }
 
@@ -180,7 +225,9 @@ impl Drop for Fanout {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        self.server.close();
+        if let Broadcaster::Midisock(server) = &self.server {
+            server.close();
+        }
     }
 }
 

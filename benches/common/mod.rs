@@ -121,7 +121,8 @@ pub fn midisock_pair() -> (SocketPort, SocketPort, PortServer) {
 // ---------------------------------------------------------------------------------------------
 // Round trip
 
-/// A midisock client whose peer (an accepted port on its own thread) echoes every message.
+/// A midisock client whose peer (an accepted port on its own thread, pinned to [`ECHO_CPU`])
+/// echoes every message. Measure under [`pin_caller`].
 pub struct MidisockEcho {
     client: SocketPort,
     echo: Option<JoinHandle<()>>,
@@ -134,6 +135,7 @@ impl MidisockEcho {
         let echo = thread::Builder::new()
             .name("bench-midisock-echo".into())
             .spawn(move || {
+                pin_current_thread(ECHO_CPU);
                 while let Ok(message) = accepted.receive() {
                     if accepted.send(&message).is_err() {
                         break;
@@ -164,7 +166,8 @@ impl Drop for MidisockEcho {
     }
 }
 
-/// The baseline: a plain TCP ping-pong of the same 3 bytes, echoed by a thread.
+/// The baseline: a plain TCP ping-pong of the same 3 bytes, echoed by a thread pinned to
+/// [`ECHO_CPU`]. Measure under [`pin_caller`].
 pub struct RawTcpEcho {
     client: TcpStream,
     echo: Option<JoinHandle<()>>,
@@ -176,6 +179,7 @@ impl RawTcpEcho {
         let echo = thread::Builder::new()
             .name("bench-tcp-echo".into())
             .spawn(move || {
+                pin_current_thread(ECHO_CPU);
                 let mut buf = [0u8; 3];
                 while server.read_exact(&mut buf).is_ok() {
                     if server.write_all(&buf).is_err() {
@@ -486,6 +490,69 @@ pub fn process_cpu_ns() -> u64 {
     assert_eq!(rc, 0, "getrusage");
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parser
+
+/// Feeds `bytes` to `parser` and counts the messages, each one handed to `black_box` as a
+/// consumer would take it: the one harness of the parser bench and of `bench-report`, so both
+/// measure the same compiled loop.
+pub fn parse_counting(parser: &mut midisock::Parser, bytes: &[u8]) -> usize {
+    let mut count = 0usize;
+    parser.feed(std::hint::black_box(bytes), |message| {
+        std::hint::black_box(&message);
+        count += 1;
+    });
+    count
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU placement for round trips
+
+/// The CPU round-trip callers run on; echo threads run on [`ECHO_CPU`].
+const CALLER_CPU: usize = 0;
+const ECHO_CPU: usize = 1;
+
+/// Pins the calling thread to `cpu` when the machine has it; returns the mask it had (`None` if
+/// nothing changed).
+fn pin_current_thread(cpu: usize) -> Option<libc::cpu_set_t> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) <= cpu {
+        return None;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; both calls get a valid pointer and its size.
+    unsafe {
+        let mut previous: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut previous) != 0 {
+            return None;
+        }
+        let mut only: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut only);
+        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &only) == 0).then_some(previous)
+    }
+}
+
+/// Keeps the thread that measures round trips on [`CALLER_CPU`] while alive, then restores its
+/// CPU mask.
+///
+/// NOTE: why pin at all. On this 2-vCPU VM a round trip costs ~15 µs when the echo thread shares
+/// the caller's CPU and ~75 µs when it must wake the other, halted vCPU; left to the scheduler,
+/// each system's echo thread lands on either, and the midisock / plain TCP ratio swung between
+/// 0.2× and 5× from run to run. Pinned, both cross CPUs every time, as a client and a server
+/// would, and the comparison is like for like.
+pub struct PinnedCaller(Option<libc::cpu_set_t>);
+
+pub fn pin_caller() -> PinnedCaller {
+    PinnedCaller(pin_current_thread(CALLER_CPU))
+}
+
+impl Drop for PinnedCaller {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.0 {
+            // SAFETY: `previous` is the mask sched_getaffinity returned for this thread.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), previous) };
+        }
+    }
 }
 
 /// Raises this process's open-file limit to at least `wanted` (up to the hard limit).

@@ -43,10 +43,20 @@ def close(*ports):
         port.close()
 
 
+def pin_thread(cpu):
+    """Pins the calling thread (pid 0 on Linux) to `cpu` if the machine has it, as the Rust side
+    does for round trips: caller on CPU 0, echo on CPU 1. Returns the previous mask."""
+    previous = os.sched_getaffinity(0)
+    if cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {cpu})
+    return previous
+
+
 def round_trip(count, warmup):
     server, client, accepted = pair()
 
     def echo():
+        pin_thread(1)
         while True:
             message = accepted.receive()
             if message.type == "stop":
@@ -55,6 +65,7 @@ def round_trip(count, warmup):
 
     thread = threading.Thread(target=echo, daemon=True)
     thread.start()
+    previous = pin_thread(0)
     note = mido.Message("note_on", channel=0, note=60, velocity=100)
     samples = []
     for i in range(warmup + count):
@@ -66,6 +77,7 @@ def round_trip(count, warmup):
             samples.append(end - start)
     client.send(STOP)
     thread.join()
+    os.sched_setaffinity(0, previous)
     close(client, accepted)
     server.close()
     return samples
