@@ -162,7 +162,7 @@ impl Parser {
                         break;
                     }
                     status = first;
-                    emit(build(first, [a, b]));
+                    emit(build_two(first, a, b));
                     at += 3;
                 }
                 // A channel message with one data byte, with its own status byte.
@@ -176,7 +176,7 @@ impl Parser {
                 0x00..=0x7F => match status {
                     0x80..=0xBF | 0xE0..=0xEF => {
                         let Some(&b @ 0..=0x7F) = bytes.get(at + 1) else { break };
-                        emit(build(status, [first, b]));
+                        emit(build_two(status, first, b));
                         at += 2;
                     }
                     0xC0..=0xDF => {
@@ -327,6 +327,26 @@ fn build(status: u8, data: [u8; 2]) -> Message {
         0xF2 => Message::SongPos { pos: (u16::from(b) << 7) | u16::from(a) },
         0xF3 => Message::SongSelect { song: a },
         _ => unreachable!("build() is only called for statuses with data bytes"),
+    }
+}
+
+/// [`build`] for the channel statuses with two data bytes (0x80–0xBF, 0xE0–0xEF), as a tree of
+/// two-way branches ordered by how common the messages are.
+#[inline(always)]
+fn build_two(status: u8, a: u8, b: u8) -> Message {
+    let channel = status & 0x0F;
+    if status < 0xA0 {
+        if status >= 0x90 {
+            Message::NoteOn { channel, note: a, velocity: b }
+        } else {
+            Message::NoteOff { channel, note: a, velocity: b }
+        }
+    } else if status < 0xB0 {
+        Message::PolyTouch { channel, note: a, value: b }
+    } else if status < 0xC0 {
+        Message::ControlChange { channel, control: a, value: b }
+    } else {
+        Message::PitchWheel { channel, pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192 }
     }
 }
 
