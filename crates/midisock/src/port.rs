@@ -344,8 +344,9 @@ impl SocketPort {
         if out.is_empty() && out.capacity() >= count {
             // Trade buffers instead of moving every message: the caller gets the parsed messages
             // as they lie, and the port keeps the caller's empty allocation, big enough for a read
-            // like this one, for the next read. (`Vec::from` a deque is free unless its ring
-            // wrapped, then one rotation.)
+            // like this one, for the next read. (`Vec::from` a deque is free when the deque
+            // starts at the front of its allocation, as it does when only batches drain it;
+            // otherwise it is one memmove.)
             let parsed = Vec::from(std::mem::take(&mut state.pending));
             state.pending = std::mem::replace(out, parsed).into();
         } else {
