@@ -185,6 +185,8 @@ impl Parser {
                     }
                     _ => break,
                 },
+                // NOTE: tested after the channel arms. Testing real-time bytes first parsed a
+                // clock-only stream 2.5× faster but the message mix 18 % slower.
                 0xF8 | 0xFA..=0xFC | 0xFE | 0xFF => {
                     emit(build_realtime(first));
                     at += 1;
