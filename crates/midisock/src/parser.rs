@@ -318,13 +318,9 @@ fn build(status: u8, data: [u8; 2]) -> Message {
     let channel = status & 0x0F;
     let [a, b] = data;
     match status {
-        0x80..=0x8F => Message::NoteOff { channel, note: a, velocity: b },
-        0x90..=0x9F => Message::NoteOn { channel, note: a, velocity: b },
-        0xA0..=0xAF => Message::PolyTouch { channel, note: a, value: b },
-        0xB0..=0xBF => Message::ControlChange { channel, control: a, value: b },
+        0x80..=0xBF | 0xE0..=0xEF => build_two(status, a, b),
         0xC0..=0xCF => Message::ProgramChange { channel, program: a },
         0xD0..=0xDF => Message::Aftertouch { channel, value: a },
-        0xE0..=0xEF => Message::PitchWheel { channel, pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192 },
         0xF1 => Message::QuarterFrame { frame_type: a >> 4, frame_value: a & 0x0F },
         0xF2 => Message::SongPos { pos: (u16::from(b) << 7) | u16::from(a) },
         0xF3 => Message::SongSelect { song: a },
@@ -332,8 +328,8 @@ fn build(status: u8, data: [u8; 2]) -> Message {
     }
 }
 
-/// [`build`] for the channel statuses with two data bytes (0x80–0xBF, 0xE0–0xEF), as a tree of
-/// two-way branches ordered by how common the messages are.
+/// The message for a channel status with two data bytes (0x80–0xBF, 0xE0–0xEF), as a tree of
+/// two-way branches ordered by how common the messages are (the fast path calls it directly).
 #[inline(always)]
 fn build_two(status: u8, a: u8, b: u8) -> Message {
     let channel = status & 0x0F;
