@@ -30,6 +30,9 @@ pub enum Error {
     Tls(String),
     /// An authentication token is empty, longer than 128 bytes, or not printable ASCII.
     InvalidToken,
+    /// The server refused the connection and said why (see [`crate::RefusalCause`]; a newer
+    /// server may send a cause this version does not know, kept here as its text).
+    Refused { cause: String },
     /// Any other I/O failure of an established connection.
     Io(io::Error),
 }
@@ -61,6 +64,7 @@ impl fmt::Display for Error {
             Error::CallbackInstalled => f.write_str("port delivers messages to a callback; it cannot be read directly"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::InvalidToken => f.write_str("invalid token: use 1 to 128 printable ASCII characters"),
+            Error::Refused { cause } => write!(f, "the server refused the connection: {cause}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
