@@ -1,0 +1,579 @@
+/*
+ * midisock_glue.c — see midisock_glue.h. Plain C11 + POSIX threads, no patcher API.
+ */
+#include "midisock_glue.h"
+
+#include <midisock.h>
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------------------------- */
+
+static void say(char error[MSG_ERROR_LEN], const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(error, MSG_ERROR_LEN, format, args);
+    va_end(args);
+}
+
+/* One numeric argument: its name for error texts and its range in the patch's terms. */
+typedef struct {
+    const char *name;
+    int min, max;
+    int optional_default; /* used when the argument is left out; REQUIRED: it cannot be */
+} msg_arg;
+
+#define REQUIRED (-100000)
+
+/* A channel message the patch can build: the arguments in patch order. */
+typedef struct {
+    const char *selector;
+    uint8_t status; /* high nibble */
+    size_t arg_count;
+    msg_arg args[3];
+} msg_shape;
+
+/* The channel is always the last argument, 1-16 as Pd's [noteout] family, default 1. */
+#define CHANNEL {"channel", 1, 16, 1}
+
+static const msg_shape SHAPES[] = {
+    {"note", 0x90, 3, {{"note", 0, 127, REQUIRED}, {"velocity", 0, 127, REQUIRED}, CHANNEL}},
+    {"noteoff", 0x80, 3, {{"note", 0, 127, REQUIRED}, {"velocity", 0, 127, 0}, CHANNEL}},
+    {"cc", 0xB0, 3, {{"value", 0, 127, REQUIRED}, {"controller", 0, 127, REQUIRED}, CHANNEL}},
+    {"bend", 0xE0, 2, {{"value", -8192, 8191, REQUIRED}, CHANNEL}},
+    {"program", 0xC0, 2, {{"program", 1, 128, REQUIRED}, CHANNEL}},
+    {"touch", 0xD0, 2, {{"value", 0, 127, REQUIRED}, CHANNEL}},
+    {"polytouch", 0xA0, 3, {{"value", 0, 127, REQUIRED}, {"note", 0, 127, REQUIRED}, CHANNEL}},
+};
+
+static const msg_shape *find_shape(const char *selector) {
+    for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
+        if (strcmp(SHAPES[i].selector, selector) == 0) return &SHAPES[i];
+    }
+    return NULL;
+}
+
+int msg_is_buildable(const char *selector) {
+    return find_shape(selector) != NULL || strcmp(selector, "sysex") == 0 || strcmp(selector, "send") == 0;
+}
+
+/* Checks that `value` is a whole number in [min, max]; writes it to `*out`. */
+static int whole_in_range(const char *selector, const char *name, double value, int min, int max, int *out,
+                          char error[MSG_ERROR_LEN]) {
+    if (!isfinite(value) || value != floor(value)) {
+        say(error, "%s: %s must be a whole number, got %g", selector, name, value);
+        return -1;
+    }
+    if (value < min || value > max) {
+        say(error, "%s: %s %g is out of range %d..%d", selector, name, value, min, max);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+static int build_channel_message(const msg_shape *shape, const double *values, size_t count, uint8_t *out,
+                                 size_t cap, size_t *len, char error[MSG_ERROR_LEN]) {
+    size_t required = 0;
+    while (required < shape->arg_count && shape->args[required].optional_default == REQUIRED) required++;
+    if (count < required || count > shape->arg_count) {
+        char usage[128] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < shape->arg_count && used < sizeof usage; i++) {
+            const msg_arg *arg = &shape->args[i];
+            int n = snprintf(usage + used, sizeof usage - used, arg->optional_default == REQUIRED ? " <%s>" : " [%s]",
+                             arg->name);
+            if (n < 0) break;
+            used += (size_t)n;
+        }
+        say(error, "%s takes%s (%d..%d numbers), got %zu", shape->selector, usage, (int)required,
+            (int)shape->arg_count, count);
+        return -1;
+    }
+    int args[3];
+    for (size_t i = 0; i < shape->arg_count; i++) {
+        const msg_arg *arg = &shape->args[i];
+        if (i >= count) {
+            args[i] = arg->optional_default;
+        } else if (whole_in_range(shape->selector, arg->name, values[i], arg->min, arg->max, &args[i], error) != 0) {
+            return -1;
+        }
+    }
+    uint8_t status = (uint8_t)(shape->status | (args[shape->arg_count - 1] - 1));
+    uint8_t bytes[3];
+    size_t n;
+    switch (shape->status) {
+    case 0x90: /* note velocity ch */
+    case 0x80:
+        bytes[1] = (uint8_t)args[0], bytes[2] = (uint8_t)args[1], n = 3;
+        break;
+    case 0xB0: /* value controller ch: controller goes first on the wire */
+    case 0xA0: /* value note ch: note goes first on the wire */
+        bytes[1] = (uint8_t)args[1], bytes[2] = (uint8_t)args[0], n = 3;
+        break;
+    case 0xE0: { /* -8192..8191, 14 bits, LSB first */
+        int raw = args[0] + 8192;
+        bytes[1] = (uint8_t)(raw & 0x7F), bytes[2] = (uint8_t)(raw >> 7), n = 3;
+        break;
+    }
+    case 0xC0: /* 1..128 in the patch, 0..127 on the wire */
+        bytes[1] = (uint8_t)(args[0] - 1), n = 2;
+        break;
+    default: /* 0xD0 */
+        bytes[1] = (uint8_t)args[0], n = 2;
+        break;
+    }
+    bytes[0] = status;
+    if (cap < n) {
+        say(error, "%s: no room for %zu bytes", shape->selector, n);
+        return -1;
+    }
+    memcpy(out, bytes, n);
+    *len = n;
+    return 0;
+}
+
+int msg_build(const char *selector, const double *values, size_t count, uint8_t *out, size_t cap, size_t *len,
+              char error[MSG_ERROR_LEN]) {
+    const msg_shape *shape = find_shape(selector);
+    if (shape != NULL) return build_channel_message(shape, values, count, out, cap, len, error);
+
+    int is_sysex = strcmp(selector, "sysex") == 0;
+    if (!is_sysex && strcmp(selector, "send") != 0) {
+        say(error, "unknown message '%s'", selector);
+        return -1;
+    }
+    if (!is_sysex && count == 0) {
+        say(error, "send takes the bytes of one or more whole MIDI messages (0..255 each), got none");
+        return -1;
+    }
+    size_t needed = count + (is_sysex ? 2 : 0);
+    if (needed > cap) {
+        say(error, "%s: %zu bytes is more than the %zu this object sends at once", selector, needed, cap);
+        return -1;
+    }
+    size_t at = 0;
+    if (is_sysex) out[at++] = 0xF0;
+    for (size_t i = 0; i < count; i++) {
+        int byte;
+        char name[32];
+        snprintf(name, sizeof name, "byte %zu", i + 1);
+        if (whole_in_range(selector, name, values[i], 0, is_sysex ? 127 : 255, &byte, error) != 0) return -1;
+        out[at++] = (uint8_t)byte;
+    }
+    if (is_sysex) out[at++] = 0xF7;
+    *len = at;
+    return 0;
+}
+
+static void typed(msg_typed *out, const char *selector, size_t value_count, int a, int b, int c) {
+    out->selector = selector;
+    out->values[0] = a, out->values[1] = b, out->values[2] = c;
+    out->value_count = value_count;
+    out->data = NULL;
+    out->data_len = 0;
+}
+
+int msg_describe(const uint8_t *bytes, size_t len, msg_typed *out) {
+    if (len == 0 || bytes[0] < 0x80) return -1;
+    uint8_t status = bytes[0];
+    if (status < 0xF0) {
+        int channel = (status & 0x0F) + 1;
+        size_t expected = (status & 0xF0) == 0xC0 || (status & 0xF0) == 0xD0 ? 2 : 3;
+        if (len != expected) return -1;
+        int d1 = bytes[1], d2 = expected == 3 ? bytes[2] : 0;
+        switch (status & 0xF0) {
+        case 0x80: typed(out, "note", 3, d1, 0, channel); return 0; /* as Pd's [notein]: velocity 0 */
+        case 0x90: typed(out, "note", 3, d1, d2, channel); return 0;
+        case 0xA0: typed(out, "polytouch", 3, d2, d1, channel); return 0;
+        case 0xB0: typed(out, "cc", 3, d2, d1, channel); return 0;
+        case 0xC0: typed(out, "program", 2, d1 + 1, channel, 0); return 0;
+        case 0xD0: typed(out, "touch", 2, d1, channel, 0); return 0;
+        default: typed(out, "bend", 2, (d1 | (d2 << 7)) - 8192, channel, 0); return 0;
+        }
+    }
+    switch (status) {
+    case 0xF0:
+        if (len < 2 || bytes[len - 1] != 0xF7) return -1;
+        typed(out, "sysex", 0, 0, 0, 0);
+        out->data = bytes + 1;
+        out->data_len = len - 2;
+        return 0;
+    case 0xF1:
+        if (len != 2) return -1;
+        typed(out, "quarter_frame", 2, bytes[1] >> 4, bytes[1] & 0x0F, 0);
+        return 0;
+    case 0xF2:
+        if (len != 3) return -1;
+        typed(out, "songpos", 1, bytes[1] | (bytes[2] << 7), 0, 0);
+        return 0;
+    case 0xF3:
+        if (len != 2) return -1;
+        typed(out, "song_select", 1, bytes[1], 0, 0);
+        return 0;
+    default:
+        break;
+    }
+    if (len != 1) return -1;
+    switch (status) {
+    case 0xF6: typed(out, "tune_request", 0, 0, 0, 0); return 0;
+    case 0xF8: typed(out, "clock", 0, 0, 0, 0); return 0;
+    case 0xFA: typed(out, "start", 0, 0, 0, 0); return 0;
+    case 0xFB: typed(out, "continue", 0, 0, 0, 0); return 0;
+    case 0xFC: typed(out, "stop", 0, 0, 0, 0); return 0;
+    case 0xFE: typed(out, "active_sensing", 0, 0, 0, 0); return 0;
+    case 0xFF: typed(out, "system_reset", 0, 0, 0, 0); return 0;
+    default: return -1;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The link
+ * ------------------------------------------------------------------------------------------- */
+
+/* How long one connection attempt may take per address before it is reported as failed. */
+#define CONNECT_TIMEOUT_MS 5000
+/* How long closing a server may spend flushing what its clients have not yet been sent. */
+#define SERVER_SHUTDOWN_FLUSH_MS 100
+/* Status events waiting for the next poll; more between two polls are dropped. */
+#define PENDING_MAX 16
+
+/*
+ * A connection attempt runs on its own short-lived thread, because libmidisock's connect waits
+ * for the TCP handshake (and name resolution) and Pd's scheduler thread must never wait on the
+ * network. The attempt is shared by the link and the thread (two references); whoever lets go
+ * last frees it, so a link can be freed or reconnected while an attempt is still under way.
+ */
+typedef struct {
+    pthread_mutex_t lock;
+    int references;
+    int done;
+    midisock_port *port; /* the result, when done and connected */
+    char error[MSG_ERROR_LEN];
+    char address[];
+} connect_attempt;
+
+typedef struct {
+    msg_status status;
+    long number;
+    char text[MSG_ERROR_LEN];
+} pending_status;
+
+struct msg_link {
+    connect_attempt *attempt; /* client, connecting */
+    midisock_port *port;      /* client, connected */
+    char address[MSG_ERROR_LEN];
+    midisock_server *server; /* server */
+    size_t peers;            /* server: clients at the last poll */
+    pending_status pending[PENDING_MAX];
+    size_t pending_count;
+    uint8_t *buffer; /* received bytes; grown for long sysex */
+    size_t buffer_len;
+};
+
+static void queue_status(msg_link *link, msg_status status, long number, const char *text) {
+    if (link->pending_count == PENDING_MAX) return;
+    pending_status *p = &link->pending[link->pending_count++];
+    p->status = status;
+    p->number = number;
+    snprintf(p->text, sizeof p->text, "%s", text ? text : "");
+}
+
+/* The last libmidisock error of this thread, or the result's name when there is none. */
+static void library_error(midisock_result result, const char *doing, char error[MSG_ERROR_LEN]) {
+    char detail[MSG_ERROR_LEN];
+    size_t len = 0;
+    if (midisock_last_error_message(detail, sizeof detail, &len) != MIDISOCK_RESULT_OK || len == 0) {
+        snprintf(detail, sizeof detail, "%s", midisock_result_str(result));
+    }
+    say(error, "%s: %s", doing, detail);
+}
+
+static void attempt_release(connect_attempt *attempt) {
+    pthread_mutex_lock(&attempt->lock);
+    int left = --attempt->references;
+    pthread_mutex_unlock(&attempt->lock);
+    if (left == 0) {
+        midisock_port_free(attempt->port);
+        pthread_mutex_destroy(&attempt->lock);
+        free(attempt);
+    }
+}
+
+static void *attempt_run(void *arg) {
+    connect_attempt *attempt = arg;
+    midisock_port *port = NULL;
+    char error[MSG_ERROR_LEN] = "";
+    midisock_result result = midisock_port_connect_timeout(attempt->address, CONNECT_TIMEOUT_MS, &port);
+    if (result != MIDISOCK_RESULT_OK) library_error(result, "cannot connect", error);
+    pthread_mutex_lock(&attempt->lock);
+    attempt->port = port;
+    snprintf(attempt->error, sizeof attempt->error, "%s", error);
+    attempt->done = 1;
+    pthread_mutex_unlock(&attempt->lock);
+    attempt_release(attempt);
+    return NULL;
+}
+
+msg_link *msg_link_new(void) {
+    msg_link *link = calloc(1, sizeof *link);
+    if (link == NULL) return NULL;
+    link->buffer_len = 256;
+    link->buffer = malloc(link->buffer_len);
+    if (link->buffer == NULL) {
+        free(link);
+        return NULL;
+    }
+    return link;
+}
+
+/* Closes everything without reporting; the caller queues what it wants said. Returns whether
+ * anything was open. */
+static int close_all(msg_link *link) {
+    int was_open = link->attempt != NULL || link->port != NULL || link->server != NULL;
+    if (link->attempt != NULL) {
+        attempt_release(link->attempt); /* the thread frees it (and any port) when it ends */
+        link->attempt = NULL;
+    }
+    midisock_port_free(link->port);
+    link->port = NULL;
+    midisock_server_free(link->server);
+    link->server = NULL;
+    link->peers = 0;
+    return was_open;
+}
+
+void msg_link_free(msg_link *link) {
+    if (link == NULL) return;
+    close_all(link);
+    free(link->buffer);
+    free(link);
+}
+
+/* "host:port" or "[v6]:port" with a port 0..65535 and a host (empty for a server: any). */
+static int check_address(const char *address, int client, char error[MSG_ERROR_LEN]) {
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        say(error, "address '%s' has no port: write host:port, e.g. localhost:8080", address);
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || port < 0 || port > 65535 || colon[1] == '-' || colon[1] == '+') {
+        say(error, "address '%s': the port must be a number 0..65535", address);
+        return -1;
+    }
+    if (client && (colon == address || port == 0)) {
+        say(error, "address '%s': a client needs a host and a port 1..65535", address);
+        return -1;
+    }
+    if (strlen(address) >= MSG_ERROR_LEN - 1) {
+        say(error, "address is too long");
+        return -1;
+    }
+    return 0;
+}
+
+int msg_link_connect(msg_link *link, const char *address, char error[MSG_ERROR_LEN]) {
+    if (check_address(address, 1, error) != 0) return -1;
+    size_t length = strlen(address);
+    connect_attempt *attempt = calloc(1, sizeof *attempt + length + 1);
+    if (attempt == NULL) {
+        say(error, "out of memory");
+        return -1;
+    }
+    memcpy(attempt->address, address, length + 1);
+    attempt->references = 2; /* the link and the thread */
+    if (pthread_mutex_init(&attempt->lock, NULL) != 0) {
+        free(attempt);
+        say(error, "cannot create a lock");
+        return -1;
+    }
+    pthread_attr_t attributes;
+    pthread_t thread;
+    int started = pthread_attr_init(&attributes) == 0;
+    if (started) {
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&thread, &attributes, attempt_run, attempt) == 0;
+        pthread_attr_destroy(&attributes);
+    }
+    if (!started) {
+        pthread_mutex_destroy(&attempt->lock);
+        free(attempt);
+        say(error, "cannot start a thread to connect");
+        return -1;
+    }
+    if (close_all(link)) queue_status(link, MSG_STATUS_DISCONNECTED, 0, "reconnecting elsewhere");
+    link->attempt = attempt;
+    snprintf(link->address, sizeof link->address, "%s", address);
+    return 0;
+}
+
+int msg_link_serve(msg_link *link, const char *address, char error[MSG_ERROR_LEN]) {
+    if (check_address(address, 0, error) != 0) return -1;
+    midisock_server_config *config = NULL;
+    midisock_server *server = NULL;
+    midisock_result result = midisock_server_config_new(&config);
+    if (result == MIDISOCK_RESULT_OK) result = midisock_server_config_set_shutdown_flush_ms(config, SERVER_SHUTDOWN_FLUSH_MS);
+    if (result == MIDISOCK_RESULT_OK) result = midisock_server_bind_with(address, config, &server);
+    if (result != MIDISOCK_RESULT_OK) library_error(result, "cannot serve", error);
+    midisock_server_config_free(config);
+    if (result != MIDISOCK_RESULT_OK) return -1;
+    uint16_t port = 0;
+    midisock_server_local_port(server, &port);
+    if (close_all(link)) queue_status(link, MSG_STATUS_DISCONNECTED, 0, "serving instead");
+    link->server = server;
+    snprintf(link->address, sizeof link->address, "%s", address);
+    queue_status(link, MSG_STATUS_LISTENING, port, address);
+    queue_status(link, MSG_STATUS_PEERS, 0, NULL);
+    return 0;
+}
+
+void msg_link_disconnect(msg_link *link) {
+    if (close_all(link)) queue_status(link, MSG_STATUS_DISCONNECTED, 0, "on request");
+}
+
+/* After a failed client send or receive: close and tell why. */
+static void lost_connection(msg_link *link, const char *why) {
+    close_all(link);
+    queue_status(link, MSG_STATUS_DISCONNECTED, 0, why);
+}
+
+/* The outcome of a send-like call on whichever end is open; a client whose connection is gone
+ * closes it (the next poll reports it). */
+static int link_send_with(msg_link *link, const char *doing, midisock_result port_result,
+                          midisock_result server_result, int used_port, char error[MSG_ERROR_LEN]) {
+    midisock_result result = used_port ? port_result : server_result;
+    if (result == MIDISOCK_RESULT_OK) return 0;
+    library_error(result, doing, error);
+    if (used_port && (result == MIDISOCK_RESULT_CLOSED || result == MIDISOCK_RESULT_IO)) {
+        lost_connection(link, "the connection was lost while sending");
+    }
+    return -1;
+}
+
+static int not_open(const msg_link *link, char error[MSG_ERROR_LEN]) {
+    if (link->attempt != NULL) {
+        say(error, "still connecting to %s: nothing sent", link->address);
+    } else {
+        say(error, "not connected: send 'connect host:port' or 'serve host:port' first");
+    }
+    return -1;
+}
+
+int msg_link_send(msg_link *link, const uint8_t *bytes, size_t len, char error[MSG_ERROR_LEN]) {
+    if (link->port != NULL) {
+        return link_send_with(link, "cannot send", midisock_port_send(link->port, bytes, len), 0, 1, error);
+    }
+    if (link->server != NULL) {
+        return link_send_with(link, "cannot send", 0, midisock_server_send(link->server, bytes, len), 0, error);
+    }
+    return not_open(link, error);
+}
+
+int msg_link_panic(msg_link *link, char error[MSG_ERROR_LEN]) {
+    if (link->port != NULL) return link_send_with(link, "panic", midisock_port_panic(link->port), 0, 1, error);
+    if (link->server != NULL) return link_send_with(link, "panic", 0, midisock_server_panic(link->server), 0, error);
+    return not_open(link, error);
+}
+
+int msg_link_reset(msg_link *link, char error[MSG_ERROR_LEN]) {
+    if (link->port != NULL) return link_send_with(link, "reset", midisock_port_reset(link->port), 0, 1, error);
+    if (link->server != NULL) return link_send_with(link, "reset", 0, midisock_server_reset(link->server), 0, error);
+    return not_open(link, error);
+}
+
+/* A connection attempt that finished becomes the link's port (or an error). */
+static void collect_attempt(msg_link *link) {
+    connect_attempt *attempt = link->attempt;
+    pthread_mutex_lock(&attempt->lock);
+    int done = attempt->done;
+    midisock_port *port = attempt->port;
+    char error[MSG_ERROR_LEN];
+    snprintf(error, sizeof error, "%s", attempt->error);
+    if (done) attempt->port = NULL; /* ours now */
+    pthread_mutex_unlock(&attempt->lock);
+    if (!done) return;
+    attempt_release(attempt);
+    link->attempt = NULL;
+    if (port != NULL) {
+        link->port = port;
+        queue_status(link, MSG_STATUS_CONNECTED, 0, link->address);
+    } else {
+        queue_status(link, MSG_STATUS_ERROR, 0, error);
+        queue_status(link, MSG_STATUS_DISCONNECTED, 0, "not connected");
+    }
+}
+
+static midisock_result try_receive(msg_link *link, size_t *len) {
+    uint64_t timestamp = 0;
+    for (;;) {
+        midisock_result result =
+            link->port != NULL
+                ? midisock_port_try_receive(link->port, link->buffer, link->buffer_len, len, &timestamp)
+                : midisock_server_try_receive(link->server, link->buffer, link->buffer_len, len, &timestamp);
+        if (result != MIDISOCK_RESULT_BUFFER_TOO_SMALL) return result;
+        /* A long sysex: the library keeps it until a buffer of *len bytes asks again. Its size is
+         * bounded by the library's sysex limit (1 MiB by default). */
+        uint8_t *bigger = realloc(link->buffer, *len);
+        if (bigger == NULL) return MIDISOCK_RESULT_IO;
+        link->buffer = bigger;
+        link->buffer_len = *len;
+    }
+}
+
+int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, size_t max_messages) {
+    if (link->attempt != NULL) collect_attempt(link);
+    if (link->server != NULL) {
+        size_t peers = 0;
+        if (midisock_server_client_count(link->server, &peers) == MIDISOCK_RESULT_OK && peers != link->peers) {
+            link->peers = peers;
+            queue_status(link, MSG_STATUS_PEERS, (long)peers, NULL);
+        }
+    }
+    /* Statuses first: a CONNECTED comes before the messages of that connection. The list is
+     * copied out because a callback may call back into the link (a patch reacting to a status). */
+    pending_status pending[PENDING_MAX];
+    size_t pending_count = link->pending_count;
+    memcpy(pending, link->pending, pending_count * sizeof pending[0]);
+    link->pending_count = 0;
+    for (size_t i = 0; i < pending_count; i++) {
+        events->status(context, pending[i].status, pending[i].number, pending[i].text);
+    }
+    for (size_t i = 0; i < max_messages && (link->port != NULL || link->server != NULL); i++) {
+        size_t len = 0;
+        midisock_result result = try_receive(link, &len);
+        if (result == MIDISOCK_RESULT_WOULD_BLOCK) break;
+        if (result == MIDISOCK_RESULT_OK) {
+            /* Copied: a callback that sends or reconnects may reuse the receive buffer. */
+            uint8_t small[16];
+            uint8_t *copy = len <= sizeof small ? small : malloc(len);
+            if (copy == NULL) continue;
+            memcpy(copy, link->buffer, len);
+            events->message(context, copy, len);
+            if (copy != small) free(copy);
+            continue;
+        }
+        if (link->port != NULL) {
+            lost_connection(link, result == MIDISOCK_RESULT_CLOSED ? "the server closed the connection"
+                                                                    : midisock_result_str(result));
+        } else {
+            char error[MSG_ERROR_LEN];
+            library_error(result, "the server stopped", error);
+            close_all(link);
+            queue_status(link, MSG_STATUS_ERROR, 0, error);
+            queue_status(link, MSG_STATUS_DISCONNECTED, 0, "the server stopped");
+        }
+        break;
+    }
+    return link->attempt != NULL || link->port != NULL || link->server != NULL || link->pending_count > 0;
+}

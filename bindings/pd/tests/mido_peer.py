@@ -1,0 +1,54 @@
+"""The mido side of the [midisock] tests: real mido socket ports, driven by the test suite.
+
+    mido_peer.py server [PORT]   listen on 127.0.0.1:PORT (0: any free port); print
+                                 `port N`, then `connected`, `message B1 B2 ...` (mido's bytes of
+                                 each message) and `closed` for each client, one at a time
+    mido_peer.py client PORT     connect to 127.0.0.1:PORT, send each mido text line read from
+                                 stdin, print `sent N` after each; close at end of input
+
+Every line is flushed at once: the test suite waits for them.
+"""
+import sys
+
+import mido
+import mido.sockets
+
+
+def say(*words):
+    print(*words, flush=True)
+
+
+def serve(port):
+    server = mido.sockets.PortServer("127.0.0.1", port)
+    say("port", server._socket.getsockname()[1])
+    while True:
+        client = server.accept()
+        say("connected")
+        try:
+            for message in client:
+                say("message", *message.bytes())
+        except (OSError, ValueError):
+            pass  # the client went away: mido 1.3.3 raises instead of ending the iteration
+        say("closed")
+        client.close()
+
+
+def client(port):
+    output = mido.sockets.connect("127.0.0.1", port)
+    count = 0
+    for line in sys.stdin:
+        if line.strip():
+            output.send(mido.Message.from_str(line.strip()))
+            count += 1
+            say("sent", count)
+    output.close()
+
+
+if __name__ == "__main__":
+    mode, *rest = sys.argv[1:]
+    if mode == "server":
+        serve(int(rest[0]) if rest else 0)
+    elif mode == "client":
+        client(int(rest[0]))
+    else:
+        sys.exit(f"unknown mode {mode!r}")
