@@ -8,6 +8,7 @@ mod env;
 mod fuzz;
 mod header;
 mod install;
+mod pd;
 mod test;
 
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ commands:
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
+  install-pd [--dir DIR]    build the Pure Data external [midisock] and install it into
+                            DIR/midisock (default ~/.local/lib/pd/extra, where Pd looks)
+  pd-test                   build the Pd external and test it in a headless Pd (also valgrind)
   c-tests                   build and run the C/C++ tests of libmidisock (sanitizers, valgrind)
   fuzz [--seconds N] [TARGET...]
                             run each cargo-fuzz target (parser, text, framing) N s (default 60)
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
         "c-tests" => c_tests::run(rest),
+        "install-pd" => pd::install(rest),
+        "pd-test" => pd::test(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

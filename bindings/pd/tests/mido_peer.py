@@ -3,8 +3,10 @@
     mido_peer.py server [PORT]   listen on 127.0.0.1:PORT (0: any free port); print
                                  `port N`, then `connected`, `message B1 B2 ...` (mido's bytes of
                                  each message) and `closed` for each client, one at a time
-    mido_peer.py client PORT     connect to 127.0.0.1:PORT, send each mido text line read from
-                                 stdin, print `sent N` after each; close at end of input
+    mido_peer.py client PORT     connect to 127.0.0.1:PORT, send each line read from stdin (mido
+                                 text, or `bytes B1 B2 ...` for what mido cannot parse from text,
+                                 like an empty sysex), print `sent N` after each; close at end of
+                                 input
 
 Every line is flushed at once: the test suite waits for them.
 """
@@ -37,10 +39,16 @@ def client(port):
     output = mido.sockets.connect("127.0.0.1", port)
     count = 0
     for line in sys.stdin:
-        if line.strip():
-            output.send(mido.Message.from_str(line.strip()))
-            count += 1
-            say("sent", count)
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("bytes "):
+            message = mido.Message.from_bytes([int(b) for b in line.split()[1:]])
+        else:
+            message = mido.Message.from_str(line)
+        output.send(message)
+        count += 1
+        say("sent", count)
     output.close()
 
 
