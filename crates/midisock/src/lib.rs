@@ -68,7 +68,7 @@ pub use refusal::RefusalCause;
 pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
 pub use rustls;
-pub use server::{PortServer, ServerConfig, ServerStats, SysexPolicy};
+pub use server::{DisconnectCause, EventHook, PortServer, ServerConfig, ServerEvent, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
 pub use tls::{TlsClient, TlsServer};
 
