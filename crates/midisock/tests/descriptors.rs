@@ -2,7 +2,7 @@
 //! keeps serving the others, and does not spin. In its own test binary, because it lowers the
 //! whole process's descriptor limit.
 
-use midisock::{connect, Message, PortServer};
+use midisock::{connect, Message, PortServer, RefusalCause, ServerConfig, ServerEvent};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -61,7 +61,12 @@ fn cpu_ns(schedstat: &std::fs::File) -> u64 {
 
 #[test]
 fn out_of_descriptors_refuses_cleanly_and_does_not_spin() {
-    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let (sender, events) = std::sync::mpsc::channel();
+    let sender = std::sync::Mutex::new(sender);
+    let config = ServerConfig::default().on_event(move |e| {
+        let _ = sender.lock().unwrap().send(e.clone());
+    });
+    let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
     let schedstat = server_thread_schedstat();
     // Room for two whole connections (client and server side each) and one more client socket:
     // the server's accept of the third connection hits EMFILE. New descriptors take the lowest
@@ -83,6 +88,8 @@ fn out_of_descriptors_refuses_cleanly_and_does_not_spin() {
     let _ = third.read_to_end(&mut notice);
     assert_eq!(notice, b"\xF4refused: server out of file descriptors\xF7");
     assert_eq!(server.stats().connections_refused, 1);
+    let refused = ServerEvent::Refused { peer: third.local_addr().unwrap(), cause: RefusalCause::OutOfResources };
+    while events.recv_timeout(WAIT).unwrap() != refused {}
 
     // Not spinning: over half a second the server thread uses a sliver of CPU.
     let before = cpu_ns(&schedstat);
