@@ -68,7 +68,7 @@ impl From<ParserStats> for midisock_parser_statistics {
 ///   bytes are valid only during the call: copy what you keep.
 /// - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
 ///
-/// Runs on the port's own reader thread, named "midisock-port-callback", one call at a time, in
+/// Runs on the port's own reader thread, named "midisock-cb", one call at a time, in
 /// arrival order. The callback may send on this port or any other and may call
 /// `midisock_port_close` on this port; it must not call `midisock_port_free` on this port, must
 /// not unwind (no C++ exceptions, no longjmp out of it), and should return quickly: the next
@@ -319,7 +319,7 @@ impl midisock_port {
     /// timestamp_ns)` instead of the receive functions, which then return
     /// `MIDISOCK_RESULT_CALLBACK_INSTALLED`.
     ///
-    /// The callback runs on a reader thread the port owns, named "midisock-port-callback" (see
+    /// The callback runs on a reader thread the port owns, named "midisock-cb" (see
     /// `midisock_receive_callback` for what it may do), until the peer closes or the port is
     /// closed. `midisock_port_free` waits for a running callback call to return; after it, the
     /// callback is never called again, so `user_data` may be freed then. `user_data` must be
