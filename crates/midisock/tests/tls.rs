@@ -165,3 +165,17 @@ fn wait_until_polling(tid: i32) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn the_connect_timeout_bounds_the_handshake() {
+    // A server that accepts the TCP connection and never answers the ClientHello.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let id = identity();
+    let options = client_options(&id).timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = connect_with(("127.0.0.1", listener.local_addr().unwrap().port()), &options).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    // One handshake read waits at most the timeout; well under the WAIT that would mean "forever".
+    assert!(started.elapsed() < WAIT, "the handshake took {:?}", started.elapsed());
+    drop(listener);
+}
