@@ -20,7 +20,7 @@
 //!   that stops reading). `receive` blocks without polling sleeps; `try_receive` never blocks;
 //!   `receive_timeout` waits at most its timeout.
 //! - **Threads.** A [`SocketPort`] does its I/O on the calling thread; it starts a thread
-//!   ("midisock-port-callback") only for [`SocketPort::set_callback`], and the callback runs
+//!   ("midisock-cb") only for [`SocketPort::set_callback`], and the callback runs
 //!   there. A [`PortServer`] owns exactly one I/O thread ("midisock-server") whatever the number of
 //!   clients. Both types are `Send + Sync`; concurrent sends never interleave bytes.
 //! - **What allocates.** The [`Parser`] and the encoder allocate nothing except a sysex payload

@@ -99,11 +99,16 @@ fn tls_with_a_token_and_accept_handover() {
     // While one thread waits in receive, another can send (the session lock is not held while
     // waiting for the socket).
     let client = std::sync::Arc::new(client);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let waiter = {
         let client = std::sync::Arc::clone(&client);
-        std::thread::spawn(move || client.receive_timeout(WAIT))
+        std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            client.receive_timeout(WAIT)
+        })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until_polling(tid_rx.recv_timeout(WAIT).unwrap());
     client.send(&on(3)).unwrap();
     assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(on(3)));
     accepted.send(&on(4)).unwrap();
@@ -262,4 +267,36 @@ fn pem_files_load() {
     assert!(matches!(TlsServer::from_pem_files(&key, &key), Err(Error::Tls(_))));
     assert!(matches!(TlsClient::with_ca_file(dir.join("missing.pem")), Err(Error::Tls(_))));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits until thread `tid` of this process sleeps in poll (a TLS receive waiting for the socket,
+/// without the session lock), so the send that follows overlaps a waiting receive for certain.
+fn wait_until_polling(tid: i32) {
+    let task = format!("/proc/self/task/{tid}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        let sleeping = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'));
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        let number = syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        if sleeping && number.is_some_and(|n| n == libc::SYS_poll || n == libc::SYS_ppoll) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the receiver never blocked in poll");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_connect_timeout_bounds_the_handshake() {
+    // A server that accepts the TCP connection and never answers the ClientHello.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let id = identity();
+    let options = client_options(&id).timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = connect_with(("127.0.0.1", listener.local_addr().unwrap().port()), &options).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    // One handshake read waits at most the timeout; well under the WAIT that would mean "forever".
+    assert!(started.elapsed() < WAIT, "the handshake took {:?}", started.elapsed());
+    drop(listener);
 }
