@@ -455,7 +455,7 @@ static int link_send_with(msg_link *link, const char *doing, midisock_result por
     midisock_result result = used_port ? port_result : server_result;
     if (result == MIDISOCK_RESULT_OK) return 0;
     library_error(result, doing, error);
-    if (used_port && (result == MIDISOCK_RESULT_CLOSED || result == MIDISOCK_RESULT_IO)) {
+    if (used_port && (result == MIDISOCK_RESULT_CLOSED || result == MIDISOCK_RESULT_REFUSED || result == MIDISOCK_RESULT_IO)) {
         lost_connection(link, "the connection was lost while sending");
     }
     return -1;
@@ -554,24 +554,19 @@ int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, 
         midisock_result result = try_receive(link, &len);
         if (result == MIDISOCK_RESULT_WOULD_BLOCK) break;
         if (result == MIDISOCK_RESULT_OK) {
-            /* Copied: a callback that sends or reconnects may reuse the receive buffer. */
-            uint8_t small[16];
-            uint8_t *copy = len <= sizeof small ? small : malloc(len);
-            if (copy == NULL) continue;
-            memcpy(copy, link->buffer, len);
-            events->message(context, copy, len);
-            if (copy != small) free(copy);
+            /* The callback may send, connect or disconnect (the loop re-checks what is open);
+             * only the receive above touches the buffer. */
+            events->message(context, link->buffer, len);
             continue;
         }
-        if (link->port != NULL) {
-            lost_connection(link, result == MIDISOCK_RESULT_CLOSED ? "the server closed the connection"
-                                                                    : midisock_result_str(result));
+        if (link->port != NULL && result == MIDISOCK_RESULT_CLOSED) {
+            lost_connection(link, "the server closed the connection");
         } else {
+            /* A refusal (the server's words), an I/O error, or a server that stopped. */
             char error[MSG_ERROR_LEN];
-            library_error(result, "the server stopped", error);
-            close_all(link);
+            library_error(result, link->port != NULL ? "connection lost" : "the server stopped", error);
             queue_status(link, MSG_STATUS_ERROR, 0, error);
-            queue_status(link, MSG_STATUS_DISCONNECTED, 0, "the server stopped");
+            lost_connection(link, error);
         }
         break;
     }
