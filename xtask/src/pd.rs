@@ -156,6 +156,7 @@ type Test = fn(&Suite) -> Result<(), String>;
 const TESTS: &[(&str, Test)] = &[
     ("Pd client -> mido server: every message type, bytes exact", Suite::pd_to_mido),
     ("mido client -> Pd server: typed and raw outlets, peers, held notes released", Suite::mido_to_pd),
+    ("Pd server -> two mido clients: broadcast, bytes exact", Suite::pd_broadcast),
     ("bad arguments: a clear error, nothing sent, the connection kept", Suite::bad_arguments),
 ];
 
@@ -295,6 +296,36 @@ impl Suite {
         // counts the client gone and delivers its note-offs independently: either comes first.)
         pd.out.expect_all(&["typed: note 42 0 10", "raw: 137 42 0", "status: peers 0"])?;
         pd.send_expect("disconnect", "status: disconnected")?;
+        self.finish(pd)
+    }
+
+    fn pd_broadcast(&self) -> Result<(), String> {
+        let mut pd = self.pd()?;
+        pd.send("serve localhost 0")?;
+        let port = pd.out.wait_for(
+            "the listening port",
+            |l| l.starts_with("error:"),
+            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
+        )?;
+        pd.out.expect("status: peers 0")?;
+        let mut first = Mido::listener(&self.python, &self.peer, port)?;
+        let mut second = Mido::listener(&self.python, &self.peer, port)?;
+        pd.out.wait_for("peers 2", |l| l.starts_with("error:"), |l| (l == "status: peers 2").then_some(()))?;
+        let cases: &[(&str, &str)] = &[
+            ("note 60 100 1", "144 60 100"),
+            ("cc 1 2 3", "178 2 1"),
+            ("sysex 1 2 3", "240 1 2 3 247"),
+            ("send 248", "248"),
+        ];
+        for (command, bytes) in cases {
+            pd.send(command)?;
+            first.out.expect(&format!("message {bytes}"))?;
+            second.out.expect(&format!("message {bytes}"))?;
+        }
+        // Closing the server closes its clients' connections.
+        pd.send_expect("disconnect", "status: disconnected")?;
+        first.out.expect("closed")?;
+        second.out.expect("closed")?;
         self.finish(pd)
     }
 

@@ -7,6 +7,9 @@
                                  text, or `bytes B1 B2 ...` for what mido cannot parse from text,
                                  like an empty sysex), print `sent N` after each; close at end of
                                  input
+    mido_peer.py listen PORT     connect to 127.0.0.1:PORT, print `connected`, then `message B1 B2
+                                 ...` for each message received, and `closed` when the server
+                                 closes the connection
 
 Every line is flushed at once: the test suite waits for them.
 """
@@ -52,11 +55,24 @@ def client(port):
     output.close()
 
 
+def listen(port):
+    input = mido.sockets.connect("127.0.0.1", port)
+    say("connected")
+    try:
+        for message in input:
+            say("message", *message.bytes())
+    except (OSError, ValueError):
+        pass
+    say("closed")
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "server":
         serve(int(rest[0]) if rest else 0)
     elif mode == "client":
         client(int(rest[0]))
+    elif mode == "listen":
+        listen(int(rest[0]))
     else:
         sys.exit(f"unknown mode {mode!r}")

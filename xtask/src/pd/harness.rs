@@ -236,6 +236,15 @@ impl Mido {
         Ok(Mido { out, stdin })
     }
 
+    /// A mido client connected to 127.0.0.1:`port` that prints what it receives.
+    pub fn listener(python: &Path, script: &Path, port: u16) -> Result<Mido, String> {
+        let mut command = Command::new(python);
+        command.arg(script).arg("listen").arg(port.to_string()).stdin(Stdio::null());
+        let mut out = Lines::spawn("mido listener", &mut command, false)?;
+        out.expect("connected")?;
+        Ok(Mido { out, stdin: None })
+    }
+
     /// Client: sends one message (mido text) and waits until mido has sent it.
     pub fn send(&mut self, text: &str, count: usize) -> Result<(), String> {
         let stdin = self.stdin.as_mut().ok_or("not a client")?;
