@@ -243,6 +243,11 @@ impl Suite {
         mido.out.expect("connected")?;
         pd.send("note 1 2 3")?;
         mido.out.expect("message 146 1 2")?;
+        pd.send_expect("disconnect", "status: disconnected")?;
+        mido.out.expect("closed")?;
+        // A second object, made by dynamic patching, connects from its creation arguments.
+        pd.send(&format!("patch obj 10 40 midisock connect 127.0.0.1:{port}"))?;
+        mido.out.expect("connected")?;
         self.finish(pd)?;
         mido.out.expect("closed")
     }
