@@ -28,26 +28,40 @@ use std::time::{Duration, Instant};
 const EXTERNAL: &str = "midisock.pd_linux";
 
 pub fn install(args: &[String]) -> Result<(), String> {
-    let dir = match args {
-        [] => {
-            let home = std::env::var_os("HOME").ok_or("HOME is not set: give --dir DIR")?;
-            PathBuf::from(home).join(".local/lib/pd/extra")
-        }
-        [flag, dir] if flag == "--dir" => PathBuf::from(dir),
-        [arg] if arg.starts_with("--dir=") => PathBuf::from(&arg["--dir=".len()..]),
+    let default = || -> Result<PathBuf, String> {
+        let home = std::env::var_os("HOME").ok_or("HOME is not set: give --dir DIR")?;
+        Ok(PathBuf::from(home).join(".local/lib/pd/extra"))
+    };
+    let (dir, on_default_path) = match args {
+        [] => (default()?, true),
+        [flag, dir] if flag == "--dir" => (PathBuf::from(dir), false),
+        [arg] if arg.starts_with("--dir=") => (PathBuf::from(&arg["--dir=".len()..]), false),
         other => return Err(format!("usage: cargo xtask install-pd [--dir DIR], got {other:?}")),
     };
-    let installed = install_into(&dir)?;
-    eprintln!(
-        "xtask: installed [midisock] into {}\n       Pd finds it there when {} is on its search path (~/.local/lib/pd/extra is by default)",
-        installed.display(),
-        dir.display()
-    );
+    let installed = install_into(&dir, Symbols::Strip)?;
+    eprintln!("xtask: installed [midisock] and its help patch into {}", installed.display());
+    if on_default_path {
+        eprintln!("       Pd looks there by default: put [midisock] in a patch");
+    } else {
+        eprintln!(
+            "       add {} to Pd's search path (Preferences > Path, or pd -path {})",
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok(())
 }
 
+/// Whether the installed external keeps its debug symbols (the tests want them in valgrind's
+/// stacks; a user's install is 20 times smaller without).
+#[derive(Clone, Copy, PartialEq)]
+enum Symbols {
+    Keep,
+    Strip,
+}
+
 /// Builds and installs the external into `dir/midisock/`; returns that directory.
-fn install_into(dir: &Path) -> Result<PathBuf, String> {
+fn install_into(dir: &Path, symbols: Symbols) -> Result<PathBuf, String> {
     ensure_build_tools()?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["build", "--release", "-p", "midisock-ffi"]))?;
     let target = dir.join("midisock");
@@ -55,7 +69,7 @@ fn install_into(dir: &Path) -> Result<PathBuf, String> {
     let external = target.join(EXTERNAL);
     // Remove first: overwriting a loaded shared object in place can crash a running Pd.
     let _ = fs::remove_file(&external);
-    compile(&external)?;
+    compile(&external, symbols)?;
     let sources = env::repo_root().join("bindings/pd");
     for file in ["midisock-help.pd", "LICENSE.txt"] {
         let from = sources.join(file);
@@ -67,13 +81,14 @@ fn install_into(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// Compiles bindings/pd/*.c against Pd's headers and the release libmidisock.a.
-fn compile(output: &Path) -> Result<(), String> {
+fn compile(output: &Path, symbols: Symbols) -> Result<(), String> {
     let root = env::repo_root();
     let pd_flags = pkg_config_pd()?;
     let library = env::target_dir().join("release").join("libmidisock.a");
     let mut command = Command::new("cc");
     command
-        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden"])
+        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"])
+        .arg(if symbols == Symbols::Keep { "-g" } else { "-s" })
         .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
         // Pd's API casts every method to a generic function pointer (class_new, class_addmethod).
         .arg("-Wno-cast-function-type")
@@ -118,7 +133,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
     let work = env::target_dir().join("pd");
     let _ = fs::remove_dir_all(&work);
     let extra = work.join("extra");
-    install_into(&extra)?;
+    install_into(&extra, Symbols::Keep)?;
     let suite = Suite {
         extra,
         harness: env::repo_root().join("bindings/pd/tests/harness.pd"),
