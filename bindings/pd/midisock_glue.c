@@ -160,15 +160,16 @@ int msg_build(const char *selector, const double *values, size_t count, uint8_t 
         say(error, "%s: %zu bytes is more than the %zu this object sends at once", selector, needed, cap);
         return -1;
     }
-    size_t at = 0;
-    if (is_sysex) out[at++] = 0xF0;
+    /* Every byte is checked before any is written: a refused message leaves `out` alone. */
     for (size_t i = 0; i < count; i++) {
         int byte;
         char name[32];
         snprintf(name, sizeof name, "byte %zu", i + 1);
         if (whole_in_range(selector, name, values[i], 0, is_sysex ? 127 : 255, &byte, error) != 0) return -1;
-        out[at++] = (uint8_t)byte;
     }
+    size_t at = 0;
+    if (is_sysex) out[at++] = 0xF0;
+    for (size_t i = 0; i < count; i++) out[at++] = (uint8_t)values[i];
     if (is_sysex) out[at++] = 0xF7;
     *len = at;
     return 0;

@@ -9,7 +9,8 @@
 //!   against real mido 1.3.3 peers: Pd → mido server (every channel message type, sysex,
 //!   system messages, panic, reset: bytes exact), mido client → Pd server (typed and raw
 //!   outlets, peers, notes released when a client leaves), bad arguments (a clear error, nothing
-//!   sent, the connection kept), the help patch loading cleanly. Then the same tests once more
+//!   sent, the connection kept), the help patch loading cleanly; and the Pd-free glue on its own
+//!   (`bindings/pd/tests/glue_test.c`, every value of every channel message, under ASan+UBSan). Then the same tests once more
 //!   with Pd under valgrind (no error and no leak whose stack passes through midisock), and a
 //!   measurement of messages per second through the object, both ways.
 
@@ -104,6 +105,39 @@ fn compile(output: &Path, symbols: Symbols) -> Result<(), String> {
     env::run(&mut command)
 }
 
+/// Builds bindings/pd/tests/glue_test.c with the glue and libmidisock under ASan+UBSan and runs it.
+fn glue_test(work: &Path) -> Result<(), String> {
+    let root = env::repo_root();
+    let exe = work.join("glue_test");
+    let mut command = Command::new("cc");
+    command
+        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(format!("-I{}", root.join("bindings/pd").display()))
+        .arg(root.join("bindings/pd/tests/glue_test.c"))
+        .arg(root.join("bindings/pd/midisock_glue.c"))
+        .arg(env::target_dir().join("release").join("libmidisock.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe);
+    env::run(&mut command)?;
+    let output = Command::new(&exe)
+        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if output.status.success() && output.stdout == b"glue_test: ok\n" {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failed with {}\n{}{}",
+            exe.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
 fn pkg_config_pd() -> Result<Vec<String>, String> {
     let output = Command::new("pkg-config")
         .args(["--cflags", "pd"])
@@ -143,6 +177,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
     };
 
     let mut tally = Tally::default();
+    tally.record("glue_test.c: the Pd-free half on its own [ASan+UBSan]", glue_test(&work));
     tally.record("the help patch opens and creates every object", suite.help_patch_loads());
     for (name, test) in TESTS {
         tally.record(name, test(&suite).map(|_| ()));
