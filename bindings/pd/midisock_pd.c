@@ -15,6 +15,7 @@
 
 #include <midisock.h>
 
+#include <stdio.h>
 #include <string.h>
 
 /* Poll period while open, in Pd's logical milliseconds, and the most messages one poll hands
@@ -100,11 +101,19 @@ static void on_status(void *context, msg_status status, long number, const char 
         break;
     case MSG_STATUS_ERROR: {
         pd_error(x, "midisock: %s", text);
-        /* The sentence as a list of words, so [print] and [route error] show it readably. */
-        t_binbuf *words = binbuf_new();
-        binbuf_text(words, text, strlen(text));
-        outlet_anything(x->status_out, gensym("error"), binbuf_getnatom(words), binbuf_getvec(words));
-        binbuf_free(words);
+        /* The sentence as a list of words (symbols, never parsed: a '$' or ';' in it stays
+         * text), so [print] and [route error] show it readably. */
+        char copy[MSG_ERROR_LEN];
+        t_atom words[MSG_ERROR_LEN / 2];
+        int count = 0;
+        snprintf(copy, sizeof copy, "%s", text);
+        char *rest = NULL;
+        for (char *word = strtok_r(copy, " ", &rest); word != NULL && count < MSG_ERROR_LEN / 2;
+             word = strtok_r(NULL, " ", &rest)) {
+            SETSYMBOL(&words[count], gensym(word));
+            count++;
+        }
+        outlet_anything(x->status_out, gensym("error"), count, words);
         break;
     }
     }

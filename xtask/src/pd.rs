@@ -408,6 +408,11 @@ impl Suite {
             |_| false,
             |l| l.starts_with("error: midisock: cannot connect").then_some(()),
         )?;
+        pd.out.wait_for(
+            "the error status",
+            |_| false,
+            |l| l.starts_with("status: error cannot connect:").then_some(()),
+        )?;
         pd.out.expect("status: disconnected")?;
 
         pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
