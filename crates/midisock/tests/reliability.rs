@@ -136,9 +136,17 @@ fn connections_over_max_clients_are_closed_at_once() {
     let _b = connect(server.local_addr()).unwrap();
     eventually("2 clients", || server.client_count() == 2);
     let third = connect(server.local_addr()).unwrap();
-    assert!(matches!(third.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+    assert_refused(third.receive_timeout(WAIT), RefusalCause::TooManyClients);
     assert_eq!(server.stats().connections_refused, 1);
     assert_eq!(server.client_count(), 2);
+}
+
+/// The client read the server's refusal notice and reports its cause, not a bare close.
+fn assert_refused<T: std::fmt::Debug>(result: midisock::Result<T>, cause: RefusalCause) {
+    match result {
+        Err(midisock::Error::Refused { cause: got }) => assert_eq!(got, cause.as_str()),
+        other => panic!("expected a refusal ({cause}), got {other:?}"),
+    }
 }
 
 /// Raises this process's descriptor limit for the many-client test (each client costs two).
@@ -217,10 +225,10 @@ mod auth {
         let server = bind(ServerConfig::default().token("right").unwrap());
         let wrong = connect_with(server.local_addr(), &with_token("wrong")).unwrap();
         let _ = wrong.send(&on(3));
-        assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(wrong.receive_timeout(WAIT), RefusalCause::InvalidToken);
         let none = connect(server.local_addr()).unwrap();
         let _ = none.send(&on(4));
-        assert!(matches!(none.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(none.receive_timeout(WAIT), RefusalCause::InvalidToken);
         assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
         assert_eq!(server.stats().auth_failures, 2);
         assert_eq!(server.client_count(), 0);
@@ -239,12 +247,12 @@ mod auth {
         let server = bind(ServerConfig::default().token("right").unwrap());
         for _ in 0..5 {
             let wrong = connect_with(server.local_addr(), &with_token("nope")).unwrap();
-            assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+            assert_refused(wrong.receive_timeout(WAIT), RefusalCause::InvalidToken);
         }
         // Even the right token is refused now, before any byte is read.
         let right = connect_with(server.local_addr(), &with_token("right")).unwrap();
         let _ = right.send(&on(5));
-        assert!(matches!(right.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(right.receive_timeout(WAIT), RefusalCause::LockedOut);
         assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
         assert_eq!(server.stats().auth_failures, 5);
         assert!(server.stats().connections_refused >= 1);
