@@ -223,8 +223,13 @@ struct Suite {
 
 impl Suite {
     fn pd(&self) -> Result<Pd, String> {
+        self.pd_with(&[])
+    }
+
+    fn pd_with(&self, pd_args: &[&str]) -> Result<Pd, String> {
         let suppressions = env::repo_root().join("tests/c/valgrind.supp");
-        Pd::start(&self.extra, &self.harness, self.valgrind.as_deref().map(|log| (log, suppressions.as_path())))
+        let valgrind = self.valgrind.as_deref().map(|log| (log, suppressions.as_path()));
+        Pd::start(&self.extra, &self.harness, valgrind, pd_args)
     }
 
     fn mido_server(&self) -> Result<(Mido, u16), String> {
@@ -490,7 +495,8 @@ impl Suite {
     /// Messages per second through the object: from the network into the patch (Pd serves, a
     /// plain TCP client writes note-ons as fast as it can, the patch counts raw-outlet lists),
     /// and from the patch onto the network (an [until] loop sends note-ons, a plain TCP server
-    /// reads them).
+    /// reads them); and the round trip network → object → network with the object echoing.
+    /// Reported, not asserted: the numbers depend on the machine's load.
     fn throughput(&self) -> Result<(), String> {
         const INTO_PD: usize = 300_000;
         const FROM_PD: usize = 100_000;
@@ -524,6 +530,7 @@ impl Suite {
             std::thread::sleep(Duration::from_millis(5));
         }
         let into_pd = INTO_PD as f64 / start.elapsed().as_secs_f64();
+
         drop(client);
         pd.out.expect("status: peers 0")?;
 
@@ -544,13 +551,60 @@ impl Suite {
         self.finish(pd)?;
         let report = format!(
             "network -> [midisock] -> patch: {into_pd:.0} messages/s ({INTO_PD} note-ons)\n\
-             patch -> [midisock] -> network: {from_pd:.0} messages/s ({FROM_PD} note-ons)\n"
+             patch -> [midisock] -> network: {from_pd:.0} messages/s ({FROM_PD} note-ons)\n\
+             network -> [midisock] -> its own inlet -> network, round trip ({ROUND_TRIPS} note-ons, one at a time):\n\
+             \x20 Pd's default idle sleep: {}\n\
+             \x20 pd -sleepgrain 0.1: {}\n",
+            self.round_trip(&[])?,
+            self.round_trip(&["-sleepgrain", "0.1"])?,
         );
         print!("pd-tests: throughput\n{report}");
         let path = env::target_dir().join("pd").join("throughput.txt");
         fs::write(&path, report).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
+
+    /// Round trips through a Pd started with `pd_args`: a [midisock] server whose raw outlet is
+    /// wired to its own inlet (dynamic patching inside the harness's [pd dut], where object 1 is
+    /// [midisock]) echoes each note-on back to a plain TCP client. Returns "p50 …, p99 …, max …".
+    fn round_trip(&self, pd_args: &[&str]) -> Result<String, String> {
+        let mut pd = self.pd_with(pd_args)?;
+        pd.send("quiet 1")?;
+        pd.send("serve 127.0.0.1:0")?;
+        let port = pd.out.wait_for(
+            "the listening port",
+            |l| l.starts_with("error:"),
+            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
+        )?;
+        pd.send("patch connect 1 0 1 0")?;
+        // Control messages are handled in order: once the count after it is answered, the
+        // connection is made.
+        pd.send("count")?;
+        pd.out.wait_for("the count", |l| l.starts_with("error:"), |l| l.strip_prefix("count: ").map(|_| ()))?;
+        let mut client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        client.set_nodelay(true).map_err(|e| e.to_string())?;
+        client.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        let mut times = Vec::with_capacity(ROUND_TRIPS);
+        for i in 0..ROUND_TRIPS {
+            let note = [0x90, (i % 128) as u8, 1 + (i % 127) as u8];
+            let sent = Instant::now();
+            client.write_all(&note).map_err(|e| e.to_string())?;
+            let mut echo = [0u8; 3];
+            client.read_exact(&mut echo).map_err(|e| format!("reading echo {i}: {e}"))?;
+            times.push(sent.elapsed());
+            if echo != note {
+                return Err(format!("echo {i}: sent {note:?}, got {echo:?}"));
+            }
+        }
+        times.sort();
+        let ms = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+        drop(client);
+        self.finish(pd)?;
+        Ok(format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(1.0)))
+    }
 }
+
+/// How many note-ons `round_trip` times.
+const ROUND_TRIPS: usize = 1_000;
 
 /// Fails when valgrind's log has an error or a leak (definite, indirect or possible) whose
 /// stack passes through the external or libmidisock. Pd's own findings are not ours to fix and

@@ -137,9 +137,14 @@ pub struct Pd {
 }
 
 impl Pd {
-    /// Starts Pd with the external in `external_dir`; under valgrind when `valgrind` is given
-    /// (its log file and suppressions).
-    pub fn start(external_dir: &Path, harness: &Path, valgrind: Option<(&Path, &Path)>) -> Result<Pd, String> {
+    /// Starts Pd with the external in `external_dir` and `pd_args` added to its command line;
+    /// under valgrind when `valgrind` is given (its log file and suppressions).
+    pub fn start(
+        external_dir: &Path,
+        harness: &Path,
+        valgrind: Option<(&Path, &Path)>,
+        pd_args: &[&str],
+    ) -> Result<Pd, String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let mut command = match valgrind {
@@ -154,7 +159,9 @@ impl Pd {
             None => Command::new("pd"),
         };
         command
-            .args(["-nogui", "-noaudio", "-nomidi", "-stderr", "-noprefs", "-path"])
+            .args(["-nogui", "-noaudio", "-nomidi", "-stderr", "-noprefs"])
+            .args(pd_args)
+            .arg("-path")
             .arg(external_dir)
             .arg("-send")
             .arg(format!("harness-port {port}"))
