@@ -210,10 +210,13 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if !state.inbox.is_empty() {
-                let count = state.inbox.drain_into(out);
+                let (count, emptied) = state.inbox.drain_into(out);
                 if state.reading_paused {
                     self.shared.wake_loop();
                 }
+                drop(state);
+                // Freed without the lock.
+                drop(emptied);
                 return Ok(count);
             }
             if state.stopped || state.stopping {
