@@ -56,14 +56,21 @@ impl Inbox {
     /// full. An empty inbox always takes at least one byte, so a bound below one block still
     /// delivers.
     pub(crate) fn readable_bytes(&self, max: usize, chunk: usize) -> usize {
-        // The spare is counted in `memory()` already: using it costs nothing more.
-        let affordable_blocks = max.saturating_sub(self.memory()) / BLOCK_BYTES + usize::from(self.spare.is_some());
-        let room = (self.free_slots() + affordable_blocks * BLOCK_SLOTS).min(chunk);
         if self.is_empty() {
-            room.max(1)
-        } else {
-            room
+            return self.room(max).min(chunk).max(1);
         }
+        if self.memory() >= max {
+            // Sysex payloads took it to the bound: free slots are not room then.
+            return 0;
+        }
+        self.room(max).min(chunk)
+    }
+
+    /// Messages that fit: free slots in the last block, the spare (counted in `memory()`
+    /// already), and the blocks the bound still affords.
+    fn room(&self, max: usize) -> usize {
+        let blocks = max.saturating_sub(self.memory()) / BLOCK_BYTES + usize::from(self.spare.is_some());
+        self.free_slots() + blocks * BLOCK_SLOTS
     }
 
     /// Appends `messages` (left empty, its capacity kept), adding blocks as needed.
