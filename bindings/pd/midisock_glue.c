@@ -61,10 +61,6 @@ static const msg_shape *find_shape(const char *selector) {
     return NULL;
 }
 
-int msg_is_buildable(const char *selector) {
-    return find_shape(selector) != NULL || strcmp(selector, "sysex") == 0 || strcmp(selector, "send") == 0;
-}
-
 /* Checks that `value` is a whole number in [min, max]; writes it to `*out`. */
 static int whole_in_range(const char *selector, const char *name, double value, int min, int max, int *out,
                           char error[MSG_ERROR_LEN]) {

@@ -47,9 +47,6 @@
 int msg_build(const char *selector, const double *values, size_t count, uint8_t *out, size_t cap,
               size_t *len, char error[MSG_ERROR_LEN]);
 
-/** Whether msg_build knows `selector` (so a wrapper can route unknown ones to its own error). */
-int msg_is_buildable(const char *selector);
-
 /** One received message in the patch's terms (see msg_describe). */
 typedef struct {
     /** "note", "cc", "bend", "program", "touch", "polytouch", "sysex", "quarter_frame",
