@@ -207,6 +207,7 @@ const TESTS: &[(&str, Test)] = &[
     ("Pd client -> mido server: every message type, bytes exact", Suite::pd_to_mido),
     ("mido client -> Pd server: typed and raw outlets, peers, held notes released", Suite::mido_to_pd),
     ("Pd server -> two mido clients: broadcast, bytes exact", Suite::pd_broadcast),
+    ("connects under way: refused sends, replaced, freed", Suite::pending_connects),
     ("bad arguments: a clear error, nothing sent, the connection kept", Suite::bad_arguments),
 ];
 
@@ -227,8 +228,9 @@ impl Suite {
     }
 
     fn pd_with(&self, pd_args: &[&str]) -> Result<Pd, String> {
-        let suppressions = env::repo_root().join("tests/c/valgrind.supp");
-        let valgrind = self.valgrind.as_deref().map(|log| (log, suppressions.as_path()));
+        let root = env::repo_root();
+        let suppressions = [root.join("tests/c/valgrind.supp"), root.join("bindings/pd/tests/valgrind.supp")];
+        let valgrind = self.valgrind.as_deref().map(|log| (log, &suppressions[..]));
         Pd::start(&self.extra, &self.harness, valgrind, pd_args)
     }
 
@@ -387,6 +389,25 @@ impl Suite {
         first.out.expect("closed")?;
         second.out.expect("closed")?;
         self.finish(pd)
+    }
+
+    fn pending_connects(&self) -> Result<(), String> {
+        let (_stall, stalled) = Mido::stall(&self.python, &self.peer)?;
+        let (mut mido, port) = self.mido_server()?;
+        let mut pd = self.pd()?;
+        pd.send(&format!("connect 127.0.0.1:{stalled}"))?;
+        // While connecting, a send is refused with the reason (Pd never waits for the connect).
+        pd.send("note 1 2 3")?;
+        pd.expect_error(&format!("note: still connecting to 127.0.0.1:{stalled}: nothing sent"))?;
+        // A new connect abandons the one under way.
+        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
+        mido.out.expect("connected")?;
+        pd.send("note 1 2 3")?;
+        mido.out.expect("message 146 1 2")?;
+        // An object freed while its connect is under way (quit frees it): Pd exits cleanly.
+        pd.send(&format!("patch obj 10 40 midisock connect 127.0.0.1:{stalled}"))?;
+        self.finish(pd)?;
+        mido.out.expect("closed")
     }
 
     fn bad_arguments(&self) -> Result<(), String> {

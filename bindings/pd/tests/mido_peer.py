@@ -10,10 +10,15 @@
     mido_peer.py listen PORT     connect to 127.0.0.1:PORT, print `connected`, then `message B1 B2
                                  ...` for each message received, and `closed` when the server
                                  closes the connection
+    mido_peer.py stall           (no mido) listen on 127.0.0.1 with a full accept queue, print
+                                 `port N`, and wait: a connection attempt to it hangs until it
+                                 times out, which is how the tests keep a connect under way
 
 Every line is flushed at once: the test suite waits for them.
 """
+import socket
 import sys
+import time
 
 import mido
 import mido.sockets
@@ -66,6 +71,18 @@ def listen(port):
     say("closed")
 
 
+def stall():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # room for one connection waiting to be accepted
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # takes that room: later SYNs are dropped
+    say("port", port)
+    while True:
+        time.sleep(60)
+    del filler
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "server":
@@ -74,5 +91,7 @@ if __name__ == "__main__":
         client(int(rest[0]))
     elif mode == "listen":
         listen(int(rest[0]))
+    elif mode == "stall":
+        stall()
     else:
         sys.exit(f"unknown mode {mode!r}")

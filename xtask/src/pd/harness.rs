@@ -138,11 +138,11 @@ pub struct Pd {
 
 impl Pd {
     /// Starts Pd with the external in `external_dir` and `pd_args` added to its command line;
-    /// under valgrind when `valgrind` is given (its log file and suppressions).
+    /// under valgrind when `valgrind` is given (its log file and suppression files).
     pub fn start(
         external_dir: &Path,
         harness: &Path,
-        valgrind: Option<(&Path, &Path)>,
+        valgrind: Option<(&Path, &[PathBuf])>,
         pd_args: &[&str],
     ) -> Result<Pd, String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen: {e}"))?;
@@ -152,7 +152,7 @@ impl Pd {
                 let mut c = Command::new("valgrind");
                 c.args(["--leak-check=full", "--show-leak-kinds=definite,indirect,possible", "--num-callers=40"])
                     .arg(format!("--log-file={}", log.display()))
-                    .arg(format!("--suppressions={}", suppressions.display()))
+                    .args(suppressions.iter().map(|file| format!("--suppressions={}", file.display())))
                     .arg("pd");
                 c
             }
@@ -241,6 +241,16 @@ impl Mido {
         let mut out = Lines::spawn("mido client", &mut command, false)?;
         let stdin = out.child.stdin.take();
         Ok(Mido { out, stdin })
+    }
+
+    /// A listener whose accept queue is full (not mido): connecting to it hangs. Returns it with
+    /// its port.
+    pub fn stall(python: &Path, script: &Path) -> Result<(Mido, u16), String> {
+        let mut command = Command::new(python);
+        command.arg(script).arg("stall").stdin(Stdio::null());
+        let mut out = Lines::spawn("stalled listener", &mut command, false)?;
+        let port = out.wait_for("its port", is_error_line, |l| l.strip_prefix("port ")?.parse::<u16>().ok())?;
+        Ok((Mido { out, stdin: None }, port))
     }
 
     /// A mido client connected to 127.0.0.1:`port` that prints what it receives.
