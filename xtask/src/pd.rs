@@ -204,7 +204,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
 type Test = fn(&Suite) -> Result<(), String>;
 
 const TESTS: &[(&str, Test)] = &[
-    ("Pd client -> mido server: every message type, bytes exact", Suite::pd_to_mido),
+    ("Pd client <-> mido server: every message type, bytes exact", Suite::pd_to_mido),
     ("mido client -> Pd server: typed and raw outlets, peers, held notes released", Suite::mido_to_pd),
     ("Pd server -> two mido clients: broadcast, bytes exact", Suite::pd_broadcast),
     ("connects under way: refused sends, replaced, freed", Suite::pending_connects),
@@ -292,6 +292,17 @@ impl Suite {
         for channel in 0..16 {
             mido.out.expect(&format!("message {} 123 0", 176 + channel))?;
             mido.out.expect(&format!("message {} 121 0", 176 + channel))?;
+        }
+        // And the other way: what the mido server sends comes out of the client's outlets.
+        let incoming: &[(&str, &str, &str)] = &[
+            ("note_on channel=0 note=60 velocity=100", "note 60 100 1", "144 60 100"),
+            ("control_change channel=15 control=64 value=127", "cc 127 64 16", "191 64 127"),
+            ("sysex data=(1,2,3)", "sysex 1 2 3", "240 1 2 3 247"),
+        ];
+        for (count, (text, typed, raw)) in incoming.iter().enumerate() {
+            mido.send(text, count + 1)?;
+            pd.out.expect(&format!("typed: {typed}"))?;
+            pd.out.expect(&format!("raw: {raw}"))?;
         }
         pd.send_expect("disconnect", "status: disconnected")?;
         mido.out.expect("closed")?;

@@ -2,7 +2,9 @@
 
     mido_peer.py server [PORT]   listen on 127.0.0.1:PORT (0: any free port); print
                                  `port N`, then `connected`, `message B1 B2 ...` (mido's bytes of
-                                 each message) and `closed` for each client, one at a time
+                                 each message) and `closed` for each client, one at a time; each
+                                 line read from stdin (as for client) is sent to the current
+                                 client, then `sent N` printed
     mido_peer.py client PORT     connect to 127.0.0.1:PORT, send each line read from stdin (mido
                                  text, or `bytes B1 B2 ...` for what mido cannot parse from text,
                                  like an empty sysex), print `sent N` after each; close at end of
@@ -18,6 +20,7 @@ Every line is flushed at once: the test suite waits for them.
 """
 import socket
 import sys
+import threading
 import time
 
 import mido
@@ -28,11 +31,26 @@ def say(*words):
     print(*words, flush=True)
 
 
+def parse(line):
+    if line.startswith("bytes "):
+        return mido.Message.from_bytes([int(b) for b in line.split()[1:]])
+    return mido.Message.from_str(line)
+
+
 def serve(port):
     server = mido.sockets.PortServer("127.0.0.1", port)
     say("port", server._socket.getsockname()[1])
+    current = []  # the client being served, for the stdin thread
+
+    def send_stdin():
+        for count, line in enumerate(filter(None, map(str.strip, sys.stdin)), start=1):
+            current[0].send(parse(line))
+            say("sent", count)
+
+    threading.Thread(target=send_stdin, daemon=True).start()
     while True:
         client = server.accept()
+        current[:] = [client]
         say("connected")
         try:
             for message in client:
@@ -50,11 +68,7 @@ def client(port):
         line = line.strip()
         if not line:
             continue
-        if line.startswith("bytes "):
-            message = mido.Message.from_bytes([int(b) for b in line.split()[1:]])
-        else:
-            message = mido.Message.from_str(line)
-        output.send(message)
+        output.send(parse(line))
         count += 1
         say("sent", count)
     output.close()

@@ -225,13 +225,15 @@ pub struct Mido {
 }
 
 impl Mido {
-    /// A mido `PortServer` on 127.0.0.1 (`port` 0: any free one); returns it with its port.
+    /// A mido `PortServer` on 127.0.0.1 (`port` 0: any free one), sending to its current client
+    /// what is given to `send`; returns it with its port.
     pub fn server(python: &Path, script: &Path, port: u16) -> Result<(Mido, u16), String> {
         let mut command = Command::new(python);
-        command.arg(script).arg("server").arg(port.to_string()).stdin(Stdio::null());
+        command.arg(script).arg("server").arg(port.to_string()).stdin(Stdio::piped());
         let mut out = Lines::spawn("mido server", &mut command, false)?;
+        let stdin = out.child.stdin.take();
         let port = out.wait_for("its port", is_error_line, |l| l.strip_prefix("port ")?.parse::<u16>().ok())?;
-        Ok((Mido { out, stdin: None }, port))
+        Ok((Mido { out, stdin }, port))
     }
 
     /// A mido client connected to 127.0.0.1:`port`, sending the mido text lines given to `send`.
@@ -262,9 +264,10 @@ impl Mido {
         Ok(Mido { out, stdin: None })
     }
 
-    /// Client: sends one message (mido text) and waits until mido has sent it.
+    /// Client or server: sends one message (mido text; the `count`th) and waits until mido has
+    /// sent it.
     pub fn send(&mut self, text: &str, count: usize) -> Result<(), String> {
-        let stdin = self.stdin.as_mut().ok_or("not a client")?;
+        let stdin = self.stdin.as_mut().ok_or("this peer sends nothing")?;
         stdin.write_all(format!("{text}\n").as_bytes()).map_err(|e| format!("cannot write to mido: {e}"))?;
         stdin.flush().map_err(|e| e.to_string())?;
         self.out.expect(&format!("sent {count}"))
