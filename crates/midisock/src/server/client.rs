@@ -73,6 +73,8 @@ struct Reader {
     /// Its first bytes have been looked at for the wrong transport (a TLS handshake sent to a
     /// plain server, plain bytes sent to a TLS server).
     transport_checked: bool,
+    /// Once the client is marked failed: how many more bytes it may deliver before it is dropped.
+    drain_budget: Option<usize>,
 }
 
 /// Bytes accepted for the client but not yet taken by its socket.
@@ -197,7 +199,13 @@ impl Client {
             role: AtomicU8::new(role as u8),
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
-            reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello, transport_checked: false }),
+            reader: Mutex::new(Reader {
+                parser,
+                held: HeldNotes::default(),
+                hello,
+                transport_checked: false,
+                drain_budget: None,
+            }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
         }
     }
@@ -368,6 +376,13 @@ impl Client {
 
     // ----- Reading (the I/O thread) -----
 
+    /// What a failed client may still deliver: its socket's receive buffer, plus TLS's buffers.
+    fn drain_allowance(&self) -> usize {
+        const TLS_BUFFERED: usize = 64 * 1024;
+        let kernel = socket2::SockRef::from(&self.stream).recv_buffer_size().unwrap_or(16 << 20);
+        kernel + if self.tls.is_some() { TLS_BUFFERED } else { 0 }
+    }
+
     /// One read from a served client into `buf`, parsed into `messages` (sysex dropped when
     /// `deny_sysex`; held notes tracked). The reader lock is held throughout, and the role
     /// checked under it.
@@ -375,6 +390,15 @@ impl Client {
         let Some(mut reader) = self.reader_if(Role::Served) else {
             return ReadOutcome::WouldBlock;
         };
+        if let Some(cause) = self.failure() {
+            // Everything it sent before it was marked is at most what the kernel held for it
+            // (its receive buffer) plus what TLS had buffered: a client that goes on sending
+            // (one dropped for reading too slowly may) is not drained for ever.
+            let budget = reader.drain_budget.get_or_insert_with(|| self.drain_allowance());
+            if *budget == 0 {
+                return ReadOutcome::Ended(cause);
+            }
+        }
         let n = loop {
             match self.read(buf) {
                 Ok(Some(0)) => return ReadOutcome::Ended(DisconnectCause::ClosedByPeer),
@@ -386,6 +410,9 @@ impl Client {
                 Err(e) => return ReadOutcome::Ended(DisconnectCause::of_error(&e)),
             }
         };
+        if let Some(budget) = reader.drain_budget.as_mut() {
+            *budget = budget.saturating_sub(n);
+        }
         let bytes = &buf[..n];
         if !reader.transport_checked {
             reader.transport_checked = true;
