@@ -238,6 +238,12 @@ int msg_describe(const uint8_t *bytes, size_t len, msg_typed *out) {
 
 /* How long one connection attempt may take per address before it is reported as failed. */
 #define CONNECT_TIMEOUT_MS 5000
+/* The parameters of libmidisock's reconnect policy for a client whose connection drops: the
+ * first attempt after 100 ms, then doubling up to 2 s between attempts, never giving up. The
+ * policy itself (backoff, jitter, note-offs for held notes) is libmidisock's. */
+#define RECONNECT_INITIAL_MS 100
+#define RECONNECT_MAX_MS 2000
+#define RECONNECT_MAX_ATTEMPTS 0
 /* How long closing a server may spend flushing what its clients have not yet been sent. */
 #define SERVER_SHUTDOWN_FLUSH_MS 100
 /* Status events waiting for the next poll; more between two polls are dropped. */
@@ -266,7 +272,9 @@ typedef struct {
 
 struct msg_link {
     connect_attempt *attempt; /* client, connecting */
-    midisock_port *port;      /* client, connected */
+    midisock_port *port;      /* client, connected (libmidisock reconnects it after drops) */
+    midisock_link_status link; /* client: the port's state at the last poll */
+    int send_refusal_reported; /* client: a send refused while down was reported since the drop */
     char address[MSG_ERROR_LEN];
     midisock_server *server; /* server */
     size_t peers;            /* server: clients at the last poll */
@@ -309,8 +317,16 @@ static void *attempt_run(void *arg) {
     connect_attempt *attempt = arg;
     midisock_port *port = NULL;
     char error[MSG_ERROR_LEN] = "";
-    midisock_result result = midisock_port_connect_timeout(attempt->address, CONNECT_TIMEOUT_MS, &port);
+    midisock_connect_options *options = NULL;
+    midisock_result result = midisock_connect_options_new(&options);
+    if (result == MIDISOCK_RESULT_OK) result = midisock_connect_options_set_timeout_ms(options, CONNECT_TIMEOUT_MS);
+    if (result == MIDISOCK_RESULT_OK) {
+        result = midisock_connect_options_set_reconnect(options, RECONNECT_INITIAL_MS, RECONNECT_MAX_MS,
+                                                        RECONNECT_MAX_ATTEMPTS);
+    }
+    if (result == MIDISOCK_RESULT_OK) result = midisock_port_connect_with(attempt->address, options, &port);
     if (result != MIDISOCK_RESULT_OK) library_error(result, "cannot connect", error);
+    midisock_connect_options_free(options);
     pthread_mutex_lock(&attempt->lock);
     attempt->port = port;
     snprintf(attempt->error, sizeof attempt->error, "%s", error);
@@ -451,8 +467,20 @@ static int link_send_with(msg_link *link, const char *doing, midisock_result por
                           midisock_result server_result, int used_port, char error[MSG_ERROR_LEN]) {
     midisock_result result = used_port ? port_result : server_result;
     if (result == MIDISOCK_RESULT_OK) return 0;
+    if (used_port && result == MIDISOCK_RESULT_DISCONNECTED) {
+        /* Down and reconnecting: said once per drop, not once per note of a playing patch. */
+        if (link->send_refusal_reported) {
+            error[0] = '\0';
+        } else {
+            say(error, "%s: the connection is down, reconnecting to %s: nothing is sent until it is back", doing,
+                link->address);
+            link->send_refusal_reported = 1;
+        }
+        return -1;
+    }
     library_error(result, doing, error);
-    if (used_port && (result == MIDISOCK_RESULT_CLOSED || result == MIDISOCK_RESULT_REFUSED || result == MIDISOCK_RESULT_IO)) {
+    if (used_port && (result == MIDISOCK_RESULT_CLOSED || result == MIDISOCK_RESULT_REFUSED ||
+                      result == MIDISOCK_RESULT_GAVE_UP || result == MIDISOCK_RESULT_IO)) {
         lost_connection(link, "the connection was lost while sending");
     }
     return -1;
@@ -504,6 +532,8 @@ static void collect_attempt(msg_link *link) {
     link->attempt = NULL;
     if (port != NULL) {
         link->port = port;
+        link->link = (midisock_link_status){MIDISOCK_LINK_STATE_CONNECTED, 0, 0};
+        link->send_refusal_reported = 0;
         queue_status(link, MSG_STATUS_CONNECTED, 0, link->address);
     } else {
         queue_status(link, MSG_STATUS_ERROR, 0, error);
@@ -528,8 +558,37 @@ static midisock_result try_receive(msg_link *link, size_t *len) {
     }
 }
 
+/* A client's connection state changed since the last poll (libmidisock reconnects it): say so.
+ * States that came and went between two polls are not seen; the last one is. */
+static void check_link_state(msg_link *link) {
+    midisock_link_status now;
+    if (midisock_port_link_status(link->port, &now) != MIDISOCK_RESULT_OK) return;
+    if (now.state == link->link.state && now.attempt == link->link.attempt) return;
+    char text[MSG_ERROR_LEN];
+    size_t len = 0;
+    if (midisock_port_link_text(link->port, text, sizeof text, &len) != MIDISOCK_RESULT_OK) text[0] = '\0';
+    int was_connected = link->link.state == MIDISOCK_LINK_STATE_CONNECTED;
+    link->link = now;
+    if (now.state == MIDISOCK_LINK_STATE_CONNECTED) {
+        link->send_refusal_reported = 0;
+        queue_status(link, MSG_STATUS_CONNECTED, 0, link->address);
+        return;
+    }
+    if (was_connected) {
+        /* A drop, even when the port is already past DISCONNECTED (reconnecting) by now. */
+        const char *prefix = "disconnected: "; /* the status says that much already */
+        int has_reason = now.state == MIDISOCK_LINK_STATE_DISCONNECTED && strncmp(text, prefix, strlen(prefix)) == 0;
+        queue_status(link, MSG_STATUS_DISCONNECTED, 0, has_reason ? text + strlen(prefix) : "the connection dropped");
+    }
+    if (now.state == MIDISOCK_LINK_STATE_RECONNECTING) {
+        queue_status(link, MSG_STATUS_RECONNECTING, (long)now.attempt, text);
+    }
+    /* Gave up or closed: the next receive says so and the link closes. */
+}
+
 int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, size_t max_messages) {
     if (link->attempt != NULL) collect_attempt(link);
+    if (link->port != NULL) check_link_state(link);
     if (link->server != NULL) {
         size_t peers = 0;
         if (midisock_server_client_count(link->server, &peers) == MIDISOCK_RESULT_OK && peers != link->peers) {

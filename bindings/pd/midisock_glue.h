@@ -81,8 +81,11 @@ typedef struct msg_link msg_link;
 typedef enum {
     /** Client: connected to `text` (the address). */
     MSG_STATUS_CONNECTED,
-    /** Client: the connection ended (`text`: why); server: stopped. */
+    /** Client: the connection ended or dropped (`text`: why); server: stopped. A client whose
+     *  connection dropped reconnects by itself (RECONNECTING, then CONNECTED again). */
     MSG_STATUS_DISCONNECTED,
+    /** Client: libmidisock makes reconnection attempt `number` soon (`text`: when). */
+    MSG_STATUS_RECONNECTING,
     /** Server: listening on TCP port `number` (the real one when 0 was asked for). */
     MSG_STATUS_LISTENING,
     /** Server: the number of connected clients changed to `number`. */
@@ -108,6 +111,11 @@ void msg_link_free(msg_link *link);
  * reported by a later msg_link_poll (CONNECTED, or ERROR then DISCONNECTED). Whatever the link
  * had open is closed first. Returns -1 with a sentence in `error` only for an address that
  * cannot be right (empty, no port); nothing is changed then.
+ *
+ * Once connected, the port reconnects by itself with libmidisock's policy when the connection
+ * drops (DISCONNECTED, RECONNECTING, CONNECTED), and the note-offs for notes it had received
+ * and not seen released come out as messages at each drop. The first connection is not
+ * retried: a server that is not there is an ERROR.
  */
 int msg_link_connect(msg_link *link, const char *address, char error[MSG_ERROR_LEN]);
 
@@ -124,7 +132,9 @@ void msg_link_disconnect(msg_link *link);
 /**
  * Sends whole MIDI messages: to the server (client) or to every client (server). Returns -1 with
  * a sentence in `error` when not connected or listening, when the bytes are not whole messages
- * (nothing sent), or when the connection is gone (it is closed; the next poll says so).
+ * (nothing sent), or when the connection is gone (it is closed; the next poll says so). While a
+ * client's connection is down and reconnecting, sends are dropped: the first one after each
+ * drop returns -1 with a sentence, the next ones -1 with an empty `error` (already said).
  * A client's send waits only while the peer's TCP window is full (it stopped reading).
  */
 int msg_link_send(msg_link *link, const uint8_t *bytes, size_t len, char error[MSG_ERROR_LEN]);

@@ -91,6 +91,11 @@ static void on_status(void *context, msg_status status, long number, const char 
         logpost(x, 2, "midisock: disconnected (%s)", text);
         outlet_anything(x->status_out, gensym("disconnected"), 0, NULL);
         break;
+    case MSG_STATUS_RECONNECTING:
+        logpost(x, 3, "midisock: %s", text);
+        SETFLOAT(&argument, (t_float)number);
+        outlet_anything(x->status_out, gensym("reconnecting"), 1, &argument);
+        break;
     case MSG_STATUS_LISTENING:
         SETFLOAT(&argument, (t_float)number);
         outlet_anything(x->status_out, gensym("listening"), 1, &argument);
@@ -201,7 +206,7 @@ static void midisock_build_and_send(t_midisock *x, t_symbol *s, int argc, t_atom
     }
     if (values != stack) freebytes(values, (size_t)argc * sizeof(double));
     if (ok && msg_link_send(x->link, x->bytes, len, error) != 0) {
-        pd_error(x, "midisock: %s: %s", s->s_name, error);
+        if (error[0] != '\0') pd_error(x, "midisock: %s: %s", s->s_name, error); /* empty: said already */
         start_polling(x); /* a lost connection is reported by the next poll */
     }
 }
@@ -221,12 +226,12 @@ static void midisock_float(t_midisock *x, t_floatarg byte) {
 
 static void midisock_panic(t_midisock *x) {
     char error[MSG_ERROR_LEN];
-    if (msg_link_panic(x->link, error) != 0) pd_error(x, "midisock: %s", error);
+    if (msg_link_panic(x->link, error) != 0 && error[0] != '\0') pd_error(x, "midisock: %s", error);
 }
 
 static void midisock_reset(t_midisock *x) {
     char error[MSG_ERROR_LEN];
-    if (msg_link_reset(x->link, error) != 0) pd_error(x, "midisock: %s", error);
+    if (msg_link_reset(x->link, error) != 0 && error[0] != '\0') pd_error(x, "midisock: %s", error);
 }
 
 static void midisock_anything(t_midisock *x, t_symbol *s, int argc, t_atom *argv) {

@@ -208,6 +208,7 @@ const TESTS: &[(&str, Test)] = &[
     ("mido client -> Pd server: typed and raw outlets, peers, held notes released", Suite::mido_to_pd),
     ("Pd server -> two mido clients: broadcast, bytes exact", Suite::pd_broadcast),
     ("connects under way: refused sends, replaced, freed", Suite::pending_connects),
+    ("reconnect after the mido server restarts: held notes released, sends dropped while down", Suite::reconnect),
     ("bad arguments: a clear error, nothing sent, the connection kept", Suite::bad_arguments),
 ];
 
@@ -417,6 +418,47 @@ impl Suite {
         mido.out.expect("message 146 1 2")?;
         // An object freed while its connect is under way (quit frees it): Pd exits cleanly.
         pd.send(&format!("patch obj 10 40 midisock connect 127.0.0.1:{stalled}"))?;
+        self.finish(pd)?;
+        mido.out.expect("closed")
+    }
+
+    fn reconnect(&self) -> Result<(), String> {
+        let (mut mido, port) = self.mido_server()?;
+        let mut pd = self.pd()?;
+        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
+        mido.out.expect("connected")?;
+        // The server starts a note in the patch, then goes away (killed: no goodbye).
+        mido.send("note_on channel=2 note=64 velocity=90", 1)?;
+        pd.out.expect("typed: note 64 90 3")?;
+        drop(mido);
+        // libmidisock releases the note in the patch and reconnects with backoff.
+        pd.out.expect_all(&["typed: note 64 0 3", "raw: 130 64 0", "status: disconnected"])?;
+        pd.out.wait_for(
+            "a reconnect attempt",
+            |l| l.starts_with("error:"),
+            |l| l.strip_prefix("status: reconnecting ")?.parse::<u32>().ok(),
+        )?;
+        // Sends while down are dropped; the first says so, the next ones are quiet.
+        pd.send("note 1 2 3")?;
+        pd.expect_error(&format!(
+            "note: cannot send: the connection is down, reconnecting to 127.0.0.1:{port}: nothing is sent until it is back"
+        ))?;
+        pd.send("note 4 5 6")?;
+        // Control messages are handled in order: once this count is answered, both notes were
+        // handled while the link was down (before the server below exists).
+        pd.send("count")?;
+        pd.out.wait_for("the count", |l| l.starts_with("error:"), |l| l.strip_prefix("count: ").map(|_| ()))?;
+        // The server comes back on the same port; the object finds it by itself.
+        let (mut mido, _) = Mido::server(&self.python, &self.peer, port)?;
+        pd.out.wait_for(
+            "the reconnection",
+            |l| l.starts_with("error:"),
+            |l| (l == format!("status: connected 127.0.0.1:{port}")).then_some(()),
+        )?;
+        mido.out.expect("connected")?;
+        pd.send("note 7 8 9")?;
+        // The first message the new server gets is the one sent after the reconnect.
+        mido.out.expect("message 152 7 8")?;
         self.finish(pd)?;
         mido.out.expect("closed")
     }
