@@ -4,12 +4,12 @@
  * Everything a patching environment's wrapper needs beyond its own API lives here, in plain C11:
  * turning numbers typed in a patch into MIDI bytes (with the patcher's conventions: channels
  * 1-16, programs 1-128, pitch bend -8192..8191), turning received bytes back into typed
- * messages, and one network link (a client port or a server) that the wrapper polls from its
- * own scheduler. The Pd wrapper (midisock_pd.c) only converts atoms and calls outlets; a Max
+ * messages (midisock_messages.c), and one network link (a client port or a server) that the
+ * wrapper polls from its own scheduler (midisock_link.c). The Pd wrapper (midisock_pd.c) only converts atoms and calls outlets; a Max
  * wrapper would be a second file of the same size.
  *
  * Threads: every function is called from the host's main (scheduler) thread. The network work
- * runs in libmidisock; this file never calls back into the host from another thread.
+ * runs in libmidisock; nothing here calls back into the host from another thread.
  */
 #ifndef MIDISOCK_GLUE_H
 #define MIDISOCK_GLUE_H

@@ -3,7 +3,7 @@
  * socket ports, on libmidisock.
  *
  * This file is only Pd glue: atoms in, outlets out. Message building, message description and
- * the network link live in midisock_glue.c; the network itself in libmidisock. Everything here
+ * the network link live in midisock_messages.c and midisock_link.c (midisock_glue.h); the network itself in libmidisock. Everything here
  * runs on Pd's scheduler thread: a clock polls the link (non-blocking) every millisecond while
  * a connection or server is open, and is the only place outlets are called from.
  *
