@@ -1,9 +1,11 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
+use crate::held::Tracked;
 use crate::lines::{for_each_stdin_message, print_message};
-use midisock::{ConnectOptions, Message, Parser, PortServer, ServerConfig, SysexPolicy, TlsClient, TlsServer};
-use std::io::{self, Read, Write};
-use std::path::Path;
+use crate::midi::MidiOptions;
+use crate::{log, signals};
+use midisock::{ConnectOptions, Message, PortServer, ServerConfig, SocketPort, SysexPolicy, TlsClient, TlsServer};
+use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,11 +19,11 @@ pub struct Failure {
 }
 
 /// Exit code for bad input from the user (address, message text, file).
-const BAD_INPUT: u8 = 2;
+pub const BAD_INPUT: u8 = 2;
 /// Exit code for a failure of the network or the system.
-const FAILED: u8 = 1;
+pub const FAILED: u8 = 1;
 
-fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
+pub fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
     move |e| Failure {
         exit_code: match e {
             midisock::Error::AddressSyntax { .. }
@@ -84,7 +86,7 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
+    pub fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
         let mut options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
         if let Some(ca) = &self.tls_ca {
             let mut tls = TlsClient::with_ca_file(ca).map_err(failure(BAD_INPUT))?;
@@ -118,57 +120,113 @@ impl ServeOptions {
     }
 }
 
-pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
-    let server = Arc::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?);
-    let listening: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
-    eprintln!("midisock: serving on {} ({})", server.name(), listening.join(", "));
+pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<ExitCode, Failure> {
+    let server = Arc::new(Tracked::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?));
+    let listening: Vec<String> = server.inner.local_addrs().iter().map(|a| a.to_string()).collect();
+    log::info(format_args!("serving on {} ({})", server.inner.name(), listening.join(", ")));
+
+    // The MIDI input port and stdin both broadcast, through one tracker of held notes.
+    let broadcaster = Arc::clone(&server);
+    let bridge = midi.open(Arc::new(move |m: &Message| {
+        if let Err(e) = broadcaster.send(m) {
+            log::debug(format_args!("broadcast: {e}"));
+        }
+    }))?;
+
+    let closer = Arc::clone(&server);
+    let received = signals::on_termination(move |signal| {
+        let released = closer.release();
+        // Flushes what is queued for each client (within ServerConfig::shutdown_flush), then
+        // closes their connections; the loop below then ends.
+        closer.inner.close();
+        log::info(format_args!("{}: server closed{}", signals::name(signal), released_text(released)));
+    })?;
 
     // stdin → broadcast, on its own thread so receiving never waits for typing.
     let broadcaster = Arc::clone(&server);
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            match for_each_stdin_message(&AtomicUsize::new(0), |m| broadcaster.send(m)) {
-                // stdin ended (e.g. `< /dev/null`): keep serving; the server prints until killed.
-                Ok(()) => {}
-                Err(e) => eprintln!("midisock: reading stdin: {e}"),
-            }
-        })
-        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
+    spawn_named("stdin", move || {
+        match for_each_stdin_message(&AtomicUsize::new(0), |m| broadcaster.send(m)) {
+            // stdin ended (e.g. `< /dev/null`): keep serving; the server prints until stopped.
+            Ok(()) => {}
+            Err(e) => log::warn(format_args!("reading stdin: {e}")),
+        }
+    })?;
 
     let mut out = io::stdout().lock();
-    for message in server.iter() {
+    for message in server.inner.iter() {
+        bridge.play(&message);
         if !print_message(&mut out, &message) {
             break;
         }
     }
+    received.wait_for_shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn connect(addr: &str, auth: &ClientAuth) -> Result<ExitCode, Failure> {
-    let port = Arc::new(auth.connect(addr)?);
-    eprintln!("midisock: connected to {}", port.name());
+fn released_text(released: usize) -> String {
+    match released {
+        0 => String::new(),
+        1 => " (released 1 held note)".into(),
+        n => format!(" (released {n} held notes)"),
+    }
+}
+
+fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), Failure> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map(|_| ())
+        .map_err(|e| Failure { message: format!("cannot start the {name} thread: {e}"), exit_code: FAILED })
+}
+
+/// Why a connection ended without being asked to: the server's refusal when it gave one.
+fn connection_end(port: &SocketPort) -> Failure {
+    let message = match port.receive() {
+        Err(e @ midisock::Error::Refused { .. }) => e.to_string(),
+        Err(midisock::Error::Io(e)) => format!("connection to {} lost: {e}", port.name()),
+        _ => format!("the server {} closed the connection", port.name()),
+    };
+    Failure { message, exit_code: FAILED }
+}
+
+pub fn connect(addr: &str, auth: &ClientAuth, midi: &MidiOptions) -> Result<ExitCode, Failure> {
+    let port = Arc::new(Tracked::new(auth.connect(addr)?));
+    log::info(format_args!("connected to {}", port.inner.name()));
+
+    let sender = Arc::clone(&port);
+    let bridge = midi.open(Arc::new(move |m: &Message| {
+        if let Err(e) = sender.send(m) {
+            log::debug(format_args!("send: {e}"));
+        }
+    }))?;
+
+    let closer = Arc::clone(&port);
+    let received = signals::on_termination(move |signal| {
+        let released = closer.release();
+        closer.inner.close();
+        log::info(format_args!("{}: connection closed{}", signals::name(signal), released_text(released)));
+    })?;
 
     let sender = Arc::clone(&port);
     let bad_lines = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&bad_lines);
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            if let Err(e) = for_each_stdin_message(&counter, |m| sender.send(m)) {
-                eprintln!("midisock: reading stdin: {e}");
-            }
-        })
-        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
+    spawn_named("stdin", move || {
+        if let Err(e) = for_each_stdin_message(&counter, |m| sender.send(m)) {
+            log::warn(format_args!("reading stdin: {e}"));
+        }
+    })?;
 
-    // Print until the server closes the connection.
+    // Print until the server closes the connection or a signal closes it here.
     let mut out = io::stdout().lock();
-    for message in port.iter() {
+    for message in port.inner.iter() {
+        bridge.play(&message);
         if !print_message(&mut out, &message) {
             break;
         }
     }
-    eprintln!("midisock: connection closed by {}", port.name());
+    if received.wait_for_shutdown().is_none() {
+        return Err(connection_end(&port.inner));
+    }
     // Lines that could not be sent are reported through the exit code.
     if bad_lines.load(Ordering::Relaxed) > 0 {
         return Ok(ExitCode::from(BAD_INPUT));
@@ -176,7 +234,7 @@ pub fn connect(addr: &str, auth: &ClientAuth) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn send(addr: &str, auth: &ClientAuth, texts: &[String]) -> Result<ExitCode, Failure> {
+pub fn send(addr: &str, auth: &ClientAuth, texts: &[String], hold: bool) -> Result<ExitCode, Failure> {
     // Parse everything first: a typo in the third message must not leave two on the wire.
     let messages = texts
         .iter()
@@ -185,44 +243,25 @@ pub fn send(addr: &str, auth: &ClientAuth, texts: &[String]) -> Result<ExitCode,
                 .map_err(|e| Failure { message: format!("invalid message {text:?}: {e}"), exit_code: BAD_INPUT })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let port = auth.connect(addr)?;
+    let port = Arc::new(auth.connect(addr)?);
     port.send_all(&messages).map_err(failure(FAILED))?;
+    if hold {
+        // The server releases a client's notes when it leaves: stay until asked to go.
+        let closer = Arc::clone(&port);
+        let received = signals::on_termination(move |_| closer.close())?;
+        log::info(format_args!("sent; holding the connection (and its notes) until Ctrl-C"));
+        for _ in port.iter() {}
+        if received.wait_for_shutdown().is_none() {
+            return Err(connection_end(&port));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     port.close();
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn decode(file: Option<&Path>) -> Result<ExitCode, Failure> {
-    let mut input: Box<dyn Read> =
-        match file {
-            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| Failure {
-                message: format!("cannot open {}: {e}", path.display()),
-                exit_code: BAD_INPUT,
-            })?),
-            None => Box::new(io::stdin().lock()),
-        };
-    let mut parser = Parser::new();
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut stdout_ok = true;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Failure { message: format!("reading input: {e}"), exit_code: FAILED }),
-        };
-        parser.feed(&buf[..n], |m| stdout_ok = stdout_ok && writeln!(out, "{m}").is_ok());
-        if !stdout_ok {
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-    let _ = out.flush();
-    let stats = parser.stats();
-    if parser.is_mid_message() {
-        eprintln!("midisock: input ended in the middle of a message (dropped)");
-    }
-    if stats != midisock::ParserStats::default() {
-        eprintln!("midisock: ignored input: {stats:?}");
-    }
+pub fn ports() -> Result<ExitCode, Failure> {
+    let text = crate::midi::list_ports()?;
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
