@@ -75,7 +75,9 @@ impl Jack {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let (name, slot) = claim_server_name();
         let process = Command::new("jackd")
-            .args(["--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+            // Synchronous (-S) with a long client timeout: on a loaded machine a client that is late
+            // for a cycle is waited for rather than skipped (which would lose its MIDI events).
+            .args(["-S", "-t", "5000", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
             .env("JACK_DEFAULT_SERVER", &name)
             .env("JACK_NO_AUDIO_RESERVATION", "1")
             .stdout(Stdio::null())
