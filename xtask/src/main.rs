@@ -8,6 +8,7 @@ mod env;
 mod fuzz;
 mod header;
 mod install;
+mod jack;
 mod test;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 //! 2. `cargo test --workspace --all-targets` (unit, integration, interop, examples, benches
 //!    compiled in test mode).
 //! 3. The C/C++ tests of libmidisock.
+//! 4. The CLI with MIDI ports, against jackd's dummy backend (jack.rs).
 
 use crate::env;
 use std::process::Command;
@@ -24,6 +25,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .env("MIDISOCK_TEST_PYTHON", &python),
     )?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
+    crate::jack::run_midi_port_tests(&python)?;
     crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])
 }
