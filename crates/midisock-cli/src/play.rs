@@ -46,7 +46,7 @@ pub fn play(file: &Path, addr: &str, auth: &ClientAuth) -> Result<ExitCode, Fail
         let same = rest.iter().take_while(|e| e.at_ns == first.at_ns).count();
         let deadline = start + Duration::from_nanos(first.at_ns);
         if !wait_until(deadline, &received) {
-            stopped_at = Some(first.at_ns);
+            stopped_at = Some(start.elapsed().as_nanos() as u64);
             break;
         }
         let late = Instant::now().saturating_duration_since(deadline);
