@@ -1,5 +1,5 @@
 //! Parser and encoder throughput (bytes/s) on realistic streams: notes, control changes, clock,
-//! sysex, and a mix. Target: parser ≥ 1 GB/s (DESIGN.md, "Performance targets").
+//! sysex, and a mix. Target: parser ≥ 1 GB/s (docs/performance.md).
 
 mod common;
 

@@ -13,13 +13,21 @@
  *   midisock_result_str() and midisock_version(), which cannot fail. Outputs are written only on
  *   success, except MIDISOCK_RESULT_BUFFER_TOO_SMALL, which writes the size needed to *len_out.
  *   NULL pointer arguments return MIDISOCK_RESULT_NULL_ARGUMENT. After a failure,
- *   midisock_last_error_message() gives this thread a detailed text.
+ *   midisock_last_error_message() gives this thread a detailed text. Each function's
+ *   "Results:" lists every failure it can return besides two that any function taking a
+ *   pointer can: MIDISOCK_RESULT_NULL_ARGUMENT and MIDISOCK_RESULT_PANIC (a bug in the library,
+ *   caught before it could cross into C).
  * - Messages are raw MIDI 1.0 bytes (status byte first, sysex as F0 ... F7); received ones carry a
  *   CLOCK_MONOTONIC timestamp in nanoseconds.
  * - Threads: every function except _free may be called on one handle from several threads at
- *   once. Receive callbacks run on the port's "midisock-port-callback" thread.
+ *   once. Receive callbacks run on the port's "midisock-cb" thread.
  * - Blocking: _receive/_accept block until something arrives or the handle is closed; _try_*
  *   never block; _timeout variants wait at most their timeout; _close wakes blocked threads.
+ * - Linking: the shared library's soname is libmidisock.so.MAJOR. Install with
+ *   `cargo xtask install --prefix DIR` (which lays out libmidisock.so, .so.MAJOR and
+ *   .so.MAJOR.MINOR.PATCH, the header and midisock.pc) and build with
+ *   `pkg-config --cflags --libs midisock`; a program linked against the build tree's
+ *   target/release/libmidisock.so would look for a libmidisock.so.0 that is not there.
  */
 
 #ifndef MIDISOCK_H
@@ -126,6 +134,12 @@ enum midisock_result
      * callback can be installed.
      */
     MIDISOCK_RESULT_MESSAGE_KEPT = 7303,
+    /**
+     * The server refused the connection and said why (allowlist, token, lockout, too many
+     * clients, a hello too slow, TLS mismatch): `midisock_last_error_message` gives its words.
+     * The port is closed; every later send and receive on it returns this code again.
+     */
+    MIDISOCK_RESULT_REFUSED = 7304,
     /**
      * **7400–7499: messages.**
      *
@@ -261,7 +275,7 @@ typedef struct midisock_server_config midisock_server_config;
  *   bytes are valid only during the call: copy what you keep.
  * - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
  *
- * Runs on the port's own reader thread, named "midisock-port-callback", one call at a time, in
+ * Runs on the port's own reader thread, named "midisock-cb", one call at a time, in
  * arrival order. The callback may send on this port or any other and may call
  * `midisock_port_close` on this port; it must not call `midisock_port_free` on this port, must
  * not unwind (no C++ exceptions, no longjmp out of it), and should return quickly: the next
@@ -452,7 +466,7 @@ midisock_result midisock_connect_options_free(midisock_connect_options *options)
  *
  * Results: `MIDISOCK_RESULT_MESSAGE_TEXT` for text mido would not accept (or a value out of
  * range); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out` (3 bytes fit any
- * message but sysex).
+ * message but sysex); `MIDISOCK_RESULT_INVALID_UTF8`.
  *
  * Thread: any. Never blocks. Allocates only while parsing.
  *
@@ -494,8 +508,13 @@ midisock_result midisock_message_to_text(const uint8_t *bytes,
  * Blocks until connected or refused (the OS connect timeout applies; see
  * `midisock_port_connect_timeout`). Thread: any.
  *
+ * A server that refuses the client after the TCP connection is made (allowlist, lockout,
+ * too many clients) says so in a notice: that shows as `MIDISOCK_RESULT_REFUSED` on a later
+ * receive, send or `midisock_port_finish`, not here.
+ *
  * Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
- * `MIDISOCK_RESULT_CONNECT` (refused, unreachable).
+ * `MIDISOCK_RESULT_CONNECT` (refused, unreachable), `MIDISOCK_RESULT_INVALID_UTF8`,
+ * `MIDISOCK_RESULT_IO`.
  *
  * # Safety
  * `address` is a NUL-terminated string; `port_out` is valid for a write.
@@ -520,14 +539,17 @@ midisock_result midisock_port_connect_timeout(const char *address,
  * timeout, a token for a server that requires one, TLS. Writes the new port to `*port_out`;
  * the caller owns it and frees it with `midisock_port_free`. Nothing of `options` is kept.
  *
- * Blocks until connected and, with TLS, until the handshake is done (the timeout applies to
- * each connection attempt). Thread: any.
+ * Blocks until connected and, with TLS, until the handshake is done. The timeout
+ * (`midisock_connect_options_set_timeout_ms`) bounds each connection attempt and each read
+ * or write of the TLS handshake: a server that accepts and never answers fails the connect
+ * with `MIDISOCK_RESULT_TLS`. Thread: any.
  *
- * A server that requires a token closes a connection with a wrong one after reading it:
- * that shows as `MIDISOCK_RESULT_CLOSED` on a later receive or send, not here.
+ * A server that requires a token refuses a connection with a wrong one after reading it:
+ * that shows as `MIDISOCK_RESULT_REFUSED` on a later receive, send or
+ * `midisock_port_finish`, not here.
  *
- * Results: as `midisock_port_connect`; `MIDISOCK_RESULT_TLS` (handshake failed, untrusted
- * certificate, wrong name, server name without CA file).
+ * Results: as `midisock_port_connect`; `MIDISOCK_RESULT_TLS` (handshake failed or timed
+ * out, untrusted certificate, wrong name, server name without CA file).
  *
  * # Safety
  * `address` is a NUL-terminated string; `options` is a live options handle; `port_out` is
@@ -546,8 +568,13 @@ midisock_result midisock_port_connect_with(const char *address,
  * Blocks while the socket's send buffer is full (the peer reads slower than we send).
  * Thread: any; concurrent sends on one port are safe. Copies nothing the caller must keep.
  *
- * Results: `MIDISOCK_RESULT_INVALID_BYTES`, `MIDISOCK_RESULT_CLOSED` (closed locally, or
- * the peer went away), `MIDISOCK_RESULT_IO`.
+ * Results: `MIDISOCK_RESULT_INVALID_BYTES` (nothing sent); `MIDISOCK_RESULT_CLOSED` when the
+ * port was closed locally, or the peer's close has been seen (by a receive that returned
+ * `MIDISOCK_RESULT_CLOSED`, or an earlier send that found the connection gone): from then on
+ * every send returns it, since the bytes could only be lost; `MIDISOCK_RESULT_REFUSED` once
+ * the server's refusal notice has been seen (details: `midisock_last_error_message`);
+ * `MIDISOCK_RESULT_IO`. A send can succeed after the peer closed and before that is seen:
+ * the bytes fit in the socket's buffer. `midisock_port_finish` tells for certain.
  *
  * # Safety
  * `port` is a live port handle; `bytes` is valid for reads of `len` bytes.
@@ -562,7 +589,9 @@ midisock_result midisock_port_send(const midisock_port *port, const uint8_t *byt
  * polling). Thread: any; concurrent receivers each get different messages.
  *
  * Results: `MIDISOCK_RESULT_CLOSED` once the port is closed or the peer has closed and every
- * message it sent has been received; `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
+ * message it sent has been received; `MIDISOCK_RESULT_REFUSED` when the server's first
+ * bytes were a refusal notice (the port is closed; details:
+ * `midisock_last_error_message`); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
  * in `*len_out`, the message kept for the next receive call (3 bytes fit every message but
  * sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`.
  *
@@ -582,6 +611,8 @@ midisock_result midisock_port_receive(const midisock_port *port,
  *
  * Never blocks (it reads what the socket already holds). Thread: any.
  *
+ * Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK`.
+ *
  * # Safety
  * As `midisock_port_receive`.
  */
@@ -596,6 +627,8 @@ midisock_result midisock_port_try_receive(const midisock_port *port,
  * `MIDISOCK_RESULT_TIMED_OUT` if no message came.
  *
  * Blocks up to `timeout_ms`. Thread: any.
+ *
+ * Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_TIMED_OUT`.
  *
  * # Safety
  * As `midisock_port_receive`.
@@ -612,15 +645,22 @@ midisock_result midisock_port_receive_timeout(const midisock_port *port,
  * timestamp_ns)` instead of the receive functions, which then return
  * `MIDISOCK_RESULT_CALLBACK_INSTALLED`.
  *
- * The callback runs on a reader thread the port owns, named "midisock-port-callback" (see
+ * The callback runs on a reader thread the port owns, named "midisock-cb" (see
  * `midisock_receive_callback` for what it may do), until the peer closes or the port is
  * closed. `midisock_port_free` waits for a running callback call to return; after it, the
  * callback is never called again, so `user_data` may be freed then. `user_data` must be
  * usable from that thread. Messages received but not yet taken are delivered first.
  *
- * Never blocks. Thread: any. One callback per port: a second call returns
- * `MIDISOCK_RESULT_CALLBACK_INSTALLED`. A message kept after
- * `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first (`MIDISOCK_RESULT_MESSAGE_KEPT`).
+ * Never blocks. Thread: any. One callback per port, for the port's whole life: it cannot be
+ * removed or replaced (close the port to stop it). A NULL `callback` is an error
+ * (`MIDISOCK_RESULT_NULL_ARGUMENT`) that installs nothing and changes nothing: receives
+ * keep working as before.
+ *
+ * Results: `MIDISOCK_RESULT_NULL_ARGUMENT` (NULL `callback`);
+ * `MIDISOCK_RESULT_CALLBACK_INSTALLED` (a second call); `MIDISOCK_RESULT_MESSAGE_KEPT` (a
+ * message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first);
+ * `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (the port is closed);
+ * `MIDISOCK_RESULT_IO` (the thread could not be started).
  *
  * # Safety
  * `port` is a live port handle; `callback` is NULL or a function matching
@@ -629,6 +669,27 @@ midisock_result midisock_port_receive_timeout(const midisock_port *port,
 midisock_result midisock_port_set_callback(const midisock_port *port,
                                            midisock_receive_callback callback,
                                            void *user_data);
+
+/**
+ * Ends the connection the way a sender should and tells whether the server refused it: sends
+ * what autoreset would (`midisock_port_set_autoreset`), tells the peer nothing more is
+ * coming (a TCP half-close; with TLS a close_notify first), waits at most `timeout_ms` for
+ * the peer to close its side, then closes the port. Messages that arrive meanwhile are
+ * discarded. The handle stays valid until `midisock_port_free`.
+ *
+ * A send succeeds as long as its bytes fit in the socket's buffer, refused or not: a program
+ * that only sends calls this before exiting to learn whether anything was delivered.
+ *
+ * Blocks up to `timeout_ms` (a server that refuses does so at once). Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_OK` when the peer closed without a refusal, or `timeout_ms`
+ * passed first; `MIDISOCK_RESULT_REFUSED` when the server refused the connection (its words:
+ * `midisock_last_error_message`); `MIDISOCK_RESULT_CLOSED` if the port was already closed.
+ *
+ * # Safety
+ * `port` is a live port handle.
+ */
+midisock_result midisock_port_finish(const midisock_port *port, uint64_t timeout_ms);
 
 /**
  * Closes the connection: the peer sees end-of-stream at once, and threads blocked in a
@@ -759,14 +820,23 @@ midisock_result midisock_last_error_message(char *buf, size_t len, size_t *len_o
  * Listens on `address` and writes the new server to `*server_out`; the caller owns it and
  * frees it with `midisock_server_free`.
  *
- * `address`: `"host:port"` or `"[v6addr]:port"`. `localhost` listens on every address it
- * resolves to; `""`, `"::"` on every address; `"0.0.0.0"` on every IPv4 address. Port 0
- * picks a free port (`midisock_server_local_port` tells which).
+ * `address` is `"host:port"` or `"[v6addr]:port"`, the port a number 0-65535 (0 picks a
+ * free port; `midisock_server_local_port` tells which):
+ * - an empty host, `":8080"`, or `"[::]:8080"`: every IPv4 and IPv6 address of the machine
+ *   (one dual-stack socket);
+ * - `"0.0.0.0:8080"`: every IPv4 address;
+ * - an IP address (`"127.0.0.1:8080"`, `"[::1]:8080"`): that address only;
+ * - a name (`"localhost:8080"`): every address the name resolves to — `localhost` is
+ *   127.0.0.1, plus ::1 where the system resolves it to ::1 too.
+ *
+ * Anything else (`""`, `"8080"`, `"::1:8080"` without brackets, a port above 65535, white
+ * space) is `MIDISOCK_RESULT_ADDRESS_SYNTAX`.
  *
  * Blocks only for name resolution. Starts the server's I/O thread. Thread: any.
  *
  * Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
- * `MIDISOCK_RESULT_BIND` (in use, permission), `MIDISOCK_RESULT_IO`.
+ * `MIDISOCK_RESULT_BIND` (in use, permission, no such interface),
+ * `MIDISOCK_RESULT_INVALID_UTF8`, `MIDISOCK_RESULT_IO`.
  *
  * # Safety
  * `address` is a NUL-terminated string; `server_out` is valid for a write.
@@ -866,6 +936,15 @@ midisock_result midisock_server_send(const midisock_server *server,
  * bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
  * Messages from all clients are merged in arrival order.
  *
+ * Besides what clients send, this delivers the note-offs the server makes when a client
+ * goes away (closed, vanished, or disconnected for not reading) with notes still held: one
+ * note-off (velocity 0) per note that client left sounding, so a synth fed from here is
+ * never left with a stuck note. They come after that client's last message.
+ *
+ * The first call also changes who gets new connections: until then they wait for
+ * `midisock_server_accept*`; from then on they are read here at once, unless a thread is
+ * blocked in `midisock_server_accept` / `_accept_timeout` at that moment.
+ *
  * Blocks until a message arrives or the server is closed (no polling). Thread: any.
  *
  * Results: `MIDISOCK_RESULT_CLOSED` once the server is closed;
@@ -886,6 +965,8 @@ midisock_result midisock_server_receive(const midisock_server *server,
  * `midisock_server_receive` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no message is
  * waiting. Never blocks. Thread: any.
  *
+ * Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK`.
+ *
  * # Safety
  * As `midisock_server_receive`.
  */
@@ -898,6 +979,8 @@ midisock_result midisock_server_try_receive(const midisock_server *server,
 /**
  * `midisock_server_receive` waiting at most `timeout_ms` milliseconds:
  * `MIDISOCK_RESULT_TIMED_OUT` if no message came. Blocks up to `timeout_ms`. Thread: any.
+ *
+ * Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_TIMED_OUT`.
  *
  * # Safety
  * As `midisock_server_receive`.
@@ -927,6 +1010,15 @@ midisock_result midisock_server_accept(const midisock_server *server, midisock_p
  * `midisock_server_accept` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no client is
  * waiting to be accepted. Never blocks. Thread: any.
  *
+ * The client it takes may already have been served: a connection waits for accept in a
+ * lobby where it already receives the server's broadcasts (`midisock_server_send`), so the
+ * port may have been sent messages before it was accepted — those still queued go out
+ * first, none is lost or repeated. From the accept on, the server neither reads from nor
+ * broadcasts to it. Once `midisock_server_receive*` has been called, new clients are read
+ * by the server at once and this returns `MIDISOCK_RESULT_WOULD_BLOCK` for them.
+ *
+ * Results: `MIDISOCK_RESULT_WOULD_BLOCK`, `MIDISOCK_RESULT_CLOSED`, `MIDISOCK_RESULT_IO`.
+ *
  * # Safety
  * As `midisock_server_accept`.
  */
@@ -935,6 +1027,8 @@ midisock_result midisock_server_try_accept(const midisock_server *server, midiso
 /**
  * `midisock_server_accept` waiting at most `timeout_ms` milliseconds:
  * `MIDISOCK_RESULT_TIMED_OUT` if no client came. Blocks up to `timeout_ms`. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_TIMED_OUT`, `MIDISOCK_RESULT_CLOSED`, `MIDISOCK_RESULT_IO`.
  *
  * # Safety
  * As `midisock_server_accept`.

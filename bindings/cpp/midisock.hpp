@@ -279,7 +279,7 @@ private:
 /// A connection (midisock_port): from port::connect or server::accept.
 class port {
 public:
-    /// Receives each message on the port's "midisock-port-callback" thread. Must not throw: an
+    /// Receives each message on the port's "midisock-cb" thread. Must not throw: an
     /// exception escaping it calls std::terminate().
     using callback = std::function<void(const message &)>;
 

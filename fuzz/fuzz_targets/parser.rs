@@ -2,7 +2,7 @@
 //! limit. Input layout: `[limit][k][len_1 .. len_k][stream ...]` (see `split_header`).
 //!
 //! Invariants: every split gives what feeding whole gives (messages, counters, mid-message
-//! state); the parser agrees with the reference model of DESIGN.md's table; every message
+//! state); the parser agrees with the reference model of docs/protocol.md's table; every message
 //! validates and round-trips through bytes and text; no sysex payload passes the limit;
 //! re-encoding the messages and parsing them again gives them back; `Message::from_bytes`
 //! accepts only the canonical bytes of one message.

@@ -1,5 +1,5 @@
 //! Helpers shared by the fuzz targets: fuzz-chosen chunking, a reference model of the parser
-//! table (written from DESIGN.md, not from the parser's code) and the per-message checks.
+//! table (written from docs/protocol.md, not from the parser's code) and the per-message checks.
 
 use midisock::{Message, Parser, ParserStats};
 
@@ -56,7 +56,7 @@ pub fn parse_all(max_sysex: usize, bytes: &[u8]) -> Vec<Message> {
     parse_chunks(max_sysex, &[bytes]).messages
 }
 
-/// A reference implementation of the DESIGN.md parser table, one byte at a time, kept as
+/// A reference implementation of the parser table in docs/protocol.md, one byte at a time, kept as
 /// simple as possible so that it can serve as an oracle.
 #[derive(Debug)]
 pub struct Model {

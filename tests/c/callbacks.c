@@ -1,5 +1,5 @@
 /* callbacks.c — receive callbacks: the accepted port echoes every message from its callback,
- * which runs on the port's own thread ("midisock-port-callback") with the user_data given. */
+ * which runs on the port's own thread ("midisock-cb") with the user_data given. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_getname_np */
 #endif

@@ -3,7 +3,7 @@
 //!
 //! - `summary.json` — percentiles and rates per system (`rtt_p50_ns`, `rtt_p99_ns`,
 //!   `stream_msgs_per_s`, `jitter_p999_minus_p50_ns`, ...), midisock-only figures (parser, fan-out)
-//!   and every performance target of DESIGN.md with its measured ratio;
+//!   and every performance target of docs/performance.md with its measured ratio;
 //! - `summary.md` — the same as Markdown tables (the README's bench section is one of these);
 //! - `*_cdf.svg`, `*_hist.svg` — latency CDF and histogram per system, per workload;
 //! - `raw/` — the samples (`<workload>_<system>.samples`, ns per line) and scalars they came from.
@@ -265,7 +265,7 @@ const METRICS: [Metric; 9] = [
     },
 ];
 
-/// A performance target of DESIGN.md: measured value, limit, met or not.
+/// A performance target of docs/performance.md: measured value, limit, met or not.
 struct Target {
     name: &'static str,
     measured: Option<f64>,
@@ -471,7 +471,7 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
              read by the same single reader thread: the floor for any TCP server on this machine.\n",
         );
     }
-    out.push_str("\n| Target (DESIGN.md) | measured | limit | met |\n|---|---:|---:|:---:|\n");
+    out.push_str("\n| Target (docs/performance.md) | measured | limit | met |\n|---|---:|---:|:---:|\n");
     for t in targets(m) {
         let measured = t.measured.map_or("–".into(), |v| format!("{v:.2} {}", t.unit));
         let limit = format!("{} {} {}", if t.at_most { "≤" } else { "≥" }, t.limit, t.unit);

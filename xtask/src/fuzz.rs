@@ -3,7 +3,7 @@
 //!
 //! cargo-fuzz needs nightly flags (`-Zsanitizer=address`); only a stable toolchain exists here, so
 //! it runs with `RUSTC_BOOTSTRAP=1`. cargo-fuzz itself is installed on first use, pinned, into the
-//! cargo bin directory. Builds use cargo-fuzz's default profile: optimized, with debug assertions
+//! cargo bin directory, and found there by every later run. Builds use cargo-fuzz's default profile: optimized, with debug assertions
 //! and overflow checks on, under AddressSanitizer.
 //!
 //! Each target starts from its committed seeds (fuzz/corpus/<target>, read only) plus a scratch
@@ -160,11 +160,15 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
     if installed.as_deref() == Some(&format!("cargo-fuzz {CARGO_FUZZ_VERSION}")) {
         return Ok(());
     }
-    // Built in its own target dir so it never invalidates the project's build cache.
+    // Once per machine: no `--force`, so cargo skips the build when this version is already in
+    // the bin directory (and replaces another version). Built in its own target dir, kept between
+    // runs, so it never invalidates the project's build cache and a retry after a failed install
+    // reuses what was compiled.
     let build_dir: PathBuf = env::target_dir().join("cargo-fuzz-install");
+    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (once; a few minutes)");
     env::run(
         Command::new(cargo())
-            .args(["install", "cargo-fuzz", "--locked", "--force", "--version"])
+            .args(["install", "cargo-fuzz", "--locked", "--version"])
             .arg(format!("={CARGO_FUZZ_VERSION}"))
             .env("CARGO_TARGET_DIR", build_dir),
     )

@@ -31,7 +31,7 @@
 //! - **Threads.** Every function except `_free` may be called concurrently on one handle from any
 //!   thread; concurrent sends never interleave bytes. A port does its I/O on the calling thread,
 //!   except that `midisock_port_set_callback` starts a reader thread named
-//!   "midisock-port-callback", and the callback runs there. A server owns one I/O thread
+//!   "midisock-cb", and the callback runs there. A server owns one I/O thread
 //!   ("midisock-server") whatever the number of clients.
 //! - **Allocation.** Handles and their threads' buffers; per call, sending or receiving a message
 //!   of up to 3 bytes allocates nothing in this layer; sysex payloads are copied.

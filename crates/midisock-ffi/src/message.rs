@@ -149,7 +149,7 @@ impl Kept {
 ///
 /// Results: `MIDISOCK_RESULT_MESSAGE_TEXT` for text mido would not accept (or a value out of
 /// range); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out` (3 bytes fit any
-/// message but sysex).
+/// message but sysex); `MIDISOCK_RESULT_INVALID_UTF8`.
 ///
 /// Thread: any. Never blocks. Allocates only while parsing.
 ///

@@ -68,7 +68,7 @@ impl From<ParserStats> for midisock_parser_statistics {
 ///   bytes are valid only during the call: copy what you keep.
 /// - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
 ///
-/// Runs on the port's own reader thread, named "midisock-port-callback", one call at a time, in
+/// Runs on the port's own reader thread, named "midisock-cb", one call at a time, in
 /// arrival order. The callback may send on this port or any other and may call
 /// `midisock_port_close` on this port; it must not call `midisock_port_free` on this port, must
 /// not unwind (no C++ exceptions, no longjmp out of it), and should return quickly: the next
@@ -112,9 +112,17 @@ impl midisock_port {
         out: ReceiveOut<'_>,
     ) -> Outcome {
         if self.closed.load(Ordering::Acquire) {
-            return Err(midisock_core::Error::Closed.into());
+            return Err(self.closed_error());
         }
         self.kept.receive(|| fetch(&self.port), out)
+    }
+
+    /// What a closed port reports: the server's refusal if there was one, else plain closed.
+    fn closed_error(&self) -> Failure {
+        match self.port.refusal() {
+            Some(cause) => midisock_core::Error::Refused { cause: cause.to_owned() }.into(),
+            None => midisock_core::Error::Closed.into(),
+        }
     }
 
     fn send_bytes(&self, bytes: &[u8]) -> Outcome {
@@ -132,8 +140,13 @@ impl midisock_port {
     /// Blocks until connected or refused (the OS connect timeout applies; see
     /// `midisock_port_connect_timeout`). Thread: any.
     ///
+    /// A server that refuses the client after the TCP connection is made (allowlist, lockout,
+    /// too many clients) says so in a notice: that shows as `MIDISOCK_RESULT_REFUSED` on a later
+    /// receive, send or `midisock_port_finish`, not here.
+    ///
     /// Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
-    /// `MIDISOCK_RESULT_CONNECT` (refused, unreachable).
+    /// `MIDISOCK_RESULT_CONNECT` (refused, unreachable), `MIDISOCK_RESULT_INVALID_UTF8`,
+    /// `MIDISOCK_RESULT_IO`.
     ///
     /// # Safety
     /// `address` is a NUL-terminated string; `port_out` is valid for a write.
@@ -181,14 +194,17 @@ impl midisock_port {
     /// timeout, a token for a server that requires one, TLS. Writes the new port to `*port_out`;
     /// the caller owns it and frees it with `midisock_port_free`. Nothing of `options` is kept.
     ///
-    /// Blocks until connected and, with TLS, until the handshake is done (the timeout applies to
-    /// each connection attempt). Thread: any.
+    /// Blocks until connected and, with TLS, until the handshake is done. The timeout
+    /// (`midisock_connect_options_set_timeout_ms`) bounds each connection attempt and each read
+    /// or write of the TLS handshake: a server that accepts and never answers fails the connect
+    /// with `MIDISOCK_RESULT_TLS`. Thread: any.
     ///
-    /// A server that requires a token closes a connection with a wrong one after reading it:
-    /// that shows as `MIDISOCK_RESULT_CLOSED` on a later receive or send, not here.
+    /// A server that requires a token refuses a connection with a wrong one after reading it:
+    /// that shows as `MIDISOCK_RESULT_REFUSED` on a later receive, send or
+    /// `midisock_port_finish`, not here.
     ///
-    /// Results: as `midisock_port_connect`; `MIDISOCK_RESULT_TLS` (handshake failed, untrusted
-    /// certificate, wrong name, server name without CA file).
+    /// Results: as `midisock_port_connect`; `MIDISOCK_RESULT_TLS` (handshake failed or timed
+    /// out, untrusted certificate, wrong name, server name without CA file).
     ///
     /// # Safety
     /// `address` is a NUL-terminated string; `options` is a live options handle; `port_out` is
@@ -220,8 +236,13 @@ impl midisock_port {
     /// Blocks while the socket's send buffer is full (the peer reads slower than we send).
     /// Thread: any; concurrent sends on one port are safe. Copies nothing the caller must keep.
     ///
-    /// Results: `MIDISOCK_RESULT_INVALID_BYTES`, `MIDISOCK_RESULT_CLOSED` (closed locally, or
-    /// the peer went away), `MIDISOCK_RESULT_IO`.
+    /// Results: `MIDISOCK_RESULT_INVALID_BYTES` (nothing sent); `MIDISOCK_RESULT_CLOSED` when the
+    /// port was closed locally, or the peer's close has been seen (by a receive that returned
+    /// `MIDISOCK_RESULT_CLOSED`, or an earlier send that found the connection gone): from then on
+    /// every send returns it, since the bytes could only be lost; `MIDISOCK_RESULT_REFUSED` once
+    /// the server's refusal notice has been seen (details: `midisock_last_error_message`);
+    /// `MIDISOCK_RESULT_IO`. A send can succeed after the peer closed and before that is seen:
+    /// the bytes fit in the socket's buffer. `midisock_port_finish` tells for certain.
     ///
     /// # Safety
     /// `port` is a live port handle; `bytes` is valid for reads of `len` bytes.
@@ -247,7 +268,9 @@ impl midisock_port {
     /// polling). Thread: any; concurrent receivers each get different messages.
     ///
     /// Results: `MIDISOCK_RESULT_CLOSED` once the port is closed or the peer has closed and every
-    /// message it sent has been received; `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
+    /// message it sent has been received; `MIDISOCK_RESULT_REFUSED` when the server's first
+    /// bytes were a refusal notice (the port is closed; details:
+    /// `midisock_last_error_message`); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
     /// in `*len_out`, the message kept for the next receive call (3 bytes fit every message but
     /// sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`.
     ///
@@ -274,6 +297,8 @@ impl midisock_port {
     ///
     /// Never blocks (it reads what the socket already holds). Thread: any.
     ///
+    /// Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK`.
+    ///
     /// # Safety
     /// As `midisock_port_receive`.
     #[no_mangle]
@@ -295,6 +320,8 @@ impl midisock_port {
     /// `MIDISOCK_RESULT_TIMED_OUT` if no message came.
     ///
     /// Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_TIMED_OUT`.
     ///
     /// # Safety
     /// As `midisock_port_receive`.
@@ -319,15 +346,22 @@ impl midisock_port {
     /// timestamp_ns)` instead of the receive functions, which then return
     /// `MIDISOCK_RESULT_CALLBACK_INSTALLED`.
     ///
-    /// The callback runs on a reader thread the port owns, named "midisock-port-callback" (see
+    /// The callback runs on a reader thread the port owns, named "midisock-cb" (see
     /// `midisock_receive_callback` for what it may do), until the peer closes or the port is
     /// closed. `midisock_port_free` waits for a running callback call to return; after it, the
     /// callback is never called again, so `user_data` may be freed then. `user_data` must be
     /// usable from that thread. Messages received but not yet taken are delivered first.
     ///
-    /// Never blocks. Thread: any. One callback per port: a second call returns
-    /// `MIDISOCK_RESULT_CALLBACK_INSTALLED`. A message kept after
-    /// `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first (`MIDISOCK_RESULT_MESSAGE_KEPT`).
+    /// Never blocks. Thread: any. One callback per port, for the port's whole life: it cannot be
+    /// removed or replaced (close the port to stop it). A NULL `callback` is an error
+    /// (`MIDISOCK_RESULT_NULL_ARGUMENT`) that installs nothing and changes nothing: receives
+    /// keep working as before.
+    ///
+    /// Results: `MIDISOCK_RESULT_NULL_ARGUMENT` (NULL `callback`);
+    /// `MIDISOCK_RESULT_CALLBACK_INSTALLED` (a second call); `MIDISOCK_RESULT_MESSAGE_KEPT` (a
+    /// message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first);
+    /// `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (the port is closed);
+    /// `MIDISOCK_RESULT_IO` (the thread could not be started).
     ///
     /// # Safety
     /// `port` is a live port handle; `callback` is NULL or a function matching
@@ -344,7 +378,7 @@ impl midisock_port {
             let callback =
                 callback.ok_or_else(|| Failure::new(midisock_result::NullArgument, "argument `callback` is NULL"))?;
             if port.closed.load(Ordering::Acquire) {
-                return Err(midisock_core::Error::Closed.into());
+                return Err(port.closed_error());
             }
             if !port.kept.is_empty() {
                 return Err(Failure::new(
@@ -357,6 +391,37 @@ impl midisock_port {
             port.port.set_callback(move |received: Received| {
                 call_back(callback, user_data.get(), &received);
             })?;
+            Ok(())
+        })
+    }
+
+    /// Ends the connection the way a sender should and tells whether the server refused it: sends
+    /// what autoreset would (`midisock_port_set_autoreset`), tells the peer nothing more is
+    /// coming (a TCP half-close; with TLS a close_notify first), waits at most `timeout_ms` for
+    /// the peer to close its side, then closes the port. Messages that arrive meanwhile are
+    /// discarded. The handle stays valid until `midisock_port_free`.
+    ///
+    /// A send succeeds as long as its bytes fit in the socket's buffer, refused or not: a program
+    /// that only sends calls this before exiting to learn whether anything was delivered.
+    ///
+    /// Blocks up to `timeout_ms` (a server that refuses does so at once). Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_OK` when the peer closed without a refusal, or `timeout_ms`
+    /// passed first; `MIDISOCK_RESULT_REFUSED` when the server refused the connection (its words:
+    /// `midisock_last_error_message`); `MIDISOCK_RESULT_CLOSED` if the port was already closed.
+    ///
+    /// # Safety
+    /// `port` is a live port handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_finish(port: *const midisock_port, timeout_ms: u64) -> midisock_result {
+        ffi_boundary!("midisock_port_finish", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            if port.closed.swap(true, Ordering::AcqRel) {
+                return Err(port.closed_error());
+            }
+            port.kept.clear();
+            port.port.finish(Duration::from_millis(timeout_ms))?;
             Ok(())
         })
     }

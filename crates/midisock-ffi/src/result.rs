@@ -63,6 +63,10 @@ pub enum midisock_result {
     /// A message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received before a
     /// callback can be installed.
     MessageKept = 7303,
+    /// The server refused the connection and said why (allowlist, token, lockout, too many
+    /// clients, a hello too slow, TLS mismatch): `midisock_last_error_message` gives its words.
+    /// The port is closed; every later send and receive on it returns this code again.
+    Refused = 7304,
 
     /// **7400–7499: messages.**
     ///
@@ -113,6 +117,7 @@ impl midisock_result {
             Closed => c"closed",
             CallbackInstalled => c"callback installed",
             MessageKept => c"a kept message must be received first",
+            Refused => c"refused by the server",
             InvalidBytes => c"not whole MIDI messages",
             InvalidMessage => c"message value out of range",
             MessageText => c"invalid message text",
@@ -133,6 +138,7 @@ impl From<midisock_core::Error> for Failure {
             E::Connect { .. } => midisock_result::Connect,
             E::Bind { .. } => midisock_result::Bind,
             E::Closed => midisock_result::Closed,
+            E::Refused { .. } => midisock_result::Refused,
             E::InvalidMessage(_) => midisock_result::InvalidMessage,
             E::MessageText(_) => midisock_result::MessageText,
             E::CallbackInstalled => midisock_result::CallbackInstalled,
@@ -190,6 +196,7 @@ pub(crate) fn all_results() -> &'static [midisock_result] {
         Closed,
         CallbackInstalled,
         MessageKept,
+        Refused,
         InvalidBytes,
         InvalidMessage,
         MessageText,

@@ -95,14 +95,23 @@ impl midisock_server {
     /// Listens on `address` and writes the new server to `*server_out`; the caller owns it and
     /// frees it with `midisock_server_free`.
     ///
-    /// `address`: `"host:port"` or `"[v6addr]:port"`. `localhost` listens on every address it
-    /// resolves to; `""`, `"::"` on every address; `"0.0.0.0"` on every IPv4 address. Port 0
-    /// picks a free port (`midisock_server_local_port` tells which).
+    /// `address` is `"host:port"` or `"[v6addr]:port"`, the port a number 0-65535 (0 picks a
+    /// free port; `midisock_server_local_port` tells which):
+    /// - an empty host, `":8080"`, or `"[::]:8080"`: every IPv4 and IPv6 address of the machine
+    ///   (one dual-stack socket);
+    /// - `"0.0.0.0:8080"`: every IPv4 address;
+    /// - an IP address (`"127.0.0.1:8080"`, `"[::1]:8080"`): that address only;
+    /// - a name (`"localhost:8080"`): every address the name resolves to — `localhost` is
+    ///   127.0.0.1, plus ::1 where the system resolves it to ::1 too.
+    ///
+    /// Anything else (`""`, `"8080"`, `"::1:8080"` without brackets, a port above 65535, white
+    /// space) is `MIDISOCK_RESULT_ADDRESS_SYNTAX`.
     ///
     /// Blocks only for name resolution. Starts the server's I/O thread. Thread: any.
     ///
     /// Results: `MIDISOCK_RESULT_ADDRESS_SYNTAX`, `MIDISOCK_RESULT_RESOLVE`,
-    /// `MIDISOCK_RESULT_BIND` (in use, permission), `MIDISOCK_RESULT_IO`.
+    /// `MIDISOCK_RESULT_BIND` (in use, permission, no such interface),
+    /// `MIDISOCK_RESULT_INVALID_UTF8`, `MIDISOCK_RESULT_IO`.
     ///
     /// # Safety
     /// `address` is a NUL-terminated string; `server_out` is valid for a write.
@@ -283,6 +292,15 @@ impl midisock_server {
     /// bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
     /// Messages from all clients are merged in arrival order.
     ///
+    /// Besides what clients send, this delivers the note-offs the server makes when a client
+    /// goes away (closed, vanished, or disconnected for not reading) with notes still held: one
+    /// note-off (velocity 0) per note that client left sounding, so a synth fed from here is
+    /// never left with a stuck note. They come after that client's last message.
+    ///
+    /// The first call also changes who gets new connections: until then they wait for
+    /// `midisock_server_accept*`; from then on they are read here at once, unless a thread is
+    /// blocked in `midisock_server_accept` / `_accept_timeout` at that moment.
+    ///
     /// Blocks until a message arrives or the server is closed (no polling). Thread: any.
     ///
     /// Results: `MIDISOCK_RESULT_CLOSED` once the server is closed;
@@ -310,6 +328,8 @@ impl midisock_server {
     /// `midisock_server_receive` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no message is
     /// waiting. Never blocks. Thread: any.
     ///
+    /// Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK`.
+    ///
     /// # Safety
     /// As `midisock_server_receive`.
     #[no_mangle]
@@ -329,6 +349,8 @@ impl midisock_server {
 
     /// `midisock_server_receive` waiting at most `timeout_ms` milliseconds:
     /// `MIDISOCK_RESULT_TIMED_OUT` if no message came. Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_TIMED_OUT`.
     ///
     /// # Safety
     /// As `midisock_server_receive`.
@@ -376,6 +398,15 @@ impl midisock_server {
     /// `midisock_server_accept` without waiting: `MIDISOCK_RESULT_WOULD_BLOCK` if no client is
     /// waiting to be accepted. Never blocks. Thread: any.
     ///
+    /// The client it takes may already have been served: a connection waits for accept in a
+    /// lobby where it already receives the server's broadcasts (`midisock_server_send`), so the
+    /// port may have been sent messages before it was accepted — those still queued go out
+    /// first, none is lost or repeated. From the accept on, the server neither reads from nor
+    /// broadcasts to it. Once `midisock_server_receive*` has been called, new clients are read
+    /// by the server at once and this returns `MIDISOCK_RESULT_WOULD_BLOCK` for them.
+    ///
+    /// Results: `MIDISOCK_RESULT_WOULD_BLOCK`, `MIDISOCK_RESULT_CLOSED`, `MIDISOCK_RESULT_IO`.
+    ///
     /// # Safety
     /// As `midisock_server_accept`.
     #[no_mangle]
@@ -394,6 +425,8 @@ impl midisock_server {
 
     /// `midisock_server_accept` waiting at most `timeout_ms` milliseconds:
     /// `MIDISOCK_RESULT_TIMED_OUT` if no client came. Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_TIMED_OUT`, `MIDISOCK_RESULT_CLOSED`, `MIDISOCK_RESULT_IO`.
     ///
     /// # Safety
     /// As `midisock_server_accept`.

@@ -1,4 +1,4 @@
-//! "Under the hood", many clients at once with non-blocking accept, as in the seed document:
+//! "Under the hood", many clients at once with non-blocking accept, as in mido's socket-port documentation:
 //!
 //! ```python
 //! with PortServer('localhost', 8080) as server:

@@ -1,4 +1,4 @@
-//! The seed's client: connect to a server and send it messages.
+//! The client of mido's socket-port documentation: connect to a server and send it messages.
 //!
 //! ```python
 //! output = connect('localhost', 8080)

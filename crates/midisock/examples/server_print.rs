@@ -1,4 +1,4 @@
-//! The seed's first server, "a simple server is only two lines":
+//! The first server of mido's socket-port documentation, "a simple server is only two lines":
 //!
 //! ```python
 //! for message in PortServer('localhost', 8080):

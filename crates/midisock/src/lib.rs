@@ -20,7 +20,7 @@
 //!   that stops reading). `receive` blocks without polling sleeps; `try_receive` never blocks;
 //!   `receive_timeout` waits at most its timeout.
 //! - **Threads.** A [`SocketPort`] does its I/O on the calling thread; it starts a thread
-//!   ("midisock-port-callback") only for [`SocketPort::set_callback`], and the callback runs
+//!   ("midisock-cb") only for [`SocketPort::set_callback`], and the callback runs
 //!   there. A [`PortServer`] owns exactly one I/O thread ("midisock-server") whatever the number of
 //!   clients. Both types are `Send + Sync`; concurrent sends never interleave bytes.
 //! - **What allocates.** The [`Parser`] and the encoder allocate nothing except a sysex payload
@@ -68,7 +68,7 @@ pub use refusal::RefusalCause;
 pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
 pub use rustls;
-pub use server::{PortServer, ServerConfig, ServerStats, SysexPolicy};
+pub use server::{DisconnectCause, EventHook, PortServer, ServerConfig, ServerEvent, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
 pub use tls::{TlsClient, TlsServer};
 

@@ -1,7 +1,7 @@
 //! The receiving side: a push parser for a MIDI 1.0 byte stream.
 //!
 //! Feed it whatever chunks the socket returns; it calls you back once per complete message. Its
-//! behaviour is the parser table of the design contract, row by row (each branch of
+//! behaviour is the parser table of docs/protocol.md, row by row (each branch of
 //! `Parser::feed_byte` says which row it implements and why). The invariant every row respects:
 //! any split of the input into chunks yields the same messages — the parser keeps all state in
 //! this one small struct and never looks ahead.

@@ -3,7 +3,11 @@
 //! A port does its I/O on the calling thread: `send` writes straight to the socket and `receive`
 //! reads straight from it, so a round trip costs exactly what the kernel costs — no helper thread
 //! and no thread hop. The one exception is [`SocketPort::set_callback`], which starts a named
-//! reader thread ("midisock-port-callback") that calls the callback for every message.
+//! reader thread ("midisock-cb") that calls the callback for every message.
+//!
+//! A port that [`connect`] made watches the first bytes its connection delivers for a server's
+//! refusal notice ([`crate::RefusalCause`]); once one is seen, every send and receive reports
+//! [`Error::Refused`] with the server's words instead of a bare [`Error::Closed`].
 
 use crate::address::{socket_addr_name, IntoAddress};
 use crate::clock::monotonic_ns;
@@ -12,6 +16,7 @@ use crate::message::{Message, Received};
 use crate::net;
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
+use crate::refusal::{self, NoticeScan};
 use crate::tls::{self, TlsClient};
 use rustls::Connection;
 use std::cell::Cell;
@@ -21,12 +26,15 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The callback thread's name: Linux keeps 15 bytes of a thread name, so it fits whole.
+pub(crate) const CALLBACK_THREAD_NAME: &str = "midisock-cb";
 
 /// Connects to a server, like mido's `connect(host, port)`.
 ///
@@ -53,20 +61,40 @@ pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Resu
     };
     let mut stream = net::connect(&address, options.timeout)?;
     let tls = match &options.tls {
-        Some(tls) => Some(tls.handshake(&address.host, &mut stream)?),
+        Some(tls) => Some(handshake_within(tls, &address.host, &mut stream, options.timeout)?),
         None => None,
     };
     let port = SocketPort::from_connected(stream, address.to_string(), tls);
+    // Only a client looks for a refusal notice: servers never receive one.
+    lock(&port.inner.receiver).notice_head = Some(Vec::new());
     if let Some(hello) = hello {
         port.write(&hello)?;
     }
     Ok(port)
 }
 
+/// The TLS handshake, each of its reads and writes bounded by the connect timeout (a server that
+/// accepts and then says nothing must not hold a client forever).
+fn handshake_within(
+    tls: &TlsClient,
+    host: &str,
+    stream: &mut TcpStream,
+    timeout: Option<Duration>,
+) -> Result<Connection> {
+    stream.set_read_timeout(timeout).map_err(Error::Io)?;
+    stream.set_write_timeout(timeout).map_err(Error::Io)?;
+    let conn = tls.handshake(host, stream)?;
+    stream.set_read_timeout(None).map_err(Error::Io)?;
+    stream.set_write_timeout(None).map_err(Error::Io)?;
+    Ok(conn)
+}
+
 /// How [`connect_with`] connects.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
-    /// Longest wait for each connection attempt. Default: the system's (minutes).
+    /// Longest wait for each connection attempt, and, with TLS, for each step of the handshake
+    /// (a server that accepts and then never answers fails the connect with [`Error::Tls`]).
+    /// Default: the system's (minutes) and no limit on the handshake.
     pub timeout: Option<Duration>,
     /// Token for a server that requires one ([`crate::ServerConfig::token`]); sent as a hello that
     /// servers without auth, mido's included, ignore. Default: none.
@@ -117,6 +145,11 @@ struct PortInner {
     locally_closed: AtomicBool,
     /// The peer closed and every message it sent has been taken: nothing more will arrive.
     exhausted: AtomicBool,
+    /// The peer's end of stream was seen, or a write found the connection gone: sends fail from
+    /// now on (they could only be lost).
+    peer_gone: AtomicBool,
+    /// The server's refusal notice, once one was seen: the cause in its words.
+    refusal: OnceLock<String>,
     callback_installed: AtomicBool,
     /// [`CALLBACK_THREAD_NUMBER`] of this port's callback thread (0: none).
     callback_thread_number: AtomicU64,
@@ -138,6 +171,10 @@ struct ReceiveState {
     pending: VecDeque<Received>,
     peer_closed: bool,
     buf: Box<[u8]>,
+    /// While `Some`, the first bytes of a client's connection, held back until they are known to
+    /// be MIDI or a refusal notice (see [`crate::refusal`]); `None` once decided, and always on
+    /// an accepted port.
+    notice_head: Option<Vec<u8>>,
 }
 
 /// How long a receive may wait.
@@ -188,9 +225,12 @@ impl SocketPort {
                     pending: VecDeque::new(),
                     peer_closed: false,
                     buf: vec![0; READ_CHUNK].into_boxed_slice(),
+                    notice_head: None,
                 }),
                 locally_closed: AtomicBool::new(false),
                 exhausted: AtomicBool::new(false),
+                peer_gone: AtomicBool::new(false),
+                refusal: OnceLock::new(),
                 callback_installed: AtomicBool::new(false),
                 callback_thread_number: AtomicU64::new(0),
                 autoreset: AtomicBool::new(false),
@@ -250,8 +290,8 @@ impl SocketPort {
         // Checked and encoded in one pass: an invalid message fails the batch before any write.
         let encoded = Message::encode_all_checked(messages, scratch);
         let result = encoded.map_err(Error::from).and_then(|()| {
-            self.check_open()?;
-            self.write(scratch)
+            self.check_sendable()?;
+            self.write(scratch).map_err(|e| self.write_failed(e))
         });
         if scratch.capacity() > READ_CHUNK {
             // Do not keep a megabyte of scratch alive because of one large sysex.
@@ -293,11 +333,42 @@ impl SocketPort {
     }
 
     fn check_open(&self) -> Result<()> {
+        self.inner.check_refused()?;
         if self.inner.locally_closed.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {
             Ok(())
         }
+    }
+
+    /// Sending needs an open port whose peer has not gone: once its end of stream was seen (or a
+    /// write failed), a send could only be lost, so it fails instead.
+    fn check_sendable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.inner.peer_gone.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// A failed write: the peer is gone for good. If it was a server refusing us, its notice may
+    /// be waiting unread: look (without waiting, and only if no other thread is reading) so the
+    /// caller learns the cause rather than a bare `Closed`.
+    fn write_failed(&self, error: Error) -> Error {
+        if !error.is_closed() {
+            return error;
+        }
+        self.inner.peer_gone.store(true, Ordering::Release);
+        if let Ok(mut state) = self.inner.receiver.try_lock() {
+            // A notice may need more than one read; each read here is non-blocking.
+            while state.notice_head.is_some() && !state.peer_closed {
+                match self.inner.read_once(&mut state, Some(Instant::now())) {
+                    Ok(true) => continue,
+                    Ok(false) | Err(_) => break,
+                }
+            }
+        }
+        self.inner.check_refused().err().unwrap_or(Error::Closed)
     }
 
     /// Waits for the next message. `Err(Error::Closed)` once the port is closed, or the peer has
@@ -393,7 +464,61 @@ impl SocketPort {
     /// True after [`SocketPort::close`], or once the peer has closed and every message it sent
     /// has been received (mido's `closed`). Never blocks.
     pub fn is_closed(&self) -> bool {
-        self.inner.locally_closed.load(Ordering::Acquire) || self.inner.exhausted.load(Ordering::Acquire)
+        self.inner.locally_closed.load(Ordering::Acquire)
+            || self.inner.exhausted.load(Ordering::Acquire)
+            || self.inner.refusal.get().is_some()
+    }
+
+    /// The server's refusal, once this port has seen one: the cause in the server's words (see
+    /// [`crate::RefusalCause`]). `None` for a port that was not refused (or has not read far
+    /// enough to know; see [`SocketPort::finish`]).
+    pub fn refusal(&self) -> Option<&str> {
+        self.inner.refusal.get().map(String::as_str)
+    }
+
+    /// Ends a connection the way a sender should, and reports whether the server refused it.
+    ///
+    /// Sends what autoreset would (see [`SocketPort::set_autoreset`]), tells the peer that
+    /// nothing more is coming (a TCP half-close; with TLS a close_notify first), then waits at
+    /// most `timeout` for the peer to close its side, and closes the port. Messages that arrive
+    /// meanwhile are discarded. Returns `Err(Error::Refused)` when the server refused the
+    /// connection (its notice arrived before its close), `Ok(())` when the peer closed without
+    /// one or `timeout` passed first (a server that refuses does so at once: after the hello, or
+    /// after its hello deadline if that is shorter than `timeout`). `Err(Error::Closed)` if the
+    /// port was already closed locally.
+    ///
+    /// This is how a program that only sends learns that it was refused: a send succeeds as long
+    /// as the bytes fit in the socket's buffer, refused or not.
+    ///
+    /// With a callback installed ([`SocketPort::set_callback`]), the callback thread does the
+    /// reading and this call checks its progress every few milliseconds.
+    pub fn finish(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now().checked_add(timeout);
+        if let Err(e) = self.check_open() {
+            self.inner.close();
+            return Err(e);
+        }
+        self.send_releases();
+        self.inner.shutdown_write();
+        if self.inner.callback_installed.load(Ordering::Acquire) {
+            while !self.is_closed() && deadline.is_none_or(|d| Instant::now() < d) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            let mut state = lock(&self.inner.receiver);
+            while !state.peer_closed && self.inner.refusal.get().is_none() {
+                state.pending.clear();
+                match self.inner.read_once(&mut state, deadline) {
+                    Ok(true) => {}
+                    // Timed out, or the connection failed: either way nothing more will tell us.
+                    Ok(false) | Err(_) => break,
+                }
+            }
+            state.pending.clear();
+        }
+        let refused = self.inner.check_refused();
+        self.inner.close();
+        refused
     }
 
     /// Closes the connection: the peer sees end-of-stream at once, and a thread blocked in
@@ -401,6 +526,13 @@ impl SocketPort {
     /// every note this port left sounding and mido's reset set are sent first. Closing twice is
     /// harmless.
     pub fn close(&self) {
+        self.send_releases();
+        self.inner.close();
+    }
+
+    /// With autoreset on and the port open: a note-off for every note this port left sounding,
+    /// then mido's reset set.
+    fn send_releases(&self) {
         if self.inner.autoreset.load(Ordering::Acquire) && !self.inner.locally_closed.load(Ordering::Acquire) {
             let mut releases = Vec::new();
             lock(&self.inner.sender).held.release_all(|m| releases.push(m));
@@ -408,7 +540,6 @@ impl SocketPort {
             // Best effort: the peer may already be gone, which is what closing is about anyway.
             let _ = self.send_all(&releases);
         }
-        self.inner.close();
     }
 
     /// Sends mido's reset set: all notes off and reset all controllers on every channel.
@@ -435,7 +566,7 @@ impl SocketPort {
     }
 
     /// Delivers every incoming message to `callback` instead of the receive methods, from a
-    /// named reader thread ("midisock-port-callback") that this port owns.
+    /// named reader thread ("midisock-cb") that this port owns.
     ///
     /// Messages already received but not yet taken are delivered first, in order. The callback
     /// runs until the peer closes or the port is closed; dropping the port joins the thread.
@@ -452,7 +583,7 @@ impl SocketPort {
         }
         let inner = Arc::clone(&self.inner);
         let handle = thread::Builder::new()
-            .name("midisock-port-callback".into())
+            .name(CALLBACK_THREAD_NAME.into())
             .spawn(move || {
                 let number = NEXT_CALLBACK_THREAD.fetch_add(1, Ordering::Relaxed);
                 CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
@@ -488,6 +619,24 @@ impl PortInner {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
+    /// `Err(Error::Refused)` once a refusal notice was seen.
+    fn check_refused(&self) -> Result<()> {
+        match self.refusal.get() {
+            Some(cause) => Err(Error::Refused { cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells the peer nothing more is coming, keeping the read side open.
+    fn shutdown_write(&self) {
+        if let Some(tls) = &self.tls {
+            let mut conn = lock(tls);
+            conn.send_close_notify();
+            let _ = tls::flush_records(&mut conn, &self.stream);
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
     fn next_locked(&self, state: &mut ReceiveState, wait: Wait) -> Result<Option<Received>> {
         if !self.fill_until_pending(state, wait)? {
             return Ok(None);
@@ -501,6 +650,7 @@ impl PortInner {
     /// `Err(Closed)` once the port is closed or the peer's stream is exhausted.
     fn fill_until_pending(&self, state: &mut ReceiveState, wait: Wait) -> Result<bool> {
         loop {
+            self.check_refused()?;
             if self.locally_closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
@@ -515,13 +665,24 @@ impl PortInner {
                 Wait::Until(deadline) => Some(deadline),
                 Wait::No => Some(Instant::now()),
             };
-            let read = match &self.tls {
-                None => self.read_plain(&mut state.buf, deadline)?,
-                Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
-            };
-            match read {
-                None => return Ok(false),
-                Some(n) => self.take(state, n),
+            if !self.read_once(state, deadline)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Waits for the socket until `deadline` (forever when `None`) and takes one read: false on
+    /// timeout.
+    fn read_once(&self, state: &mut ReceiveState, deadline: Option<Instant>) -> Result<bool> {
+        let read = match &self.tls {
+            None => self.read_plain(&mut state.buf, deadline)?,
+            Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
+        };
+        match read {
+            None => Ok(false),
+            Some(n) => {
+                self.take(state, n);
+                Ok(true)
             }
         }
     }
@@ -573,16 +734,58 @@ impl PortInner {
 
     /// Parses `n` bytes just read into `pending`; 0 means the peer closed.
     fn take(&self, state: &mut ReceiveState, n: usize) {
-        let ReceiveState { parser, pending, peer_closed, buf } = state;
+        let ReceiveState { parser, pending, peer_closed, buf, notice_head } = state;
+        let timestamp_ns = monotonic_ns();
+        let mut deliver =
+            |bytes: &[u8]| parser.feed(bytes, |message| pending.push_back(Received { message, timestamp_ns }));
+        if let Some(head) = notice_head {
+            // The start of a client's connection: a refusal notice, or the MIDI stream.
+            let scanned = if head.is_empty() && n > 0 {
+                // Usually decided by the first read, without copying it.
+                match refusal::scan(&buf[..n]) {
+                    NoticeScan::NeedMore => {
+                        head.extend_from_slice(&buf[..n]);
+                        return;
+                    }
+                    other => other,
+                }
+            } else {
+                head.extend_from_slice(&buf[..n]);
+                refusal::scan(head)
+            };
+            match scanned {
+                NoticeScan::NeedMore if n > 0 => return,
+                NoticeScan::Refused { cause, .. } => {
+                    let _ = self.refusal.set(cause);
+                    *notice_head = None;
+                    *peer_closed = true;
+                    self.peer_gone.store(true, Ordering::Release);
+                    self.exhausted.store(true, Ordering::Release);
+                    return;
+                }
+                // Not a notice (or a stream that ended inside what looked like one): MIDI.
+                _ => {
+                    let held = std::mem::take(head);
+                    *notice_head = None;
+                    if held.is_empty() {
+                        deliver(&buf[..n]);
+                    } else {
+                        // `held` already includes this read.
+                        deliver(&held);
+                    }
+                }
+            }
+        } else if n > 0 {
+            deliver(&buf[..n]);
+        }
         if n == 0 {
             // A message cut off by the close is dropped by the parser, never delivered in part.
             *peer_closed = true;
+            self.peer_gone.store(true, Ordering::Release);
             self.note_exhausted(state);
             return;
         }
-        let timestamp_ns = monotonic_ns();
-        parser.feed(&buf[..n], |message| pending.push_back(Received { message, timestamp_ns }));
-        *lock(&self.parser_stats) = parser.stats();
+        *lock(&self.parser_stats) = state.parser.stats();
     }
 
     fn note_exhausted(&self, state: &ReceiveState) {

@@ -1,4 +1,4 @@
-//! One test per row of the design contract's parser table, plus the chunking invariant.
+//! One test per row of the parser table in docs/protocol.md, plus the chunking invariant.
 
 use midisock::{Message, Parser, ParserStats};
 use proptest::prelude::*;

@@ -32,6 +32,28 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The calling thread's kernel id, for [`wait_until_blocked`].
+fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` of this process sleeps in a blocking system call (read, recv, poll or
+/// a futex: a receive waiting for data or for a lock), so a test acts on a blocked receiver and not
+/// on one that has not started yet, whatever the load.
+fn wait_until_blocked(tid: i32) {
+    let task = format!("/proc/self/task/{tid}");
+    eventually("the thread to block in a receive", || {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        // The state follows the parenthesised name, which may itself contain spaces.
+        let sleeping = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'));
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        let number = syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        let blocking = [libc::SYS_read, libc::SYS_recvfrom, libc::SYS_poll, libc::SYS_ppoll, libc::SYS_futex];
+        sleeping && number.is_some_and(|n| blocking.contains(&n))
+    });
+}
+
 #[test]
 fn server_receives_from_every_client() {
     let server = server();
@@ -131,11 +153,15 @@ fn iteration_ends_when_the_peer_closes() {
 fn close_from_another_thread_wakes_a_blocked_receive() {
     let server = server();
     let client = Arc::new(connect(addr(&server)).unwrap());
+    let (tid_tx, tid_rx) = mpsc::channel();
     let reader = {
         let client = Arc::clone(&client);
-        thread::spawn(move || client.receive())
+        thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            client.receive()
+        })
     };
-    thread::sleep(Duration::from_millis(50));
+    wait_until_blocked(tid_rx.recv_timeout(WAIT).unwrap());
     client.close();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || tx.send(reader.join().unwrap()).unwrap());
@@ -161,7 +187,13 @@ fn callback_receives_every_message_with_a_monotonic_timestamp() {
     let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
     let (tx, rx) = mpsc::channel();
     let before = midisock::monotonic_ns();
-    accepted.set_callback(move |received| tx.send(received).unwrap()).unwrap();
+    accepted
+        .set_callback(move |received| {
+            // The name the kernel keeps (15 bytes at most), as `top -H` and debuggers show it.
+            let kernel_name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            tx.send((received, kernel_name)).unwrap()
+        })
+        .unwrap();
     assert!(matches!(accepted.receive_timeout(WAIT), Err(Error::CallbackInstalled)));
     assert!(matches!(accepted.set_callback(|_| {}), Err(Error::CallbackInstalled)));
     for n in 0..10 {
@@ -169,7 +201,8 @@ fn callback_receives_every_message_with_a_monotonic_timestamp() {
     }
     let mut last = 0;
     for n in 0..10 {
-        let received = rx.recv_timeout(WAIT).unwrap();
+        let (received, kernel_name) = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(kernel_name.trim_end(), "midisock-cb", "the callback thread's whole name");
         assert_eq!(received.message, note(n));
         assert!(received.timestamp_ns >= before && received.timestamp_ns >= last);
         assert!(received.timestamp_ns <= midisock::monotonic_ns());
@@ -394,11 +427,15 @@ fn closing_the_server_ends_its_clients_and_wakes_receivers() {
     let server = Arc::new(server());
     let client = connect(addr(&server)).unwrap();
     eventually("client", || server.client_count() == 1);
+    let (tid_tx, tid_rx) = mpsc::channel();
     let receiver = {
         let server = Arc::clone(&server);
-        thread::spawn(move || server.receive())
+        thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            server.receive()
+        })
     };
-    thread::sleep(Duration::from_millis(50));
+    wait_until_blocked(tid_rx.recv_timeout(WAIT).unwrap());
     server.close();
     assert!(matches!(receiver.join().unwrap(), Err(Error::Closed)));
     assert!(matches!(client.receive_timeout(WAIT), Err(Error::Closed)));

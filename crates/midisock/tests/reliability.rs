@@ -1,7 +1,7 @@
 //! Slow, hostile and vanishing peers: released notes, relay, allowlist, sysex policy, limits,
 //! floods, many clients and graceful shutdown. Loopback only; every wait is bounded.
 
-use midisock::{connect, Message, PortServer, ServerConfig, SysexPolicy};
+use midisock::{connect, Message, PortServer, RefusalCause, ServerConfig, SysexPolicy};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
@@ -19,6 +19,22 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 fn bind(config: ServerConfig) -> PortServer {
     PortServer::bind_with("127.0.0.1:0", config).unwrap()
+}
+
+/// Everything the server wrote to a raw connection before closing it (a reset after the bytes
+/// keeps what came before it).
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut bytes = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut bytes) {
+        assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed within {WAIT:?}");
+    }
+    bytes
+}
+
+/// The refusal notice on the wire: F4 "refused: <cause>" F7.
+fn notice(cause: RefusalCause) -> Vec<u8> {
+    [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
 }
 
 fn on(note: u8) -> Message {
@@ -81,10 +97,8 @@ fn a_peer_off_the_allowlist_is_closed_before_any_byte_is_read() {
     let server = bind(ServerConfig::default().allow("10.0.0.0/8").unwrap().allow("::1").unwrap());
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     let _ = raw.write_all(&on(60).to_bytes());
-    raw.set_read_timeout(Some(WAIT)).unwrap();
-    let mut buf = [0u8; 16];
-    // Closed by the server: EOF (or a reset, since our bytes were never read).
-    assert!(matches!(raw.read(&mut buf), Ok(0) | Err(_)));
+    // Told why, then closed by the server.
+    assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::NotAllowed));
     assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
     assert_eq!(server.client_count(), 0);
     assert_eq!(server.stats().connections_refused, 1);
@@ -122,9 +136,17 @@ fn connections_over_max_clients_are_closed_at_once() {
     let _b = connect(server.local_addr()).unwrap();
     eventually("2 clients", || server.client_count() == 2);
     let third = connect(server.local_addr()).unwrap();
-    assert!(matches!(third.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+    assert_refused(third.receive_timeout(WAIT), RefusalCause::TooManyClients);
     assert_eq!(server.stats().connections_refused, 1);
     assert_eq!(server.client_count(), 2);
+}
+
+/// The client read the server's refusal notice and reports its cause, not a bare close.
+fn assert_refused<T: std::fmt::Debug>(result: midisock::Result<T>, cause: RefusalCause) {
+    match result {
+        Err(midisock::Error::Refused { cause: got }) => assert_eq!(got, cause.as_str()),
+        other => panic!("expected a refusal ({cause}), got {other:?}"),
+    }
 }
 
 /// Raises this process's descriptor limit for the many-client test (each client costs two).
@@ -203,10 +225,10 @@ mod auth {
         let server = bind(ServerConfig::default().token("right").unwrap());
         let wrong = connect_with(server.local_addr(), &with_token("wrong")).unwrap();
         let _ = wrong.send(&on(3));
-        assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(wrong.receive_timeout(WAIT), RefusalCause::InvalidToken);
         let none = connect(server.local_addr()).unwrap();
         let _ = none.send(&on(4));
-        assert!(matches!(none.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(none.receive_timeout(WAIT), RefusalCause::InvalidToken);
         assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
         assert_eq!(server.stats().auth_failures, 2);
         assert_eq!(server.client_count(), 0);
@@ -216,9 +238,7 @@ mod auth {
     fn a_silent_connection_is_closed_when_its_hello_is_overdue() {
         let server = bind(ServerConfig::default().token("right").unwrap().auth_timeout(Duration::from_millis(100)));
         let mut silent = TcpStream::connect(server.local_addr()).unwrap();
-        silent.set_read_timeout(Some(WAIT)).unwrap();
-        let mut buf = [0u8; 1];
-        assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+        assert_eq!(read_until_closed(&mut silent), notice(RefusalCause::TooSlow));
         assert_eq!(server.stats().auth_failures, 1);
     }
 
@@ -227,12 +247,12 @@ mod auth {
         let server = bind(ServerConfig::default().token("right").unwrap());
         for _ in 0..5 {
             let wrong = connect_with(server.local_addr(), &with_token("nope")).unwrap();
-            assert!(matches!(wrong.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+            assert_refused(wrong.receive_timeout(WAIT), RefusalCause::InvalidToken);
         }
         // Even the right token is refused now, before any byte is read.
         let right = connect_with(server.local_addr(), &with_token("right")).unwrap();
         let _ = right.send(&on(5));
-        assert!(matches!(right.receive_timeout(WAIT), Err(midisock::Error::Closed)));
+        assert_refused(right.receive_timeout(WAIT), RefusalCause::LockedOut);
         assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
         assert_eq!(server.stats().auth_failures, 5);
         assert!(server.stats().connections_refused >= 1);

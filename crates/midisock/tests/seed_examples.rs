@@ -1,4 +1,4 @@
-//! One test per example of the seed document (crates/midisock/examples/), running the real
+//! One test per example of mido's socket-port documentation (crates/midisock/examples/), running the real
 //! example program against real sockets on loopback. `cargo test` builds the examples first.
 
 use midisock::{connect, Message, PortServer};

@@ -1,8 +1,15 @@
 //! TLS (rustls) between midisock clients and servers on loopback, with an in-memory self-signed
 //! certificate.
 
+use midisock::rustls;
 use midisock::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use midisock::{connect, connect_with, ConnectOptions, Error, Message, PortServer, ServerConfig, TlsClient, TlsServer};
+use midisock::{
+    connect, connect_with, ConnectOptions, Error, Message, PortServer, RefusalCause, ServerConfig, ServerEvent,
+    TlsClient, TlsServer,
+};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -36,6 +43,20 @@ fn client_options(id: &Identity) -> ConnectOptions {
 
 fn on(note: u8) -> Message {
     Message::NoteOn { channel: 0, note, velocity: 90 }
+}
+
+/// Everything the server wrote to a raw connection before closing it.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut bytes = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut bytes) {
+        assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed within {WAIT:?}");
+    }
+    bytes
+}
+
+fn notice(cause: RefusalCause) -> Vec<u8> {
+    [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
 }
 
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -78,11 +99,16 @@ fn tls_with_a_token_and_accept_handover() {
     // While one thread waits in receive, another can send (the session lock is not held while
     // waiting for the socket).
     let client = std::sync::Arc::new(client);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let waiter = {
         let client = std::sync::Arc::clone(&client);
-        std::thread::spawn(move || client.receive_timeout(WAIT))
+        std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            client.receive_timeout(WAIT)
+        })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until_polling(tid_rx.recv_timeout(WAIT).unwrap());
     client.send(&on(3)).unwrap();
     assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(on(3)));
     accepted.send(&on(4)).unwrap();
@@ -116,8 +142,108 @@ fn a_plain_client_cannot_talk_to_a_tls_server() {
     let server = tls_server(&id, ServerConfig::default().auth_timeout(Duration::from_millis(200)));
     let plain = connect(server.local_addr()).unwrap();
     let _ = plain.send(&on(5));
-    assert!(matches!(plain.receive_timeout(WAIT), Err(Error::Closed)));
+    assert!(matches!(plain.receive_timeout(WAIT), Err(Error::Closed | Error::Refused { .. })));
     assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
+    assert_eq!(server.stats().connections_refused, 1);
+    // On the wire: told in plain words, since it speaks no TLS.
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    raw.write_all(&on(5).to_bytes()).unwrap();
+    assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::TlsRequired));
+}
+
+/// The ClientHello a real rustls client sends first.
+fn client_hello() -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).unwrap();
+    }
+    assert_eq!(&hello[..2], &[0x16, 0x03]);
+    hello
+}
+
+#[test]
+fn a_tls_client_to_a_plain_server_is_refused_not_parsed_as_midi() {
+    // Served at once (the program reads), parked for accept(), and behind a token.
+    for (config, claim_reads) in [
+        (ServerConfig::default(), true),
+        (ServerConfig::default(), false),
+        (ServerConfig::default().token("pw").unwrap(), true),
+    ] {
+        let (sender, events) = std::sync::mpsc::channel();
+        let sender = std::sync::Mutex::new(sender);
+        let config = config.on_event(move |e| {
+            let _ = sender.lock().unwrap().send(e.clone());
+        });
+        let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+        if claim_reads {
+            assert_eq!(server.try_receive().unwrap(), None);
+        }
+        let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+        let peer = raw.local_addr().unwrap();
+        raw.write_all(&client_hello()).unwrap();
+        assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::TlsNotOffered));
+        let refused = ServerEvent::Refused { peer, cause: RefusalCause::TlsNotOffered };
+        let deadline = Instant::now() + WAIT;
+        while events.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap() != refused {}
+        assert_eq!(server.stats().connections_refused, 1);
+        // Nothing made up from the ClientHello's bytes.
+        assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
+        assert_eq!(server.accept_timeout(Duration::from_millis(10)).unwrap().map(|p| p.name().to_owned()), None);
+    }
+    // And a real midisock TLS client is told so: its handshake fails.
+    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let id = identity();
+    assert!(matches!(
+        connect_with(("127.0.0.1", server.local_addr().port()), &client_options(&id)),
+        Err(Error::Tls(_) | Error::Refused { .. })
+    ));
+}
+
+#[test]
+fn the_tls_handshake_has_a_deadline() {
+    let id = identity();
+    let timeout = Duration::from_millis(300);
+    let server = tls_server(&id, ServerConfig::default().auth_timeout(timeout));
+    // Half a ClientHello, then silence.
+    let mut stalled = TcpStream::connect(server.local_addr()).unwrap();
+    let started = Instant::now();
+    stalled.write_all(&client_hello()[..20]).unwrap();
+    assert_eq!(read_until_closed(&mut stalled), notice(RefusalCause::TooSlow));
+    assert!(started.elapsed() >= timeout, "closed after {:?}", started.elapsed());
+    // Nothing at all.
+    let mut silent = TcpStream::connect(server.local_addr()).unwrap();
+    assert_eq!(read_until_closed(&mut silent), notice(RefusalCause::TooSlow));
+    assert_eq!(server.stats().auth_failures, 2);
+}
+
+#[test]
+fn a_wrong_token_over_tls_is_told_through_tls() {
+    let id = identity();
+    let server = tls_server(&id, ServerConfig::default().token("right").unwrap());
+    let roots = {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(id.cert.clone()).unwrap();
+        roots
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let socket = TcpStream::connect(server.local_addr()).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    tls.write_all(b"\xF4wrong\xF7").unwrap();
+    let mut plaintext = Vec::new();
+    let _ = tls.read_to_end(&mut plaintext);
+    assert_eq!(plaintext, notice(RefusalCause::InvalidToken));
     assert_eq!(server.stats().auth_failures, 1);
 }
 
@@ -141,4 +267,36 @@ fn pem_files_load() {
     assert!(matches!(TlsServer::from_pem_files(&key, &key), Err(Error::Tls(_))));
     assert!(matches!(TlsClient::with_ca_file(dir.join("missing.pem")), Err(Error::Tls(_))));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits until thread `tid` of this process sleeps in poll (a TLS receive waiting for the socket,
+/// without the session lock), so the send that follows overlaps a waiting receive for certain.
+fn wait_until_polling(tid: i32) {
+    let task = format!("/proc/self/task/{tid}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        let sleeping = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'));
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        let number = syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        if sleeping && number.is_some_and(|n| n == libc::SYS_poll || n == libc::SYS_ppoll) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the receiver never blocked in poll");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_connect_timeout_bounds_the_handshake() {
+    // A server that accepts the TCP connection and never answers the ClientHello.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let id = identity();
+    let options = client_options(&id).timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = connect_with(("127.0.0.1", listener.local_addr().unwrap().port()), &options).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    // One handshake read waits at most the timeout; well under the WAIT that would mean "forever".
+    assert!(started.elapsed() < WAIT, "the handshake took {:?}", started.elapsed());
+    drop(listener);
 }

@@ -1,13 +1,25 @@
-//! One connection the server serves: its socket, its outgoing queue and its role.
+//! One connection the server serves: its socket, its outgoing queue, its receiving state and its
+//! role. Every method takes the locks it needs itself, in the order the lock list in
+//! [`super::shared`] gives, so no caller juggles a client's locks.
+//!
+//! Who may do what:
+//! - any thread that broadcasts: [`Client::write_or_queue`] (which, on failure, only *marks* the
+//!   client failed; the I/O thread drops it);
+//! - a user thread in `accept()`: [`Client::hand_over`];
+//! - the I/O thread: everything else (reading, admitting, dropping, releasing notes).
 
-use crate::auth::HelloCheck;
+use super::events::DisconnectCause;
+use crate::auth::{HelloCheck, Verdict};
+use crate::message::Message;
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
+use crate::refusal::{self, RefusalCause};
 use crate::tls;
 use mio::net::TcpStream;
 use rustls::Connection;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -20,7 +32,7 @@ pub(crate) enum Role {
     Lobby = 0,
     /// Read by the event loop into the server's inbox.
     Served = 1,
-    /// Gone: closed, failed, or handed to the user by `accept()`.
+    /// Gone: closed by the server (after a failure, a refusal, or on close).
     Gone = 2,
     /// Connected, but its TLS handshake or its hello (the token) is not done yet: not sent to,
     /// not counted.
@@ -30,44 +42,112 @@ pub(crate) enum Role {
     HandedOver = 4,
 }
 
+/// The first byte of a TLS record carrying a handshake message (a ClientHello starts with
+/// `16 03 0x`). A MIDI stream never starts with it: it is a data byte, and a stream starts with a
+/// status byte.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// The second byte of every TLS record header (the major version, 3).
+const TLS_MAJOR_VERSION: u8 = 0x03;
+
 pub(crate) struct Client {
     pub(crate) token: mio::Token,
     pub(crate) peer: SocketAddr,
     pub(crate) stream: TcpStream,
     role: AtomicU8,
+    /// 0, or the [`DisconnectCause`] code of the first failure a writer saw: the client is no
+    /// longer written to and waits for the I/O thread to drain and drop it.
+    failure: AtomicU8,
     /// Written by any thread that broadcasts and by the event loop when the socket drains.
-    pub(crate) output: Mutex<Output>,
-    /// Only the event loop reads; the mutex makes the handover to `accept()` safe.
-    pub(crate) reader: Mutex<Reader>,
+    output: Mutex<Output>,
+    /// Read by the event loop; the lock makes the handover to `accept()` safe.
+    reader: Mutex<Reader>,
     /// The TLS session, when the server uses TLS (taken out when the connection is handed to
-    /// `accept()`). The innermost lock: taken after `output` and `reader`, never before.
+    /// `accept()`).
     tls: Option<Mutex<Option<Connection>>>,
 }
 
-/// The receiving state of a served client.
-pub(crate) struct Reader {
-    pub(crate) parser: Parser,
+/// The receiving state of a client.
+struct Reader {
+    parser: Parser,
     /// Notes this client holds down, released for everyone else when it disconnects.
-    pub(crate) held: HeldNotes,
+    held: HeldNotes,
     /// The check of its hello, while it is [`Role::Admitting`].
-    pub(crate) hello: Option<HelloCheck>,
+    hello: Option<HelloCheck>,
+    /// Its first bytes have been looked at for the wrong transport (a TLS handshake sent to a
+    /// plain server, plain bytes sent to a TLS server).
+    transport_checked: bool,
 }
 
 /// Bytes accepted for the client but not yet taken by its socket.
 #[derive(Default)]
-pub(crate) struct Output {
+struct Output {
     queue: Vec<u8>,
     /// How much of `queue` has been written.
     written: usize,
 }
 
 /// Why a write to a client could not be completed.
-#[derive(Debug)]
-pub(crate) enum WriteFailure {
+enum WriteFailure {
     /// The client's queue would exceed the limit: it stopped reading.
     QueueFull,
-    /// The connection failed or the client is gone.
-    Broken,
+    /// The connection failed.
+    Broken(io::Error),
+}
+
+impl WriteFailure {
+    fn cause(&self) -> DisconnectCause {
+        match self {
+            WriteFailure::QueueFull => DisconnectCause::TooSlow,
+            WriteFailure::Broken(e) => DisconnectCause::of_error(e),
+        }
+    }
+}
+
+/// What a broadcast did for one client.
+pub(crate) enum Delivery {
+    /// Written or queued (or the client is not sent to: admitting, failed, gone).
+    Done,
+    /// This write failed and marked the client failed: the caller hands it to the I/O thread.
+    Failed(DisconnectCause),
+}
+
+/// What one read from a served client gave.
+pub(crate) enum ReadOutcome {
+    /// Bytes were read and parsed (the messages are in the caller's vector).
+    Parsed { sysex_denied: u64, sysex_oversized: u64 },
+    /// Nothing to read now.
+    WouldBlock,
+    /// The connection ended, for this reason.
+    Ended(DisconnectCause),
+    /// Its first bytes are a TLS handshake, and the server speaks plain MIDI.
+    TlsOnPlain,
+}
+
+/// Where a lobby connection stands.
+pub(crate) enum LobbyCheck {
+    /// Still there; `has_bytes` when it sent something not read yet.
+    Waiting { has_bytes: bool },
+    /// Gone without sending anything: nothing to keep it for.
+    Gone(DisconnectCause),
+    /// Its first bytes are a TLS handshake, and the server speaks plain MIDI.
+    TlsOnPlain,
+    /// No longer in the lobby (served, handed over or closed meanwhile).
+    NotInLobby,
+}
+
+/// Where a connection's admission (TLS handshake, then hello) stands.
+pub(crate) enum Admission {
+    NeedMore,
+    Accepted,
+    Refused(RefusalCause),
+}
+
+/// A connection taken out of the server for `accept()`.
+pub(crate) struct HandedOver {
+    pub(crate) stream: std::net::TcpStream,
+    /// Broadcast output queued for it and not yet written.
+    pub(crate) unsent: Vec<u8>,
+    pub(crate) tls: Option<Connection>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,15 +155,38 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Output {
-    pub(crate) fn pending(&self) -> &[u8] {
+    fn pending(&self) -> &[u8] {
         &self.queue[self.written..]
     }
 
-    pub(crate) fn take_pending(&mut self) -> Vec<u8> {
+    fn take_pending(&mut self) -> Vec<u8> {
         let mut queue = std::mem::take(&mut self.queue);
         queue.drain(..self.written);
         self.written = 0;
         queue
+    }
+
+    /// Queues `bytes` behind what is pending, keeping the allocation within `max_queued` (the
+    /// caller checked that pending + `bytes` fits).
+    fn push(&mut self, bytes: &[u8], max_queued: usize) {
+        let must_grow = self.queue.len() + bytes.len() > self.queue.capacity();
+        if self.written > 0 && (must_grow || self.written >= self.queue.len() / 2) {
+            // Compact, so the queue's memory tracks what is pending, not what was ever queued.
+            let written = self.written;
+            self.queue.drain(..written);
+            self.written = 0;
+        }
+        let needed = self.queue.len() + bytes.len();
+        if needed > self.queue.capacity() {
+            // Doubling, but never past the limit: a slow client costs at most `max_queued`.
+            let target = (self.queue.capacity() * 2).min(max_queued).max(needed);
+            self.queue.reserve_exact(target - self.queue.len());
+        }
+        self.queue.extend_from_slice(bytes);
+    }
+
+    fn clear(&mut self) {
+        *self = Output::default();
     }
 }
 
@@ -102,31 +205,292 @@ impl Client {
             peer,
             stream,
             role: AtomicU8::new(role as u8),
+            failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
-            reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello }),
+            reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello, transport_checked: false }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
         }
     }
 
-    /// Runs `step` on the TLS session; `None` without TLS, `Some(Err(Broken))` once it is gone.
-    fn with_tls<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<Result<T, WriteFailure>> {
-        let tls = self.tls.as_ref()?;
-        let mut session = lock(tls);
-        Some(session.as_mut().map(step).ok_or(WriteFailure::Broken))
-    }
-
-    /// Reads plaintext, like a non-blocking socket read (see [`tls::read_plaintext`] for `None`).
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.with_tls(|conn| tls::read_plaintext(conn, &self.stream, buf)) {
-            None => (&self.stream).read(buf).map(Some),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Ok(Some(0)),
+    pub(crate) fn role(&self) -> Role {
+        match self.role.load(Ordering::Acquire) {
+            0 => Role::Lobby,
+            1 => Role::Served,
+            3 => Role::Admitting,
+            4 => Role::HandedOver,
+            _ => Role::Gone,
         }
     }
 
-    /// Advances the TLS handshake with what the socket has: `Ok(true)` once it is complete (at
-    /// once without TLS), `Ok(false)` while it needs more from the peer.
-    pub(crate) fn handshake(&self) -> io::Result<bool> {
+    /// Moves a lobby or admitting connection on (to [`Role::Served`] or [`Role::Lobby`]); the I/O
+    /// thread's own transitions. False if it is no longer where it was (handed over, closed).
+    pub(crate) fn promote(&self, from: Role, to: Role) -> bool {
+        self.role.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The failure a writer saw, if any: the client waits to be drained and dropped.
+    pub(crate) fn failure(&self) -> Option<DisconnectCause> {
+        DisconnectCause::from_code(self.failure.load(Ordering::Acquire))
+    }
+
+    /// Marks the client failed (first cause wins) and frees its queue: nothing more is written to
+    /// it. True if this call marked it, so exactly one caller hands it to the I/O thread.
+    fn mark_failed(&self, output: &mut Output, cause: DisconnectCause) -> bool {
+        output.clear();
+        self.failure.compare_exchange(0, cause.code(), Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Runs `step` on the TLS session; `None` without TLS, `Some(None)` once it is gone.
+    fn with_tls<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<Option<T>> {
+        let tls = self.tls.as_ref()?;
+        let mut session = lock(tls);
+        Some(session.as_mut().map(step))
+    }
+
+    /// Reads plaintext, like a non-blocking socket read (see [`tls::read_plaintext`] for `None`).
+    fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.with_tls(|conn| tls::read_plaintext(conn, &self.stream, buf)) {
+            None => (&self.stream).read(buf).map(Some),
+            Some(Some(result)) => result,
+            Some(None) => Ok(Some(0)),
+        }
+    }
+
+    // ----- Broadcasting (any thread) -----
+
+    /// Writes `bytes` now as far as the socket takes them and queues the rest, so the caller
+    /// never blocks on a slow client. The queue is bounded by `max_queued`: a client that would
+    /// exceed it has stopped reading and is marked failed (never thinned — a stream with holes in
+    /// it leaves notes stuck). A failed write only marks the client: the I/O thread reads what
+    /// the client still sent, then drops it and releases its notes.
+    pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Delivery {
+        let mut output = lock(&self.output);
+        match self.role() {
+            Role::Lobby | Role::Served => {}
+            // Not admitted yet: it gets the stream from the moment it is. Or no longer ours.
+            Role::Admitting | Role::Gone | Role::HandedOver => return Delivery::Done,
+        }
+        if self.failure().is_some() {
+            return Delivery::Done;
+        }
+        let result = match self.with_tls(|conn| {
+            // rustls buffers at most `max_queued` bytes of records (set when the session is made),
+            // which makes its buffer this client's queue.
+            match conn.writer().write(bytes) {
+                Ok(n) if n == bytes.len() => tls::flush_records(conn, &self.stream).map_err(WriteFailure::Broken),
+                Ok(_) => Err(WriteFailure::QueueFull),
+                Err(e) => Err(WriteFailure::Broken(e)),
+            }
+        }) {
+            Some(Some(result)) => result,
+            Some(None) => return Delivery::Done,
+            None => Self::write_plain(&self.stream, &mut output, bytes, max_queued),
+        };
+        match result {
+            Ok(()) => Delivery::Done,
+            Err(failure) => {
+                let cause = failure.cause();
+                if self.mark_failed(&mut output, cause) {
+                    Delivery::Failed(cause)
+                } else {
+                    Delivery::Done
+                }
+            }
+        }
+    }
+
+    fn write_plain(
+        stream: &TcpStream,
+        output: &mut Output,
+        bytes: &[u8],
+        max_queued: usize,
+    ) -> Result<(), WriteFailure> {
+        let mut rest = bytes;
+        if output.pending().is_empty() {
+            // Nothing queued ahead of us, so writing directly keeps the byte order.
+            rest = write_some(stream, rest)?;
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if output.pending().len() + rest.len() > max_queued {
+            return Err(WriteFailure::QueueFull);
+        }
+        output.push(rest, max_queued);
+        // The event loop finishes the write when the socket drains (a writable edge follows
+        // every WouldBlock, so nothing queued here can be forgotten).
+        Ok(())
+    }
+
+    /// Writes queued output; called by the I/O thread on a writable event. A failure marks the
+    /// client like a failed broadcast does (the cause is returned when this call marked it).
+    pub(crate) fn flush(&self) -> Option<DisconnectCause> {
+        let mut output = lock(&self.output);
+        if self.failure().is_some() || matches!(self.role(), Role::Gone | Role::HandedOver) {
+            return None;
+        }
+        let result = match self.with_tls(|conn| tls::flush_records(conn, &self.stream).map_err(WriteFailure::Broken)) {
+            Some(Some(result)) => result,
+            Some(None) => Ok(()),
+            None if output.pending().is_empty() => Ok(()),
+            None => {
+                let before = output.pending().len();
+                match write_some(&self.stream, output.pending()).map(<[u8]>::len) {
+                    Ok(0) => {
+                        output.clear();
+                        Ok(())
+                    }
+                    Ok(left) => {
+                        output.written += before - left;
+                        Ok(())
+                    }
+                    Err(failure) => Err(failure),
+                }
+            }
+        };
+        let failure = result.err()?;
+        let cause = failure.cause();
+        self.mark_failed(&mut output, cause).then_some(cause)
+    }
+
+    /// True when broadcast output still waits for the socket.
+    pub(crate) fn has_pending_output(&self) -> bool {
+        let output = lock(&self.output);
+        if self.failure().is_some() || matches!(self.role(), Role::Gone | Role::HandedOver) {
+            return false;
+        }
+        match self.with_tls(|conn| conn.wants_write()) {
+            Some(pending) => pending.unwrap_or(false),
+            None => !output.pending().is_empty(),
+        }
+    }
+
+    // ----- Reading (the I/O thread) -----
+
+    /// One read from a served client into `buf`, parsed into `messages` (sysex dropped when
+    /// `deny_sysex`; held notes tracked). The reader lock is held throughout, and the role
+    /// checked under it.
+    pub(crate) fn read_messages(&self, buf: &mut [u8], deny_sysex: bool, messages: &mut Vec<Message>) -> ReadOutcome {
+        let mut reader = lock(&self.reader);
+        if self.role() != Role::Served {
+            return ReadOutcome::WouldBlock;
+        }
+        let n = loop {
+            match self.read(buf) {
+                Ok(Some(0)) => return ReadOutcome::Ended(DisconnectCause::ClosedByPeer),
+                Ok(Some(n)) => break n,
+                // Part of a TLS record: read on.
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return ReadOutcome::Ended(DisconnectCause::of_error(&e)),
+            }
+        };
+        let bytes = &buf[..n];
+        if !reader.transport_checked {
+            reader.transport_checked = true;
+            if self.tls.is_none() && looks_like_tls(bytes) {
+                return ReadOutcome::TlsOnPlain;
+            }
+        }
+        let Reader { parser, held, .. } = &mut *reader;
+        let overflows_before = parser.stats().sysex_overflows;
+        let mut denied = 0;
+        parser.feed(bytes, |message| {
+            if deny_sysex && matches!(message, Message::SysEx { .. }) {
+                denied += 1;
+                return;
+            }
+            held.observe(&message);
+            messages.push(message);
+        });
+        ReadOutcome::Parsed { sysex_denied: denied, sysex_oversized: parser.stats().sysex_overflows - overflows_before }
+    }
+
+    /// Looks at a lobby connection without reading it (its bytes belong to whoever claims it).
+    /// Under the reader lock, with the role re-checked, so `accept()` cannot take it meanwhile
+    /// (the handover switches the socket to blocking mode, and a peek then would block).
+    pub(crate) fn check_lobby(&self) -> LobbyCheck {
+        let mut reader = lock(&self.reader);
+        if self.role() != Role::Lobby {
+            return LobbyCheck::NotInLobby;
+        }
+        let mut first = [0u8; 2];
+        match self.stream.peek(&mut first) {
+            Ok(0) => LobbyCheck::Gone(DisconnectCause::ClosedByPeer),
+            Ok(n) => {
+                if !reader.transport_checked {
+                    reader.transport_checked = true;
+                    if self.tls.is_none() && looks_like_tls(&first[..n]) {
+                        return LobbyCheck::TlsOnPlain;
+                    }
+                }
+                LobbyCheck::Waiting { has_bytes: true }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                LobbyCheck::Waiting { has_bytes: false }
+            }
+            Err(e) => LobbyCheck::Gone(DisconnectCause::of_error(&e)),
+        }
+    }
+
+    /// Advances a connection's TLS handshake, then reads its hello one byte at a time (never
+    /// past it: what follows is MIDI for whoever gets the connection).
+    pub(crate) fn admit_step(&self) -> Admission {
+        let mut reader = lock(&self.reader);
+        if self.role() != Role::Admitting {
+            return Admission::NeedMore;
+        }
+        if self.tls.is_some() {
+            match self.handshake(&mut reader) {
+                Ok(true) => {}
+                Ok(false) => return Admission::NeedMore,
+                Err(cause) => return Admission::Refused(cause),
+            }
+        }
+        if reader.hello.is_none() {
+            return Admission::Accepted;
+        }
+        let mut byte = [0u8];
+        loop {
+            match self.read(&mut byte) {
+                Ok(Some(0)) => return Admission::Refused(RefusalCause::InvalidToken),
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Admission::NeedMore,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Admission::Refused(RefusalCause::InvalidToken),
+            }
+            if !reader.transport_checked {
+                reader.transport_checked = true;
+                if self.tls.is_none() && byte[0] == TLS_HANDSHAKE_RECORD {
+                    return Admission::Refused(RefusalCause::TlsNotOffered);
+                }
+            }
+            match reader.hello.as_mut().map_or(Verdict::Accepted, |check| check.feed(byte[0])) {
+                Verdict::NeedMore => {}
+                Verdict::Accepted => {
+                    reader.hello = None;
+                    return Admission::Accepted;
+                }
+                Verdict::Rejected => return Admission::Refused(RefusalCause::InvalidToken),
+            }
+        }
+    }
+
+    /// One step of the TLS handshake: `Ok(true)` once complete, `Ok(false)` while it needs more
+    /// from the peer. A peer whose first byte is not a TLS handshake record speaks plain MIDI.
+    fn handshake(&self, reader: &mut Reader) -> Result<bool, RefusalCause> {
+        if !reader.transport_checked {
+            let mut first = [0u8];
+            match self.stream.peek(&mut first) {
+                Ok(0) => return Err(RefusalCause::TlsRequired),
+                Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(RefusalCause::TlsRequired),
+                Ok(_) => reader.transport_checked = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(_) => return Err(RefusalCause::TlsRequired),
+            }
+        }
         let step = |conn: &mut Connection| -> io::Result<bool> {
             while conn.is_handshaking() {
                 match conn.read_tls(&mut &self.stream) {
@@ -145,116 +509,48 @@ impl Client {
         };
         match self.with_tls(step) {
             None => Ok(true),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::ErrorKind::NotConnected.into()),
+            Some(Some(Ok(done))) => Ok(done),
+            // A failed handshake is an authentication failure: the client could not (or would
+            // not) prove what the server asked, or rejected the server's certificate.
+            Some(Some(Err(_))) | Some(None) => Err(RefusalCause::InvalidToken),
         }
     }
 
-    /// Takes the TLS session out, for the port `accept()` hands over.
-    pub(crate) fn take_tls(&self) -> Option<Connection> {
-        self.tls.as_ref().and_then(|tls| lock(tls).take())
+    /// True when the TLS handshake is complete (false without TLS).
+    fn tls_established(&self) -> bool {
+        matches!(self.with_tls(|conn| !conn.is_handshaking()), Some(Some(true)))
     }
 
-    pub(crate) fn role(&self) -> Role {
-        match self.role.load(Ordering::Acquire) {
-            0 => Role::Lobby,
-            1 => Role::Served,
-            3 => Role::Admitting,
-            4 => Role::HandedOver,
-            _ => Role::Gone,
+    /// Writes the refusal notice, best effort and without blocking: through TLS when the
+    /// handshake completed, plain otherwise. The caller then closes the connection.
+    pub(crate) fn write_refusal(&self, cause: RefusalCause) {
+        let notice = refusal::notice(cause);
+        if self.tls_established() {
+            self.with_tls(|conn| {
+                let _ = conn.writer().write_all(&notice);
+                conn.send_close_notify();
+                let _ = tls::flush_records(conn, &self.stream);
+            });
+        } else {
+            let _ = (&self.stream).write(&notice);
         }
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    pub(crate) fn set_role(&self, role: Role) {
-        self.role.store(role as u8, Ordering::Release);
+    /// Emits a release for every note and pedal the client left held, and forgets them.
+    pub(crate) fn release_held(&self, emit: impl FnMut(Message)) {
+        lock(&self.reader).held.release_all(emit);
     }
 
-    /// Writes `bytes` now as far as the socket takes them and queues the rest, so the caller
-    /// never blocks on a slow client. The queue is bounded by `max_queued`: a client that would
-    /// exceed it has stopped reading and must be disconnected (never thinned — a stream with
-    /// holes in it leaves notes stuck).
-    pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Result<(), WriteFailure> {
-        let mut output = lock(&self.output);
-        match self.role() {
-            Role::Gone | Role::HandedOver => return Err(WriteFailure::Broken),
-            // Not admitted yet: it gets the stream from the moment it is.
-            Role::Admitting => return Ok(()),
-            Role::Lobby | Role::Served => {}
-        }
-        if let Some(result) = self.with_tls(|conn| {
-            // rustls buffers at most `max_queued` bytes of records (set when the session is made),
-            // which makes its buffer this client's queue.
-            match conn.writer().write(bytes) {
-                Ok(n) if n == bytes.len() => tls::flush_records(conn, &self.stream).map_err(|_| WriteFailure::Broken),
-                Ok(_) => Err(WriteFailure::QueueFull),
-                Err(_) => Err(WriteFailure::Broken),
-            }
-        }) {
-            return result.and_then(|r| r);
-        }
-        let mut rest = bytes;
-        if output.pending().is_empty() {
-            // Nothing queued ahead of us, so writing directly keeps the byte order.
-            rest = write_some(&self.stream, rest)?;
-        }
-        if rest.is_empty() {
-            return Ok(());
-        }
-        if output.pending().len() + rest.len() > max_queued {
-            return Err(WriteFailure::QueueFull);
-        }
-        if output.written > 0 && output.written >= output.queue.len() / 2 {
-            // Compact, so the queue's memory tracks what is pending, not what was ever queued.
-            let written = output.written;
-            output.queue.drain(..written);
-            output.written = 0;
-        }
-        output.queue.extend_from_slice(rest);
-        // The event loop finishes the write when the socket drains (a writable edge follows
-        // every WouldBlock, so nothing queued here can be forgotten).
-        Ok(())
-    }
+    // ----- Ending (the I/O thread) and handing over (a user thread) -----
 
-    /// Writes queued output; called by the event loop on a writable event.
-    pub(crate) fn flush(&self) -> Result<(), WriteFailure> {
-        let mut output = lock(&self.output);
-        if let Some(result) =
-            self.with_tls(|conn| tls::flush_records(conn, &self.stream).map_err(|_| WriteFailure::Broken))
-        {
-            return result.and_then(|r| r);
-        }
-        if output.pending().is_empty() {
-            return Ok(());
-        }
-        let before = output.pending().len();
-        let left = write_some(&self.stream, output.pending())?.len();
-        output.written += before - left;
-        if left == 0 {
-            output.queue = Vec::new();
-            output.written = 0;
-        }
-        Ok(())
-    }
-
-    /// True when broadcast output still waits for the socket.
-    pub(crate) fn has_pending_output(&self) -> bool {
-        if matches!(self.role(), Role::Gone | Role::HandedOver) {
-            return false;
-        }
-        let output = lock(&self.output);
-        match self.with_tls(|conn| conn.wants_write()) {
-            Some(pending) => pending.unwrap_or(false),
-            None => !output.pending().is_empty(),
-        }
-    }
-
-    /// Ends the connection now: the peer sees EOF and a broadcaster stops queueing for it.
-    /// A connection handed to `accept()` is left alone: it is the user's now.
-    pub(crate) fn shut_down(&self) {
+    /// Ends the connection: the peer sees EOF, writers stop. A connection handed to `accept()`
+    /// is left alone: it is the user's now. True if this call closed it.
+    pub(crate) fn close(&self) -> bool {
         let mut current = self.role.load(Ordering::Acquire);
         loop {
-            if current == Role::HandedOver as u8 {
-                return;
+            if current == Role::HandedOver as u8 || current == Role::Gone as u8 {
+                return false;
             }
             match self.role.compare_exchange(current, Role::Gone as u8, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,
@@ -262,6 +558,35 @@ impl Client {
             }
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+        true
+    }
+
+    /// Takes a lobby connection out for `accept()`: `None` if it is no longer in the lobby.
+    pub(crate) fn hand_over(&self) -> io::Result<Option<HandedOver>> {
+        let mut output = lock(&self.output);
+        let _reader = lock(&self.reader);
+        if !self.promote(Role::Lobby, Role::HandedOver) {
+            return Ok(None);
+        }
+        // The mio stream is shared with the event loop's Arc; a duplicate descriptor lets the
+        // port own the connection outright. The original closes without ending the connection.
+        let stream = std::net::TcpStream::from(self.stream.as_fd().try_clone_to_owned()?);
+        // O_NONBLOCK lives on the shared file description: this switches both to blocking, which
+        // is harmless for the original, no longer polled or written by anyone.
+        stream.set_nonblocking(false)?;
+        let unsent = output.take_pending();
+        let tls = self.tls.as_ref().and_then(|tls| lock(tls).take());
+        Ok(Some(HandedOver { stream, unsent, tls }))
+    }
+}
+
+/// True when a connection's first bytes are a TLS record header rather than MIDI: `16`, then
+/// `03` if a second byte came.
+fn looks_like_tls(first: &[u8]) -> bool {
+    match first {
+        [TLS_HANDSHAKE_RECORD] => true,
+        [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..] => true,
+        _ => false,
     }
 }
 
@@ -269,12 +594,18 @@ impl Client {
 fn write_some<'a>(mut stream: &TcpStream, mut bytes: &'a [u8]) -> Result<&'a [u8], WriteFailure> {
     while !bytes.is_empty() {
         match stream.write(bytes) {
-            Ok(0) => return Err(WriteFailure::Broken),
+            Ok(0) => return Err(WriteFailure::Broken(io::ErrorKind::WriteZero.into())),
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(WriteFailure::Broken),
+            Err(e) => return Err(WriteFailure::Broken(e)),
         }
     }
     Ok(bytes)
+}
+
+/// Writes a refusal notice to a connection that never became a client, best effort, then ends it.
+pub(crate) fn refuse_stream(stream: &TcpStream, cause: RefusalCause) {
+    let _ = (&*stream).write(&refusal::notice(cause));
+    let _ = stream.shutdown(Shutdown::Write);
 }

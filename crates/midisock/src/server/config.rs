@@ -1,5 +1,6 @@
 //! [`ServerConfig`]: the server's limits, each with a documented default.
 
+use super::events::{EventHook, ServerEvent};
 use crate::error::{Error, Result};
 use crate::parser::DEFAULT_MAX_SYSEX_LEN;
 use crate::tls::TlsServer;
@@ -38,9 +39,13 @@ pub struct ServerConfig {
     /// Connections served at once; a connection over the limit is closed as soon as it is
     /// accepted. Default: 1,024.
     pub max_clients: usize,
-    /// Bytes of received messages waiting for `receive()`. When the program reads slower than
-    /// clients send, the server stops reading sockets (TCP pushes back on the clients) instead of
-    /// buffering without bound; nothing is dropped. Default: 16 MiB.
+    /// Memory that received messages waiting for `receive()` may take: 32 bytes per queued
+    /// message (a one-byte clock costs as much as a note), plus each sysex payload. When the
+    /// program reads slower than clients send, the server stops reading sockets (TCP pushes back
+    /// on the clients) instead of buffering without bound; nothing is dropped. The queue may pass
+    /// the bound by at most one sysex message (whose bytes were read before it completed) and the
+    /// few note-offs released for a departing client. Its memory is given back once the program
+    /// has read everything. Default: 16 MiB.
     pub max_inbox_bytes: usize,
     /// Sysex from clients: allowed (up to `max_sysex_len`) or denied. Default: allowed.
     pub sysex: SysexPolicy,
@@ -65,6 +70,9 @@ pub struct ServerConfig {
     /// On close, how long the server may spend writing what it still has queued for clients
     /// before it closes their connections. Default: 1 s.
     pub shutdown_flush: Duration,
+    /// Called for every connection that comes, goes or is refused (see [`ServerEvent`] for the
+    /// thread it runs on and what it may do). Default: none.
+    pub on_event: Option<EventHook>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +89,7 @@ impl Default for ServerConfig {
             auth_timeout: Duration::from_secs(5),
             tls: None,
             shutdown_flush: Duration::from_secs(1),
+            on_event: None,
         }
     }
 }
@@ -152,6 +161,18 @@ impl ServerConfig {
     /// Sets [`ServerConfig::shutdown_flush`].
     pub fn shutdown_flush(mut self, limit: Duration) -> Self {
         self.shutdown_flush = limit;
+        self
+    }
+
+    /// Sets [`ServerConfig::on_event`]: `hook` runs on the server's I/O thread for each
+    /// connection that comes, goes or is refused.
+    ///
+    /// ```
+    /// let config = midisock::ServerConfig::default().on_event(|event| eprintln!("midisock: {event}"));
+    /// # drop(config);
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&ServerEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(EventHook::new(hook));
         self
     }
 

@@ -1,19 +1,23 @@
-//! The server's one I/O thread ("midisock-server"): accepts connections, reads served clients
-//! into the inbox, and finishes writes that broadcasters could not complete without blocking.
+//! The server's one I/O thread ("midisock-server"): accepts connections, admits them, reads
+//! served clients into the inbox, finishes writes that broadcasters could not complete without
+//! blocking, and is the only thread that drops clients and releases their notes.
 //!
 //! One thread serves any number of clients: everything is non-blocking and edge-triggered (mio).
 
-use super::client::{lock, Client, Role};
+use super::client::{self, Admission, Client, LobbyCheck, ReadOutcome, Role};
 use super::config::SysexPolicy;
+use super::events::{DisconnectCause, ServerEvent};
 use super::shared::{Counters, Shared};
-use crate::auth::{FailureLimiter, HelloCheck, Verdict};
+use crate::auth::FailureLimiter;
 use crate::clock::monotonic_ns;
 use crate::message::Message;
 use crate::parser::Parser;
+use crate::refusal::RefusalCause;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::fs::File;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +25,8 @@ pub(crate) const WAKER: Token = Token(0);
 /// Listener tokens are 1..=FIRST_CLIENT-1; client tokens count up from here and are never reused,
 /// so a stale event can never be mistaken for a newer connection's.
 const FIRST_CLIENT: usize = 1 << 16;
-const READ_CHUNK: usize = 64 * 1024;
+/// The most bytes one socket read takes.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) struct EventLoop {
     poll: Poll,
@@ -29,6 +34,8 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     next_token: usize,
     buf: Box<[u8]>,
+    /// Parsed messages on their way to the inbox (kept for its capacity).
+    messages: Vec<Message>,
     /// A descriptor held in reserve for running out of them (EMFILE): closing it frees one slot,
     /// enough to accept the pending connection and close it at once, instead of leaving it in the
     /// backlog where edge-triggered polling would never report it again.
@@ -49,6 +56,7 @@ impl EventLoop {
             shared,
             next_token: FIRST_CLIENT,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            messages: Vec::new(),
             reserve_fd: File::open("/dev/null").ok(),
             admission_deadlines: Vec::new(),
             auth_failures: FailureLimiter::default(),
@@ -58,7 +66,7 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.expire_hellos();
+            let timeout = self.expire_admissions();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -73,11 +81,20 @@ impl EventLoop {
                     token => self.client_event(token, event),
                 }
             }
+            self.settle_failed();
             if !self.handle_requests() {
                 break;
             }
+            self.settle_failed();
         }
         self.shut_down(&mut events);
+    }
+
+    /// Runs the user's event hook, if any. Called only where the loop holds no lock.
+    fn emit(&self, event: ServerEvent) {
+        if let Some(hook) = &self.shared.config.on_event {
+            hook.call(&event);
+        }
     }
 
     /// Acts on what user threads asked for through `state`; false when the loop must stop.
@@ -92,16 +109,17 @@ impl EventLoop {
             } else {
                 Vec::new()
             };
-            let resume = state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2;
+            let resume = state.reading_paused && state.inbox.memory() < self.shared.config.max_inbox_bytes.div_ceil(2);
             if resume {
                 state.reading_paused = false;
             }
             (lobby, resume)
         };
         for client in lobby_to_serve {
-            client.set_role(Role::Served);
-            // No edge will come for bytes that arrived while it sat in the lobby: read now.
-            self.read_client(&client);
+            if client.promote(Role::Lobby, Role::Served) {
+                // No edge will come for bytes that arrived while it sat in the lobby: read now.
+                self.read_client(&client);
+            }
         }
         if resume {
             let served: Vec<Arc<Client>> =
@@ -111,6 +129,25 @@ impl EventLoop {
             }
         }
         true
+    }
+
+    /// Drains and drops the clients writers marked failed (and any a relay marks meanwhile).
+    fn settle_failed(&mut self) {
+        loop {
+            let failed = self.shared.take_failed();
+            if failed.is_empty() {
+                return;
+            }
+            for client in failed {
+                match client.role() {
+                    // Read what it still sent; dropped when nothing is left (or later, when the
+                    // inbox is full now: it is read like every served client once there is room).
+                    Role::Served => self.read_client(&client),
+                    Role::Lobby => self.lobby_event(&client),
+                    Role::Admitting | Role::Gone | Role::HandedOver => {}
+                }
+            }
+        }
     }
 
     fn accept_all(&mut self, index: usize) {
@@ -139,17 +176,16 @@ impl EventLoop {
         }
     }
 
-    /// Out of descriptors: frees the reserve, accepts one pending connection and closes it (the
-    /// peer sees the refusal at once), then takes the reserve back.
+    /// Out of descriptors: frees the reserve, accepts one pending connection, tells it why and
+    /// closes it (the peer sees the refusal at once), then takes the reserve back.
     fn refuse_one_with_reserve_fd(&mut self, index: usize) -> bool {
         if self.reserve_fd.take().is_none() {
             return false;
         }
         let refused = match self.listeners[index].accept() {
-            Ok(connection) => {
-                // Counted before the close, so whoever sees the close also sees the count.
-                Counters::add(&self.shared.stats.connections_refused, 1);
-                drop(connection);
+            Ok((stream, peer)) => {
+                self.refuse_stream(&stream, peer, RefusalCause::OutOfResources);
+                drop(stream);
                 true
             }
             Err(_) => false,
@@ -158,15 +194,28 @@ impl EventLoop {
         refused
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    /// Refuses a connection that never became a client: counted, told why, closed by the caller.
+    fn refuse_stream(&self, stream: &mio::net::TcpStream, peer: SocketAddr, cause: RefusalCause) {
+        // Counted before the close, so whoever sees the close also sees the count.
+        Counters::add(&self.shared.stats.connections_refused, 1);
+        client::refuse_stream(stream, cause);
+        self.emit(ServerEvent::Refused { peer, cause });
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr) {
         let config = &self.shared.config;
-        let refused = !config.allows(peer.ip())
-            || self.shared.clients().len() >= config.max_clients
-            || self.auth_failures.is_blocked(peer.ip(), Instant::now());
-        if refused {
-            // Denied, over the limit, or too many failed hellos: dropping the stream closes it
-            // before any byte is read.
-            Counters::add(&self.shared.stats.connections_refused, 1);
+        let refusal = if !config.allows(peer.ip()) {
+            Some(RefusalCause::NotAllowed)
+        } else if self.shared.clients().len() >= config.max_clients {
+            Some(RefusalCause::TooManyClients)
+        } else if self.auth_failures.is_blocked(peer.ip(), Instant::now()) {
+            Some(RefusalCause::LockedOut)
+        } else {
+            None
+        };
+        if let Some(cause) = refusal {
+            // Told why, then closed (dropping the stream) before any byte is read.
+            self.refuse_stream(&stream, peer, cause);
             return;
         }
         if crate::net::configure_socket(socket2::SockRef::from(&stream)).is_err() {
@@ -178,7 +227,7 @@ impl EventLoop {
             return;
         }
         let parser = Parser::with_max_sysex_len(config.max_sysex_len);
-        let hello = config.token.as_deref().map(HelloCheck::new);
+        let hello = config.token.as_deref().map(crate::auth::HelloCheck::new);
         let tls = match &config.tls {
             Some(tls) => match tls.accept() {
                 Ok(mut conn) => {
@@ -190,11 +239,10 @@ impl EventLoop {
             },
             None => None,
         };
-        let admitting = hello.is_some() || tls.is_some();
-        let role = if admitting { Role::Admitting } else { Role::Lobby };
-        let client = Arc::new(Client::new(token, peer, stream, role, parser, hello, tls));
+        let checks = hello.is_some() || tls.is_some();
+        let client = Arc::new(Client::new(token, peer, stream, Role::Admitting, parser, hello, tls));
         self.shared.clients_mut().insert(token, Arc::clone(&client));
-        if admitting {
+        if checks {
             self.admission_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
             // The handshake or hello may be here already; no new edge would tell us.
             self.continue_admission(&client);
@@ -206,65 +254,53 @@ impl EventLoop {
     /// A connection is in (authenticated, or no auth needed): it joins the lobby or is served.
     fn welcome(&mut self, client: &Arc<Client>) {
         Counters::add(&self.shared.stats.connections_accepted, 1);
-        let mut state = self.shared.state();
-        let role = if state.reads_claimed && state.accept_waiters == 0 { Role::Served } else { Role::Lobby };
-        client.set_role(role);
-        if role == Role::Lobby {
-            state.lobby.push_back(Arc::clone(client));
-            self.shared.changed.notify_all();
-        }
-        drop(state);
-        if role == Role::Served {
-            self.read_client(client);
-        }
-    }
-
-    /// Advances a connection's TLS handshake, then reads its hello one byte at a time (never
-    /// past it: what follows is MIDI for whoever gets the connection), and admits or rejects it.
-    fn continue_admission(&mut self, client: &Arc<Client>) {
-        let verdict = match client.handshake() {
-            Err(_) => Verdict::Rejected,
-            Ok(false) => Verdict::NeedMore,
-            Ok(true) => Self::check_hello(client),
-        };
-        match verdict {
-            Verdict::NeedMore => {}
-            Verdict::Accepted => self.welcome(client),
-            Verdict::Rejected => self.reject_hello(client),
-        }
-    }
-
-    fn check_hello(client: &Client) -> Verdict {
-        let mut reader = lock(&client.reader);
-        let Some(check) = reader.hello.as_mut() else { return Verdict::Accepted };
-        let mut byte = [0u8];
-        let verdict = loop {
-            match client.read(&mut byte) {
-                Ok(Some(0)) => break Verdict::Rejected,
-                Ok(Some(_)) => match check.feed(byte[0]) {
-                    Verdict::NeedMore => continue,
-                    decided => break decided,
-                },
-                Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::NeedMore,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break Verdict::Rejected,
+        let served = {
+            let mut state = self.shared.state();
+            let serve = state.reads_claimed && state.accept_waiters == 0;
+            if serve {
+                client.promote(Role::Admitting, Role::Served);
+            } else if client.promote(Role::Admitting, Role::Lobby) {
+                state.lobby.push_back(Arc::clone(client));
+                self.shared.changed.notify_all();
             }
+            serve
         };
-        if verdict == Verdict::Accepted {
-            reader.hello = None;
+        self.emit(ServerEvent::Connected { peer: client.peer });
+        if served {
+            self.read_client(client);
+        } else {
+            // Bytes (or a departure) that came before it joined the lobby sent no edge since.
+            self.lobby_event(client);
         }
-        verdict
     }
 
-    fn reject_hello(&mut self, client: &Arc<Client>) {
-        self.auth_failures.record_failure(client.peer.ip(), Instant::now());
-        Counters::add(&self.shared.stats.auth_failures, 1);
-        self.shared.drop_client(client);
+    /// Advances a connection's TLS handshake and hello, and admits or refuses it.
+    fn continue_admission(&mut self, client: &Arc<Client>) {
+        match client.admit_step() {
+            Admission::NeedMore => {}
+            Admission::Accepted => self.welcome(client),
+            Admission::Refused(cause) => self.refuse_client(client, cause),
+        }
     }
 
-    /// Closes connections whose hello is overdue; returns how long until the next one is.
-    fn expire_hellos(&mut self) -> Option<Duration> {
+    /// Refuses a connection that is a client already (admitting, or a plain client found to
+    /// speak TLS): tells it why, closes it, counts it and reports it.
+    fn refuse_client(&mut self, client: &Arc<Client>, cause: RefusalCause) {
+        match cause {
+            RefusalCause::InvalidToken | RefusalCause::TooSlow => {
+                self.auth_failures.record_failure(client.peer.ip(), Instant::now());
+                Counters::add(&self.shared.stats.auth_failures, 1);
+            }
+            _ => Counters::add(&self.shared.stats.connections_refused, 1),
+        }
+        client.write_refusal(cause);
+        client.close();
+        self.shared.forget(client);
+        self.emit(ServerEvent::Refused { peer: client.peer, cause });
+    }
+
+    /// Refuses connections whose admission is overdue; returns how long until the next one is.
+    fn expire_admissions(&mut self) -> Option<Duration> {
         let now = Instant::now();
         let mut overdue = Vec::new();
         self.admission_deadlines.retain(|(deadline, client)| {
@@ -276,7 +312,7 @@ impl EventLoop {
             waiting
         });
         for client in overdue {
-            self.reject_hello(&client);
+            self.refuse_client(&client, RefusalCause::TooSlow);
         }
         self.admission_deadlines.iter().map(|(deadline, _)| deadline.saturating_duration_since(now)).min()
     }
@@ -286,9 +322,9 @@ impl EventLoop {
             // Already forgotten (closed, or handed to accept()): a stale event.
             return;
         };
-        if event.is_writable() && client.flush().is_err() {
-            self.shared.drop_client(&client);
-            return;
+        if event.is_writable() && client.flush().is_some() {
+            // Settled with the other failed clients after this batch of events.
+            self.shared.hand_to_io_thread(vec![Arc::clone(&client)]);
         }
         if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
             return;
@@ -296,85 +332,129 @@ impl EventLoop {
         match client.role() {
             Role::Served => self.read_client(&client),
             Role::Admitting => self.continue_admission(&client),
-            Role::Lobby => {
-                // Not ours to read; only notice a client that left before anyone claimed it. One
-                // that left bytes behind stays until claimed: what it sent before going is kept.
-                // The reader lock and the role check keep `accept()` from taking it meanwhile.
-                let reader = lock(&client.reader);
-                if client.role() != Role::Lobby {
-                    return;
-                }
-                let gone = match client.stream.peek(&mut [0u8]) {
-                    Ok(0) => true,
-                    Ok(_) => false,
-                    Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
-                };
-                drop(reader);
-                if gone {
-                    self.shared.drop_client(&client);
-                }
-            }
-            Role::Gone => self.shared.drop_client(&client),
-            Role::HandedOver => {}
+            Role::Lobby => self.lobby_event(&client),
+            Role::Gone | Role::HandedOver => {}
         }
     }
 
-    /// Reads everything the socket has, while the inbox has room.
-    fn read_client(&mut self, client: &Arc<Client>) {
-        let mut messages: Vec<Message> = Vec::new();
-        let ended = loop {
-            if client.role() != Role::Served {
-                return;
+    /// A lobby connection is not ours to read; only notice one that left without sending
+    /// anything, or that failed and has nothing to keep. One that left bytes behind stays until
+    /// claimed: what it sent before going is delivered to whoever claims it.
+    fn lobby_event(&mut self, client: &Arc<Client>) {
+        match client.check_lobby() {
+            LobbyCheck::Waiting { has_bytes } => {
+                if let (Some(cause), false) = (client.failure(), has_bytes) {
+                    self.drop_client(client, cause);
+                }
             }
-            {
+            LobbyCheck::Gone(cause) => self.drop_client(client, client.failure().unwrap_or(cause)),
+            LobbyCheck::TlsOnPlain => self.refuse_client(client, RefusalCause::TlsNotOffered),
+            LobbyCheck::NotInLobby => {}
+        }
+    }
+
+    /// Reads everything the socket has, while the inbox has room. A client marked failed is
+    /// dropped once nothing more is readable; any client, when its stream ends.
+    fn read_client(&mut self, client: &Arc<Client>) {
+        let deny_sysex = self.shared.config.sysex == SysexPolicy::Deny;
+        let max = self.shared.config.max_inbox_bytes;
+        loop {
+            let limit = {
                 let mut state = self.shared.state();
-                if state.inbox_bytes >= self.shared.config.max_inbox_bytes {
+                let limit = state.inbox.readable_bytes(max, READ_CHUNK);
+                if limit == 0 {
                     // The program reads slower than clients send: leave the bytes in the kernel so
                     // TCP slows the senders down. `receive` wakes us when there is room again.
                     state.reading_paused = true;
                     return;
                 }
-            }
-            let n = match client.read(&mut self.buf) {
-                Ok(Some(0)) => break true,
-                Ok(Some(n)) => n,
-                // Part of a TLS record: read on.
-                Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break true,
+                limit
             };
+            let mut messages = std::mem::take(&mut self.messages);
+            let outcome = client.read_messages(&mut self.buf[..limit], deny_sysex, &mut messages);
             let timestamp_ns = monotonic_ns();
-            self.parse(client, n, &mut messages);
-            // Deliver with no client lock held: relaying takes other clients' locks.
-            self.shared.deliver(client, &mut messages, timestamp_ns);
-        };
-        if ended {
-            // End of stream or a failed socket. A message cut off mid-way stays in the parser and
-            // is dropped with it: a fragment is never forwarded.
-            self.shared.drop_client(client);
+            match outcome {
+                ReadOutcome::Parsed { sysex_denied, sysex_oversized } => {
+                    Counters::add(&self.shared.stats.sysex_denied, sysex_denied);
+                    Counters::add(&self.shared.stats.sysex_oversized, sysex_oversized);
+                    self.deliver(client, &mut messages, timestamp_ns);
+                    self.messages = messages;
+                }
+                ReadOutcome::WouldBlock => {
+                    self.messages = messages;
+                    if let Some(cause) = client.failure() {
+                        if client.role() == Role::Served {
+                            self.drop_client(client, cause);
+                        }
+                    }
+                    return;
+                }
+                ReadOutcome::Ended(cause) => {
+                    self.messages = messages;
+                    // A message cut off mid-way stays in the parser and is dropped with it: a
+                    // fragment is never forwarded. A writer's verdict on a live but slow client
+                    // says more than the reset that follows it.
+                    let cause = match client.failure() {
+                        Some(marked @ (DisconnectCause::TooSlow | DisconnectCause::WriteDeadline)) => marked,
+                        _ => cause,
+                    };
+                    self.drop_client(client, cause);
+                    return;
+                }
+                ReadOutcome::TlsOnPlain => {
+                    self.messages = messages;
+                    self.refuse_client(client, RefusalCause::TlsNotOffered);
+                    return;
+                }
+            }
         }
     }
 
-    /// Parses `self.buf[..n]` from `client`, applying the sysex policy and tracking held notes.
-    fn parse(&self, client: &Client, n: usize, messages: &mut Vec<Message>) {
-        let deny_sysex = self.shared.config.sysex == SysexPolicy::Deny;
-        let mut denied = 0;
-        let mut reader = lock(&client.reader);
-        let overflows_before = reader.parser.stats().sysex_overflows;
-        let super::client::Reader { parser, held, .. } = &mut *reader;
-        parser.feed(&self.buf[..n], |message| {
-            if deny_sysex && matches!(message, Message::SysEx { .. }) {
-                denied += 1;
-                return;
-            }
-            held.observe(&message);
-            messages.push(message);
+    /// Hands messages from `source` to `receive()`, and relays them to the other clients when
+    /// relaying is on. Takes the messages out of `messages` (left empty, its capacity kept), so
+    /// none is copied on the way to the inbox.
+    fn deliver(&self, source: &Client, messages: &mut Vec<Message>, timestamp_ns: u64) {
+        if messages.is_empty() {
+            return;
+        }
+        // Encoded before the messages move into the inbox; written after.
+        let relayed = self.shared.config.relay.then(|| {
+            let mut bytes = Vec::new();
+            Message::encode_all(messages, &mut bytes);
+            bytes
         });
-        let oversized = reader.parser.stats().sysex_overflows - overflows_before;
-        drop(reader);
-        Counters::add(&self.shared.stats.sysex_denied, denied);
-        Counters::add(&self.shared.stats.sysex_oversized, oversized);
+        {
+            let mut state = self.shared.state();
+            state.inbox.push_all(messages, timestamp_ns, self.shared.config.max_inbox_bytes);
+            self.shared.changed.notify_all();
+        }
+        if let Some(bytes) = relayed {
+            // Clients this fails are settled after the current event, by this thread.
+            self.shared.broadcast_bytes(&bytes, Some(source.token));
+        }
+    }
+
+    /// Ends a client's connection and forgets it, then releases the notes it held down: note-offs
+    /// go to `receive()` and, when relaying, to every other client — no stuck notes. Called only
+    /// once everything it sent has been read.
+    fn drop_client(&mut self, client: &Arc<Client>, cause: DisconnectCause) {
+        let was_served = client.role() == Role::Served;
+        let closed = client.close();
+        self.shared.forget(client);
+        if !closed {
+            // Handed to accept() meanwhile, or closed already.
+            return;
+        }
+        if was_served {
+            let mut releases = std::mem::take(&mut self.messages);
+            client.release_held(|m| releases.push(m));
+            if !releases.is_empty() {
+                Counters::add(&self.shared.stats.notes_released, releases.len() as u64);
+                self.deliver(client, &mut releases, monotonic_ns());
+            }
+            self.messages = releases;
+        }
+        self.emit(ServerEvent::Disconnected { peer: client.peer, cause });
     }
 
     /// Graceful stop: no new connections, what is queued for clients is written for at most
@@ -392,21 +472,29 @@ impl EventLoop {
                 break;
             }
             for client in &pending {
-                if client.flush().is_err() {
-                    client.shut_down();
-                }
+                // A failure marks the client, which takes it out of `pending`.
+                let _ = client.flush();
             }
             // Wait for sockets to drain (writable events), at most until the deadline.
             let _ = self.poll.poll(events, Some(left.min(Duration::from_millis(50))));
         }
         let clients: Vec<Arc<Client>> = self.shared.clients_mut().drain().map(|(_, c)| c).collect();
+        let mut closed = Vec::new();
         for client in &clients {
-            client.shut_down();
+            let connected = matches!(client.role(), Role::Lobby | Role::Served);
+            if client.close() && connected {
+                closed.push(client.peer);
+            }
         }
-        let mut state = self.shared.state();
-        state.lobby.clear();
-        state.stopped = true;
-        self.shared.changed.notify_all();
+        {
+            let mut state = self.shared.state();
+            state.lobby.clear();
+            state.stopped = true;
+            self.shared.changed.notify_all();
+        }
+        for peer in closed {
+            self.emit(ServerEvent::Disconnected { peer, cause: DisconnectCause::ServerClosing });
+        }
     }
 }
 

@@ -22,9 +22,13 @@
 mod client;
 mod config;
 mod event_loop;
+mod events;
+mod inbox;
+mod memory;
 mod shared;
 
 pub use config::{ServerConfig, SysexPolicy};
+pub use events::{DisconnectCause, EventHook, ServerEvent};
 pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
@@ -36,8 +40,7 @@ use event_loop::{EventLoop, WAKER};
 use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsFd;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -84,6 +87,7 @@ impl PortServer {
             state: Mutex::new(State { reads_claimed: relay, ..State::default() }),
             changed: Condvar::new(),
             broadcast: Mutex::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
         });
         let listeners = listeners
@@ -206,11 +210,8 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if !state.inbox.is_empty() {
-                let count = state.inbox.len();
-                out.extend(state.inbox.drain(..));
-                let was_paused = state.reading_paused;
-                state.inbox_bytes = 0;
-                if was_paused {
+                let count = state.inbox.drain_into(out);
+                if state.reading_paused {
                     self.shared.wake_loop();
                 }
                 return Ok(count);
@@ -247,9 +248,8 @@ impl PortServer {
     fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
         let mut state = self.claim_reads();
         loop {
-            if let Some(received) = state.inbox.pop_front() {
-                state.inbox_bytes -= received.message.encoded_len();
-                if state.reading_paused && state.inbox_bytes < self.shared.config.max_inbox_bytes / 2 {
+            if let Some(received) = state.inbox.pop() {
+                if state.reading_paused && state.inbox.memory() < self.shared.config.max_inbox_bytes.div_ceil(2) {
                     self.shared.wake_loop();
                 }
                 return Ok(Some(received));
@@ -328,25 +328,10 @@ impl PortServer {
     /// Moves a lobby connection out of the server into a blocking [`SocketPort`].
     fn hand_over(&self, client: &Client) -> Result<Option<SocketPort>> {
         self.shared.forget(client);
-        let mut output = lock(&client.output);
-        let _reader = lock(&client.reader);
-        if client.role() != Role::Lobby {
+        let Some(handed) = client.hand_over().map_err(Error::Io)? else {
             return Ok(None);
-        }
-        // Under the reader lock: the event loop re-checks the role under it before touching the
-        // socket, so it never peeks at (or shuts down) a connection that is being handed over.
-        client.set_role(Role::HandedOver);
-        // The mio stream is shared with the event loop's Arc; a duplicate descriptor lets the
-        // port own the connection outright. The original closes without ending the connection.
-        let fd = client.stream.as_fd().try_clone_to_owned().map_err(Error::Io)?;
-        let stream = TcpStream::from(fd);
-        // O_NONBLOCK lives on the shared file description: this switches both to blocking, which
-        // is harmless for the original, no longer polled or written by anyone.
-        stream.set_nonblocking(false).map_err(Error::Io)?;
-        let unsent = output.take_pending();
-        drop(output);
-        let tls = client.take_tls();
-        SocketPort::from_accepted(stream, client.peer, &unsent, tls).map(Some)
+        };
+        SocketPort::from_accepted(handed.stream, client.peer, &handed.unsent, handed.tls).map(Some)
     }
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked

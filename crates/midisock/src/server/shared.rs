@@ -1,14 +1,29 @@
 //! State shared between the event loop thread and the threads that use a [`super::PortServer`].
 //!
-//! Lock order, to keep it deadlock-free: `clients`, then a client's `output`, then its `parser`,
-//! then `state`. A thread may skip levels but never takes an earlier lock while holding a later
-//! one.
+//! # Lock order
+//! Deadlock-free because every thread takes these locks in this order, skipping any, never an
+//! earlier one while holding a later one:
+//!
+//! 1. `Shared::broadcast` — a user thread's whole `send`/`send_all`;
+//! 2. `Shared::clients` (read or write);
+//! 3. a client's `output` ([`Client`]);
+//! 4. a client's `reader`;
+//! 5. a client's `tls` session;
+//! 6. `Shared::state` (inbox, lobby, flags);
+//! 7. `Shared::failed`.
+//!
+//! Client locks are taken only inside `Client`'s methods. The event hook runs with none held.
+//!
+//! # Who drops clients
+//! Only the I/O thread. A broadcaster whose write fails marks the client failed (it is no longer
+//! written to), lists it in `failed` and wakes the I/O thread, which reads everything the client
+//! still sent, delivers it, then drops the client and releases its held notes. So no byte a
+//! client sent is lost to a failed write, and its notes are released after its last note_on.
 
-use super::client::{lock, Client, Role, WriteFailure};
+use super::client::{lock, Client, Delivery};
 use super::config::ServerConfig;
-use crate::clock::monotonic_ns;
-use crate::message::Message;
-use crate::message::Received;
+use super::events::DisconnectCause;
+use super::inbox::Inbox;
 use mio::unix::SourceFd;
 use mio::Token;
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +44,8 @@ pub(crate) struct Shared {
     /// Serializes broadcasts (so two sending threads never interleave bytes) and holds the
     /// scratch buffer they encode into.
     pub(crate) broadcast: Mutex<Vec<u8>>,
+    /// Clients a writer marked failed, for the I/O thread to drain and drop.
+    pub(crate) failed: Mutex<Vec<Arc<Client>>>,
     pub(crate) stats: Counters,
 }
 
@@ -83,9 +100,8 @@ impl Counters {
 
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) inbox: VecDeque<Received>,
-    /// Encoded size of what is in `inbox`, for `max_inbox_bytes`.
-    pub(crate) inbox_bytes: usize,
+    /// Received messages waiting for `receive()`, bounded by `max_inbox_bytes` of memory.
+    pub(crate) inbox: Inbox,
     /// Connections not yet read, oldest first, waiting for `accept()` or the first `receive()`.
     pub(crate) lobby: VecDeque<Arc<Client>>,
     /// Threads blocked in `accept()`; while any waits, new connections go to the lobby.
@@ -134,7 +150,7 @@ impl Shared {
     }
 
     /// Takes a client out of the server: no more broadcasts, no more events. The caller decides
-    /// whether the connection itself ends (`Client::shut_down`) or lives on (handed to accept()).
+    /// whether the connection itself ends (`Client::close`) or lives on (handed to accept()).
     pub(crate) fn forget(&self, client: &Client) {
         self.clients_mut().remove(&client.token);
         let fd = client.stream.as_raw_fd();
@@ -143,70 +159,36 @@ impl Shared {
         self.state().lobby.retain(|c| c.token != client.token);
     }
 
-    /// Ends a client's connection and forgets it. Notes it held down are released: note-offs go
-    /// to `receive()` and, when relaying, to every other client — no stuck notes.
-    pub(crate) fn drop_client(&self, client: &Client) {
-        let was_served = client.role() == Role::Served;
-        client.shut_down();
-        self.forget(client);
-        if !was_served {
-            return;
-        }
-        let mut releases = Vec::new();
-        lock(&client.reader).held.release_all(|m| releases.push(m));
-        if !releases.is_empty() {
-            Counters::add(&self.stats.notes_released, releases.len() as u64);
-            self.deliver(client, &mut releases, monotonic_ns());
-        }
-    }
-
-    /// Hands messages from `source` to `receive()`, and relays them to the other clients when
-    /// relaying is on. Called without any client lock held.
-    /// Takes the messages out of `messages` (left empty, its capacity kept for reuse), so none is
-    /// copied on the way to the inbox.
-    pub(crate) fn deliver(&self, source: &Client, messages: &mut Vec<Message>, timestamp_ns: u64) {
-        if messages.is_empty() {
-            return;
-        }
-        // Encoded before the messages move into the inbox; written after, as before.
-        let relayed = self.config.relay.then(|| {
-            let mut bytes = Vec::new();
-            Message::encode_all(messages, &mut bytes);
-            bytes
-        });
-        {
-            let mut state = self.state();
-            for message in messages.drain(..) {
-                state.inbox_bytes += message.encoded_len();
-                state.inbox.push_back(Received { message, timestamp_ns });
-            }
-            self.changed.notify_all();
-        }
-        if let Some(bytes) = relayed {
-            self.broadcast_bytes(&bytes, Some(source.token));
-        }
-    }
-
-    /// Writes `bytes` to every client except `skip`; clients that fail or fall too far behind are
-    /// disconnected (after the client list is released).
+    /// Writes `bytes` to every client except `skip`. A client whose write fails or whose queue
+    /// would pass its limit is only marked failed here and handed to the I/O thread, which
+    /// drops it (see the module docs): a broadcast never drops, releases or relays.
     pub(crate) fn broadcast_bytes(&self, bytes: &[u8], skip: Option<Token>) {
         let mut failed: Vec<Arc<Client>> = Vec::new();
         for client in self.clients().values() {
             if Some(client.token) == skip {
                 continue;
             }
-            match client.write_or_queue(bytes, self.config.max_client_queue) {
-                Ok(()) => {}
-                Err(WriteFailure::QueueFull) => {
+            if let Delivery::Failed(cause) = client.write_or_queue(bytes, self.config.max_client_queue) {
+                if cause == DisconnectCause::TooSlow {
                     Counters::add(&self.stats.slow_clients_dropped, 1);
-                    failed.push(Arc::clone(client));
                 }
-                Err(WriteFailure::Broken) => failed.push(Arc::clone(client)),
+                failed.push(Arc::clone(client));
             }
         }
-        for client in failed {
-            self.drop_client(&client);
+        if !failed.is_empty() {
+            self.hand_to_io_thread(failed);
         }
+    }
+
+    /// Lists clients marked failed for the I/O thread and wakes it.
+    pub(crate) fn hand_to_io_thread(&self, clients: Vec<Arc<Client>>) {
+        lock(&self.failed).extend(clients);
+        self.wake_loop();
+    }
+
+    /// The clients marked failed since the last call.
+    pub(crate) fn take_failed(&self) -> Vec<Arc<Client>> {
+        std::mem::take(&mut *lock(&self.failed))
     }
 
     /// Wakes the event loop to look at `state` again.
