@@ -23,6 +23,10 @@ pub const BAD_INPUT: u8 = 2;
 /// Exit code for a failure of the network or the system.
 pub const FAILED: u8 = 1;
 
+/// How long a sender waits, after its last message, for the server to close its side (which is
+/// when a refusal would show). A midisock server answers at once.
+pub const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
     move |e| Failure {
         exit_code: match e {
@@ -116,7 +120,7 @@ impl ServeOptions {
         for range in &self.allow {
             config = config.allow(range).map_err(failure(BAD_INPUT))?;
         }
-        Ok(config)
+        Ok(config.on_event(crate::events::logger()?))
     }
 }
 
@@ -248,7 +252,9 @@ pub fn send(addr: &str, auth: &ClientAuth, texts: &[String], hold: bool) -> Resu
     if hold {
         // The server releases a client's notes when it leaves: stay until asked to go.
         let closer = Arc::clone(&port);
-        let received = signals::on_termination(move |_| closer.close())?;
+        let received = signals::on_termination(move |_| {
+            let _ = closer.finish(FINISH_TIMEOUT);
+        })?;
         log::info(format_args!("sent; holding the connection (and its notes) until Ctrl-C"));
         for _ in port.iter() {}
         if received.wait_for_shutdown().is_none() {
@@ -256,7 +262,9 @@ pub fn send(addr: &str, auth: &ClientAuth, texts: &[String], hold: bool) -> Resu
         }
         return Ok(ExitCode::SUCCESS);
     }
-    port.close();
+    // Half-close and wait for the server's side: a refused client learns it here (its sends
+    // succeeded, into the socket's buffer).
+    port.finish(FINISH_TIMEOUT).map_err(failure(FAILED))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,6 +4,7 @@
 
 mod commands;
 mod decode;
+mod events;
 mod held;
 mod lines;
 mod log;
