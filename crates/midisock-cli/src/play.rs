@@ -4,7 +4,7 @@
 //! sleeps until each deadline rather than for each delta, so lateness never adds up over a long
 //! file. SIGINT/SIGTERM stop it with a note-off for every note it left sounding.
 
-use crate::commands::{failure, ClientAuth, Failure, BAD_INPUT, FAILED};
+use crate::commands::{failure, ClientAuth, Failure, BAD_INPUT, FAILED, FINISH_TIMEOUT};
 use crate::decode::MAX_SMF_BYTES;
 use crate::held::Tracked;
 use crate::{log, signals, smf};
@@ -60,8 +60,8 @@ pub fn play(file: &Path, addr: &str, auth: &ClientAuth) -> Result<ExitCode, Fail
 
     // A file may end with notes still down; an interrupted one surely does.
     let released = port.release();
-    port.inner.close();
     if let Some(at) = stopped_at {
+        port.inner.close();
         let signal = received.signal().unwrap_or(signal_hook::consts::SIGINT);
         log::info(format_args!(
             "{}: stopped at {} of {}; released {released} held notes",
@@ -71,6 +71,8 @@ pub fn play(file: &Path, addr: &str, auth: &ClientAuth) -> Result<ExitCode, Fail
         ));
         return Ok(ExitCode::from(128 + signal as u8));
     }
+    // Sends only fill the socket's buffer: a refused player learns it here.
+    port.inner.finish(FINISH_TIMEOUT).map_err(failure(FAILED))?;
     log::info(format_args!("played {} messages; {}", lateness_ns.len(), lateness_text(&mut lateness_ns)));
     if released > 0 {
         log::warn(format_args!("the file left {released} notes sounding: sent note-offs for them"));

@@ -61,8 +61,30 @@ fn token_refusals_then_lockout() {
     let (_server, log, port) = serve(&[], Some("right-token"));
     assert_refused(&send(port, None), "missing or wrong token");
     assert!(wait_for_line(&log, "refused 127.0.0.1:").ends_with(": missing or wrong token"));
+    // `play` learns it too, after its last message at the latest.
+    let file = std::env::temp_dir().join(format!("midisock-refused-{}.mid", std::process::id()));
+    // Format 0, one track: a note-on, then end of track.
+    let track = [0x00, 0x90, 60, 100, 0x00, 0xFF, 0x2F, 0x00];
+    let mut smf = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xE0MTrk\x00\x00\x00".to_vec();
+    smf.push(track.len() as u8);
+    smf.extend_from_slice(&track);
+    std::fs::write(&file, smf).unwrap();
+    let output = midisock()
+        .arg("play")
+        .arg(&file)
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("MIDISOCK_TOKEN")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .ends_with("midisock: the server refused the connection: missing or wrong token\n"),
+        "{output:?}"
+    );
     // Five failures from one address lock it out, even with the right token.
-    for _ in 0..4 {
+    for _ in 0..3 {
         assert_refused(&send(port, Some("wrong-token")), "missing or wrong token");
     }
     assert_refused(
