@@ -86,6 +86,21 @@ pub fn list_ports() -> Result<String, Failure> {
 
 /// Picks the port meant by `wanted` among `names`: an exact name, else the one name containing
 /// it. `None` when nothing matches; an error when several do.
+/// A port's name without the numbers ALSA appends (`Keystation 49 MIDI 1 24:0` → `Keystation 49
+/// MIDI 1`): a device plugged in again usually gets a new client number, and is the same port.
+#[cfg_attr(not(feature = "midi"), allow(dead_code))]
+pub fn stable_name(name: &str) -> &str {
+    let Some((rest, address)) = name.rsplit_once(' ') else { return name };
+    let is_address = address.split_once(':').is_some_and(|(client, port)| {
+        [client, port].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if is_address {
+        rest
+    } else {
+        name
+    }
+}
+
 #[cfg_attr(not(feature = "midi"), allow(dead_code))]
 pub fn resolve(wanted: &str, names: &[String]) -> Result<Option<String>, String> {
     if names.iter().any(|n| n == wanted) {
@@ -141,7 +156,7 @@ mod backend {
 
 #[cfg(feature = "midi")]
 mod backend {
-    use super::{resolve, Sink};
+    use super::{resolve, stable_name, Sink};
     use crate::commands::{Failure, FAILED};
     use crate::log;
     use midir::{Ignore, MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
@@ -281,7 +296,7 @@ mod backend {
         let port = input
             .ports()
             .into_iter()
-            .find(|p| input.port_name(p).is_ok_and(|n| n == full_name))
+            .find(|p| input.port_name(p).is_ok_and(|n| stable_name(&n) == stable_name(full_name)))
             .ok_or_else(|| format!("MIDI input port {full_name:?} is gone"))?;
         input
             .connect(&port, "in", deliver(sink), Parser::new())
@@ -304,7 +319,9 @@ mod backend {
             if probe.is_none() {
                 probe = new_input(&format!("{CLIENT}-watch")).ok();
             }
-            let present = probe.as_ref().is_some_and(|p| input_names(p).contains(&full_name));
+            let present = probe
+                .as_ref()
+                .is_some_and(|p| input_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
             let mut open = held.lock().unwrap_or_else(|e| e.into_inner());
             match (open.is_some(), present) {
                 (true, false) => {
@@ -366,7 +383,7 @@ mod backend {
         let port = output
             .ports()
             .into_iter()
-            .find(|p| output.port_name(p).is_ok_and(|n| n == full_name))
+            .find(|p| output.port_name(p).is_ok_and(|n| stable_name(&n) == stable_name(full_name)))
             .ok_or_else(|| format!("MIDI output port {full_name:?} is gone"))?;
         output.connect(&port, "out").map_err(|e| format!("cannot open MIDI output port {full_name:?}: {e}"))
     }
@@ -386,7 +403,9 @@ mod backend {
             if probe.is_none() {
                 probe = new_output(&format!("{CLIENT}-watch")).ok();
             }
-            let present = probe.as_ref().is_some_and(|p| output_names(p).contains(&full_name));
+            let present = probe
+                .as_ref()
+                .is_some_and(|p| output_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
             let is_open = held.lock().unwrap_or_else(|e| e.into_inner()).is_some();
             match (is_open, present) {
                 (true, false) => {
@@ -429,7 +448,15 @@ mod backend {
 
 #[cfg(test)]
 mod tests {
-    use super::resolve;
+    use super::{resolve, stable_name};
+
+    #[test]
+    fn alsa_numbers_are_not_part_of_a_ports_identity() {
+        assert_eq!(stable_name("Keystation 49:Keystation 49 MIDI 1 24:0"), "Keystation 49:Keystation 49 MIDI 1");
+        assert_eq!(stable_name("peer-sink:in"), "peer-sink:in");
+        assert_eq!(stable_name("synth 2:3x"), "synth 2:3x");
+        assert_eq!(stable_name("a :0"), "a :0");
+    }
 
     #[test]
     fn exact_names_win_then_unique_parts() {
