@@ -195,9 +195,28 @@ mod backend {
         MidiOutput::new(client).map_err(|_| backend_failure())
     }
 
-    /// libjack prints several lines of its own when no server runs, on every attempt; the one
-    /// line midisock prints says it better. `-v` keeps them.
+    /// libjack prints several lines of its own when no server runs, on every attempt, and
+    /// libasound one when there is no sequencer; the one line midisock prints says it better.
+    /// `-v` keeps them.
     fn quiet_backend() {
+        #[cfg(all(target_os = "linux", not(feature = "jack")))]
+        {
+            use std::os::raw::{c_char, c_int};
+            unsafe extern "C" fn silent(
+                _file: *const c_char,
+                _line: c_int,
+                _function: *const c_char,
+                _error: c_int,
+                _format: *const c_char,
+                _arguments: *mut alsa_sys::__va_list_tag,
+            ) {
+            }
+            if !log::verbose() {
+                // SAFETY: sets this thread's libasound error handler (the backend is opened on the
+                // calling thread) to one that ignores its arguments.
+                unsafe { alsa_sys::snd_lib_error_set_local(Some(silent)) };
+            }
+        }
         #[cfg(feature = "jack")]
         {
             static ONCE: std::sync::Once = std::sync::Once::new();
