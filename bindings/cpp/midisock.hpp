@@ -365,6 +365,13 @@ public:
     /// Closes the connection; blocked receivers wake with error(MIDISOCK_RESULT_CLOSED).
     void close() const { detail::check(midisock_port_close(handle_)); }
 
+    /// Half-closes, waits at most `timeout` for the server's close, then closes the port: throws
+    /// midisock::error with MIDISOCK_RESULT_REFUSED (and the server's words) if the server
+    /// refused this connection. What a program that only sends calls before it exits.
+    void finish(std::chrono::milliseconds timeout) const {
+        detail::check(midisock_port_finish(handle_, detail::millis(timeout)));
+    }
+
     bool is_closed() const {
         bool closed = false;
         detail::check(midisock_port_is_closed(handle_, &closed));

@@ -26,7 +26,7 @@ static void echo(void *user_data, const uint8_t *bytes, size_t len, uint64_t tim
     char name[16] = "";
     pthread_getname_np(pthread_self(), name, sizeof name);
     int wrong = pthread_equal(pthread_self(), state->main_thread) ||
-                strncmp(name, "midisock-port-c", 15) != 0; /* Linux keeps 15 characters */
+                strcmp(name, "midisock-cb") != 0; /* the whole name: it fits in 15 characters */
     midisock_result sent = midisock_port_send(state->port, bytes, len);
     pthread_mutex_lock(&state->lock);
     state->calls++;

@@ -99,6 +99,19 @@ static void broadcast_and_accept() {
     c.close();
     CHECK(error_code([&] { accepted->receive(); }) == MIDISOCK_RESULT_CLOSED);
     CHECK(accepted->is_closed());
+    // The close has been seen: a send fails instead of losing its bytes.
+    CHECK(error_code([&] { accepted->send(std::vector<uint8_t>{0xFA}); }) == MIDISOCK_RESULT_CLOSED);
+
+    // finish(): the sender half-closes and waits for the other side's close; not refused.
+    auto d = midisock::port::connect(address_of(acceptor));
+    std::optional<midisock::port> e = acceptor.accept_for(5s);
+    CHECK(e);
+    d.send(std::vector<uint8_t>{0xFC});
+    CHECK(e->receive().text() == "stop time=0");
+    e->close();
+    d.finish(5s);
+    CHECK(d.is_closed());
+    CHECK(error_code([&] { d.finish(5s); }) == MIDISOCK_RESULT_CLOSED);
 }
 
 static void callbacks() {
@@ -213,7 +226,9 @@ static void protections(const std::string &cert, const std::string &key) {
     CHECK(server->receive_for(5s)->bytes == (std::vector<uint8_t>{0x90, 60, 1}));
     auto stranger =
         midisock::port::connect(address_of(*server), midisock::connect_options().token("guess"));
-    CHECK(error_code([&] { stranger.receive_for(5s); }) == MIDISOCK_RESULT_CLOSED);
+    // Closed, with a refusal notice saying why when the server sends one.
+    midisock_result ended = error_code([&] { stranger.receive_for(5s); });
+    CHECK(ended == MIDISOCK_RESULT_REFUSED || ended == MIDISOCK_RESULT_CLOSED);
     for (int i = 0; i < 5000 && server->stats().auth_failures == 0; i++) {
         std::this_thread::sleep_for(1ms);
     }

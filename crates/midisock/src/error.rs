@@ -33,6 +33,12 @@ pub enum Error {
     /// The server refused the connection and said why (see [`crate::RefusalCause`]; a newer
     /// server may send a cause this version does not know, kept here as its text).
     Refused { cause: String },
+    /// A [`crate::ReconnectingPort`]'s connection is down and it is reconnecting: nothing was
+    /// sent. `reason` is why the last connection or attempt failed.
+    Disconnected { reason: String },
+    /// A [`crate::ReconnectingPort`] gave up after `attempts` consecutive failed attempts (its
+    /// [`crate::Reconnect::max_attempts`]); the last failed for `reason`. The port is closed.
+    GaveUp { attempts: u32, reason: String },
     /// Any other I/O failure of an established connection.
     Io(io::Error),
 }
@@ -65,6 +71,10 @@ impl fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::InvalidToken => f.write_str("invalid token: use 1 to 128 printable ASCII characters"),
             Error::Refused { cause } => write!(f, "the server refused the connection: {cause}"),
+            Error::Disconnected { reason } => write!(f, "not connected, reconnecting ({reason}); nothing was sent"),
+            Error::GaveUp { attempts, reason } => {
+                write!(f, "gave up reconnecting after {attempts} failed attempts; the last: {reason}")
+            }
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -50,6 +50,7 @@ mod net;
 mod notes;
 pub mod parser;
 mod port;
+mod reconnect;
 mod refusal;
 mod server;
 mod text;
@@ -64,6 +65,7 @@ pub use message::{InvalidValue, Message, MessageType, Received};
 pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
 pub use notes::HeldNotes;
 pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
+pub use reconnect::{LinkState, Reconnect, ReconnectingPort};
 pub use refusal::RefusalCause;
 pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.

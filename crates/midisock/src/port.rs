@@ -16,6 +16,7 @@ use crate::message::{Message, Received};
 use crate::net;
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
+use crate::reconnect::Reconnect;
 use crate::refusal::{self, NoticeScan};
 use crate::tls::{self, TlsClient};
 use rustls::Connection;
@@ -49,7 +50,8 @@ pub fn connect_timeout(address: impl IntoAddress, timeout: Duration) -> Result<S
     connect_with(address, &ConnectOptions::default().timeout(timeout))
 }
 
-/// [`connect`] with options: a connect timeout, an authentication token.
+/// [`connect`] with options: a connect timeout, an authentication token, TLS. The port does not
+/// reconnect (see [`crate::ReconnectingPort`] for one that does).
 pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Result<SocketPort> {
     let address = address.into_address()?;
     let hello = match &options.token {
@@ -102,6 +104,9 @@ pub struct ConnectOptions {
     /// TLS, for a server that uses it ([`crate::ServerConfig::tls`]). Default: none (plain TCP,
     /// what mido speaks).
     pub tls: Option<TlsClient>,
+    /// How a [`crate::ReconnectingPort`] reconnects. [`connect_with`] makes a plain port, which
+    /// does not reconnect, and ignores this. Default: none.
+    pub reconnect: Option<Reconnect>,
 }
 
 impl ConnectOptions {
@@ -114,6 +119,12 @@ impl ConnectOptions {
     /// Sets [`ConnectOptions::tls`].
     pub fn tls(mut self, tls: TlsClient) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ConnectOptions::reconnect`].
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
         self
     }
 

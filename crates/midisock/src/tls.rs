@@ -4,11 +4,20 @@
 //! which has no TLS, cannot connect to a TLS server). Certificates are PEM files; a client trusts
 //! the CA (or self-signed certificate) it is given, and checks the server's name against the host
 //! it connects to unless told another name.
+//!
+//! A self-signed certificate made the usual way (`openssl req -x509 ...`) is marked as a CA
+//! (`CA:TRUE`), and standard path validation refuses a CA certificate as the server's own
+//! ("CA used as end entity"). A client given such a certificate as its trust file therefore
+//! *pins* it: the server must present exactly that certificate, still within its validity dates
+//! and for the name connected to. Certificates that are not in the trust file are validated the
+//! standard way.
 
 use crate::error::{Error, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::Connection;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, Connection, DigitallySignedStruct, SignatureScheme};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -86,16 +95,23 @@ impl TlsClient {
         TlsClient::with_ca_der(read_certs(path.as_ref())?)
     }
 
-    /// Trusts the given DER certificates.
+    /// Trusts the given DER certificates: CAs, or servers' own self-signed certificates (pinned:
+    /// see the module docs).
     pub fn with_ca_der(roots: Vec<CertificateDer<'static>>) -> Result<TlsClient> {
         let mut store = rustls::RootCertStore::empty();
-        for root in roots {
-            store.add(root).map_err(|e| tls_error("unusable CA certificate", e))?;
+        for root in &roots {
+            store.add(root.clone()).map_err(|e| tls_error("unusable CA certificate", e))?;
         }
-        let config = rustls::ClientConfig::builder_with_provider(provider())
+        let provider = provider();
+        let standard = WebPkiServerVerifier::builder_with_provider(Arc::new(store), Arc::clone(&provider))
+            .build()
+            .map_err(|e| tls_error("unusable CA certificates", e))?;
+        let verifier = PinningVerifier { standard, pinned: roots };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_error("TLS setup", e))?
-            .with_root_certificates(store)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         Ok(TlsClient { config: Arc::new(config), server_name: None })
     }
@@ -119,10 +135,106 @@ impl TlsClient {
             rustls::ClientConnection::new(Arc::clone(&self.config), name).map_err(|e| tls_error("TLS session", e))?,
         );
         while conn.is_handshaking() {
-            conn.complete_io(stream).map_err(|e| tls_error("TLS handshake failed", e))?;
+            conn.complete_io(stream).map_err(|e| handshake_error(&e))?;
         }
         Ok(conn)
     }
+}
+
+/// Standard validation, except that a certificate in the trust file that the server presents
+/// as its own is accepted even though it is marked as a CA (a self-signed certificate pinned).
+#[derive(Debug)]
+struct PinningVerifier {
+    standard: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.standard.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verdict {
+            Err(e) if is_ca_used_as_end_entity(&e) && self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) => {
+                // NOTE: the validity dates were checked already: webpki checks them before the CA
+                // flag, so reaching this error means they passed. The name is checked here.
+                let cert = webpki::EndEntityCert::try_from(end_entity)
+                    .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                cert.verify_is_valid_for_subject_name(server_name)
+                    .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.standard.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.standard.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.standard.supported_verify_schemes()
+    }
+}
+
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
+        }
+        _ => false,
+    }
+}
+
+/// A failed client handshake, explained: certificate problems in words a user can act on.
+fn handshake_error(e: &io::Error) -> Error {
+    let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let Some(rustls::Error::InvalidCertificate(problem)) = tls else {
+        return tls_error("TLS handshake failed", e);
+    };
+    let words = match problem {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for the name connected to (connect by a name or address \
+             the certificate lists in its subjectAltName, or set the name to check)"
+                .to_owned()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the server's certificate has expired".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (check the clocks)".to_owned()
+        }
+        CertificateError::UnknownIssuer => "the server's certificate is not signed by a CA in the trust file, and is \
+                                            not a certificate in it"
+            .to_owned(),
+        CertificateError::BadSignature => "the server's certificate has a bad signature".to_owned(),
+        other if is_ca_used_as_end_entity(&rustls::Error::InvalidCertificate(other.clone())) => {
+            "the server presented a CA certificate as its own, and it is not the one in the trust file (a CA used \
+             as end entity)"
+                .to_owned()
+        }
+        other => format!("the server's certificate was rejected: {other}"),
+    };
+    Error::Tls(format!("TLS handshake failed: {words}"))
 }
 
 impl fmt::Debug for TlsServer {

@@ -583,11 +583,7 @@ impl Client {
 /// True when a connection's first bytes are a TLS record header rather than MIDI: `16`, then
 /// `03` if a second byte came.
 fn looks_like_tls(first: &[u8]) -> bool {
-    match first {
-        [TLS_HANDSHAKE_RECORD] => true,
-        [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..] => true,
-        _ => false,
-    }
+    matches!(first, [TLS_HANDSHAKE_RECORD] | [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..])
 }
 
 /// Writes as much of `bytes` as the socket takes without blocking; returns what is left.

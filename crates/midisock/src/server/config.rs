@@ -45,7 +45,8 @@ pub struct ServerConfig {
     /// on the clients) instead of buffering without bound; nothing is dropped. The queue may pass
     /// the bound by at most one sysex message (whose bytes were read before it completed) and the
     /// few note-offs released for a departing client. Its memory is given back once the program
-    /// has read everything. Default: 16 MiB.
+    /// has read everything. The queue allocates in 64 KiB blocks, so a bound below 128 KiB acts
+    /// as 128 KiB. Default: 16 MiB.
     pub max_inbox_bytes: usize,
     /// Sysex from clients: allowed (up to `max_sysex_len`) or denied. Default: allowed.
     pub sysex: SysexPolicy,

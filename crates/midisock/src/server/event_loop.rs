@@ -425,7 +425,7 @@ impl EventLoop {
         });
         {
             let mut state = self.shared.state();
-            state.inbox.push_all(messages, timestamp_ns, self.shared.config.max_inbox_bytes);
+            state.inbox.push_all(messages, timestamp_ns);
             self.shared.changed.notify_all();
         }
         if let Some(bytes) = relayed {

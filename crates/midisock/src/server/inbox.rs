@@ -4,93 +4,143 @@
 //! (32 bytes) once parsed, so 16 MiB of clocks on the wire would be 512 MiB in a queue counted in
 //! wire bytes. Here every slot the queue has allocated counts, plus the heap payload of each sysex
 //! it holds. The event loop asks [`Inbox::readable_bytes`] before each socket read, so that even if
-//! every byte read became a message, the queue would stay within its bound; the queue grows by
-//! doubling but never past the bound, and gives its memory back when the program has read
-//! everything.
+//! every byte read became a message, the queue would stay within its bound.
+//!
+//! The queue is a chain of fixed-size blocks rather than one growing buffer: it never copies
+//! itself to grow (which would briefly need the old and the new buffer, past the bound), and each
+//! block it no longer needs has its pages handed back to the system before it is freed, so memory
+//! returns to where it was once the program has read everything, whatever the allocator keeps.
 
 use crate::message::{Message, Received};
 use std::collections::VecDeque;
 
 /// What one queued message costs besides a sysex payload.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Received>();
-/// Capacity (slots) kept when the queue empties; a larger allocation is given back. Small enough
-/// to be negligible (32 KiB), large enough that a steady stream the program keeps up with never
-/// reallocates.
-const KEPT_SLOTS: usize = 1024;
+/// Messages per block: 64 KiB blocks.
+const BLOCK_SLOTS: usize = 2048;
+const BLOCK_BYTES: usize = BLOCK_SLOTS * SLOT_BYTES;
+
+type Block = VecDeque<Received>;
 
 #[derive(Default)]
 pub(crate) struct Inbox {
-    queue: VecDeque<Received>,
-    /// Heap bytes (capacity) of the sysex payloads in `queue`.
+    /// Oldest first; only the last one takes new messages. Each holds at most `BLOCK_SLOTS`.
+    blocks: VecDeque<Block>,
+    /// One empty block kept for the next one needed, so a queue that hovers around a block
+    /// boundary does not allocate and free on every message.
+    spare: Option<Block>,
+    /// Heap bytes (capacity) of the sysex payloads queued.
     payload_bytes: usize,
 }
 
+/// Blocks taken out of the queue, to be freed once the caller has released its lock.
+pub(crate) struct Emptied(Vec<Block>);
+
 impl Inbox {
-    /// Memory the queue holds now: every allocated slot and every sysex payload.
+    /// Memory the queue holds now: every block, the spare, and every sysex payload.
     pub(crate) fn memory(&self) -> usize {
-        self.queue.capacity() * SLOT_BYTES + self.payload_bytes
+        (self.blocks.len() + usize::from(self.spare.is_some())) * BLOCK_BYTES + self.payload_bytes
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.blocks.iter().all(VecDeque::is_empty)
+    }
+
+    /// Free slots in the last block.
+    fn free_slots(&self) -> usize {
+        self.blocks.back().map_or(0, |block| BLOCK_SLOTS - block.len())
     }
 
     /// How many bytes the event loop may read from a socket now, `max` being the bound: enough
     /// that every byte could become a message in a free or affordable slot. 0 means the inbox is
-    /// full. An empty inbox always takes at least one byte, so a bound below one slot still
-    /// delivers, one message at a time.
+    /// full. An empty inbox always takes at least one byte, so a bound below one block still
+    /// delivers.
     pub(crate) fn readable_bytes(&self, max: usize, chunk: usize) -> usize {
-        let free_slots = self.queue.capacity() - self.queue.len();
-        let affordable = max.saturating_sub(self.memory()) / SLOT_BYTES;
-        let room = (free_slots + affordable).min(chunk);
-        if self.queue.is_empty() {
-            room.max(1)
-        } else {
-            room
+        if self.is_empty() {
+            return self.room(max).min(chunk).max(1);
         }
+        if self.memory() >= max {
+            // Sysex payloads took it to the bound: free slots are not room then.
+            return 0;
+        }
+        self.room(max).min(chunk)
     }
 
-    /// Appends `messages` (left empty, capacity kept), growing the queue by doubling but never past
-    /// what `max` affords (or past what the messages need, when the caller read on an empty inbox).
-    pub(crate) fn push_all(&mut self, messages: &mut Vec<Message>, timestamp_ns: u64, max: usize) {
-        let needed = self.queue.len() + messages.len();
-        let capacity = self.queue.capacity();
-        if needed > capacity {
-            let affordable = capacity + max.saturating_sub(self.memory()) / SLOT_BYTES;
-            let target = (capacity * 2).max(KEPT_SLOTS).min(affordable).max(needed);
-            self.queue.reserve_exact(target - self.queue.len());
-        }
+    /// Messages that fit: free slots in the last block, the spare (counted in `memory()`
+    /// already), and the blocks the bound still affords.
+    fn room(&self, max: usize) -> usize {
+        let blocks = max.saturating_sub(self.memory()) / BLOCK_BYTES + usize::from(self.spare.is_some());
+        self.free_slots() + blocks * BLOCK_SLOTS
+    }
+
+    /// Appends `messages` (left empty, its capacity kept), adding blocks as needed.
+    pub(crate) fn push_all(&mut self, messages: &mut Vec<Message>, timestamp_ns: u64) {
         for message in messages.drain(..) {
             self.payload_bytes += payload_bytes(&message);
-            self.queue.push_back(Received { message, timestamp_ns });
+            if self.free_slots() == 0 {
+                let block = self.spare.take().unwrap_or_else(|| VecDeque::with_capacity(BLOCK_SLOTS));
+                self.blocks.push_back(block);
+            }
+            let block = self.blocks.back_mut().expect("a block with room was just ensured");
+            block.push_back(Received { message, timestamp_ns });
         }
     }
 
     pub(crate) fn pop(&mut self) -> Option<Received> {
-        let received = self.queue.pop_front()?;
+        let front = self.blocks.front_mut()?;
+        let received = front.pop_front()?;
         self.payload_bytes -= payload_bytes(&received.message);
-        if self.queue.is_empty() {
-            self.give_back();
+        // Done with an emptied block, unless it is the last: new messages go there.
+        if front.is_empty() && self.blocks.len() > 1 {
+            if let Some(block) = self.blocks.pop_front() {
+                self.retire(block);
+            }
         }
         Some(received)
     }
 
-    /// Moves every message into `out`; returns how many.
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<Received>) -> usize {
-        let count = self.queue.len();
-        out.extend(self.queue.drain(..));
+    /// Moves every message into `out`; returns how many, and the emptied blocks to drop once the
+    /// caller's lock is released.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Received>) -> (usize, Emptied) {
+        let before = out.len();
+        let mut emptied = Vec::new();
+        while let Some(mut block) = self.blocks.pop_front() {
+            out.extend(block.drain(..));
+            if self.spare.is_none() {
+                self.spare = Some(block);
+            } else {
+                emptied.push(block);
+            }
+        }
         self.payload_bytes = 0;
-        self.give_back();
-        count
+        (out.len() - before, Emptied(emptied))
     }
 
-    /// The queue is empty: keep a small allocation, free a large one.
-    fn give_back(&mut self) {
-        if self.queue.capacity() > KEPT_SLOTS {
-            self.queue = VecDeque::with_capacity(KEPT_SLOTS);
-            super::memory::return_free_memory();
+    /// Keeps an emptied block as the spare, or gives it back.
+    fn retire(&mut self, block: Block) {
+        if self.spare.is_none() {
+            self.spare = Some(block);
+        } else {
+            release(block);
         }
     }
+}
+
+impl Drop for Emptied {
+    fn drop(&mut self) {
+        for block in self.0.drain(..) {
+            release(block);
+        }
+    }
+}
+
+/// Frees an empty block, its pages handed back to the system first (see
+/// [`super::memory::release_pages`] for why freeing alone is not enough).
+fn release(block: Block) {
+    // Empty, so this takes the allocation over without moving anything.
+    let mut buffer: Vec<Received> = Vec::from(block);
+    debug_assert!(buffer.is_empty());
+    super::memory::release_pages(buffer.as_mut_ptr().cast(), buffer.capacity() * SLOT_BYTES);
 }
 
 fn payload_bytes(message: &Message) -> usize {
@@ -110,30 +160,55 @@ mod tests {
 
     #[test]
     fn reads_are_sized_so_the_bound_holds_even_if_every_byte_is_a_message() {
-        let max = 64 * 1024;
+        let max = 1 << 20;
         let mut inbox = Inbox::default();
         let mut total = 0;
         loop {
-            let n = inbox.readable_bytes(max, 64 * 1024);
+            let n = inbox.readable_bytes(max, 3000);
             if n == 0 {
                 break;
             }
-            inbox.push_all(&mut clocks(n), 0, max);
+            inbox.push_all(&mut clocks(n), 0);
             total += n;
             assert!(inbox.memory() <= max, "{} > {max}", inbox.memory());
         }
         assert_eq!(total, max / SLOT_BYTES);
+        for _ in 0..total - 1 {
+            assert!(inbox.pop().is_some());
+        }
         let mut out = Vec::new();
-        assert_eq!(inbox.drain_into(&mut out), total);
-        assert!(inbox.memory() <= KEPT_SLOTS * SLOT_BYTES);
+        let (count, emptied) = inbox.drain_into(&mut out);
+        assert_eq!(count, 1);
+        drop(emptied);
+        assert!(inbox.is_empty());
+        assert!(inbox.memory() <= 2 * BLOCK_BYTES, "{} held when empty", inbox.memory());
+    }
+
+    #[test]
+    fn order_is_kept_across_blocks() {
+        let mut inbox = Inbox::default();
+        let notes: Vec<Message> =
+            (0..5000).map(|i| Message::NoteOn { channel: 0, note: (i % 128) as u8, velocity: 1 }).collect();
+        inbox.push_all(&mut notes.clone(), 7);
+        let mut got = Vec::new();
+        for _ in 0..2500 {
+            got.push(inbox.pop().unwrap().message);
+        }
+        inbox.push_all(&mut notes.clone(), 8);
+        while let Some(r) = inbox.pop() {
+            got.push(r.message);
+        }
+        assert_eq!(got, [notes.clone(), notes].concat());
+        assert!(inbox.is_empty());
+        assert!(inbox.memory() <= 2 * BLOCK_BYTES);
     }
 
     #[test]
     fn an_empty_inbox_always_takes_a_byte_and_sysex_payloads_count() {
         let mut inbox = Inbox::default();
         assert_eq!(inbox.readable_bytes(0, 1024), 1);
-        inbox.push_all(&mut vec![Message::SysEx { data: vec![1; 5000] }], 0, 0);
-        assert!(inbox.memory() >= 5000 + SLOT_BYTES);
+        inbox.push_all(&mut vec![Message::SysEx { data: vec![1; 5000] }], 0);
+        assert!(inbox.memory() >= 5000 + BLOCK_BYTES);
         assert_eq!(inbox.readable_bytes(0, 1024), 0);
         assert!(matches!(inbox.pop().map(|r| r.message), Some(Message::SysEx { .. })));
         assert_eq!(inbox.payload_bytes, 0);

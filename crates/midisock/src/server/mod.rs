@@ -17,7 +17,14 @@
 //!
 //! Memory is bounded whatever clients do (see [`ServerConfig`]): a client that stops reading is
 //! disconnected when its queue passes `max_client_queue`; when the program reads slower than
-//! clients send, the server stops reading sockets instead of buffering.
+//! clients send, the server stops reading sockets instead of buffering (the inbox is bounded by
+//! the memory its messages take, `max_inbox_bytes`).
+//!
+//! When a client leaves — closing, resetting, or dropped for reading too slowly — everything it
+//! sent before is delivered, exactly once, and then the notes it left held are released
+//! (note-offs to `receive()` and, when relaying, to the other clients). A connection the server
+//! refuses is first told why, in a notice a MIDI parser ignores (see [`crate::RefusalCause`]).
+//! [`ServerConfig::on_event`] reports every connect, disconnect and refusal with its cause.
 
 mod client;
 mod config;
@@ -210,10 +217,13 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if !state.inbox.is_empty() {
-                let count = state.inbox.drain_into(out);
+                let (count, emptied) = state.inbox.drain_into(out);
                 if state.reading_paused {
                     self.shared.wake_loop();
                 }
+                drop(state);
+                // Freed without the lock.
+                drop(emptied);
                 return Ok(count);
             }
             if state.stopped || state.stopping {

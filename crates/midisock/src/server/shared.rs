@@ -54,9 +54,12 @@ pub(crate) struct Shared {
 pub struct ServerStats {
     /// Connections accepted and served (or handed to `accept()`).
     pub connections_accepted: u64,
-    /// Connections closed at once: over `max_clients`, or not on the allowlist.
+    /// Connections refused (each told why, see [`crate::RefusalCause`]): not on the allowlist,
+    /// over `max_clients`, locked out after failed hellos, out of file descriptors, or speaking
+    /// the wrong transport (a TLS handshake to a plain server, plain MIDI to a TLS server).
     pub connections_refused: u64,
-    /// Clients disconnected because their outgoing queue passed `max_client_queue`.
+    /// Clients disconnected because their outgoing queue passed `max_client_queue` (what they
+    /// sent before is still delivered).
     pub slow_clients_dropped: u64,
     /// Sysex messages from clients dropped by [`super::SysexPolicy::Deny`].
     pub sysex_denied: u64,
@@ -64,7 +67,8 @@ pub struct ServerStats {
     pub sysex_oversized: u64,
     /// Note-offs (and sustain-offs) generated for clients that left with notes held.
     pub notes_released: u64,
-    /// Connections closed for a wrong, missing or late hello (see `ServerConfig::token`).
+    /// Connections closed for a wrong, missing or late hello (see `ServerConfig::token`), a TLS
+    /// handshake that failed or came too late: each counts towards the address's lockout.
     pub auth_failures: u64,
 }
 
