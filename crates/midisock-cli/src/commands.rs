@@ -1,10 +1,13 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
+use crate::client::Client;
 use crate::held::Tracked;
 use crate::lines::{for_each_stdin_message, print_message};
 use crate::midi::MidiOptions;
 use crate::{log, signals};
-use midisock::{ConnectOptions, Message, PortServer, ServerConfig, SocketPort, SysexPolicy, TlsClient, TlsServer};
+use midisock::{
+    ConnectOptions, Message, PortServer, Reconnect, ReconnectingPort, ServerConfig, SysexPolicy, TlsClient, TlsServer,
+};
 use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,6 +94,11 @@ pub struct ClientAuth {
 
 impl ClientAuth {
     pub fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
+        midisock::connect_with(addr, &self.options()?).map_err(failure(FAILED))
+    }
+
+    /// The connect options these credentials make.
+    pub fn options(&self) -> Result<ConnectOptions, Failure> {
         let mut options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
         if let Some(ca) = &self.tls_ca {
             let mut tls = TlsClient::with_ca_file(ca).map_err(failure(BAD_INPUT))?;
@@ -99,7 +107,7 @@ impl ClientAuth {
             }
             options = options.tls(tls);
         }
-        midisock::connect_with(addr, &options).map_err(failure(FAILED))
+        Ok(options)
     }
 }
 
@@ -183,18 +191,45 @@ fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), F
         .map_err(|e| Failure { message: format!("cannot start the {name} thread: {e}"), exit_code: FAILED })
 }
 
-/// Why a connection ended without being asked to: the server's refusal when it gave one.
-fn connection_end(port: &SocketPort) -> Failure {
-    let message = match port.receive() {
-        Err(e @ midisock::Error::Refused { .. }) => e.to_string(),
-        Err(midisock::Error::Io(e)) => format!("connection to {} lost: {e}", port.name()),
-        _ => format!("the server {} closed the connection", port.name()),
+/// Why a connection ended without being asked to, in one line.
+fn connection_end(name: &str, error: midisock::Error) -> Failure {
+    let message = match error {
+        e @ (midisock::Error::Refused { .. } | midisock::Error::GaveUp { .. }) => e.to_string(),
+        midisock::Error::Io(e) => format!("connection to {name} lost: {e}"),
+        _ => format!("the server {name} closed the connection"),
     };
     Failure { message, exit_code: FAILED }
 }
 
-pub fn connect(addr: &str, auth: &ClientAuth, midi: &MidiOptions) -> Result<ExitCode, Failure> {
-    let port = Arc::new(Tracked::new(auth.connect(addr)?));
+/// How `connect` reconnects.
+#[derive(clap::Args, Debug)]
+pub struct ReconnectOptions {
+    /// When the server goes away, keep reconnecting (from 100 ms between attempts, doubling up to
+    /// 5 s). Notes received before a drop are released (note-offs printed and played), and
+    /// lines typed while disconnected are reported and not sent. Without it, `connect` exits 1
+    /// when the server goes away.
+    #[arg(long)]
+    reconnect: bool,
+    /// With --reconnect: give up (exit 1) after this many failed attempts in a row.
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    max_attempts: Option<u32>,
+}
+
+pub fn connect(
+    addr: &str,
+    auth: &ClientAuth,
+    reconnect: &ReconnectOptions,
+    midi: &MidiOptions,
+) -> Result<ExitCode, Failure> {
+    let client = if reconnect.reconnect {
+        let policy = Reconnect { max_attempts: reconnect.max_attempts, ..Reconnect::default() };
+        let port = ReconnectingPort::connect(addr, &auth.options()?.reconnect(policy)).map_err(failure(FAILED))?;
+        port.on_state_change(|state| log::info(format_args!("{state}")));
+        Client::Reconnecting(port)
+    } else {
+        Client::Plain(auth.connect(addr)?)
+    };
+    let port = Arc::new(Tracked::new(client));
     log::info(format_args!("connected to {}", port.inner.name()));
 
     let sender = Arc::clone(&port);
@@ -215,21 +250,36 @@ pub fn connect(addr: &str, auth: &ClientAuth, midi: &MidiOptions) -> Result<Exit
     let bad_lines = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&bad_lines);
     spawn_named("stdin", move || {
-        if let Err(e) = for_each_stdin_message(&counter, |m| sender.send(m)) {
+        let result = for_each_stdin_message(&counter, |m| match sender.send(m) {
+            // Reconnecting: this line is lost, the next may go through.
+            Err(e @ midisock::Error::Disconnected { .. }) => {
+                log::warn(format_args!("{e}"));
+                Ok(())
+            }
+            other => other,
+        });
+        if let Err(e) = result {
             log::warn(format_args!("reading stdin: {e}"));
         }
     })?;
 
-    // Print until the server closes the connection or a signal closes it here.
+    // Print until the connection ends or a signal closes it here.
     let mut out = io::stdout().lock();
-    for message in port.inner.iter() {
-        bridge.play(&message);
-        if !print_message(&mut out, &message) {
-            break;
+    let end = loop {
+        match port.inner.receive() {
+            Ok(message) => {
+                bridge.play(&message);
+                if !print_message(&mut out, &message) {
+                    break None;
+                }
+            }
+            Err(e) => break Some(e),
         }
-    }
+    };
     if received.wait_for_shutdown().is_none() {
-        return Err(connection_end(&port.inner));
+        if let Some(error) = end {
+            return Err(connection_end(port.inner.name(), error));
+        }
     }
     // Lines that could not be sent are reported through the exit code.
     if bad_lines.load(Ordering::Relaxed) > 0 {
@@ -258,7 +308,7 @@ pub fn send(addr: &str, auth: &ClientAuth, texts: &[String], hold: bool) -> Resu
         log::info(format_args!("sent; holding the connection (and its notes) until Ctrl-C"));
         for _ in port.iter() {}
         if received.wait_for_shutdown().is_none() {
-            return Err(connection_end(&port));
+            return Err(connection_end(port.name(), port.receive().err().unwrap_or(midisock::Error::Closed)));
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -2,6 +2,7 @@
 //!
 //! stdout carries messages only (one per line, flushed per line); everything else goes to stderr.
 
+mod client;
 mod commands;
 mod decode;
 mod events;
@@ -54,6 +55,8 @@ enum Command {
         #[command(flatten)]
         auth: commands::ClientAuth,
         #[command(flatten)]
+        reconnect: commands::ReconnectOptions,
+        #[command(flatten)]
         midi: midi::MidiOptions,
     },
     /// Send messages to a server, then close the connection cleanly. Every message is checked
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
     log::set_level(cli.quiet, cli.verbose);
     let result = match cli.command {
         Command::Serve { addr, limits, midi } => commands::serve(&addr, &limits, &midi),
-        Command::Connect { addr, auth, midi } => commands::connect(&addr, &auth, &midi),
+        Command::Connect { addr, auth, reconnect, midi } => commands::connect(&addr, &auth, &reconnect, &midi),
         Command::Send { addr, auth, messages, hold } => commands::send(&addr, &auth, &messages, hold),
         Command::Ports => commands::ports(),
         Command::Play { file, addr, auth } => play::play(&file, &addr, &auth),

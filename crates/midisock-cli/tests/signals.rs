@@ -142,3 +142,74 @@ fn send_hold_keeps_notes_sounding_until_interrupted() {
     // Leaving, the client's note is released (by the server, as for any client that leaves).
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(RELEASE));
 }
+
+/// Waits until `server` has a client.
+fn wait_for_client(server: &PortServer) {
+    let deadline = Instant::now() + WAIT;
+    while server.client_count() == 0 {
+        assert!(Instant::now() < deadline, "the client never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn connect_reconnect_survives_a_server_restart_without_stuck_notes() {
+    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let mut client = Running(
+        midisock()
+            .args(["connect", "--reconnect", &addr.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = lines_of(client.0.stdout.take().unwrap());
+    let stderr = lines_of(client.0.stderr.take().unwrap());
+    let mut stdin = client.0.stdin.take().unwrap();
+    wait_for_client(&server);
+    server.send(&Message::NoteOn { channel: 4, note: 70, velocity: 80 }).unwrap();
+    assert_eq!(stdout.recv_timeout(WAIT).unwrap(), "note_on channel=4 note=70 velocity=80 time=0");
+
+    // The server goes away: the note it left sounding is released at once.
+    server.close();
+    drop(server);
+    assert_eq!(stdout.recv_timeout(WAIT).unwrap(), "note_off channel=4 note=70 velocity=0 time=0");
+    wait_for_line(&stderr, "disconnected");
+    wait_for_line(&stderr, "reconnecting: attempt 1");
+
+    // A new server on the same address: the client comes back by itself, both ways.
+    let server = PortServer::bind(addr).unwrap();
+    wait_for_client(&server);
+    wait_for_line(&stderr, "midisock: connected");
+    server.send(&Message::Continue).unwrap();
+    assert_eq!(stdout.recv_timeout(WAIT).unwrap(), "continue time=0");
+    writeln!(stdin, "song_select song=5").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::SongSelect { song: 5 }));
+
+    client.signal(libc::SIGTERM);
+    assert_eq!(client.exit_status().code(), Some(0));
+}
+
+#[test]
+fn connect_reconnect_gives_up_after_max_attempts() {
+    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let mut client = Running(
+        midisock()
+            .args(["connect", "--reconnect", "--max-attempts", "2", &server.local_addr().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = lines_of(client.0.stderr.take().unwrap());
+    wait_for_client(&server);
+    server.close();
+    drop(server);
+    assert_eq!(client.exit_status().code(), Some(1));
+    let last = remaining(&stderr).pop().unwrap();
+    assert!(last.starts_with("midisock: gave up reconnecting after 2 failed attempts"), "{last}");
+}
