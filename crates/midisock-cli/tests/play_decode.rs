@@ -50,8 +50,9 @@ impl Drop for TempFile {
     }
 }
 
-/// A file of `count` notes (note-on then note-off, 8 messages per beat) under a tempo map that
-/// changes every 64 notes between 100 and 180 bpm; returns it and each message's time in ns.
+/// A file of `count` notes (a note-on, 30 ticks, its note-off, 30 ticks: 16 messages per beat)
+/// under a tempo map that changes every 32 notes between 100 and 180 bpm; returns it and each
+/// message's time in ns.
 fn tempo_map_file(count: u32) -> (TempFile, Vec<(u64, Message)>) {
     let tempos = [600_000u32, 333_333, 500_000, 428_571];
     let mut conductor = Vec::new();
@@ -59,18 +60,17 @@ fn tempo_map_file(count: u32) -> (TempFile, Vec<(u64, Message)>) {
     let mut music = Vec::new();
     let (mut now_ns, mut tempo_us) = (0u64, tempos[0]);
     for i in 0..count {
-        if i % 64 == 0 {
-            tempo_us = tempos[(i / 64) as usize % tempos.len()];
-            conductor.push(tempo(if i == 0 { 0 } else { 64 * 120 }, tempo_us));
+        if i % 32 == 0 {
+            tempo_us = tempos[(i / 32) as usize % tempos.len()];
+            conductor.push(tempo(if i == 0 { 0 } else { 32 * 60 }, tempo_us));
         }
-        // A note of 60 ticks, then a 60-tick rest: a note-on and a note-off per 120 ticks.
         let key = 36 + (i % 48) as u8;
-        music.push(note(if i == 0 { 0 } else { 60 }, key, 90));
+        music.push(note(if i == 0 { 0 } else { 30 }, key, 90));
         expected.push((now_ns, Message::NoteOn { channel: 0, note: key, velocity: 90 }));
-        now_ns += 60 * u64::from(tempo_us) * 1000 / 480;
-        music.push(note(60, key, 0));
+        now_ns += 30 * u64::from(tempo_us) * 1000 / 480;
+        music.push(note(30, key, 0));
         expected.push((now_ns, Message::NoteOn { channel: 0, note: key, velocity: 0 }));
-        now_ns += 60 * u64::from(tempo_us) * 1000 / 480;
+        now_ns += 30 * u64::from(tempo_us) * 1000 / 480;
     }
     conductor.push(end(0));
     music.push(end(0));
@@ -79,9 +79,8 @@ fn tempo_map_file(count: u32) -> (TempFile, Vec<(u64, Message)>) {
 
 #[test]
 fn play_follows_the_tempo_map_and_reports_timing() {
-    // 600 notes: 1,200 messages over about 36 seconds would be long for a test; 160 notes with
-    // four tempo changes take about 9.6 s.
-    let (file, expected) = tempo_map_file(160);
+    // 256 notes, 512 messages under four tempos: about 7.4 s.
+    let (file, expected) = tempo_map_file(256);
     let server = PortServer::bind("127.0.0.1:0").unwrap();
     let player = midisock()
         .arg("play")
@@ -103,7 +102,7 @@ fn play_follows_the_tempo_map_and_reports_timing() {
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("Standard MIDI File, format 1, 2 track(s), 480 ticks per beat"), "{stderr}");
-    assert!(stderr.contains("played 320 messages; lateness against the tempo map: median"), "{stderr}");
+    assert!(stderr.contains("played 512 messages; lateness against the tempo map: median"), "{stderr}");
     let messages: Vec<&Message> = got.iter().map(|r| &r.message).collect();
     assert_eq!(messages, expected.iter().map(|(_, m)| m).collect::<Vec<_>>());
 
