@@ -168,6 +168,13 @@ mod backend {
 
     /// The client name midisock's ports appear under.
     const CLIENT: &str = "midisock";
+    /// The clients virtual ports belong to: other programs see `midisock in:NAME` (they play
+    /// into it; midisock sends it on) and `midisock out:NAME` (they read what midisock received).
+    /// One client each, because a backend may rename a second client of the same name.
+    #[cfg(unix)]
+    const VIRTUAL_IN_CLIENT: &str = "midisock in";
+    #[cfg(unix)]
+    const VIRTUAL_OUT_CLIENT: &str = "midisock out";
     /// How often a watched port is looked for. A replugged device is back within this.
     const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -366,7 +373,7 @@ mod backend {
     #[cfg(unix)]
     fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
         use midir::os::unix::VirtualInput;
-        let connection = new_input(CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| {
+        let connection = new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| {
             Failure { message: format!("cannot create virtual MIDI input {name:?}: {e}"), exit_code: FAILED }
         })?;
         log::info(format_args!("MIDI input: virtual port {name}"));
@@ -451,7 +458,7 @@ mod backend {
     #[cfg(unix)]
     fn open_virtual_output(name: &str) -> Result<Output, Failure> {
         use midir::os::unix::VirtualOutput;
-        let connection = new_output(CLIENT)?.create_virtual(name).map_err(|e| Failure {
+        let connection = new_output(VIRTUAL_OUT_CLIENT)?.create_virtual(name).map_err(|e| Failure {
             message: format!("cannot create virtual MIDI output {name:?}: {e}"),
             exit_code: FAILED,
         })?;

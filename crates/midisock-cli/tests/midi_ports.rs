@@ -121,6 +121,10 @@ impl Jack {
 }
 
 /// Every line a reader produces, through a channel (so waits can time out).
+fn serving_port(line: &str) -> u16 {
+    line.split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap()
+}
+
 fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -331,6 +335,39 @@ fn a_port_that_vanishes_is_reopened_when_it_returns() {
         || {
             client.receive_timeout(Duration::from_millis(200)).unwrap()
                 == Some(Message::NoteOff { channel: 1, note: 3, velocity: 0 })
+        },
+    );
+}
+
+#[test]
+fn virtual_ports_for_other_programs() {
+    let jack = Jack::start();
+    let mut command = jack.midisock();
+    command.args(["serve", "127.0.0.1:0", "--virtual", "--midi-in", "keys", "--midi-out", "synth"]);
+    let (_server, stderr) = spawn(command);
+    let port = serving_port(&wait_for_line(&stderr, "serving on"));
+    wait_for_line(&stderr, "MIDI output: virtual port synth");
+    let output = jack.midisock().arg("ports").output().unwrap();
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
+
+    // The peer's ports, wired to midisock's by JACK's own tool, as a user would in a patchbay.
+    let mut peer = jack.peer();
+    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
+        let status =
+            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
+        assert!(status.success(), "jack_connect {from} {to}");
+    }
+    let client = midisock::connect(("127.0.0.1", port)).unwrap();
+    client.send(&Message::NoteOn { channel: 0, note: 50, velocity: 60 }).unwrap();
+    peer.expect("note_on channel=0 note=50 velocity=60 time=0");
+    until_through(
+        || {
+            peer.command("send aftertouch channel=3 value=9");
+        },
+        || {
+            client.receive_timeout(Duration::from_millis(200)).unwrap()
+                == Some(Message::Aftertouch { channel: 3, value: 9 })
         },
     );
 }
