@@ -134,8 +134,6 @@ impl ServeOptions {
 
 pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<ExitCode, Failure> {
     let server = Arc::new(Tracked::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?));
-    let listening: Vec<String> = server.inner.local_addrs().iter().map(|a| a.to_string()).collect();
-    log::info(format_args!("serving on {} ({})", server.inner.name(), listening.join(", ")));
 
     // The MIDI input port and stdin both broadcast, through one tracker of held notes.
     let broadcaster = Arc::clone(&server);
@@ -144,6 +142,9 @@ pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<E
             log::debug(format_args!("broadcast: {e}"));
         }
     }))?;
+    // Only now: a port that cannot be opened is the one line a failed start prints.
+    let listening: Vec<String> = server.inner.local_addrs().iter().map(|a| a.to_string()).collect();
+    log::info(format_args!("serving on {} ({})", server.inner.name(), listening.join(", ")));
 
     let closer = Arc::clone(&server);
     let received = signals::on_termination(move |signal| {

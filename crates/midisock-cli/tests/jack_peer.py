@@ -11,6 +11,7 @@ Replies on stdout: "ok" after each command, "got TEXT" for every message arrivin
 "latency p50=US p99=US max=US lost=K".
 """
 
+import signal
 import sys
 import threading
 import time
@@ -18,6 +19,9 @@ import time
 import mido
 
 mido.set_backend("mido.backends.rtmidi/UNIX_JACK")
+
+# SIGTERM (the test ending) closes the ports and the JACK clients before exiting.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 lock = threading.Lock()
 arrivals = {}  # note -> arrival time, while measuring latency
