@@ -141,6 +141,15 @@ enum midisock_result
      */
     MIDISOCK_RESULT_REFUSED = 7304,
     /**
+     * A reconnecting port's connection is down and it is reconnecting: nothing was sent.
+     * `midisock_port_link_status` says where it stands.
+     */
+    MIDISOCK_RESULT_DISCONNECTED = 7305,
+    /**
+     * A reconnecting port gave up after its maximum number of attempts; it is closed.
+     */
+    MIDISOCK_RESULT_GAVE_UP = 7306,
+    /**
      * **7400–7499: messages.**
      *
      * The bytes are not whole MIDI messages (incomplete, stray data bytes, undefined status).
@@ -219,6 +228,46 @@ typedef uint32_t midisock_sysex_policy;
 #endif // __cplusplus
 
 /**
+ * Where a port's connection stands (`midisock_link_status.state`). Values are explicit and
+ * never reused.
+ */
+enum midisock_link_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Connected: sends go out, receives read.
+     */
+    MIDISOCK_LINK_STATE_CONNECTED = 0,
+    /**
+     * A reconnecting port's connection dropped (or an attempt failed); the next attempt follows.
+     * Sends return `MIDISOCK_RESULT_DISCONNECTED`; receives wait for the next connection.
+     */
+    MIDISOCK_LINK_STATE_DISCONNECTED = 1,
+    /**
+     * A reconnecting port will make attempt `attempt` in `delay_ms` milliseconds.
+     */
+    MIDISOCK_LINK_STATE_RECONNECTING = 2,
+    /**
+     * A reconnecting port gave up after `attempt` failed attempts; it is closed
+     * (`MIDISOCK_RESULT_GAVE_UP`).
+     */
+    MIDISOCK_LINK_STATE_GAVE_UP = 3,
+    /**
+     * Closed (locally, or, for a port that does not reconnect, by the peer or a refusal).
+     */
+    MIDISOCK_LINK_STATE_CLOSED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum midisock_link_state midisock_link_state;
+#else
+typedef uint32_t midisock_link_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `midisock_port_connect_with`: a connect timeout, an authentication token, TLS.
  * Opaque; made by `midisock_connect_options_new` with every default, changed by the
  * `midisock_connect_options_set_*` setters, freed by `midisock_connect_options_free`.
@@ -285,6 +334,25 @@ typedef void (*midisock_receive_callback)(void *user_data,
                                           const uint8_t *bytes,
                                           size_t len,
                                           uint64_t timestamp_ns);
+
+/**
+ * A port's connection state (`midisock_port_link_status`).
+ */
+typedef struct {
+    /**
+     * One of `midisock_link_state`.
+     */
+    uint32_t state;
+    /**
+     * `MIDISOCK_LINK_STATE_RECONNECTING`: the attempt about to be made (1, 2, ...);
+     * `MIDISOCK_LINK_STATE_GAVE_UP`: the attempts made. Otherwise 0.
+     */
+    uint32_t attempt;
+    /**
+     * `MIDISOCK_LINK_STATE_RECONNECTING`: milliseconds until that attempt. Otherwise 0.
+     */
+    uint64_t delay_ms;
+} midisock_link_status;
 
 /**
  * What a port's receiving parser has ignored or dropped (`midisock_port_parser_stats`). Every
@@ -397,6 +465,36 @@ midisock_result midisock_connect_options_new(midisock_connect_options **options_
  */
 midisock_result midisock_connect_options_set_timeout_ms(midisock_connect_options *options,
                                                         uint64_t timeout_ms);
+
+/**
+ * Makes `midisock_port_connect_with` return a port that reconnects by itself when its
+ * connection drops: after `initial_delay_ms`, then doubling up to `max_delay_ms` between
+ * attempts (each wait shortened by up to 20 % at random, so many clients of one restarted
+ * server do not return in step). `max_attempts` consecutive failures make it give up and
+ * close (`MIDISOCK_RESULT_GAVE_UP`); 0 means never give up. A refused connection (the
+ * server's notice) and one that drops within a second count as failures too, so a server
+ * that refuses is never hammered. Default: no reconnecting.
+ *
+ * Such a port, while its connection is down, fails sends at once with
+ * `MIDISOCK_RESULT_DISCONNECTED` (nothing is queued: a late note is worse than a lost one),
+ * and its receives wait for the next connection. On every drop its receives first return a
+ * note-off (velocity 0) for each note it had received and not yet seen released.
+ * `midisock_port_link_status` and `midisock_port_link_text` tell where it stands. It takes
+ * no receive callback. The first connection must succeed: `midisock_port_connect_with`
+ * fails as without this option when the server is not there.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` when `initial_delay_ms` is 0 or
+ * `max_delay_ms` is smaller than it (nothing changed).
+ *
+ * # Safety
+ * `options` is a live options handle.
+ */
+midisock_result midisock_connect_options_set_reconnect(midisock_connect_options *options,
+                                                       uint64_t initial_delay_ms,
+                                                       uint64_t max_delay_ms,
+                                                       uint32_t max_attempts);
 
 /**
  * Sets the token to present to a server that requires one
@@ -573,7 +671,9 @@ midisock_result midisock_port_connect_with(const char *address,
  * `MIDISOCK_RESULT_CLOSED`, or an earlier send that found the connection gone): from then on
  * every send returns it, since the bytes could only be lost; `MIDISOCK_RESULT_REFUSED` once
  * the server's refusal notice has been seen (details: `midisock_last_error_message`);
- * `MIDISOCK_RESULT_IO`. A send can succeed after the peer closed and before that is seen:
+ * `MIDISOCK_RESULT_IO`. A reconnecting port: `MIDISOCK_RESULT_DISCONNECTED` while its
+ * connection is down (nothing sent), `MIDISOCK_RESULT_GAVE_UP` once it gave up.
+ * A send can succeed after the peer closed and before that is seen:
  * the bytes fit in the socket's buffer. `midisock_port_finish` tells for certain.
  *
  * # Safety
@@ -593,7 +693,9 @@ midisock_result midisock_port_send(const midisock_port *port, const uint8_t *byt
  * bytes were a refusal notice (the port is closed; details:
  * `midisock_last_error_message`); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
  * in `*len_out`, the message kept for the next receive call (3 bytes fit every message but
- * sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`.
+ * sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`. A reconnecting port
+ * waits across drops (the note-offs for held notes come first after each) and ends with
+ * `MIDISOCK_RESULT_CLOSED` or `MIDISOCK_RESULT_GAVE_UP`.
  *
  * # Safety
  * `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` and
@@ -656,7 +758,11 @@ midisock_result midisock_port_receive_timeout(const midisock_port *port,
  * (`MIDISOCK_RESULT_NULL_ARGUMENT`) that installs nothing and changes nothing: receives
  * keep working as before.
  *
+ * A reconnecting port (`midisock_connect_options_set_reconnect`) takes no callback
+ * (`MIDISOCK_RESULT_INVALID_ARGUMENT`): receive from it instead.
+ *
  * Results: `MIDISOCK_RESULT_NULL_ARGUMENT` (NULL `callback`);
+ * `MIDISOCK_RESULT_INVALID_ARGUMENT` (a reconnecting port);
  * `MIDISOCK_RESULT_CALLBACK_INSTALLED` (a second call); `MIDISOCK_RESULT_MESSAGE_KEPT` (a
  * message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first);
  * `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (the port is closed);
@@ -761,6 +867,37 @@ midisock_result midisock_port_panic(const midisock_port *port);
  * `port` is a live port handle.
  */
 midisock_result midisock_port_set_autoreset(const midisock_port *port, bool on);
+
+/**
+ * Writes where the port's connection stands to `*status_out`: for a port made with a
+ * reconnect policy (`midisock_connect_options_set_reconnect`) connected, disconnected,
+ * reconnecting (attempt N in D ms), gave up or closed; for any other port connected or
+ * closed. `midisock_port_link_text` gives the same in words, with the reason of a drop.
+ *
+ * Never blocks. Thread: any.
+ *
+ * # Safety
+ * `port` is a live port handle; `status_out` is valid for a write.
+ */
+midisock_result midisock_port_link_status(const midisock_port *port,
+                                          midisock_link_status *status_out);
+
+/**
+ * Writes the port's connection state in words, NUL-terminated, to `buf[0..len]` (e.g.
+ * `"reconnecting: attempt 2 in 200 ms"`, `"disconnected: the server closed the
+ * connection"`); `*len_out` is its length without the NUL
+ * (`MIDISOCK_RESULT_BUFFER_TOO_SMALL`: the size needed, NUL included).
+ *
+ * Never blocks. Thread: any.
+ *
+ * # Safety
+ * `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` for a
+ * write.
+ */
+midisock_result midisock_port_link_text(const midisock_port *port,
+                                        char *buf,
+                                        size_t len,
+                                        size_t *len_out);
 
 /**
  * Writes what this port's receiving parser has ignored or dropped so far (see

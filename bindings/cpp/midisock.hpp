@@ -268,6 +268,15 @@ public:
         detail::check(midisock_connect_options_set_tls_server_name(get(), name.c_str()));
         return *this;
     }
+    /// Reconnect when the connection drops: `initial` then doubling up to `max` between
+    /// attempts; give up after `max_attempts` consecutive failures (0: never). See
+    /// midisock_connect_options_set_reconnect.
+    connect_options &reconnect(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                               uint32_t max_attempts = 0) {
+        detail::check(midisock_connect_options_set_reconnect(get(), detail::millis(initial),
+                                                             detail::millis(max), max_attempts));
+        return *this;
+    }
 
     /// The C handle, still owned by this object (nullptr after a move).
     midisock_connect_options *get() const noexcept { return handle_.get(); }
@@ -382,6 +391,20 @@ public:
     std::string name() const {
         return detail::text_from([this](char *buf, size_t len, size_t *len_out) {
             return midisock_port_name(handle_, buf, len, len_out);
+        });
+    }
+
+    /// Where the connection stands (state, attempt, delay_ms); see midisock_link_state.
+    midisock_link_status link_status() const {
+        midisock_link_status status{};
+        detail::check(midisock_port_link_status(handle_, &status));
+        return status;
+    }
+
+    /// The same in words, e.g. "reconnecting: attempt 2 in 200 ms".
+    std::string link_text() const {
+        return detail::text_from([this](char *buf, size_t len, size_t *len_out) {
+            return midisock_port_link_text(handle_, buf, len, len_out);
         });
     }
 

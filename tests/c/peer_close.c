@@ -185,7 +185,46 @@ static void any_address_forms(void) {
     printf("peer_close: \":PORT\" and \"[::]:PORT\" take IPv4 and IPv6 clients\n");
 }
 
-int main(void) {
+/* Over TLS, a send to a server that has gone is an error, never a SIGPIPE that kills this
+ * program (which, like most C programs, leaves SIGPIPE at its default). */
+static void tls_send_to_a_vanished_server_is_an_error(const char *cert_path, const char *key_path) {
+    midisock_server_config *config = NULL;
+    OK(midisock_server_config_new(&config));
+    OK(midisock_server_config_set_tls_pem_files(config, cert_path, key_path));
+    midisock_server *server = NULL;
+    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
+    OK(midisock_server_config_free(config));
+    uint16_t port = 0;
+    OK(midisock_server_local_port(server, &port));
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)port);
+
+    midisock_connect_options *options = NULL;
+    OK(midisock_connect_options_new(&options));
+    OK(midisock_connect_options_set_tls_ca_file(options, cert_path));
+    OK(midisock_connect_options_set_tls_server_name(options, "localhost"));
+    OK(midisock_connect_options_set_timeout_ms(options, 5000));
+    midisock_port *client = NULL;
+    OK(midisock_port_connect_with(address, options, &client));
+    OK(midisock_connect_options_free(options));
+    wait_for_clients(server, 1);
+    OK(midisock_server_free(server));
+
+    midisock_result r = MIDISOCK_RESULT_OK;
+    for (int i = 0; i < 100000 && r == MIDISOCK_RESULT_OK; i++) {
+        r = midisock_port_send(client, NOTE_ON, sizeof NOTE_ON);
+    }
+    CHECK(r == MIDISOCK_RESULT_CLOSED);
+    OK(midisock_port_free(client));
+    printf("peer_close: a TLS send to a vanished server returns MIDISOCK_RESULT_CLOSED, no SIGPIPE\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s CERT.pem KEY.pem\n", argc > 0 ? argv[0] : "peer_close");
+        return 2;
+    }
+    tls_send_to_a_vanished_server_is_an_error(argv[1], argv[2]);
     send_after_peer_close_is_closed();
     a_notice_is_reported_everywhere();
     finish_tells_a_sender_it_was_refused();

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -109,7 +110,9 @@ static void broadcast_and_accept() {
     d.send(std::vector<uint8_t>{0xFC});
     CHECK(e->receive().text() == "stop time=0");
     e->close();
+    CHECK(d.link_status().state == MIDISOCK_LINK_STATE_CONNECTED && d.link_text() == "connected");
     d.finish(5s);
+    CHECK(d.link_status().state == MIDISOCK_LINK_STATE_CLOSED);
     CHECK(d.is_closed());
     CHECK(error_code([&] { d.finish(5s); }) == MIDISOCK_RESULT_CLOSED);
 }
@@ -260,6 +263,29 @@ static void protections(const std::string &cert, const std::string &key) {
           }) == MIDISOCK_RESULT_TLS); // 127.0.0.1 is not the certificate's name
 }
 
+static void reconnecting() {
+    auto server = std::make_unique<midisock::server>("127.0.0.1:0");
+    std::string address = address_of(*server);
+    auto client = midisock::port::connect(address, midisock::connect_options().timeout(5s).reconnect(20ms, 200ms));
+    wait_for_clients(*server, 1);
+    server->send(std::vector<uint8_t>{0x90, 64, 90});
+    CHECK(client.receive_for(5s)->bytes == (std::vector<uint8_t>{0x90, 64, 90}));
+    server.reset(); // the server goes away with the note held
+    CHECK(client.receive_for(5s)->bytes == (std::vector<uint8_t>{0x80, 64, 0}));
+    for (int i = 0; i < 10000 && client.link_status().state == MIDISOCK_LINK_STATE_CONNECTED; i++) {
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(error_code([&] { client.send(std::vector<uint8_t>{0xF8}); }) == MIDISOCK_RESULT_DISCONNECTED);
+    server = std::make_unique<midisock::server>(address);
+    for (int i = 0; i < 10000 && client.link_status().state != MIDISOCK_LINK_STATE_CONNECTED; i++) {
+        std::this_thread::sleep_for(1ms);
+    }
+    client.send(std::vector<uint8_t>{0xFA});
+    CHECK(server->receive_for(5s)->bytes == std::vector<uint8_t>{0xFA});
+    CHECK(error_code([&] { midisock::connect_options().reconnect(0ms, 10ms); }) ==
+          MIDISOCK_RESULT_INVALID_ARGUMENT);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         std::cerr << "usage: raii CERT.pem KEY.pem\n";
@@ -271,6 +297,7 @@ int main(int argc, char **argv) {
     errors();
     threads();
     protections(argv[1], argv[2]);
+    reconnecting();
     std::cout << "raii: ok (libmidisock " << midisock::version() << ")\n";
     return 0;
 }

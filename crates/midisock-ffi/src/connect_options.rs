@@ -2,7 +2,7 @@
 
 use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str, Failure};
 use crate::result::midisock_result;
-use midisock_core::{ConnectOptions, TlsClient};
+use midisock_core::{ConnectOptions, Reconnect, TlsClient};
 use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -117,6 +117,57 @@ impl midisock_connect_options {
                     s.options.timeout = Some(Duration::from_millis(timeout_ms));
                 })
             }
+        })
+    }
+
+    /// Makes `midisock_port_connect_with` return a port that reconnects by itself when its
+    /// connection drops: after `initial_delay_ms`, then doubling up to `max_delay_ms` between
+    /// attempts (each wait shortened by up to 20 % at random, so many clients of one restarted
+    /// server do not return in step). `max_attempts` consecutive failures make it give up and
+    /// close (`MIDISOCK_RESULT_GAVE_UP`); 0 means never give up. A refused connection (the
+    /// server's notice) and one that drops within a second count as failures too, so a server
+    /// that refuses is never hammered. Default: no reconnecting.
+    ///
+    /// Such a port, while its connection is down, fails sends at once with
+    /// `MIDISOCK_RESULT_DISCONNECTED` (nothing is queued: a late note is worse than a lost one),
+    /// and its receives wait for the next connection. On every drop its receives first return a
+    /// note-off (velocity 0) for each note it had received and not yet seen released.
+    /// `midisock_port_link_status` and `midisock_port_link_text` tell where it stands. It takes
+    /// no receive callback. The first connection must succeed: `midisock_port_connect_with`
+    /// fails as without this option when the server is not there.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` when `initial_delay_ms` is 0 or
+    /// `max_delay_ms` is smaller than it (nothing changed).
+    ///
+    /// # Safety
+    /// `options` is a live options handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_reconnect(
+        options: *mut midisock_connect_options,
+        initial_delay_ms: u64,
+        max_delay_ms: u64,
+        max_attempts: u32,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_reconnect", {
+            if initial_delay_ms == 0 || max_delay_ms < initial_delay_ms {
+                return Err(Failure::new(
+                    midisock_result::InvalidArgument,
+                    format!(
+                        "reconnect delays must satisfy 0 < initial_delay_ms <= max_delay_ms, got {initial_delay_ms} \
+                         and {max_delay_ms}"
+                    ),
+                ));
+            }
+            let policy = Reconnect {
+                initial_delay: Duration::from_millis(initial_delay_ms),
+                max_delay: Duration::from_millis(max_delay_ms),
+                max_attempts: (max_attempts > 0).then_some(max_attempts),
+                ..Reconnect::default()
+            };
+            // SAFETY: the caller guarantees `options` is a live handle.
+            unsafe { midisock_connect_options::update(options, |s| s.options.reconnect = Some(policy)) }
         })
     }
 

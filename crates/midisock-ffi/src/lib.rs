@@ -46,6 +46,7 @@
 
 mod boundary;
 mod connect_options;
+mod link;
 mod message;
 mod port;
 mod result;
@@ -54,7 +55,9 @@ mod server_config;
 
 pub use connect_options::midisock_connect_options;
 pub use message::{midisock_message_from_text, midisock_message_to_text};
-pub use port::{midisock_parser_statistics, midisock_port, midisock_receive_callback};
+pub use port::{
+    midisock_link_state, midisock_link_status, midisock_parser_statistics, midisock_port, midisock_receive_callback,
+};
 pub use result::{midisock_last_error_message, midisock_result};
 pub use server::{midisock_server, midisock_server_statistics};
 pub use server_config::{midisock_server_config, midisock_sysex_policy};

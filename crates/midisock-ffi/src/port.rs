@@ -5,9 +5,10 @@ use crate::boundary::{
     Outcome,
 };
 use crate::connect_options::midisock_connect_options;
+use crate::link::Link;
 use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
 use crate::result::midisock_result;
-use midisock_core::{ParserStats, Received, SocketPort};
+use midisock_core::{LinkState, ParserStats, Received, SocketPort};
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use std::time::Duration;
 /// several threads at once. Messages sent concurrently are never interleaved byte-wise.
 #[derive(Debug)]
 pub struct midisock_port {
-    port: SocketPort,
+    port: Link,
     kept: Kept,
     closed: AtomicBool,
 }
@@ -61,6 +62,54 @@ impl From<ParserStats> for midisock_parser_statistics {
     }
 }
 
+/// Where a port's connection stands (`midisock_link_status.state`). Values are explicit and
+/// never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum midisock_link_state {
+    /// Connected: sends go out, receives read.
+    Connected = 0,
+    /// A reconnecting port's connection dropped (or an attempt failed); the next attempt follows.
+    /// Sends return `MIDISOCK_RESULT_DISCONNECTED`; receives wait for the next connection.
+    Disconnected = 1,
+    /// A reconnecting port will make attempt `attempt` in `delay_ms` milliseconds.
+    Reconnecting = 2,
+    /// A reconnecting port gave up after `attempt` failed attempts; it is closed
+    /// (`MIDISOCK_RESULT_GAVE_UP`).
+    GaveUp = 3,
+    /// Closed (locally, or, for a port that does not reconnect, by the peer or a refusal).
+    Closed = 4,
+}
+
+/// A port's connection state (`midisock_port_link_status`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct midisock_link_status {
+    /// One of `midisock_link_state`.
+    pub state: u32,
+    /// `MIDISOCK_LINK_STATE_RECONNECTING`: the attempt about to be made (1, 2, ...);
+    /// `MIDISOCK_LINK_STATE_GAVE_UP`: the attempts made. Otherwise 0.
+    pub attempt: u32,
+    /// `MIDISOCK_LINK_STATE_RECONNECTING`: milliseconds until that attempt. Otherwise 0.
+    pub delay_ms: u64,
+}
+
+impl From<&LinkState> for midisock_link_status {
+    fn from(state: &LinkState) -> midisock_link_status {
+        let (state, attempt, delay_ms) = match state {
+            LinkState::Connected => (midisock_link_state::Connected, 0, 0),
+            LinkState::Disconnected { .. } => (midisock_link_state::Disconnected, 0, 0),
+            LinkState::Reconnecting { attempt, delay } => {
+                (midisock_link_state::Reconnecting, *attempt, u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+            }
+            LinkState::GaveUp { attempts, .. } => (midisock_link_state::GaveUp, *attempts, 0),
+            // Closed, and whatever the core adds later (its LinkState is non_exhaustive).
+            _ => (midisock_link_state::Closed, 0, 0),
+        };
+        midisock_link_status { state: state as u32, attempt, delay_ms }
+    }
+}
+
 /// Called for every message a port receives after `midisock_port_set_callback`.
 ///
 /// - `user_data`: the pointer given to `midisock_port_set_callback`, untouched.
@@ -94,6 +143,10 @@ impl UserData {
 
 impl midisock_port {
     pub(crate) fn new(port: SocketPort) -> midisock_port {
+        midisock_port::with_link(Link::Plain(port))
+    }
+
+    fn with_link(port: Link) -> midisock_port {
         midisock_port { port, kept: Kept::default(), closed: AtomicBool::new(false) }
     }
 
@@ -108,13 +161,22 @@ impl midisock_port {
 
     fn receive_with(
         &self,
-        fetch: impl FnOnce(&SocketPort) -> Result<Fetched, midisock_core::Error>,
+        fetch: impl FnOnce(&Link) -> Result<Fetched, midisock_core::Error>,
         out: ReceiveOut<'_>,
     ) -> Outcome {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.closed_error());
         }
         self.kept.receive(|| fetch(&self.port), out)
+    }
+
+    /// The connection's state; a port closed through this handle is closed whatever the core
+    /// says.
+    fn link_state(&self) -> LinkState {
+        if self.closed.load(Ordering::Acquire) {
+            return LinkState::Closed;
+        }
+        self.port.state()
     }
 
     /// What a closed port reports: the server's refusal if there was one, else plain closed.
@@ -222,8 +284,13 @@ impl midisock_port {
             let options = unsafe { midisock_connect_options::from_ptr(options)? };
             // SAFETY: the caller guarantees `port_out` is valid for a write.
             let port_out = unsafe { try_out(port_out, "port_out")? };
-            let port = midisock_core::connect_with(address, &options.to_core()?)?;
-            port_out.write(into_handle(midisock_port::new(port)));
+            let options = options.to_core()?;
+            let port = if options.reconnect.is_some() {
+                Link::Reconnecting(midisock_core::ReconnectingPort::connect(address, &options)?)
+            } else {
+                Link::Plain(midisock_core::connect_with(address, &options)?)
+            };
+            port_out.write(into_handle(midisock_port::with_link(port)));
             Ok(())
         })
     }
@@ -241,7 +308,9 @@ impl midisock_port {
     /// `MIDISOCK_RESULT_CLOSED`, or an earlier send that found the connection gone): from then on
     /// every send returns it, since the bytes could only be lost; `MIDISOCK_RESULT_REFUSED` once
     /// the server's refusal notice has been seen (details: `midisock_last_error_message`);
-    /// `MIDISOCK_RESULT_IO`. A send can succeed after the peer closed and before that is seen:
+    /// `MIDISOCK_RESULT_IO`. A reconnecting port: `MIDISOCK_RESULT_DISCONNECTED` while its
+    /// connection is down (nothing sent), `MIDISOCK_RESULT_GAVE_UP` once it gave up.
+    /// A send can succeed after the peer closed and before that is seen:
     /// the bytes fit in the socket's buffer. `midisock_port_finish` tells for certain.
     ///
     /// # Safety
@@ -272,7 +341,9 @@ impl midisock_port {
     /// bytes were a refusal notice (the port is closed; details:
     /// `midisock_last_error_message`); `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the size needed
     /// in `*len_out`, the message kept for the next receive call (3 bytes fit every message but
-    /// sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`.
+    /// sysex); `MIDISOCK_RESULT_CALLBACK_INSTALLED`; `MIDISOCK_RESULT_IO`. A reconnecting port
+    /// waits across drops (the note-offs for held notes come first after each) and ends with
+    /// `MIDISOCK_RESULT_CLOSED` or `MIDISOCK_RESULT_GAVE_UP`.
     ///
     /// # Safety
     /// `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` and
@@ -357,7 +428,11 @@ impl midisock_port {
     /// (`MIDISOCK_RESULT_NULL_ARGUMENT`) that installs nothing and changes nothing: receives
     /// keep working as before.
     ///
+    /// A reconnecting port (`midisock_connect_options_set_reconnect`) takes no callback
+    /// (`MIDISOCK_RESULT_INVALID_ARGUMENT`): receive from it instead.
+    ///
     /// Results: `MIDISOCK_RESULT_NULL_ARGUMENT` (NULL `callback`);
+    /// `MIDISOCK_RESULT_INVALID_ARGUMENT` (a reconnecting port);
     /// `MIDISOCK_RESULT_CALLBACK_INSTALLED` (a second call); `MIDISOCK_RESULT_MESSAGE_KEPT` (a
     /// message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` must be received first);
     /// `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (the port is closed);
@@ -387,8 +462,14 @@ impl midisock_port {
                      it before installing a callback",
                 ));
             }
+            let plain = port.port.plain().ok_or_else(|| {
+                Failure::new(
+                    midisock_result::InvalidArgument,
+                    "a reconnecting port delivers messages to its receive functions only, not to a callback",
+                )
+            })?;
             let user_data = UserData(user_data);
-            port.port.set_callback(move |received: Received| {
+            plain.set_callback(move |received: Received| {
                 call_back(callback, user_data.get(), &received);
             })?;
             Ok(())
@@ -543,6 +624,58 @@ impl midisock_port {
             let port = unsafe { midisock_port::from_ptr(port)? };
             port.port.set_autoreset(on);
             Ok(())
+        })
+    }
+
+    /// Writes where the port's connection stands to `*status_out`: for a port made with a
+    /// reconnect policy (`midisock_connect_options_set_reconnect`) connected, disconnected,
+    /// reconnecting (attempt N in D ms), gave up or closed; for any other port connected or
+    /// closed. `midisock_port_link_text` gives the same in words, with the reason of a drop.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `status_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_link_status(
+        port: *const midisock_port,
+        status_out: *mut midisock_link_status,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_link_status", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `status_out` is valid for a write.
+            let status_out = unsafe { try_out(status_out, "status_out")? };
+            status_out.write(midisock_link_status::from(&port.link_state()));
+            Ok(())
+        })
+    }
+
+    /// Writes the port's connection state in words, NUL-terminated, to `buf[0..len]` (e.g.
+    /// `"reconnecting: attempt 2 in 200 ms"`, `"disconnected: the server closed the
+    /// connection"`); `*len_out` is its length without the NUL
+    /// (`MIDISOCK_RESULT_BUFFER_TOO_SMALL`: the size needed, NUL included).
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` for a
+    /// write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_link_text(
+        port: *const midisock_port,
+        buf: *mut c_char,
+        len: usize,
+        len_out: *mut usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_link_text", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+            let buf = unsafe { try_text_buf(buf, len, "buf")? };
+            // SAFETY: the caller guarantees `len_out` is valid for a write.
+            let len_out = unsafe { try_out(len_out, "len_out")? };
+            write_text(&port.link_state().to_string(), buf, len_out)
         })
     }
 

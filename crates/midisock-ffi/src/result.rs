@@ -67,6 +67,11 @@ pub enum midisock_result {
     /// clients, a hello too slow, TLS mismatch): `midisock_last_error_message` gives its words.
     /// The port is closed; every later send and receive on it returns this code again.
     Refused = 7304,
+    /// A reconnecting port's connection is down and it is reconnecting: nothing was sent.
+    /// `midisock_port_link_status` says where it stands.
+    Disconnected = 7305,
+    /// A reconnecting port gave up after its maximum number of attempts; it is closed.
+    GaveUp = 7306,
 
     /// **7400–7499: messages.**
     ///
@@ -118,6 +123,8 @@ impl midisock_result {
             CallbackInstalled => c"callback installed",
             MessageKept => c"a kept message must be received first",
             Refused => c"refused by the server",
+            Disconnected => c"disconnected, reconnecting",
+            GaveUp => c"gave up reconnecting",
             InvalidBytes => c"not whole MIDI messages",
             InvalidMessage => c"message value out of range",
             MessageText => c"invalid message text",
@@ -139,6 +146,8 @@ impl From<midisock_core::Error> for Failure {
             E::Bind { .. } => midisock_result::Bind,
             E::Closed => midisock_result::Closed,
             E::Refused { .. } => midisock_result::Refused,
+            E::Disconnected { .. } => midisock_result::Disconnected,
+            E::GaveUp { .. } => midisock_result::GaveUp,
             E::InvalidMessage(_) => midisock_result::InvalidMessage,
             E::MessageText(_) => midisock_result::MessageText,
             E::CallbackInstalled => midisock_result::CallbackInstalled,
@@ -197,6 +206,8 @@ pub(crate) fn all_results() -> &'static [midisock_result] {
         CallbackInstalled,
         MessageKept,
         Refused,
+        Disconnected,
+        GaveUp,
         InvalidBytes,
         InvalidMessage,
         MessageText,

@@ -65,9 +65,11 @@ impl Default for Reconnect {
 
 impl Reconnect {
     /// The wait before attempt `attempt` (1 = the first after a drop), before jitter.
+    /// Never less than 1 ms, so that a policy of zeros cannot make the port spin.
     pub fn delay(&self, attempt: u32) -> Duration {
+        let initial = self.initial_delay.max(Duration::from_millis(1));
         let doublings = attempt.saturating_sub(1).min(31);
-        self.initial_delay.saturating_mul(1 << doublings).min(self.max_delay.max(self.initial_delay))
+        initial.saturating_mul(1 << doublings).min(self.max_delay.max(initial))
     }
 
     /// `delay(attempt)` shortened by `jitter × unit`, `unit` in 0.0..1.0.
@@ -359,6 +361,12 @@ impl ReconnectingPort {
         result
     }
 
+    /// What the current connection's parser has ignored or dropped (zeros while down; each
+    /// connection counts from its start).
+    pub fn parser_stats(&self) -> crate::parser::ParserStats {
+        lock(&self.shared.link).port.as_ref().map(|port| port.parser_stats()).unwrap_or_default()
+    }
+
     /// True once closed, or given up.
     pub fn is_closed(&self) -> bool {
         matches!(lock(&self.shared.link).state, LinkState::Closed | LinkState::GaveUp { .. })
@@ -564,6 +572,8 @@ mod tests {
         let delays: Vec<u128> = (1..=6).map(|n| policy.delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(policy.delay(u32::MAX), Duration::from_millis(1000));
+        let zeros = Reconnect { initial_delay: Duration::ZERO, max_delay: Duration::ZERO, ..Reconnect::default() };
+        assert_eq!(zeros.delay(5), Duration::from_millis(1), "never a busy loop");
     }
 
     #[test]

@@ -114,6 +114,40 @@ fn a_client_that_stops_reading_is_reported_too_slow() {
 }
 
 #[test]
+fn a_client_that_sends_without_end_but_never_reads_is_still_dropped() {
+    let (server, events) = server_with_events(ServerConfig::default().max_client_queue(16 * 1024));
+    assert_eq!(server.try_receive().unwrap(), None);
+    let client = TcpStream::connect(server.local_addr()).unwrap();
+    let peer = local(&client);
+    assert_eq!(next_event(&events), ServerEvent::Connected { peer });
+    // It sends clocks for as long as the connection lasts, and reads nothing.
+    let mut sending = client.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let clocks = [0xF8u8; 4096];
+        while sending.write_all(&clocks).is_ok() {}
+    });
+    // The program keeps up with it, and broadcasts until the client is dropped as too slow.
+    let sysex = vec![Message::SysEx { data: vec![1; 1000] }; 64];
+    let deadline = Instant::now() + WAIT;
+    let dropped = loop {
+        assert!(Instant::now() < deadline, "the flooding client was never dropped");
+        server.send_all(&sysex).unwrap();
+        for _ in 0..10_000 {
+            match server.try_receive().unwrap() {
+                Some(message) => assert_eq!(message, Message::Clock),
+                None => break,
+            }
+        }
+        match events.try_recv() {
+            Ok(event) => break event,
+            Err(_) => std::thread::yield_now(),
+        }
+    };
+    assert_eq!(dropped, ServerEvent::Disconnected { peer, cause: DisconnectCause::TooSlow });
+    sender.join().unwrap();
+}
+
+#[test]
 fn closing_the_server_is_reported_for_each_client() {
     let (server, events) = server_with_events(ServerConfig::default());
     let client = connect(server.local_addr()).unwrap();

@@ -8,12 +8,16 @@
 //! - a user thread in `accept()`: [`Client::hand_over`];
 //! - the I/O thread: everything else (reading, admitting, dropping, releasing notes).
 
+mod admission;
+
+use admission::looks_like_tls;
+pub(crate) use admission::{refuse_stream, Admission};
+
 use super::events::DisconnectCause;
-use crate::auth::{HelloCheck, Verdict};
+use crate::auth::HelloCheck;
 use crate::message::Message;
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
-use crate::refusal::{self, RefusalCause};
 use crate::tls;
 use mio::net::TcpStream;
 use rustls::Connection;
@@ -42,13 +46,6 @@ pub(crate) enum Role {
     HandedOver = 4,
 }
 
-/// The first byte of a TLS record carrying a handshake message (a ClientHello starts with
-/// `16 03 0x`). A MIDI stream never starts with it: it is a data byte, and a stream starts with a
-/// status byte.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-/// The second byte of every TLS record header (the major version, 3).
-const TLS_MAJOR_VERSION: u8 = 0x03;
-
 pub(crate) struct Client {
     pub(crate) token: mio::Token,
     pub(crate) peer: SocketAddr,
@@ -76,6 +73,8 @@ struct Reader {
     /// Its first bytes have been looked at for the wrong transport (a TLS handshake sent to a
     /// plain server, plain bytes sent to a TLS server).
     transport_checked: bool,
+    /// Once the client is marked failed: how many more bytes it may deliver before it is dropped.
+    drain_budget: Option<usize>,
 }
 
 /// Bytes accepted for the client but not yet taken by its socket.
@@ -133,13 +132,6 @@ pub(crate) enum LobbyCheck {
     TlsOnPlain,
     /// No longer in the lobby (served, handed over or closed meanwhile).
     NotInLobby,
-}
-
-/// Where a connection's admission (TLS handshake, then hello) stands.
-pub(crate) enum Admission {
-    NeedMore,
-    Accepted,
-    Refused(RefusalCause),
 }
 
 /// A connection taken out of the server for `accept()`.
@@ -207,7 +199,13 @@ impl Client {
             role: AtomicU8::new(role as u8),
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
-            reader: Mutex::new(Reader { parser, held: HeldNotes::default(), hello, transport_checked: false }),
+            reader: Mutex::new(Reader {
+                parser,
+                held: HeldNotes::default(),
+                hello,
+                transport_checked: false,
+                drain_budget: None,
+            }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
         }
     }
@@ -254,6 +252,17 @@ impl Client {
             Some(Some(result)) => result,
             Some(None) => Ok(Some(0)),
         }
+    }
+
+    /// The receiving state, locked, if the client is still in `role`.
+    ///
+    /// NOTE: the one place where the handover rule lives. `accept()` changes a lobby client's
+    /// role only under the reader lock ([`Client::hand_over`]), and switches its socket to
+    /// blocking mode there; so whoever touches the socket must take the reader lock and *then*
+    /// check the role, or it could peek at (and block on) a socket that is being handed over.
+    fn reader_if(&self, role: Role) -> Option<MutexGuard<'_, Reader>> {
+        let reader = lock(&self.reader);
+        (self.role() == role).then_some(reader)
     }
 
     // ----- Broadcasting (any thread) -----
@@ -367,13 +376,28 @@ impl Client {
 
     // ----- Reading (the I/O thread) -----
 
+    /// What a failed client may still deliver: its socket's receive buffer, plus TLS's buffers.
+    fn drain_allowance(&self) -> usize {
+        const TLS_BUFFERED: usize = 64 * 1024;
+        let kernel = socket2::SockRef::from(&self.stream).recv_buffer_size().unwrap_or(16 << 20);
+        kernel + if self.tls.is_some() { TLS_BUFFERED } else { 0 }
+    }
+
     /// One read from a served client into `buf`, parsed into `messages` (sysex dropped when
     /// `deny_sysex`; held notes tracked). The reader lock is held throughout, and the role
     /// checked under it.
     pub(crate) fn read_messages(&self, buf: &mut [u8], deny_sysex: bool, messages: &mut Vec<Message>) -> ReadOutcome {
-        let mut reader = lock(&self.reader);
-        if self.role() != Role::Served {
+        let Some(mut reader) = self.reader_if(Role::Served) else {
             return ReadOutcome::WouldBlock;
+        };
+        if let Some(cause) = self.failure() {
+            // Everything it sent before it was marked is at most what the kernel held for it
+            // (its receive buffer) plus what TLS had buffered: a client that goes on sending
+            // (one dropped for reading too slowly may) is not drained for ever.
+            let budget = reader.drain_budget.get_or_insert_with(|| self.drain_allowance());
+            if *budget == 0 {
+                return ReadOutcome::Ended(cause);
+            }
         }
         let n = loop {
             match self.read(buf) {
@@ -386,6 +410,9 @@ impl Client {
                 Err(e) => return ReadOutcome::Ended(DisconnectCause::of_error(&e)),
             }
         };
+        if let Some(budget) = reader.drain_budget.as_mut() {
+            *budget = budget.saturating_sub(n);
+        }
         let bytes = &buf[..n];
         if !reader.transport_checked {
             reader.transport_checked = true;
@@ -411,10 +438,9 @@ impl Client {
     /// Under the reader lock, with the role re-checked, so `accept()` cannot take it meanwhile
     /// (the handover switches the socket to blocking mode, and a peek then would block).
     pub(crate) fn check_lobby(&self) -> LobbyCheck {
-        let mut reader = lock(&self.reader);
-        if self.role() != Role::Lobby {
+        let Some(mut reader) = self.reader_if(Role::Lobby) else {
             return LobbyCheck::NotInLobby;
-        }
+        };
         let mut first = [0u8; 2];
         match self.stream.peek(&mut first) {
             Ok(0) => LobbyCheck::Gone(DisconnectCause::ClosedByPeer),
@@ -432,109 +458,6 @@ impl Client {
             }
             Err(e) => LobbyCheck::Gone(DisconnectCause::of_error(&e)),
         }
-    }
-
-    /// Advances a connection's TLS handshake, then reads its hello one byte at a time (never
-    /// past it: what follows is MIDI for whoever gets the connection).
-    pub(crate) fn admit_step(&self) -> Admission {
-        let mut reader = lock(&self.reader);
-        if self.role() != Role::Admitting {
-            return Admission::NeedMore;
-        }
-        if self.tls.is_some() {
-            match self.handshake(&mut reader) {
-                Ok(true) => {}
-                Ok(false) => return Admission::NeedMore,
-                Err(cause) => return Admission::Refused(cause),
-            }
-        }
-        if reader.hello.is_none() {
-            return Admission::Accepted;
-        }
-        let mut byte = [0u8];
-        loop {
-            match self.read(&mut byte) {
-                Ok(Some(0)) => return Admission::Refused(RefusalCause::InvalidToken),
-                Ok(Some(_)) => {}
-                Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Admission::NeedMore,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Admission::Refused(RefusalCause::InvalidToken),
-            }
-            if !reader.transport_checked {
-                reader.transport_checked = true;
-                if self.tls.is_none() && byte[0] == TLS_HANDSHAKE_RECORD {
-                    return Admission::Refused(RefusalCause::TlsNotOffered);
-                }
-            }
-            match reader.hello.as_mut().map_or(Verdict::Accepted, |check| check.feed(byte[0])) {
-                Verdict::NeedMore => {}
-                Verdict::Accepted => {
-                    reader.hello = None;
-                    return Admission::Accepted;
-                }
-                Verdict::Rejected => return Admission::Refused(RefusalCause::InvalidToken),
-            }
-        }
-    }
-
-    /// One step of the TLS handshake: `Ok(true)` once complete, `Ok(false)` while it needs more
-    /// from the peer. A peer whose first byte is not a TLS handshake record speaks plain MIDI.
-    fn handshake(&self, reader: &mut Reader) -> Result<bool, RefusalCause> {
-        if !reader.transport_checked {
-            let mut first = [0u8];
-            match self.stream.peek(&mut first) {
-                Ok(0) => return Err(RefusalCause::TlsRequired),
-                Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(RefusalCause::TlsRequired),
-                Ok(_) => reader.transport_checked = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(_) => return Err(RefusalCause::TlsRequired),
-            }
-        }
-        let step = |conn: &mut Connection| -> io::Result<bool> {
-            while conn.is_handshaking() {
-                match conn.read_tls(&mut &self.stream) {
-                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-                let processed = conn.process_new_packets();
-                let flushed = tls::flush_records(conn, &self.stream);
-                processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                flushed?;
-            }
-            Ok(true)
-        };
-        match self.with_tls(step) {
-            None => Ok(true),
-            Some(Some(Ok(done))) => Ok(done),
-            // A failed handshake is an authentication failure: the client could not (or would
-            // not) prove what the server asked, or rejected the server's certificate.
-            Some(Some(Err(_))) | Some(None) => Err(RefusalCause::InvalidToken),
-        }
-    }
-
-    /// True when the TLS handshake is complete (false without TLS).
-    fn tls_established(&self) -> bool {
-        matches!(self.with_tls(|conn| !conn.is_handshaking()), Some(Some(true)))
-    }
-
-    /// Writes the refusal notice, best effort and without blocking: through TLS when the
-    /// handshake completed, plain otherwise. The caller then closes the connection.
-    pub(crate) fn write_refusal(&self, cause: RefusalCause) {
-        let notice = refusal::notice(cause);
-        if self.tls_established() {
-            self.with_tls(|conn| {
-                let _ = conn.writer().write_all(&notice);
-                conn.send_close_notify();
-                let _ = tls::flush_records(conn, &self.stream);
-            });
-        } else {
-            let _ = (&self.stream).write(&notice);
-        }
-        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// Emits a release for every note and pedal the client left held, and forgets them.
@@ -580,12 +503,6 @@ impl Client {
     }
 }
 
-/// True when a connection's first bytes are a TLS record header rather than MIDI: `16`, then
-/// `03` if a second byte came.
-fn looks_like_tls(first: &[u8]) -> bool {
-    matches!(first, [TLS_HANDSHAKE_RECORD] | [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..])
-}
-
 /// Writes as much of `bytes` as the socket takes without blocking; returns what is left.
 fn write_some<'a>(mut stream: &TcpStream, mut bytes: &'a [u8]) -> Result<&'a [u8], WriteFailure> {
     while !bytes.is_empty() {
@@ -598,10 +515,4 @@ fn write_some<'a>(mut stream: &TcpStream, mut bytes: &'a [u8]) -> Result<&'a [u8
         }
     }
     Ok(bytes)
-}
-
-/// Writes a refusal notice to a connection that never became a client, best effort, then ends it.
-pub(crate) fn refuse_stream(stream: &TcpStream, cause: RefusalCause) {
-    let _ = (&*stream).write(&refusal::notice(cause));
-    let _ = stream.shutdown(Shutdown::Write);
 }

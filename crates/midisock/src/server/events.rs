@@ -2,10 +2,11 @@
 //!
 //! The hook set with [`crate::ServerConfig::on_event`] runs on the server's I/O thread
 //! ("midisock-server"), one event at a time, in the order things happened, with no server lock
-//! held: it may call any [`crate::PortServer`] method except `close` (which waits for that very
-//! thread). It should return quickly — the thread serves every client — so a program that does
-//! slow work per event should hand the event to its own thread. A hook that panics is caught; the
-//! server goes on.
+//! held: it may call the [`crate::PortServer`] methods that do not wait for the server (`send`,
+//! `try_receive`, `try_accept`, `stats`, `client_count`, ...), but not `close` or a blocking
+//! `receive`/`accept`, which would wait for this very thread. It should return quickly — the
+//! thread serves every client — so a program that does slow work per event should hand the event
+//! to its own thread. A hook that panics is caught; the server goes on.
 
 use crate::refusal::RefusalCause;
 use std::fmt;
