@@ -177,7 +177,7 @@ fn connect_reconnect_survives_a_server_restart_without_stuck_notes() {
     drop(server);
     assert_eq!(stdout.recv_timeout(WAIT).unwrap(), "note_off channel=4 note=70 velocity=0 time=0");
     wait_for_line(&stderr, "disconnected");
-    wait_for_line(&stderr, "reconnecting: attempt 1");
+    wait_for_line(&stderr, "reconnecting: attempt ");
 
     // A new server on the same address: the client comes back by itself, both ways.
     let server = PortServer::bind(addr).unwrap();
