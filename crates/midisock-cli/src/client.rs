@@ -41,7 +41,7 @@ impl Client {
     }
 }
 
-impl crate::held::Send for Client {
+impl crate::held::Destination for Client {
     fn send_all(&self, messages: &[Message]) -> midisock::Result<()> {
         match self {
             Client::Plain(port) => port.send_all(messages),

@@ -4,17 +4,17 @@ use midisock::{HeldNotes, Message, PortServer, SocketPort};
 use std::sync::{Mutex, MutexGuard};
 
 /// Where messages go: a server's broadcast or a client's connection.
-pub trait Send {
+pub trait Destination {
     fn send_all(&self, messages: &[Message]) -> midisock::Result<()>;
 }
 
-impl Send for PortServer {
+impl Destination for PortServer {
     fn send_all(&self, messages: &[Message]) -> midisock::Result<()> {
         PortServer::send_all(self, messages)
     }
 }
 
-impl Send for SocketPort {
+impl Destination for SocketPort {
     fn send_all(&self, messages: &[Message]) -> midisock::Result<()> {
         SocketPort::send_all(self, messages)
     }
@@ -28,7 +28,7 @@ pub struct Tracked<S> {
     held: Mutex<HeldNotes>,
 }
 
-impl<S: Send> Tracked<S> {
+impl<S: Destination> Tracked<S> {
     pub fn new(inner: S) -> Tracked<S> {
         Tracked { inner, held: Mutex::new(HeldNotes::default()) }
     }

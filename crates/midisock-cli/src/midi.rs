@@ -373,9 +373,11 @@ mod backend {
     #[cfg(unix)]
     fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
         use midir::os::unix::VirtualInput;
-        let connection = new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| {
-            Failure { message: format!("cannot create virtual MIDI input {name:?}: {e}"), exit_code: FAILED }
-        })?;
+        let connection =
+            new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| Failure {
+                message: format!("cannot create virtual MIDI input {name:?}: {e}"),
+                exit_code: FAILED,
+            })?;
         log::info(format_args!("MIDI input: virtual port {name}"));
         Ok(Input { _watcher: None, _connection: Arc::new(Mutex::new(Some(connection))) })
     }
