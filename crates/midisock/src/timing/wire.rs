@@ -368,7 +368,16 @@ impl StampDecoder {
                 self.state = State::Message { sender_us, sysex: byte == 0xF0 };
                 self.feed_message_byte(byte, sender_us, emit);
             }
-            (State::Message { sender_us, .. }, _) => self.feed_message_byte(byte, sender_us, emit),
+            (State::Message { sender_us, sysex }, _) => {
+                // A status byte inside the message (garbage) starts another one: the sysex run
+                // shortcut holds only while the parser is in the sysex the stamp began.
+                let sysex = match byte {
+                    0x80..=0xF7 => byte == 0xF0,
+                    _ => sysex,
+                };
+                self.state = State::Message { sender_us, sysex };
+                self.feed_message_byte(byte, sender_us, emit)
+            }
             (State::Plain, _) => unreachable!("plain bytes are fed to the parser in runs"),
         }
     }
@@ -378,7 +387,7 @@ impl StampDecoder {
         self.parser.feed(&[byte], |message| {
             // One message per stamp: a second one from the same bytes cannot happen, because
             // the state leaves `Message` as soon as the first is out.
-            emit(Decoded::Message { sender_ns: sender_us.map(|us| us * 1_000), message });
+            emit(Decoded::Message { sender_ns: sender_us.map(|us| us.saturating_mul(1_000)), message });
             done = true;
         });
         if done {
