@@ -58,7 +58,7 @@ pub struct PlayoutConfig {
     /// Sysex payload bytes queued at most (default 4 MiB); the oldest message is delivered early
     /// while over.
     pub max_sysex_bytes: usize,
-    /// Sliding window of the offset estimate (default 2 s).
+    /// The offset estimate's window of arrivals (default 8 s, in 16 buckets).
     pub window_ns: u64,
     /// A note-on later than its time by more than this is dropped, with its note-off
     /// (default 200 ms; `None`: late notes are always played). Only notes: every other message
@@ -80,7 +80,7 @@ impl PlayoutConfig {
             mode,
             capacity: 4096,
             max_sysex_bytes: 4 << 20,
-            window_ns: 2_000_000_000,
+            window_ns: 8_000_000_000,
             stale_after_ns: Some(200_000_000),
             keep_late_note_length: true,
             restart_after_ns: 100_000_000,
@@ -419,7 +419,7 @@ impl PlayoutBuffer {
     fn observe(&mut self, sender_ns: u64, arrival_ns: u64) {
         let transit = clamp_i64(i128::from(arrival_ns) - i128::from(sender_ns));
         self.window.push(arrival_ns, transit);
-        let floor = self.window.min(arrival_ns).unwrap_or(transit);
+        let floor = self.window.median_of_minima().unwrap_or(transit);
         self.record_jitter(arrival_ns, (transit - floor).max(0) as u64 / 1_000);
         self.choose_delay(arrival_ns);
         self.reschedule(arrival_ns, floor);

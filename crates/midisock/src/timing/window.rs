@@ -1,47 +1,66 @@
-//! A minimum over a sliding time window, in fixed memory.
+//! A minimum over the most recent stretch of arrivals, in fixed memory.
 //!
-//! The window is cut into `BUCKETS` buckets of arrival time; each keeps the minimum of the samples
-//! that fell in it, and the window's minimum is the minimum over the buckets still inside it. A
-//! bucket leaves the window whole, so the minimum can rise in steps of one bucket's worth of drift.
+//! Arrival time is cut into buckets; each keeps the minimum of the samples that fell in it, and
+//! the window is the last `BUCKETS` buckets that received samples. A bucket leaves the window
+//! whole, so the minimum can rise in steps of one bucket's worth of drift.
+//!
+//! NOTE: the window counts buckets with samples, not wall time. After a silence or a stall the
+//! estimate from before it still stands: a stall's backlog arrives late against it (and is
+//! delivered at once) instead of becoming the new floor.
 
-const BUCKETS: usize = 8;
+const BUCKETS: usize = 32;
 
 #[derive(Clone, Debug)]
 pub(crate) struct WindowedMin {
     bucket_ns: u64,
-    /// Per slot: the bucket number it holds and that bucket's minimum.
+    /// The most recent buckets with samples: `(bucket number, minimum)`, oldest overwritten.
     slots: [Option<(u64, i64)>; BUCKETS],
+    /// Where the newest bucket is.
+    newest: usize,
 }
 
 impl WindowedMin {
-    /// A window of about `window_ns` (at least one bucket of 1 µs).
+    /// A window of about `window_ns` of arrivals (buckets of at least 1 µs).
     pub(crate) fn new(window_ns: u64) -> WindowedMin {
-        WindowedMin { bucket_ns: (window_ns / BUCKETS as u64).max(1_000), slots: [None; BUCKETS] }
+        WindowedMin { bucket_ns: (window_ns / BUCKETS as u64).max(1_000), slots: [None; BUCKETS], newest: 0 }
     }
 
     pub(crate) fn push(&mut self, at_ns: u64, value: i64) {
         let bucket = at_ns / self.bucket_ns;
-        let slot = &mut self.slots[(bucket % BUCKETS as u64) as usize];
-        match slot {
-            Some((held, min)) if *held == bucket => *min = (*min).min(value),
-            _ => *slot = Some((bucket, value)),
+        match &mut self.slots[self.newest] {
+            Some((held, min)) if *held >= bucket => *min = (*min).min(value),
+            _ => {
+                if self.slots[self.newest].is_some() {
+                    self.newest = (self.newest + 1) % BUCKETS;
+                }
+                self.slots[self.newest] = Some((bucket, value));
+            }
         }
     }
 
-    /// The minimum of the samples pushed within the window ending at `now_ns`.
-    pub(crate) fn min(&self, now_ns: u64) -> Option<i64> {
-        let newest = now_ns / self.bucket_ns;
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|(bucket, _)| *bucket <= newest && newest - *bucket < BUCKETS as u64)
-            .map(|(_, min)| *min)
-            .min()
+    /// The minimum over the window.
+    pub(crate) fn min(&self) -> Option<i64> {
+        self.slots.iter().flatten().map(|(_, min)| *min).min()
+    }
+
+    /// The median of the buckets' minima (the lower one of the middle two): a floor that moves
+    /// little when one bucket leaves, unlike the minimum, which jumps when its bucket goes.
+    pub(crate) fn median_of_minima(&self) -> Option<i64> {
+        let mut minima = [i64::MAX; BUCKETS];
+        let mut count = 0;
+        for (_, min) in self.slots.iter().flatten() {
+            minima[count] = *min;
+            count += 1;
+        }
+        let minima = &mut minima[..count];
+        minima.sort_unstable();
+        minima.get(count.saturating_sub(1) / 2).copied()
     }
 
     /// Forgets every sample and starts again from `value` at `at_ns`.
     pub(crate) fn restart(&mut self, at_ns: u64, value: i64) {
         self.slots = [None; BUCKETS];
+        self.newest = 0;
         self.push(at_ns, value);
     }
 }
@@ -51,18 +70,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_minimum_follows_the_window() {
-        let mut window = WindowedMin::new(8_000_000); // 1 ms buckets
-        assert_eq!(window.min(0), None);
+    fn the_minimum_follows_the_window_of_recent_buckets() {
+        let mut window = WindowedMin::new(32_000_000); // 1 ms buckets
+        assert_eq!(window.min(), None);
         window.push(0, 50);
         window.push(500_000, 40);
         window.push(3_000_000, 45);
-        assert_eq!(window.min(3_000_000), Some(40));
-        assert_eq!(window.min(8_999_999), Some(45), "the first bucket left the window");
-        assert_eq!(window.min(11_000_000), None);
-        window.push(11_000_000, 60);
-        assert_eq!(window.min(11_000_000), Some(60));
-        window.restart(11_000_000, 70);
-        assert_eq!(window.min(11_000_000), Some(70));
+        assert_eq!(window.min(), Some(40));
+        for ms in 4..35 {
+            window.push(ms * 1_000_000, 100);
+        }
+        assert_eq!(window.min(), Some(45), "31 later buckets: the first one left");
+        window.push(35_000_000, 100);
+        assert_eq!(window.min(), Some(100));
+        // A long silence keeps the window as it was.
+        window.push(1_000_000_000_000, 200);
+        assert_eq!(window.min(), Some(100));
+        window.restart(1_000_000_000_000, 70);
+        assert_eq!(window.min(), Some(70));
     }
 }
