@@ -176,11 +176,7 @@ fn check_jitter_absorbed(centre: u64, spread_ns: u64, seconds: u64, drift_ppm: i
     assert!(percentile(settled, 0.5) <= percentile(&raw, 0.999) + 2 * MS);
     // About the 0.1 % the delay leaves out, give or take the floor's wander (late ones are late
     // by little: the spread above counts them).
-    // KNOWN WEAKNESS: when the floor rises with drift (−200 ppm), the median of the window's
-    // minima lags it by about half the window × drift (0.8 ms), and up to ~10 % of messages
-    // arrive late by less than that (the spread above still holds).
-    let late_allowed = if drift_ppm < 0 { 0.12 } else { 0.01 };
-    assert!(stats.late as f64 <= count as f64 * late_allowed, "late {} of {count}", stats.late);
+    assert!(stats.late as f64 <= count as f64 * 0.01, "late {} of {count}", stats.late);
     assert_eq!(stats.restarts, 0);
 }
 

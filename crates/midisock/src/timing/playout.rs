@@ -419,7 +419,7 @@ impl PlayoutBuffer {
     fn observe(&mut self, sender_ns: u64, arrival_ns: u64) {
         let transit = clamp_i64(i128::from(arrival_ns) - i128::from(sender_ns));
         self.window.push(arrival_ns, transit);
-        let floor = self.window.median_of_minima().unwrap_or(transit);
+        let floor = self.window.floor().unwrap_or(transit);
         self.record_jitter(arrival_ns, (transit - floor).max(0) as u64 / 1_000);
         self.choose_delay(arrival_ns);
         self.reschedule(arrival_ns, floor);

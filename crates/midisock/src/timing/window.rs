@@ -17,12 +17,28 @@ pub(crate) struct WindowedMin {
     slots: [Option<(u64, i64)>; BUCKETS],
     /// Where the newest bucket is.
     newest: usize,
+    /// The median of minima when the newest bucket started, and the drift of that median per
+    /// bucket (smoothed over `DRIFT_SMOOTHING` buckets), in ns.
+    last_median: Option<i64>,
+    drift_per_bucket: f64,
 }
+
+/// Buckets the drift estimate averages over (64 × 0.25 s = 16 s by default): long enough that
+/// its noise is a small fraction of the lag it corrects.
+const DRIFT_SMOOTHING: f64 = 64.0;
+/// The largest drift between two clocks the estimate follows (millionths).
+const MAX_DRIFT_PPM: f64 = 500.0;
 
 impl WindowedMin {
     /// A window of about `window_ns` of arrivals (buckets of at least 1 µs).
     pub(crate) fn new(window_ns: u64) -> WindowedMin {
-        WindowedMin { bucket_ns: (window_ns / BUCKETS as u64).max(1_000), slots: [None; BUCKETS], newest: 0 }
+        WindowedMin {
+            bucket_ns: (window_ns / BUCKETS as u64).max(1_000),
+            slots: [None; BUCKETS],
+            newest: 0,
+            last_median: None,
+            drift_per_bucket: 0.0,
+        }
     }
 
     pub(crate) fn push(&mut self, at_ns: u64, value: i64) {
@@ -31,6 +47,7 @@ impl WindowedMin {
             Some((held, min)) if *held >= bucket => *min = (*min).min(value),
             _ => {
                 if self.slots[self.newest].is_some() {
+                    self.track_drift(bucket);
                     self.newest = (self.newest + 1) % BUCKETS;
                 }
                 self.slots[self.newest] = Some((bucket, value));
@@ -39,6 +56,7 @@ impl WindowedMin {
     }
 
     /// The minimum over the window.
+    #[cfg(test)]
     pub(crate) fn min(&self) -> Option<i64> {
         self.slots.iter().flatten().map(|(_, min)| *min).min()
     }
@@ -57,10 +75,34 @@ impl WindowedMin {
         minima.get(count.saturating_sub(1) / 2).copied()
     }
 
+    /// A bucket is complete: how far did the median move since the previous one?
+    fn track_drift(&mut self, next_bucket: u64) {
+        let Some(median) = self.median_of_minima() else { return };
+        let full = self.slots.iter().all(Option::is_some);
+        if let (Some(last), true) = (self.last_median, full) {
+            // Per bucket of arrival time; a silence (buckets skipped) spreads the step out.
+            let newest = self.slots[self.newest].map_or(next_bucket, |(b, _)| b);
+            let buckets = (next_bucket - newest).max(1) as f64;
+            let limit = MAX_DRIFT_PPM * 1e-6 * self.bucket_ns as f64;
+            let step = ((median - last) as f64 / buckets).clamp(-limit, limit);
+            self.drift_per_bucket += (step - self.drift_per_bucket) / DRIFT_SMOOTHING;
+        }
+        self.last_median = Some(median);
+    }
+
+    /// The floor now: the median of the buckets' minima, which describes the middle of the
+    /// window, moved forward half a window by the drift seen lately.
+    pub(crate) fn floor(&self) -> Option<i64> {
+        let median = self.median_of_minima()?;
+        Some(median + (self.drift_per_bucket * (BUCKETS / 2) as f64) as i64)
+    }
+
     /// Forgets every sample and starts again from `value` at `at_ns`.
     pub(crate) fn restart(&mut self, at_ns: u64, value: i64) {
         self.slots = [None; BUCKETS];
         self.newest = 0;
+        self.last_median = None;
+        self.drift_per_bucket = 0.0;
         self.push(at_ns, value);
     }
 }
