@@ -269,18 +269,9 @@ fn write_side(mut to: TcpStream, direction: Direction, max_recorded: usize, pipe
                     if release <= now {
                         break;
                     }
-                    // NOTE: sleep until a little before the release and spin the rest; a
-                    // thread's wake-up alone can be late by more than the jitter under test.
-                    let wait = release - now;
-                    if wait > Duration::from_micros(200) {
-                        queue = pipe.changed.wait_timeout(queue, wait - Duration::from_micros(150)).unwrap().0;
-                    } else {
-                        drop(queue);
-                        while Instant::now() < release {
-                            std::hint::spin_loop();
-                        }
-                        queue = pipe.queue.lock().unwrap();
-                    }
+                    // NOTE: a timed wait, no spinning: the proxy shares the machine with what
+                    // it measures, and a spinning thread would steal its CPU.
+                    queue = pipe.changed.wait_timeout(queue, release - now).unwrap().0;
                 } else if queue.closed {
                     let _ = to.shutdown(Shutdown::Write);
                     return;
