@@ -28,11 +28,26 @@ struct Run {
     raw: Vec<u64>,
     /// Delivery − send, per message after warm-up (through the buffer).
     played: Vec<u64>,
+    /// The median of delivery − send over each 2 s of the run, warm-up included.
+    segment_medians: Vec<u64>,
     /// The proxy's own held delays.
     proxy: Vec<u64>,
     delay_ns: u64,
     late: u64,
     jitter_p999_ns: Option<u64>,
+}
+
+/// Waits until `socket` is readable or `timeout` passed, to the nanosecond (`ppoll`).
+// NOTE: SO_RCVTIMEO (set_read_timeout) rounds to scheduler ticks (4 ms at HZ=250), and poll()
+// to milliseconds; either would show up as output jitter here.
+fn wait_readable(socket: &TcpStream, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ts =
+        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    rc > 0
 }
 
 fn percentile(samples: &mut [u64], q: f64) -> u64 {
@@ -79,6 +94,7 @@ fn run(link: DelayDistribution, mode: DelayMode, seconds: u64, seed: u64) -> Run
     let mut decoder = StampDecoder::default();
     let mut buffer = PlayoutBuffer::new(PlayoutConfig::new(mode));
     let (mut raw, mut played) = (Vec::new(), Vec::new());
+    let mut segments: Vec<Vec<u64>> = vec![Vec::new(); seconds.div_ceil(2) as usize + 1];
     let mut first_sender = None;
     let warm_up_ns = WARM_UP_S * 1_000_000_000;
     let after_warm_up = |first: Option<u64>, sender: u64| first.is_some_and(|f| sender >= f + warm_up_ns);
@@ -93,30 +109,33 @@ fn run(link: DelayDistribution, mode: DelayMode, seconds: u64, seed: u64) -> Run
             // Already due: deliver before reading more.
         } else if open {
             let wait = due.map_or(Duration::from_secs(5), |d| Duration::from_nanos(d - now));
-            socket.set_read_timeout(Some(wait.max(Duration::from_micros(1)))).unwrap();
-            match socket.read(&mut chunk) {
-                Ok(0) => open = false,
-                Ok(n) => {
-                    let arrival = monotonic_ns();
-                    decoder.feed(&chunk[..n], |item| {
-                        if let Decoded::Message { sender_ns: Some(sender), message } = item {
-                            first_sender.get_or_insert(sender);
-                            if after_warm_up(first_sender, sender) {
-                                raw.push(arrival - sender);
-                            }
-                            // A full buffer hands its oldest message back at once.
-                            buffer.push(Some(sender), arrival, message, |p| {
-                                delivered += 1;
-                                let sender = p.sender_ns.unwrap();
+            if !wait_readable(&socket, wait) {
+                // Timed out: something is due.
+            } else {
+                match socket.read(&mut chunk) {
+                    Ok(0) => open = false,
+                    Ok(n) => {
+                        let arrival = monotonic_ns();
+                        decoder.feed(&chunk[..n], |item| {
+                            if let Decoded::Message { sender_ns: Some(sender), message } = item {
+                                first_sender.get_or_insert(sender);
                                 if after_warm_up(first_sender, sender) {
-                                    played.push(arrival - sender);
+                                    raw.push(arrival - sender);
                                 }
-                            });
-                        }
-                    });
+                                // A full buffer hands its oldest message back at once.
+                                buffer.push(Some(sender), arrival, message, |p| {
+                                    delivered += 1;
+                                    let sender = p.sender_ns.unwrap();
+                                    if after_warm_up(first_sender, sender) {
+                                        played.push(arrival - sender);
+                                    }
+                                });
+                            }
+                        });
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(e) => panic!("read: {e}"),
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("read: {e}"),
             }
         } else if let Some(due) = due {
             // The stream ended: play out the rest on time.
@@ -126,6 +145,11 @@ fn run(link: DelayDistribution, mode: DelayMode, seconds: u64, seed: u64) -> Run
         buffer.pop_due(now, |p| {
             delivered += 1;
             let sender = p.sender_ns.unwrap();
+            if let Some(first) = first_sender {
+                let segment = ((sender - first) / 2_000_000_000) as usize;
+                let last = segments.len() - 1;
+                segments[segment.min(last)].push(now - sender);
+            }
             if after_warm_up(first_sender, sender) {
                 played.push(now - sender);
             }
@@ -136,9 +160,11 @@ fn run(link: DelayDistribution, mode: DelayMode, seconds: u64, seed: u64) -> Run
     assert_eq!(decoder.stats(), Default::default(), "the stream was damaged");
     let stats = buffer.stats();
     let proxy_held = proxy.stats().held_ns;
+    let segment_medians = segments.iter_mut().filter(|s| !s.is_empty()).map(|s| percentile(s, 0.5)).collect();
     Run {
         raw,
         played,
+        segment_medians,
         proxy: proxy_held,
         delay_ns: stats.delay_ns,
         late: stats.late,
@@ -200,6 +226,10 @@ fn main() {
         };
         let extra = note(&adaptive);
         all_buffered_meet &= row("buffer, auto", &mut adaptive.played, proxy_p999, &extra);
+        let medians =
+            |r: &Run| r.segment_medians.iter().map(|m| format!("{:.1}", *m as f64 / 1e6)).collect::<Vec<_>>().join(" ");
+        println!("  medians per 2 s (ms), auto:  {}", medians(&adaptive));
+        println!("  medians per 2 s (ms), fixed: {}", medians(&fixed));
         let extra = note(&fixed);
         let fixed_proxy_p999 = percentile(&mut fixed.proxy, 0.999);
         all_buffered_meet &= row(
