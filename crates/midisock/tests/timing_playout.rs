@@ -84,7 +84,7 @@ struct Delivery {
 /// Runs `sent` through `buffer` like a poll loop; returns every delivery in order.
 fn play(buffer: &mut PlayoutBuffer, sent: &[Sent]) -> Vec<Delivery> {
     let mut out = Vec::new();
-    let mut deliver_until = |buffer: &mut PlayoutBuffer, until: u64, out: &mut Vec<Delivery>| {
+    let deliver_until = |buffer: &mut PlayoutBuffer, until: u64, out: &mut Vec<Delivery>| {
         while let Some(deadline) = buffer.next_deadline().filter(|&d| d <= until) {
             let before = out.len();
             buffer.pop_due(deadline, |played| out.push(Delivery { at_ns: deadline, played }));
@@ -330,7 +330,7 @@ fn a_full_buffer_delivers_its_oldest_early_and_counts_it() {
     config.capacity = 16;
     let mut buffer = PlayoutBuffer::new(config);
     let mut rng = Rng(3);
-    let sent = stream(1_000, MS, uniform_link(&mut rng, 5 * MS, 1 * MS, 0), numbered);
+    let sent = stream(1_000, MS, uniform_link(&mut rng, 5 * MS, MS, 0), numbered);
     let out = play(&mut buffer, &sent);
     assert_in_order_exactly_once(&out, 1_000);
     let stats = buffer.stats();

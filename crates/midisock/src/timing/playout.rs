@@ -526,3 +526,121 @@ fn ends_all_notes(message: &Message) -> Option<Option<u8>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn on(note: u8) -> Message {
+        Message::NoteOn { channel: 0, note, velocity: 100 }
+    }
+
+    fn off(note: u8) -> Message {
+        Message::NoteOff { channel: 0, note, velocity: 0 }
+    }
+
+    /// A buffer whose floor is 10 ms (sender 0 arrived at 10 ms) and delay 5 ms: due = s + 15 ms.
+    fn primed(config: PlayoutConfig) -> (PlayoutBuffer, Vec<(u64, Message)>) {
+        let mut buffer = PlayoutBuffer::new(config);
+        let mut out = Vec::new();
+        buffer.push(Some(0), 10 * MS, Message::Start, |p| out.push((0, p.message)));
+        buffer.pop_due(15 * MS, |p| out.push((15 * MS, p.message)));
+        (buffer, out)
+    }
+
+    fn pop(buffer: &mut PlayoutBuffer, now: u64, out: &mut Vec<(u64, Message)>) {
+        buffer.pop_due(now, |p| out.push((now, p.message)));
+    }
+
+    #[test]
+    fn a_late_note_keeps_its_length_and_a_replayed_key_releases_it_first() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // A note sent at 100 ms (due 115 ms) and its note-off at 150 ms (due 165 ms) both arrive
+        // at 190 ms: the note-on is late, the note-off is held 50 ms after it.
+        buffer.push(Some(100 * MS), 190 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(150 * MS), 190 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 190 * MS, &mut out);
+        assert_eq!(out[1..], [(190 * MS, on(60))]);
+        assert_eq!(buffer.next_deadline(), Some(240 * MS));
+        assert_eq!(buffer.stats().held_note_offs, 1);
+        // The key is played again (sent at 180 ms, due 195 ms): the held note-off goes first.
+        buffer.push(Some(180 * MS), 191 * MS, on(60), |_| unreachable!());
+        pop(&mut buffer, 195 * MS, &mut out);
+        assert_eq!(out[2..], [(195 * MS, off(60)), (195 * MS, on(60))]);
+        assert_eq!(buffer.stats().late, 2);
+    }
+
+    #[test]
+    fn all_notes_off_lets_held_note_offs_out_before_it() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        buffer.push(Some(100 * MS), 190 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(150 * MS), 190 * MS, off(60), |_| unreachable!());
+        let all_off = Message::ControlChange { channel: 0, control: 123, value: 0 };
+        buffer.push(Some(160 * MS), 190 * MS, all_off.clone(), |_| unreachable!());
+        pop(&mut buffer, 190 * MS, &mut out);
+        assert_eq!(out[1..], [(190 * MS, on(60)), (190 * MS, off(60)), (190 * MS, all_off)]);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_stale_note_is_dropped_with_its_note_off_and_other_messages_still_come() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // Sent at 100 ms, due 115 ms, arriving at 400 ms: 285 ms late, past the 200 ms limit.
+        let bend = Message::PitchWheel { channel: 0, pitch: 100 };
+        buffer.push(Some(100 * MS), 400 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(110 * MS), 400 * MS, bend.clone(), |_| unreachable!());
+        buffer.push(Some(120 * MS), 400 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 400 * MS, &mut out);
+        assert_eq!(out[1..], [(400 * MS, bend)]);
+        let stats = buffer.stats();
+        assert_eq!((stats.stale_notes_dropped, stats.stale_note_offs_dropped, stats.late), (1, 1, 3));
+    }
+
+    #[test]
+    fn without_a_stale_limit_or_note_lengths_order_is_strict() {
+        let mut config = PlayoutConfig::new(DelayMode::fixed(5 * MS));
+        config.stale_after_ns = None;
+        config.keep_late_note_length = false;
+        let (mut buffer, mut out) = primed(config);
+        buffer.push(Some(100 * MS), 400 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(120 * MS), 400 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 400 * MS, &mut out);
+        assert_eq!(out[1..], [(400 * MS, on(60)), (400 * MS, off(60))]);
+    }
+
+    #[test]
+    fn an_earlier_schedule_is_caught_up_along_the_line_next_deadline_predicts() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // Queue messages, then a much faster arrival lowers the floor by 8 ms while they wait.
+        for i in 1..=40u64 {
+            buffer.push(Some(i * MS), 10 * MS + i * MS, Message::Clock, |_| unreachable!());
+        }
+        buffer.push(Some(41 * MS), 43 * MS, Message::Clock, |_| unreachable!());
+        let mut last = 0;
+        while let Some(deadline) = buffer.next_deadline() {
+            let before = out.len();
+            pop(&mut buffer, deadline, &mut out);
+            assert!(out.len() > before, "nothing was due at the predicted deadline {deadline}");
+            // Messages 1 ms apart never come out closer than 1 ms / 1.05.
+            if last > 0 {
+                assert!(deadline - last >= 952_000, "{}", deadline - last);
+            }
+            last = deadline;
+        }
+        // Message 41 is due on the new schedule (41 + 2 + 5 = 48 ms) or later.
+        assert!(last >= 48 * MS && last <= 56 * MS, "{last}");
+    }
+
+    #[test]
+    fn unstamped_messages_are_due_on_arrival() {
+        let mut buffer = PlayoutBuffer::new(PlayoutConfig::new(DelayMode::adaptive()));
+        let mut out = Vec::new();
+        buffer.push(None, 7, Message::Stop, |p| out.push(p));
+        assert_eq!(buffer.next_deadline(), Some(7));
+        buffer.pop_due(7, |p| out.push(p));
+        assert_eq!(out[0].due_ns, 7);
+        assert_eq!(buffer.stats().offset_ns, None);
+    }
+}
