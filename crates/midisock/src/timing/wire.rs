@@ -291,8 +291,8 @@ impl StampDecoder {
                             self.stats.truncated_messages += 1;
                         }
                         self.parser.reset();
-                        self.stamped = true;
                         if version == STAMP_VERSION {
+                            self.stamped = true;
                             self.state = State::AwaitStamp;
                             emit(Decoded::StampsStart);
                         } else {
@@ -540,6 +540,20 @@ mod tests {
                 message: Message::NoteOn { channel: 0, note: 5, velocity: 6 },
             }
         );
+    }
+
+    #[test]
+    fn an_answer_in_an_unknown_version_is_skipped_until_a_readable_one() {
+        let mut bytes = b"\xF4\x00stamps!\x02\xF7\xF5\x01\x90\x01\x02".to_vec();
+        let mut decoder = StampDecoder::default();
+        let mut items = Vec::new();
+        decoder.feed(&bytes, |item| items.push(item));
+        assert!(items.is_empty() && !decoder.is_stamped());
+        assert_eq!(decoder.stats().unsupported_answers, 1);
+        bytes = STAMP_ANSWER.to_vec();
+        StampEncoder::new().encode_to_vec(3_000, &Message::Stop, &mut bytes);
+        decoder.feed(&bytes, |item| items.push(item));
+        assert_eq!(items, [Decoded::StampsStart, Decoded::Message { sender_ns: Some(3_000), message: Message::Stop }]);
     }
 
     #[test]
