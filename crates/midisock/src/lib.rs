@@ -49,6 +49,7 @@ mod message;
 mod net;
 mod notes;
 pub mod parser;
+pub mod timing;
 mod port;
 mod reconnect;
 mod refusal;
