@@ -25,12 +25,21 @@ pub fn decode(file: Option<&Path>) -> Result<ExitCode, Failure> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut first = true;
     loop {
-        let n = match input.read(&mut buf) {
+        let mut n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Failure { message: format!("reading input: {e}"), exit_code: FAILED }),
         };
+        // A pipe may hand over the first bytes in pieces: enough of them to tell a file header.
+        while first && n < smf::HEADER_TAG.len() && smf::HEADER_TAG.starts_with(&buf[..n]) {
+            match input.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(more) => n += more,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Failure { message: format!("reading input: {e}"), exit_code: FAILED }),
+            }
+        }
         if std::mem::take(&mut first) && smf::looks_like_smf(&buf[..n]) {
             let mut bytes = buf[..n].to_vec();
             input

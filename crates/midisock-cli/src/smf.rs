@@ -5,7 +5,7 @@ use midisock::Message;
 use midly::{Format, MetaMessage, Smf, Timing, TrackEventKind};
 
 /// Every Standard MIDI File starts with this chunk tag.
-const HEADER_TAG: &[u8] = b"MThd";
+pub const HEADER_TAG: &[u8] = b"MThd";
 
 /// The tempo a file plays at until its first tempo event: 120 beats per minute.
 const DEFAULT_TEMPO_US_PER_BEAT: u64 = 500_000;

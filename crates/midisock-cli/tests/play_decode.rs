@@ -188,6 +188,24 @@ fn decode_prints_a_midi_files_events_in_playing_order() {
 }
 
 #[test]
+fn decode_recognises_a_midi_file_arriving_in_pieces() {
+    let file = write_smf("pieces", vec![vec![note(0, 61, 100), end(0)]]);
+    let bytes = std::fs::read(&file.0).unwrap();
+    let mut child =
+        midisock().arg("decode").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // "MT" first, the rest a moment later (decode reads them as they come).
+    stdin.write_all(&bytes[..2]).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    stdin.write_all(&bytes[2..]).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "note_on channel=0 note=61 velocity=100 time=0\n");
+}
+
+#[test]
 fn decode_works_as_a_live_pipe_and_reports_ignored_bytes_in_words() {
     let mut child =
         midisock().arg("decode").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
