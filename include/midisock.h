@@ -66,7 +66,9 @@ enum midisock_result
     /**
      * **7000–7099: nothing to hand out** (the connection is fine).
      *
-     * A non-blocking call (`_try_receive`, `_try_accept`) found nothing waiting.
+     * A non-blocking call (`_try_receive`, `_try_accept`) found nothing waiting. Not recorded
+     * as the last error (`midisock_last_error_message` keeps the previous one), and an empty
+     * `_try_receive` allocates nothing: polling every audio block is cheap.
      */
     MIDISOCK_RESULT_WOULD_BLOCK = 7001,
     /**

@@ -6,6 +6,7 @@
 //! of this buffer" and gets either the reference or a `MIDISOCK_RESULT_NULL_ARGUMENT` failure.
 
 use crate::result::{midisock_result, set_last_error};
+use std::borrow::Cow;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -14,11 +15,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub code: midisock_result,
-    pub detail: String,
+    /// Borrowed when fixed, so the expected non-failures (`MIDISOCK_RESULT_WOULD_BLOCK` from an
+    /// empty poll) allocate nothing.
+    pub detail: Cow<'static, str>,
 }
 
 impl Failure {
-    pub fn new(code: midisock_result, detail: impl Into<String>) -> Failure {
+    pub fn new(code: midisock_result, detail: impl Into<Cow<'static, str>>) -> Failure {
         Failure { code, detail: detail.into() }
     }
 
@@ -47,7 +50,10 @@ impl BoundaryOutput for Outcome {
         match self {
             Ok(()) => midisock_result::Ok,
             Err(failure) => {
-                if record {
+                // NOTE: "nothing waiting" is the normal answer of a poll, not a failure worth a
+                // detail: recording it would allocate on every empty poll and overwrite the last
+                // real error.
+                if record && failure.code != midisock_result::WouldBlock {
                     set_last_error(format!("{function}: {}", failure.detail));
                 }
                 failure.code
