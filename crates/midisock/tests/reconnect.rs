@@ -137,12 +137,10 @@ fn a_server_that_keeps_refusing_is_given_up_on_without_hammering_it() {
     let client = ReconnectingPort::connect(address, &quick(Some(3))).unwrap();
     let states = watch(&client);
     // Receiving drives the discovery of each refusal; it ends when the port gives up.
-    let error = loop {
-        match client.receive_timeout(WAIT) {
-            Ok(Some(m)) => panic!("a refusing server sent {m:?}"),
-            Ok(None) => panic!("no verdict within {WAIT:?}"),
-            Err(e) => break e,
-        }
+    let error = match client.receive_timeout(WAIT) {
+        Ok(Some(m)) => panic!("a refusing server sent {m:?}"),
+        Ok(None) => panic!("no verdict within {WAIT:?}"),
+        Err(e) => e,
     };
     match &error {
         Error::GaveUp { attempts, reason } => {

@@ -197,7 +197,7 @@ fn finish_against_mute_server_returns_within_its_timeout() {
 
 #[test]
 fn every_send_after_the_peer_closed_fails() {
-    let (address, server) = fake_server(|stream| drop(stream));
+    let (address, server) = fake_server(drop);
     let port = connect(&address).unwrap();
     server.join().unwrap();
     // The close has been observed by a receive: from then on, sends fail rather than vanish.
@@ -211,7 +211,7 @@ fn every_send_after_the_peer_closed_fails() {
 
 #[test]
 fn a_send_that_finds_the_peer_gone_makes_every_later_send_fail() {
-    let (address, server) = fake_server(|stream| drop(stream));
+    let (address, server) = fake_server(drop);
     let port = connect(&address).unwrap();
     server.join().unwrap();
     let deadline = Instant::now() + WAIT;
