@@ -5,30 +5,10 @@
 //! converts a pointer ad hoc: it asks for "a `&midisock_port` from this argument" or "the bytes
 //! of this buffer" and gets either the reference or a `MIDISOCK_RESULT_NULL_ARGUMENT` failure.
 
-use crate::result::{midisock_result, set_last_error};
-use std::borrow::Cow;
+use crate::errors::{set_last_error, Failure};
+use crate::result::midisock_result;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Why an exported function did not succeed: the code it returns and the detail the calling
-/// thread can read back with `midisock_last_error_message`.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub code: midisock_result,
-    /// Borrowed when fixed, so the expected non-failures (`MIDISOCK_RESULT_WOULD_BLOCK` from an
-    /// empty poll) allocate nothing.
-    pub detail: Cow<'static, str>,
-}
-
-impl Failure {
-    pub fn new(code: midisock_result, detail: impl Into<Cow<'static, str>>) -> Failure {
-        Failure { code, detail: detail.into() }
-    }
-
-    fn null(argument: &str) -> Failure {
-        Failure::new(midisock_result::NullArgument, format!("argument `{argument}` is NULL"))
-    }
-}
 
 /// The body of an exported function returns `Ok(())` or a [`Failure`].
 pub(crate) type Outcome = Result<(), Failure>;
