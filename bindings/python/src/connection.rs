@@ -126,11 +126,10 @@ impl Connection {
     fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let deadline = deadline(timeout)?;
         let port = self.port();
-        // A message that is already here costs no GIL release.
-        let received = match port.try_receive_stamped().py_err()? {
-            Some(received) => Some(received),
-            None => sliced(py, deadline, |slice| port.receive_timeout_stamped(slice))?,
-        };
+        let received = sliced(py, deadline, |limit| match limit {
+            Some(limit) => port.receive_timeout_stamped(limit),
+            None => port.receive_stamped().map(Some),
+        })?;
         received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
     }
 
@@ -161,14 +160,20 @@ impl Connection {
         let deadline = deadline(timeout)?;
         let port = self.port();
         let mut taken: Vec<Received> = Vec::new();
-        if port.try_receive_stamped().py_err()?.map(|r| taken.push(r)).is_none() {
-            if let Some(first) = sliced(py, deadline, |slice| port.receive_timeout_stamped(slice))? {
-                taken.push(first);
-            }
+        let first = sliced(py, deadline, |limit| match limit {
+            Some(limit) => port.receive_timeout_stamped(limit),
+            None => port.receive_stamped().map(Some),
+        });
+        match first {
+            Ok(Some(first)) => taken.push(first),
+            Ok(None) => {}
+            // Closed with nothing left: an empty batch, like a timeout; `closed` tells which.
+            Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}
+            Err(e) => return Err(e),
         }
         if !taken.is_empty() {
-            // Everything else already read; one more read at most happens inside the batch.
-            while let Some(r) = port.try_receive_stamped().py_err()? {
+            // The rest of what the last read brought, then at most one more non-blocking read.
+            while let Ok(Some(r)) = port.try_receive_stamped() {
                 taken.push(r);
             }
         }

@@ -10,17 +10,21 @@ use midisock::{Message, MessageType};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::ffi;
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::intern;
 
-/// mido's classes, imported once.
+/// mido's classes, imported once, and a template attribute dict per message type.
 struct Mido {
-    message: Py<PyAny>,
-    /// `object.__new__`: makes a `mido.Message` without running its checks, as `Message.copy` does.
-    new: Py<PyAny>,
+    /// `mido.Message`; instances are made as its `copy()` makes them: allocated bare, then given
+    /// an attribute dict.
+    message: Py<PyType>,
     sysex_data: Py<PyAny>,
     /// Interned type names, in `MessageType::ALL` order.
     type_names: Vec<Py<PyString>>,
+    /// `{'type': ..., 'time': 0, <fields>: 0}` per type, in `MessageType::ALL` order: copying one
+    /// and overwriting the fields is cheaper than building the dict key by key.
+    templates: Vec<Py<PyDict>>,
 }
 
 static MIDO: GILOnceCell<Mido> = GILOnceCell::new();
@@ -28,11 +32,24 @@ static MIDO: GILOnceCell<Mido> = GILOnceCell::new();
 fn mido(py: Python<'_>) -> PyResult<&Mido> {
     MIDO.get_or_try_init(py, || {
         let messages = py.import("mido.messages.messages")?;
+        let type_names: Vec<Py<PyString>> =
+            MessageType::ALL.iter().map(|t| PyString::intern(py, t.name()).unbind()).collect();
+        let mut templates = Vec::new();
+        for (kind, name) in MessageType::ALL.iter().zip(&type_names) {
+            // Same key order as mido's constructor: type, time, then the values.
+            let template = PyDict::new(py);
+            template.set_item(intern!(py, "type"), name.bind(py))?;
+            template.set_item(intern!(py, "time"), 0)?;
+            for field in kind.field_names() {
+                template.set_item(PyString::intern(py, field), 0)?;
+            }
+            templates.push(template.unbind());
+        }
         Ok(Mido {
-            message: messages.getattr("Message")?.unbind(),
-            new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
+            message: messages.getattr("Message")?.downcast_into::<PyType>()?.unbind(),
             sysex_data: messages.getattr("SysexData")?.unbind(),
-            type_names: MessageType::ALL.iter().map(|t| PyString::intern(py, t.name()).unbind()).collect(),
+            type_names,
+            templates,
         })
     })
 }
@@ -45,17 +62,16 @@ pub enum TimeField {
     Stamp(u64),
 }
 
+fn type_index(kind: MessageType) -> usize {
+    MessageType::ALL.iter().position(|t| *t == kind).unwrap_or(0)
+}
+
 /// A new `mido.Message` for `message`.
 pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyResult<Bound<'py, PyAny>> {
     let m = mido(py)?;
-    let object = m.new.bind(py).call1((m.message.bind(py),))?;
-    let attributes = object.getattr(intern!(py, "__dict__"))?.downcast_into::<PyDict>()?;
-    let type_index = MessageType::ALL.iter().position(|t| *t == message.message_type()).unwrap_or(0);
-    // Same key order as mido's own constructor: type, time, then the values.
-    attributes.set_item(intern!(py, "type"), m.type_names[type_index].bind(py))?;
-    match time {
-        TimeField::Zero => attributes.set_item(intern!(py, "time"), 0)?,
-        TimeField::Stamp(ns) => attributes.set_item(intern!(py, "time"), ns as f64 / 1e9)?,
+    let attributes = m.templates[type_index(message.message_type())].bind(py).copy()?;
+    if let TimeField::Stamp(ns) = time {
+        attributes.set_item(intern!(py, "time"), ns as f64 / 1e9)?;
     }
     let set = |name: &Bound<'py, PyString>, value: i64| attributes.set_item(name, value);
     match message {
@@ -105,47 +121,67 @@ pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyRe
         | Message::ActiveSensing
         | Message::Reset => {}
     }
+    let class = m.message.bind(py);
+    // SAFETY: `class` is a live type object (mido.Message, a heap type whose tp_alloc is this
+    // very function; `object.__new__(Message)` does exactly this call). A null result is an
+    // exception, turned into PyErr by from_owned_ptr_or_err.
+    let object = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(class.as_type_ptr(), 0))? };
+    // Set the attribute dict past mido's `__setattr__` (which makes messages immutable), as
+    // `object.__setattr__(msg, '__dict__', d)` would.
+    // SAFETY: both objects are live for the call; the function borrows its arguments.
+    let status = unsafe { ffi::PyObject_GenericSetAttr(object.as_ptr(), intern!(py, "__dict__").as_ptr(), attributes.as_ptr()) };
+    if status != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    // NOTE: a message holding only ints and strings cannot be part of a reference cycle (mido
+    // messages are immutable), so the cycle collector has nothing to find in it; CPython skips
+    // such tuples and dicts the same way. Left tracked, a stream of received messages makes the
+    // collector run over and over, half the cost of receiving. Sysex messages (holding a tuple)
+    // stay tracked.
+    if !matches!(message, Message::SysEx { .. }) {
+        // SAFETY: `object` is live and GC-enabled (a heap type instance from PyType_GenericAlloc);
+        // untracking is idempotent, and its dealloc untracks with the same checked call.
+        unsafe { ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
+    }
     Ok(object)
 }
 
-/// Reads a `mido.Message` (or anything with mido's attributes). `TypeError` when it is not a
-/// message, `ValueError` for an unknown type or a value that does not fit; the core checks ranges.
+/// Reads a `mido.Message` (anything whose attribute dict has mido's keys). `TypeError` when it is
+/// not a message, `ValueError` for an unknown type or a value that does not fit; the core checks
+/// MIDI ranges when it sends.
 pub fn from_mido(message: &Bound<'_, PyAny>) -> PyResult<Message> {
     let py = message.py();
-    let type_attr = message
-        .getattr(intern!(py, "type"))
-        .map_err(|_| PyTypeError::new_err(format!("expected a mido.Message, got {}", describe(message))))?;
-    let type_name: String = type_attr
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("message type must be a str, got {}", describe(&type_attr))))?;
-    let kind = MessageType::from_name(&type_name)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown message type {type_name:?}")))?;
-    let byte = |name: &'static str| -> PyResult<u8> { small(message, name, 0, 255).map(|v| v as u8) };
+    let not_a_message = || PyTypeError::new_err(format!("expected a mido.Message, got {}", describe(message)));
+    let attributes = message.getattr(intern!(py, "__dict__")).map_err(|_| not_a_message())?;
+    let attributes = attributes.downcast::<PyDict>().map_err(|_| not_a_message())?;
+    let type_attr = attributes.get_item(intern!(py, "type"))?.ok_or_else(not_a_message)?;
+    let kind = message_type(py, &type_attr)?;
+    let byte = |name: &Bound<'_, PyString>| -> PyResult<u8> { small(attributes, name, 0, 255).map(|v| v as u8) };
     Ok(match kind {
         MessageType::NoteOff => {
-            Message::NoteOff { channel: byte("channel")?, note: byte("note")?, velocity: byte("velocity")? }
+            Message::NoteOff { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, velocity: byte(intern!(py, "velocity"))? }
         }
         MessageType::NoteOn => {
-            Message::NoteOn { channel: byte("channel")?, note: byte("note")?, velocity: byte("velocity")? }
+            Message::NoteOn { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, velocity: byte(intern!(py, "velocity"))? }
         }
         MessageType::PolyTouch => {
-            Message::PolyTouch { channel: byte("channel")?, note: byte("note")?, value: byte("value")? }
+            Message::PolyTouch { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, value: byte(intern!(py, "value"))? }
         }
         MessageType::ControlChange => {
-            Message::ControlChange { channel: byte("channel")?, control: byte("control")?, value: byte("value")? }
+            Message::ControlChange { channel: byte(intern!(py, "channel"))?, control: byte(intern!(py, "control"))?, value: byte(intern!(py, "value"))? }
         }
-        MessageType::ProgramChange => Message::ProgramChange { channel: byte("channel")?, program: byte("program")? },
-        MessageType::Aftertouch => Message::Aftertouch { channel: byte("channel")?, value: byte("value")? },
+        MessageType::ProgramChange => Message::ProgramChange { channel: byte(intern!(py, "channel"))?, program: byte(intern!(py, "program"))? },
+        MessageType::Aftertouch => Message::Aftertouch { channel: byte(intern!(py, "channel"))?, value: byte(intern!(py, "value"))? },
         MessageType::PitchWheel => Message::PitchWheel {
-            channel: byte("channel")?,
-            pitch: small(message, "pitch", i16::MIN.into(), i16::MAX.into())? as i16,
+            channel: byte(intern!(py, "channel"))?,
+            pitch: small(attributes, intern!(py, "pitch"), i16::MIN.into(), i16::MAX.into())? as i16,
         },
-        MessageType::SysEx => Message::SysEx { data: sysex_data(message)? },
+        MessageType::SysEx => Message::SysEx { data: sysex_data(attributes)? },
         MessageType::QuarterFrame => {
-            Message::QuarterFrame { frame_type: byte("frame_type")?, frame_value: byte("frame_value")? }
+            Message::QuarterFrame { frame_type: byte(intern!(py, "frame_type"))?, frame_value: byte(intern!(py, "frame_value"))? }
         }
-        MessageType::SongPos => Message::SongPos { pos: small(message, "pos", 0, u16::MAX.into())? as u16 },
-        MessageType::SongSelect => Message::SongSelect { song: byte("song")? },
+        MessageType::SongPos => Message::SongPos { pos: small(attributes, intern!(py, "pos"), 0, u16::MAX.into())? as u16 },
+        MessageType::SongSelect => Message::SongSelect { song: byte(intern!(py, "song"))? },
         MessageType::TuneRequest => Message::TuneRequest,
         MessageType::Clock => Message::Clock,
         MessageType::Start => Message::Start,
@@ -156,27 +192,40 @@ pub fn from_mido(message: &Bound<'_, PyAny>) -> PyResult<Message> {
     })
 }
 
-/// An integer attribute within `min..=max` (the core then applies the MIDI range).
-fn small(message: &Bound<'_, PyAny>, name: &'static str, min: i64, max: i64) -> PyResult<i64> {
-    let value = message
-        .getattr(name)
-        .map_err(|_| PyValueError::new_err(format!("message has no {name:?} attribute")))?;
-    let number: i64 = value
+/// The message type: interned names (mido's and ours) match by identity, others by text.
+fn message_type(py: Python<'_>, type_attr: &Bound<'_, PyAny>) -> PyResult<MessageType> {
+    let m = mido(py)?;
+    if let Some(i) = m.type_names.iter().position(|name| name.bind(py).is(type_attr)) {
+        return Ok(MessageType::ALL[i]);
+    }
+    let name: String = type_attr
         .extract()
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be an int, got {}", describe(&value))))?;
+        .map_err(|_| PyTypeError::new_err(format!("message type must be a str, got {}", describe(type_attr))))?;
+    MessageType::from_name(&name).ok_or_else(|| PyValueError::new_err(format!("unknown message type {name:?}")))
+}
+
+/// An integer attribute within `min..=max` (the core then applies the MIDI range).
+fn small(attributes: &Bound<'_, PyDict>, name: &Bound<'_, PyString>, min: i64, max: i64) -> PyResult<i64> {
+    let value = attributes
+        .get_item(name)?
+        .ok_or_else(|| PyValueError::new_err(format!("message has no {name} attribute")))?;
     if value.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err(format!("{name} must be an int, got bool")));
     }
+    let number: i64 = value
+        .extract()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be an int, got {}", describe(&value))))?;
     if number < min || number > max {
         return Err(PyValueError::new_err(format!("{name} is {number}, out of range")));
     }
     Ok(number)
 }
 
-fn sysex_data(message: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let data = message
-        .getattr("data")
-        .map_err(|_| PyValueError::new_err("sysex message has no 'data' attribute"))?;
+fn sysex_data(attributes: &Bound<'_, PyDict>) -> PyResult<Vec<u8>> {
+    let py = attributes.py();
+    let data = attributes
+        .get_item(intern!(py, "data"))?
+        .ok_or_else(|| PyValueError::new_err("sysex message has no data attribute"))?;
     let mut out = Vec::new();
     for item in data.try_iter().map_err(|_| PyTypeError::new_err("sysex data must be a sequence of ints"))? {
         let item = item?;

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    wait::record_main_thread(m.py())?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<server::Server>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;

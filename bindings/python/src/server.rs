@@ -181,10 +181,10 @@ impl Server {
         self.check_no_callback()?;
         let deadline = deadline(timeout)?;
         let server = self.server();
-        let received = match server.try_receive_stamped().py_err()? {
-            Some(received) => Some(received),
-            None => sliced(py, deadline, |slice| server.receive_timeout_stamped(slice))?,
-        };
+        let received = sliced(py, deadline, |limit| match limit {
+            Some(limit) => server.receive_timeout_stamped(limit),
+            None => server.receive_stamped().map(Some),
+        })?;
         received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
     }
 
@@ -215,7 +215,10 @@ impl Server {
         let port = if timeout == Some(0.0) {
             server.try_accept().py_err()?
         } else {
-            sliced(py, deadline(timeout)?, |slice| server.accept_timeout(slice))?
+            sliced(py, deadline(timeout)?, |limit| match limit {
+                Some(limit) => server.accept_timeout(limit),
+                None => server.accept().map(Some),
+            })?
         };
         Ok(port.map(|p| Connection::wrap(p, self.timestamps)))
     }
