@@ -133,8 +133,8 @@ pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyRe
     if status != 0 {
         return Err(PyErr::fetch(py));
     }
-    // NOTE: a message holding only ints and strings cannot be part of a reference cycle (mido
-    // messages are immutable), so the cycle collector has nothing to find in it; CPython skips
+    // NOTE: a message holding only ints and strings cannot be part of a reference cycle (mido's
+    // `__setattr__` only lets numbers in), so the cycle collector has nothing to find in it; CPython skips
     // such tuples and dicts the same way. Left tracked, a stream of received messages makes the
     // collector run over and over, half the cost of receiving. Sysex messages (holding a tuple)
     // stay tracked.
