@@ -26,10 +26,13 @@ def get_devices(**kwargs):
     return []
 
 
-def _address(name):
+def _address(name, listening=False):
     if name is None:
         raise ValueError('midisock.backend needs a port name "host:port" '
                          '(or set MIDO_DEFAULT_INPUT / MIDO_DEFAULT_OUTPUT / MIDO_DEFAULT_IOPORT)')
+    if listening and isinstance(name, str) and name.endswith(':0'):
+        # A virtual port may ask for any free port; its .address tells which.
+        return parse_address(name[:-1] + '1')[0], 0
     return parse_address(name)
 
 
@@ -38,7 +41,7 @@ def _open(name, virtual, input, output, kwargs):
     callback = kwargs.pop('callback', None)
     autoreset = kwargs.pop('autoreset', False)
     if virtual:
-        host, port = _address(name)
+        host, port = _address(name, listening=True)
         kwargs.pop('timeout', None)
         server = _VirtualPort(host, port, callback=callback, **kwargs)
         server.is_input, server.is_output = input, output
