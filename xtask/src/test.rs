@@ -4,6 +4,7 @@
 //! 2. `cargo test --workspace --all-targets` (unit, integration, interop, examples, benches
 //!    compiled in test mode).
 //! 3. The C/C++ tests of libmidisock.
+//! 4. The Python package's tests, and mido's own socket tests against it.
 
 use crate::env;
 use std::process::Command;
@@ -25,7 +26,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
     crate::fuzz::run(&[])?;
-    crate::c_tests::run(&[])
+    crate::c_tests::run(&[])?;
+    crate::python::run(&[])
 }
 
 fn cargo() -> String {
