@@ -129,8 +129,13 @@ impl Server {
     fn stop_delivery_thread(&self) {
         self.stop_delivery.store(true, Ordering::Release);
         let handle = self.delivery.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
+        match handle {
+            // Closed from inside the callback: the thread ends by itself once the callback returns.
+            Some(handle) if handle.thread().id() == std::thread::current().id() => {}
+            Some(handle) => {
+                let _ = handle.join();
+            }
+            None => {}
         }
     }
 }

@@ -113,6 +113,31 @@ def test_server_callback_keyword():
             wait_until(lambda: got == [CC], what='the callback')
 
 
+def test_callbacks_may_close_their_own_port_or_server():
+    server = PortServer('127.0.0.1', 0)
+    closed = []
+
+    def close_server(message):
+        server.close()
+        closed.append(message)
+    server.callback = close_server
+    with connect('127.0.0.1', server.address[1]) as client:
+        client.send(CC)
+        wait_until(lambda: closed == [CC] and server.closed, what='the server closed by its callback')
+    with PortServer('127.0.0.1', 0) as other:
+        got = []
+        client = connect('127.0.0.1', other.address[1])
+
+        def close_port(message):
+            client.close()
+            got.append(message)
+        client.callback = close_port
+        served(other)
+        other.send(CC)
+        wait_until(lambda: got == [CC] and client.closed, what='the port closed by its callback')
+        del client
+
+
 def test_callback_exception_is_reported_and_delivery_goes_on(server, monkeypatch):
     got = []
     reported = []
