@@ -7,7 +7,7 @@ use crate::convert::{from_mido, to_mido, TimeField};
 use crate::errors::IntoPyResult;
 use crate::wait::{deadline, sliced};
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::sync::Arc;
@@ -103,9 +103,14 @@ impl Connection {
         self.port().is_closed()
     }
 
+    /// Sends one message; `ValueError` if this port was closed before the call (mido's error),
+    /// `PortClosedError` if the peer has gone.
     fn send(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<()> {
-        let message = from_mido(message)?;
         let port = self.port();
+        if port.is_closed() {
+            return Err(PyValueError::new_err("send() called on closed port"));
+        }
+        let message = from_mido(message)?;
         py.allow_threads(|| port.send(&message)).py_err()
     }
 
@@ -122,10 +127,14 @@ impl Connection {
 
     /// The next message; waits at most `timeout` seconds (`None`: for ever) and returns `None`
     /// when none came. `PortClosedError` once the port is closed or the peer's stream is used up.
+    /// `ValueError` if the port was closed (or used up) before the call, as mido raises.
     #[pyo3(signature = (timeout=None))]
     fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let deadline = deadline(timeout)?;
         let port = self.port();
+        if port.is_closed() {
+            return Err(PyValueError::new_err("receive() called on closed port"));
+        }
         let received = sliced(py, deadline, |limit| match limit {
             Some(limit) => port.receive_timeout_stamped(limit),
             None => port.receive_stamped().map(Some),

@@ -193,6 +193,15 @@ def test_close_is_seen_by_the_peer_at_once(server):
         client.send(CC)
 
 
+def test_iteration_ends_when_the_peer_closed_before_it_started(server):
+    client = connect('127.0.0.1', server.address[1])
+    accepted = server.accept(timeout=WAIT)
+    client.send(CC)
+    client.close()
+    wait_until(lambda: accepted.receive(timeout=WAIT) == CC and accepted.closed, what='the close')
+    assert list(accepted) == []
+
+
 def test_close_wakes_a_blocked_receive(server):
     client = connect('127.0.0.1', server.address[1])
     errors = []

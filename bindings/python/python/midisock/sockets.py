@@ -181,9 +181,8 @@ class SocketPort(BaseIOPort):
             raise ValueError('Not an output port')
         if not isinstance(msg, Message):
             raise TypeError('argument to send() must be a Message')
-        if self._conn.closed:
-            raise ValueError('send() called on closed port')
         try:
+            # ValueError when this port is closed, as in mido.
             self._conn.send(msg)
         except PortClosedError as error:
             raise OSError('the other end has disconnected') from error
@@ -217,12 +216,14 @@ class SocketPort(BaseIOPort):
         ValueError when called on a closed port with nothing left to read, and OSError when the
         port closes while waiting.
         """
-        self._check_receivable()
+        if not self.is_input:
+            raise ValueError('Not an input port')
+        if self._callback is not None:
+            raise ValueError('a callback is set for this port')
         if not block:
             return self._conn.poll()
-        if self._conn.closed:
-            raise ValueError('receive() called on closed port')
         try:
+            # ValueError when the port is closed before the call, as in mido.
             return self._conn.receive(timeout)
         except PortClosedError as error:
             raise OSError('port closed during receive()') from error
@@ -258,8 +259,11 @@ class SocketPort(BaseIOPort):
         while True:
             try:
                 yield receive(None)
-            except PortClosedError:
-                return
+            except (PortClosedError, ValueError):
+                # Closed before or during the wait: every message has been yielded.
+                if self._conn.closed:
+                    return
+                raise
 
     def reset(self):
         """Send "All Notes Off" and "Reset All Controllers" on all channels."""
