@@ -198,7 +198,8 @@ def test_iteration_ends_when_the_peer_closed_before_it_started(server):
     accepted = server.accept(timeout=WAIT)
     client.send(CC)
     client.close()
-    wait_until(lambda: accepted.receive(timeout=WAIT) == CC and accepted.closed, what='the close')
+    assert accepted.receive(timeout=WAIT) == CC
+    wait_until(lambda: accepted.poll() is None and accepted.closed, what='the close')
     assert list(accepted) == []
 
 
