@@ -43,6 +43,7 @@ impl Connection {
 /// timestamps=False)`: a connection to a server (midisock's or mido's).
 #[pyfunction]
 #[pyo3(signature = (host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None, timestamps=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn connect(
     py: Python<'_>,
     host: &str,
@@ -217,9 +218,7 @@ impl Connection {
         if first {
             let slot = self.callback.clone();
             let timestamps = self.timestamps;
-            self.port()
-                .set_callback(move |received| callback::deliver(&slot, &received, timestamps))
-                .py_err()?;
+            self.port().set_callback(move |received| callback::deliver(&slot, &received, timestamps)).py_err()?;
         }
         Ok(())
     }

@@ -8,11 +8,11 @@
 
 use midisock::{Message, MessageType};
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::ffi;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
-use pyo3::intern;
 
 /// mido's classes, imported once, and a template attribute dict per message type.
 struct Mido {
@@ -129,7 +129,8 @@ pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyRe
     // Set the attribute dict past mido's `__setattr__` (which makes messages immutable), as
     // `object.__setattr__(msg, '__dict__', d)` would.
     // SAFETY: both objects are live for the call; the function borrows its arguments.
-    let status = unsafe { ffi::PyObject_GenericSetAttr(object.as_ptr(), intern!(py, "__dict__").as_ptr(), attributes.as_ptr()) };
+    let status =
+        unsafe { ffi::PyObject_GenericSetAttr(object.as_ptr(), intern!(py, "__dict__").as_ptr(), attributes.as_ptr()) };
     if status != 0 {
         return Err(PyErr::fetch(py));
     }
@@ -158,29 +159,44 @@ pub fn from_mido(message: &Bound<'_, PyAny>) -> PyResult<Message> {
     let kind = message_type(py, &type_attr)?;
     let byte = |name: &Bound<'_, PyString>| -> PyResult<u8> { small(attributes, name, 0, 255).map(|v| v as u8) };
     Ok(match kind {
-        MessageType::NoteOff => {
-            Message::NoteOff { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, velocity: byte(intern!(py, "velocity"))? }
+        MessageType::NoteOff => Message::NoteOff {
+            channel: byte(intern!(py, "channel"))?,
+            note: byte(intern!(py, "note"))?,
+            velocity: byte(intern!(py, "velocity"))?,
+        },
+        MessageType::NoteOn => Message::NoteOn {
+            channel: byte(intern!(py, "channel"))?,
+            note: byte(intern!(py, "note"))?,
+            velocity: byte(intern!(py, "velocity"))?,
+        },
+        MessageType::PolyTouch => Message::PolyTouch {
+            channel: byte(intern!(py, "channel"))?,
+            note: byte(intern!(py, "note"))?,
+            value: byte(intern!(py, "value"))?,
+        },
+        MessageType::ControlChange => Message::ControlChange {
+            channel: byte(intern!(py, "channel"))?,
+            control: byte(intern!(py, "control"))?,
+            value: byte(intern!(py, "value"))?,
+        },
+        MessageType::ProgramChange => {
+            Message::ProgramChange { channel: byte(intern!(py, "channel"))?, program: byte(intern!(py, "program"))? }
         }
-        MessageType::NoteOn => {
-            Message::NoteOn { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, velocity: byte(intern!(py, "velocity"))? }
+        MessageType::Aftertouch => {
+            Message::Aftertouch { channel: byte(intern!(py, "channel"))?, value: byte(intern!(py, "value"))? }
         }
-        MessageType::PolyTouch => {
-            Message::PolyTouch { channel: byte(intern!(py, "channel"))?, note: byte(intern!(py, "note"))?, value: byte(intern!(py, "value"))? }
-        }
-        MessageType::ControlChange => {
-            Message::ControlChange { channel: byte(intern!(py, "channel"))?, control: byte(intern!(py, "control"))?, value: byte(intern!(py, "value"))? }
-        }
-        MessageType::ProgramChange => Message::ProgramChange { channel: byte(intern!(py, "channel"))?, program: byte(intern!(py, "program"))? },
-        MessageType::Aftertouch => Message::Aftertouch { channel: byte(intern!(py, "channel"))?, value: byte(intern!(py, "value"))? },
         MessageType::PitchWheel => Message::PitchWheel {
             channel: byte(intern!(py, "channel"))?,
             pitch: small(attributes, intern!(py, "pitch"), i16::MIN.into(), i16::MAX.into())? as i16,
         },
         MessageType::SysEx => Message::SysEx { data: sysex_data(attributes)? },
-        MessageType::QuarterFrame => {
-            Message::QuarterFrame { frame_type: byte(intern!(py, "frame_type"))?, frame_value: byte(intern!(py, "frame_value"))? }
+        MessageType::QuarterFrame => Message::QuarterFrame {
+            frame_type: byte(intern!(py, "frame_type"))?,
+            frame_value: byte(intern!(py, "frame_value"))?,
+        },
+        MessageType::SongPos => {
+            Message::SongPos { pos: small(attributes, intern!(py, "pos"), 0, u16::MAX.into())? as u16 }
         }
-        MessageType::SongPos => Message::SongPos { pos: small(attributes, intern!(py, "pos"), 0, u16::MAX.into())? as u16 },
         MessageType::SongSelect => Message::SongSelect { song: byte(intern!(py, "song"))? },
         MessageType::TuneRequest => Message::TuneRequest,
         MessageType::Clock => Message::Clock,
@@ -206,9 +222,8 @@ fn message_type(py: Python<'_>, type_attr: &Bound<'_, PyAny>) -> PyResult<Messag
 
 /// An integer attribute within `min..=max` (the core then applies the MIDI range).
 fn small(attributes: &Bound<'_, PyDict>, name: &Bound<'_, PyString>, min: i64, max: i64) -> PyResult<i64> {
-    let value = attributes
-        .get_item(name)?
-        .ok_or_else(|| PyValueError::new_err(format!("message has no {name} attribute")))?;
+    let value =
+        attributes.get_item(name)?.ok_or_else(|| PyValueError::new_err(format!("message has no {name} attribute")))?;
     if value.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err(format!("{name} must be an int, got bool")));
     }
