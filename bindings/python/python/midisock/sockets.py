@@ -120,8 +120,8 @@ class SocketPort(BaseIOPort):
             conn = _core.connect(host, portno, timeout=timeout, token=token, tls_ca=tls_ca,
                                  tls_server_name=tls_server_name, timestamps=timestamps)
         elif not isinstance(conn, _core.Connection):
-            raise TypeError('conn must be a connection from PortServer.accept(); '
-                            'to wrap a plain Python socket, connect with SocketPort(host, port)')
+            raise TypeError('conn must be what PortServer.accept() produced: midisock cannot take over '
+                            'a Python socket (PortServer.accept() already returns a SocketPort)')
         self._conn = conn
         self._callback = None
         _init_port_attributes(self, format_address(host, portno))
