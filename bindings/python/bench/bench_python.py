@@ -1,17 +1,21 @@
 """The bench report's workloads run with the midisock Python package, for `cargo xtask bench-report`.
 
 The same workloads, shaped the same way, as benches/mido/bench_mido.py (mido 1.3.3) and
-benches/side_by_side.rs (the Rust API): round trip of one note_on echoed by a peer thread (caller
-pinned to CPU 0, echo to CPU 1), one-way latency of a 1 kHz stream (send time to the moment
-`receive()` returns, both time.monotonic_ns()), and stream throughput (one thread sends the
-message mix, another receives every message as a mido.Message). Both ends are this package, in
-one process, on loopback, port 0. Messages are mido.Message objects on both sides.
+benches/side_by_side.rs (the Rust API): round trip of one note_on echoed by
+a peer (caller pinned to CPU 0; the echo, this script in a second process, to CPU 1), one-way
+latency of a 1 kHz stream (send time to the moment `receive()` returns, both
+time.monotonic_ns()), and stream throughput (one thread sends the message mix, another receives
+every message as a mido.Message). Both ends are this package, on loopback, port 0; the stream's
+two ends share one process (and its GIL), like mido's. Messages are mido.Message objects on both
+sides.
 
 usage: bench_python.py --out DIR [--rtt N] [--stream-seconds S] [--throughput N]
 """
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -38,35 +42,43 @@ def pin_thread(cpu):
 
 
 def round_trip(count, warmup):
-    server, client, accepted = pair()
+    """The echo peer is this script in a second process (`--echo PORT`), pinned to CPU 1: two
+    Python programs talking, each with its own GIL, as two applications on a network would."""
+    server = PortServer('127.0.0.1', 0)
+    echo = subprocess.Popen([sys.executable, __file__, '--echo', str(server.address[1])])
+    try:
+        client = server.accept(timeout=60)
+        assert client is not None, 'the echo process did not connect'
+        previous = pin_thread(0)
+        note = mido.Message('note_on', channel=0, note=60, velocity=100)
+        samples = []
+        send, receive, clock = client.send, client.receive, time.monotonic_ns
+        for i in range(warmup + count):
+            start = clock()
+            send(note)
+            receive()
+            end = clock()
+            if i >= warmup:
+                samples.append(end - start)
+        client.send(STOP)
+        os.sched_setaffinity(0, previous)
+        assert echo.wait(60) == 0, 'the echo process failed'
+        client.close()
+    finally:
+        if echo.poll() is None:
+            echo.kill()
+            echo.wait()
+        server.close()
+    return samples
 
-    def echo():
-        pin_thread(1)
-        for message in accepted:
+
+def echo(port):
+    pin_thread(1)
+    with connect('127.0.0.1', port) as peer:
+        for message in peer:
             if message.type == 'stop':
                 return
-            accepted.send(message)
-
-    thread = threading.Thread(target=echo, daemon=True)
-    thread.start()
-    previous = pin_thread(0)
-    note = mido.Message('note_on', channel=0, note=60, velocity=100)
-    samples = []
-    send, receive, clock = client.send, client.receive, time.monotonic_ns
-    for i in range(warmup + count):
-        start = clock()
-        send(note)
-        receive()
-        end = clock()
-        if i >= warmup:
-            samples.append(end - start)
-    client.send(STOP)
-    thread.join()
-    os.sched_setaffinity(0, previous)
-    client.close()
-    accepted.close()
-    server.close()
-    return samples
+            peer.send(message)
 
 
 def one_way(rate_hz, seconds):
@@ -155,11 +167,17 @@ def write_samples(path, samples):
 
 def main():
     args = argparse.ArgumentParser()
-    args.add_argument('--out', required=True)
+    args.add_argument('--out')
     args.add_argument('--rtt', type=int, default=20000)
     args.add_argument('--stream-seconds', type=float, default=10.0)
     args.add_argument('--throughput', type=int, default=200000)
+    args.add_argument('--echo', type=int, help='internal: be the round trip echo peer of this port')
     args = args.parse_args()
+    if args.echo is not None:
+        echo(args.echo)
+        return
+    if args.out is None:
+        raise SystemExit('bench_python.py: --out DIR is required')
     os.makedirs(args.out, exist_ok=True)
 
     print(f'bench_python: round trip x{args.rtt}', flush=True)
