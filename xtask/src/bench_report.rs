@@ -487,9 +487,9 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
         "\nPlain TCP sends the same bytes with TCP_NODELAY; its stream throughput is bytes read ÷ the mix's \
          bytes per message, unparsed (the wire's ceiling). Round trips: 3-byte note_on echoed by a peer \
          thread. One-way: send time to receive timestamp, same process, same clock. midisock (Python): \
-         the Python package with mido.Message objects on both ends, peers in one process like mido's; its \
-         one-way figure ends when receive() returns, its stream is sent with send_many() and read with \
-         receive_batch().\n",
+         the Python package with mido.Message objects on both ends; its round trip's echo is a second \
+         Python process, its one-way figure ends when receive() returns, its stream (both ends in one \
+         process, like mido's) is sent with send_many() and read with receive_batch().\n",
     );
     let fanout: Vec<(u64, f64, f64, Option<f64>)> = [1u64, 10, 100, 1000]
         .iter()
