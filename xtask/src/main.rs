@@ -9,6 +9,7 @@ mod fuzz;
 mod header;
 mod install;
 mod jack;
+mod python;
 mod test;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ commands:
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
   c-tests                   build and run the C/C++ tests of libmidisock (sanitizers, valgrind)
+  python-tests              build the Python package into the test venv; run its tests and mido's
   fuzz [--seconds N] [TARGET...]
                             run each cargo-fuzz target (parser, text, framing) N s (default 60)
 ";
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
         "c-tests" => c_tests::run(rest),
+        "python-tests" => python::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -5,6 +5,7 @@
 //!    compiled in test mode).
 //! 3. The C/C++ tests of libmidisock.
 //! 4. The CLI with MIDI ports, against jackd's dummy backend (jack.rs).
+//! 5. The Python package's tests, and mido's own socket tests against it (python.rs).
 
 use crate::env;
 use std::process::Command;
@@ -27,7 +28,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
     crate::jack::run_midi_port_tests(&python)?;
     crate::fuzz::run(&[])?;
-    crate::c_tests::run(&[])
+    crate::c_tests::run(&[])?;
+    crate::python::run(&[])
 }
 
 fn cargo() -> String {
