@@ -87,12 +87,15 @@ impl NiceEguiApp for App {
         ui.ctx().request_repaint_after(Duration::from_millis(250));
         self.follow_applied();
         ResizableWindow::new("midisock").min_size(egui::vec2(MIN_SIZE.0, MIN_SIZE.1)).show(ui, |ui| {
-            egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-                ui.heading("midisock · MIDI over TCP");
-                ui.add_space(6.0);
-                section(ui, "Connection", |ui| self.connection_ui(ui));
-                section(ui, "MIDI", |ui| self.midi_ui(ui));
-                section(ui, "Status", |ui| self.status_ui(ui));
+            // The resizable window hands out the whole window: the margins are ours.
+            egui::Frame::new().fill(ui.visuals().panel_fill).inner_margin(12.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+                    ui.heading("midisock · MIDI over TCP");
+                    ui.add_space(6.0);
+                    section(ui, "Connection", |ui| self.connection_ui(ui));
+                    section(ui, "MIDI", |ui| self.midi_ui(ui));
+                    section(ui, "Status", |ui| self.status_ui(ui));
+                });
             });
         });
     }
@@ -218,7 +221,9 @@ impl App {
             }
         };
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("●").color(colour).strong());
+            // A painted lamp: the bundled fonts have no "●".
+            let (lamp, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(lamp.center(), 5.0, colour);
             ui.add(egui::Label::new(RichText::new(headline).color(colour).strong()).wrap());
         });
         if !state.is_up() {
