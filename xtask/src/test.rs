@@ -24,6 +24,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .env("MIDISOCK_TEST_PYTHON", &python),
     )?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
+    crate::plugin_gui::run(&[])?;
     crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])
 }
