@@ -221,7 +221,7 @@ impl Editor {
             .env("DISPLAY", &display.name)
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&dir.join("app.log"))?)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", app.display()))?;
         let mut editor = Editor { child, display: display.name.clone(), window: String::new(), scale, dir };
@@ -236,7 +236,10 @@ impl Editor {
                 return Ok(editor);
             }
             if start.elapsed() > DEADLINE {
-                return Err("the editor window did not appear".into());
+                return Err(format!(
+                    "the editor window did not appear (the app's log: {})",
+                    editor.dir.join("app.log").display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -439,6 +442,10 @@ impl Listener {
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on loopback: {e}"))?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
 }
 
 fn cargo() -> String {
