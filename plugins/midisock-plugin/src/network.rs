@@ -419,3 +419,62 @@ pub fn reason_first(error: &midisock::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_protection_is_plain_tcp_without_a_token() {
+        let options = connect_options(&Protection::default()).unwrap();
+        assert_eq!(options.token, None);
+        assert!(options.tls.is_none());
+        assert_eq!(options.timeout, Some(CONNECT_TIMEOUT));
+        let config = server_config(&Protection::default()).unwrap();
+        assert!(config.token.is_none() && config.tls.is_none() && config.allow.is_empty());
+    }
+
+    #[test]
+    fn the_allowlist_takes_commas_and_spaces_and_rejects_nonsense() {
+        let protection = Protection { allow: " 192.168.1.0/24,::1  10.0.0.7 ".into(), ..Protection::default() };
+        let config = server_config(&protection).unwrap();
+        assert_eq!(config.allow.len(), 3);
+        assert!(config.allows("10.0.0.7".parse().unwrap()));
+        assert!(!config.allows("10.0.0.8".parse().unwrap()));
+        let bad = Protection { allow: "192.168.1.0/99".into(), ..Protection::default() };
+        let error = server_config(&bad).unwrap_err();
+        assert!(reason_first(&error).contains("192.168.1.0/99"), "{error}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_in_server_mode_and_a_readable_ca_in_client_mode() {
+        let only_cert = Protection { tls_cert: "cert.pem".into(), ..Protection::default() };
+        assert!(server_config(&only_cert).unwrap_err().to_string().contains("without its key"));
+        let only_key = Protection { tls_key: "key.pem".into(), ..Protection::default() };
+        assert!(server_config(&only_key).unwrap_err().to_string().contains("without a certificate"));
+        let missing_ca = Protection { tls_ca: "/nonexistent/ca.pem".into(), ..Protection::default() };
+        assert!(connect_options(&missing_ca).unwrap_err().to_string().contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn a_bad_token_is_an_error_in_server_mode() {
+        let protection = Protection { token: "tab\there".into(), ..Protection::default() };
+        assert!(matches!(server_config(&protection), Err(midisock::Error::InvalidToken)));
+    }
+
+    #[test]
+    fn errors_read_reason_first() {
+        let error = midisock::connect("127.0.0.1:notaport").unwrap_err();
+        let text = reason_first(&error);
+        assert!(text.ends_with(r#"invalid address "127.0.0.1:notaport""#), "{text}");
+        assert!(!text.starts_with("invalid address"), "{text}");
+    }
+
+    #[test]
+    fn a_project_saved_before_the_protections_loads_with_none() {
+        let protection: Protection = serde_json::from_str("{}").unwrap();
+        assert_eq!(protection, Protection::default());
+        let partial: Protection = serde_json::from_str(r#"{"token":"t"}"#).unwrap();
+        assert_eq!(partial.token, "t");
+    }
+}
