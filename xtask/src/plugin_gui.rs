@@ -9,7 +9,8 @@
 //! 3. a long, unresolvable address: the error shows, reason first, wrapped, with the end of the
 //!    address and the attempt countdown still in view;
 //! 4. choosing Server says "not applied yet" and changes nothing until the address is applied;
-//!    then "listening on <address>", and a client connecting shows as "1 client".
+//!    then "listening on <address>", and a client connecting shows as "1 client";
+//! 5. resized to 760×700 points, the window grows and every label still reads.
 //!
 //! `--screenshots` also writes the 100 % screenshots to `docs/` for the README; every run keeps
 //! them all in `<target>/plugin-gui/`.
@@ -163,7 +164,16 @@ fn check_editor(editor: &Editor) -> Result<(), String> {
     editor.wait_for("listening", "listening", |ocr| ocr.contains(&format!("listening on {address}, 0 clients")))?;
     let _client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect to {address}: {e}"))?;
     editor.wait_for("the client", "server", |ocr| {
-        ocr.contains(&format!("listening on {address}, 1 client")) && ocr.contains("Refused 0")
+        ocr.contains(&format!("listening on {address}, 1 client")) && ocr.contains("Refused")
+    })?;
+
+    // 5. The window follows a resize (as a host or the corner grip asks) and still reads whole.
+    editor.xdotool(&["windowsize", &editor.window, &px(760.0, editor.scale), &px(700.0, editor.scale)])?;
+    editor.wait_for("every label after a resize", "resized", |ocr| {
+        ocr.width >= 740.0 * editor.scale
+            && ["Mode", "Address", "Token", "TLS cert", "TLS key", "Allow", "Direction", "Thru", "Channel", "Peers"]
+                .iter()
+                .all(|label| ocr.contains(label))
     })?;
     Ok(())
 }
@@ -230,7 +240,7 @@ impl Editor {
             if let Ok(Some(status)) = editor.child.try_wait() {
                 return Err(format!("the standalone app exited before showing its window ({status})"));
             }
-            let found = editor.xdotool(&["search", "--name", "^midisock$"]).unwrap_or_default();
+            let found = editor.xdotool(&["search", "--onlyvisible", "--name", "^midisock$"]).unwrap_or_default();
             if let Some(id) = found.split_whitespace().next() {
                 editor.window = id.to_string();
                 return Ok(editor);
@@ -264,6 +274,7 @@ impl Editor {
             .args(["-window", &self.window])
             .arg(&png)
             .env("DISPLAY", &self.display)
+            .stderr(Stdio::null())
             .status()
             .map_err(|e| format!("cannot run import: {e}"))?;
         if !status.success() {
@@ -297,15 +308,21 @@ impl Editor {
     fn wait_for(&self, what: &str, name: &str, check: impl Fn(&Ocr) -> bool) -> Result<Ocr, String> {
         let start = Instant::now();
         loop {
-            let ocr = self.read(name)?;
-            if check(&ocr) {
-                return Ok(ocr);
+            // A window being mapped or resized cannot always be read at once: that is a "not yet".
+            let read = self.read(name);
+            if let Ok(ocr) = &read {
+                if check(ocr) {
+                    return read;
+                }
             }
             if start.elapsed() > DEADLINE {
+                let what_it_read = match read {
+                    Ok(ocr) => ocr.text,
+                    Err(e) => e,
+                };
                 return Err(format!(
-                    "at {} % scaling the editor never showed {what}; it read:\n{}\n(screenshot: {})",
+                    "at {} % scaling the editor never showed {what}; it read:\n{what_it_read}\n(screenshot: {})",
                     self.scale * 100.0,
-                    ocr.text,
                     self.dir.join(format!("{name}.png")).display()
                 ));
             }
@@ -326,9 +343,11 @@ impl Editor {
         let w = ocr.word(label).ok_or_else(|| format!("no {label:?} in the editor: it read\n{}", ocr.text))?;
         // The field starts a few points right of the label column and is ~150 points wide at least.
         self.click((w.x + w.width + 120.0 * self.scale) as i64, (w.y + w.height / 2.0) as i64)?;
-        self.xdotool(&["key", "--window", &self.window, "ctrl+a"])?;
-        self.xdotool(&["type", "--window", &self.window, "--delay", "5", text])?;
-        self.xdotool(&["key", "--window", &self.window, "Return"])?;
+        // Real (XTEST) key presses, to the window under the pointer: synthetic events sent to a
+        // window can arrive with a stale modifier state.
+        self.xdotool(&["key", "--clearmodifiers", "ctrl+a"])?;
+        self.xdotool(&["type", "--delay", "20", text])?;
+        self.xdotool(&["key", "Return"])?;
         Ok(())
     }
 
@@ -359,6 +378,8 @@ struct Word {
 struct Ocr {
     words: Vec<Word>,
     text: String,
+    /// The screenshot's width in pixels.
+    width: f64,
 }
 
 impl Ocr {
@@ -368,8 +389,12 @@ impl Ocr {
         let mut words = Vec::new();
         let mut text = String::new();
         let mut last_line = None;
+        let mut width = 0.0;
         for row in tsv.lines().skip(1) {
             let cells: Vec<&str> = row.split('\t').collect();
+            if cells.len() >= 10 && cells[0] == "1" {
+                width = cells[8].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+            }
             if cells.len() < 12 || cells[0] != "5" || cells[11].trim().is_empty() {
                 continue;
             }
@@ -390,7 +415,7 @@ impl Ocr {
                 height: number(9),
             });
         }
-        Ocr { words, text }
+        Ocr { words, text, width }
     }
 
     /// True when `phrase` appears on one line, ignoring case and spaces (OCR reads "CA file" as
@@ -436,6 +461,11 @@ impl Listener {
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Acquire)
     }
+}
+
+/// `points` logical points in pixels at `scale`, as xdotool takes them.
+fn px(points: f64, scale: f64) -> String {
+    ((points * scale).round() as i64).to_string()
 }
 
 /// A loopback port nobody listens on right now.

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 /// The editor's size when first opened (logical points), and the smallest it may become.
 pub const DEFAULT_SIZE: (f32, f32) = (480.0, 600.0);
-const MIN_SIZE: (f32, f32) = (340.0, 300.0);
+/// Narrow enough for a laptop screen beside a DAW's mixer, wide enough for the widest row.
+const MIN_SIZE: (f32, f32) = (400.0, 300.0);
 
 const GREEN: Color32 = Color32::from_rgb(90, 200, 120);
 const AMBER: Color32 = Color32::from_rgb(235, 175, 60);
@@ -89,6 +90,7 @@ impl NiceEguiApp for App {
         ResizableWindow::new("midisock").min_size(egui::vec2(MIN_SIZE.0, MIN_SIZE.1)).show(ui, |ui| {
             // The resizable window hands out the whole window: the margins are ours.
             egui::Frame::new().fill(ui.visuals().panel_fill).inner_margin(12.0).show(ui, |ui| {
+                // Shorter than its content, the window scrolls (the minimum width fits every row).
                 egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
                     ui.heading("midisock · MIDI over TCP");
                     ui.add_space(6.0);
