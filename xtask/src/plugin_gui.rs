@@ -6,6 +6,8 @@
 //!    empty glyph boxes reads as nothing and fails);
 //! 2. typing the address of a local TCP listener and pressing Enter connects: the window says
 //!    "connected to <address>", Peers 1, and the listener really accepted a connection;
+//!    the listener then closes: "Disconnected: the server closed the connection" stays in view
+//!    beside "Last attempt: Connection refused" of the retries;
 //! 3. a long, unresolvable address: the error shows, reason first, wrapped, with the end of the
 //!    address and the attempt countdown still in view;
 //! 4. choosing Server says "not applied yet" and changes nothing until the address is applied;
@@ -20,7 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -128,11 +130,20 @@ fn check_editor(editor: &Editor) -> Result<(), String> {
     })?;
 
     // 2. Connect to a listener by typing its address.
-    let listener = Listener::start()?;
+    let mut listener = Listener::start()?;
     let address = format!("127.0.0.1:{}", listener.port);
     editor.type_into("Address", &address)?;
     editor.wait_for("connected to the listener", "connected", |ocr| {
         ocr.contains(&format!("connected to {address}")) && ocr.contains("Peers 1") && listener.accepted() >= 1
+    })?;
+
+    // 2b. The server goes away: why the connection ended stays in view next to the failing
+    //     attempts that follow (they must not overwrite it).
+    listener.close();
+    editor.wait_for("the reason for the disconnect beside the failed attempts", "disconnected", |ocr| {
+        ocr.contains("Disconnected: the server closed the connection")
+            && ocr.contains("Last attempt: Connection refused")
+            && ocr.contains("could not connect (")
     })?;
 
     // 3. A long address that cannot resolve: the reason, the whole address and the retry timing.
@@ -433,31 +444,54 @@ fn squash(text: &str) -> String {
 }
 
 /// A TCP listener on a free loopback port that counts the connections it accepts (a plain TCP
-/// peer is all a client needs to connect).
+/// peer is all a client needs to connect), until [`Listener::close`].
 struct Listener {
     port: u16,
     accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Listener {
     fn start() -> Result<Listener, String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on loopback: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        // Detached: it lives as long as xtask; the connections it holds close with the process.
-        std::thread::spawn(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counter, stopped) = (Arc::clone(&accepted), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
-            for stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::AcqRel);
-                held.push(stream);
+            while !stopped.load(Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        counter.fetch_add(1, Ordering::AcqRel);
+                        held.push(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
             }
+            // Dropping `held` and `listener` closes the connections and the port.
         });
-        Ok(Listener { port, accepted })
+        Ok(Listener { port, accepted, stop, thread: Some(thread) })
     }
 
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Acquire)
+    }
+
+    /// Closes every connection and stops listening (the port then refuses connections).
+    fn close(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
