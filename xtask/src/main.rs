@@ -9,6 +9,8 @@ mod fuzz;
 mod header;
 mod install;
 mod jack;
+mod plugin_gui;
+mod plugin_install;
 mod python;
 mod test;
 
@@ -22,6 +24,11 @@ commands:
                             1.3.3, valgrind, ...) first
   bundle <plugin> [--release]
                             build the VST3 and CLAP bundles into target/bundled/
+  install-plugin [--debug]  bundle the plugin (release, stripped) and copy it to the per-user VST3
+                            and CLAP folders (~/.vst3, ~/.clap on Linux)
+  plugin-gui [--screenshots]
+                            open the plugin's editor under Xvfb, check it with OCR and xdotool
+                            (--screenshots: also write docs/plugin-gui-*.png)
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
@@ -42,6 +49,8 @@ fn main() -> ExitCode {
         "bundle" => bundle::run(rest),
         "header" => header::run(rest),
         "install" => install::run(rest),
+        "install-plugin" => plugin_install::run(rest),
+        "plugin-gui" => plugin_gui::run(rest),
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
         "c-tests" => c_tests::run(rest),
