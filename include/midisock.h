@@ -66,7 +66,9 @@ enum midisock_result
     /**
      * **7000–7099: nothing to hand out** (the connection is fine).
      *
-     * A non-blocking call (`_try_receive`, `_try_accept`) found nothing waiting.
+     * A non-blocking call (`_try_receive`, `_try_accept`) found nothing waiting. Not recorded
+     * as the last error (`midisock_last_error_message` keeps the previous one), and an empty
+     * `_try_receive` allocates nothing: polling every audio block is cheap.
      */
     MIDISOCK_RESULT_WOULD_BLOCK = 7001,
     /**
@@ -558,6 +560,23 @@ midisock_result midisock_connect_options_set_tls_server_name(midisock_connect_op
 midisock_result midisock_connect_options_free(midisock_connect_options *options);
 
 /**
+ * Copies the calling thread's last error detail, e.g. `"midisock_port_connect: cannot connect
+ * to 127.0.0.1:9: Connection refused (os error 111)"`, as a NUL-terminated string into
+ * `buf[0..len]`; `*len_out` is its length without the NUL. Empty when no call on this thread has
+ * failed yet.
+ *
+ * Every call that returns something other than `MIDISOCK_RESULT_OK` replaces the detail;
+ * successful calls leave it alone (like `errno`). This function never changes it, so it can be
+ * retried with a bigger buffer after `MIDISOCK_RESULT_BUFFER_TOO_SMALL`.
+ *
+ * Thread: any; each thread has its own last error. Never blocks.
+ *
+ * # Safety
+ * `buf` is valid for writes of `len` bytes; `len_out` is valid for a write.
+ */
+midisock_result midisock_last_error_message(char *buf, size_t len, size_t *len_out);
+
+/**
  * Parses one line of mido text (`"note_on channel=0 note=60 velocity=64 time=0"`; omitted
  * fields take mido's defaults) and writes the message's MIDI bytes into `buf[0..len]`;
  * `*len_out` is the number of bytes written.
@@ -935,23 +954,6 @@ midisock_result midisock_port_free(midisock_port *port);
  * Thread: any. Never blocks.
  */
 const char *midisock_result_str(uint32_t result);
-
-/**
- * Copies the calling thread's last error detail, e.g. `"midisock_port_connect: cannot connect
- * to 127.0.0.1:9: Connection refused (os error 111)"`, as a NUL-terminated string into
- * `buf[0..len]`; `*len_out` is its length without the NUL. Empty when no call on this thread has
- * failed yet.
- *
- * Every call that returns something other than `MIDISOCK_RESULT_OK` replaces the detail;
- * successful calls leave it alone (like `errno`). This function never changes it, so it can be
- * retried with a bigger buffer after `MIDISOCK_RESULT_BUFFER_TOO_SMALL`.
- *
- * Thread: any; each thread has its own last error. Never blocks.
- *
- * # Safety
- * `buf` is valid for writes of `len` bytes; `len_out` is valid for a write.
- */
-midisock_result midisock_last_error_message(char *buf, size_t len, size_t *len_out);
 
 /**
  * Listens on `address` and writes the new server to `*server_out`; the caller owns it and

@@ -5,12 +5,14 @@ use plotters::prelude::*;
 use std::path::Path;
 
 const WIDTH: u32 = 900;
-const COLOURS: [RGBColor; 3] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x7f, 0x7f, 0x7f), RGBColor(0xd6, 0x27, 0x28)];
+const COLOURS: [RGBColor; 4] =
+    [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x7f, 0x7f, 0x7f), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x2c, 0xa0, 0x2c)];
 
 fn colour(system: &str) -> RGBColor {
     match system {
         "midisock" => COLOURS[0],
         "raw_tcp" => COLOURS[1],
+        "python" => COLOURS[3],
         _ => COLOURS[2],
     }
 }
@@ -19,6 +21,7 @@ fn label(system: &str) -> &str {
     match system {
         "raw_tcp" => "plain TCP",
         "mido" => "mido 1.3.3",
+        "python" => "midisock (Python)",
         other => other,
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! The Rust systems are measured by the `side_by_side` bench (benches/side_by_side.rs, built with
 //! the bench profile); mido by `benches/mido/bench_mido.py` in the venv `env::python_with_mido`
-//! provides. Workloads: round trip of a 3-byte note_on echoed by a peer; one-way latency of a
+//! provides; the Python package by `bindings/python/bench/bench_python.py` in the same venv, with
+//! the package built by `python::python_with_package`. Workloads: round trip of a 3-byte note_on echoed by a peer; one-way latency of a
 //! steady 1 kHz stream (send time → receive timestamp, CLOCK_MONOTONIC in one process); stream
 //! throughput (messages sent in batches, each one parsed and received). `--quick` shortens every
 //! workload (3 s streams instead of 10 s, fewer round trips, fan-out to 1,000 clients only).
@@ -24,8 +25,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-/// The systems compared, in table order.
-pub const SYSTEMS: [&str; 3] = ["midisock", "raw_tcp", "mido"];
+/// The systems compared, in table order ("python": the midisock Python package).
+pub const SYSTEMS: [&str; 4] = ["midisock", "raw_tcp", "mido", "python"];
 
 /// Latency workloads, with the title their plots and tables use.
 pub const LATENCY_WORKLOADS: [(&str, &str); 2] =
@@ -92,6 +93,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     measure_rust(&raw, quick)?;
     measure_mido(&python, &raw, quick)?;
+    measure_python(&raw, quick)?;
     let measured = load(&raw)?;
     let machine = machine();
 
@@ -137,6 +139,20 @@ fn measure_mido(python: &Path, raw: &Path, quick: bool) -> Result<(), String> {
     env::run(
         Command::new(python)
             .arg(env::repo_root().join("benches").join("mido").join("bench_mido.py"))
+            .arg("--out")
+            .arg(raw)
+            .args(["--rtt", rtt, "--stream-seconds", seconds, "--throughput", messages]),
+    )
+}
+
+/// The midisock Python package: the same workloads as mido, from Python, with mido.Message
+/// objects on both ends (bindings/python/bench/bench_python.py).
+fn measure_python(raw: &Path, quick: bool) -> Result<(), String> {
+    let python = crate::python::python_with_package()?;
+    let (rtt, seconds, messages) = if quick { ("3000", "3", "300000") } else { ("20000", "10", "2000000") };
+    env::run(
+        Command::new(python)
+            .arg(env::repo_root().join("bindings").join("python").join("bench").join("bench_python.py"))
             .arg("--out")
             .arg(raw)
             .args(["--rtt", rtt, "--stream-seconds", seconds, "--throughput", messages]),
@@ -286,7 +302,32 @@ fn targets(m: &Measured) -> Vec<Target> {
         let metric = METRICS.iter().find(|x| x.key == metric).expect("known metric");
         Some((metric.get)(m, "midisock")? / (metric.get)(m, "raw_tcp")?)
     };
+    let python_vs = |metric: &str, other: &str| {
+        let metric = METRICS.iter().find(|x| x.key == metric).expect("known metric");
+        Some((metric.get)(m, "python")? / (metric.get)(m, other)?)
+    };
     vec![
+        Target {
+            name: "Python round trip p50 vs Rust API",
+            measured: python_vs("rtt_p50_ns", "midisock"),
+            limit: 1.5,
+            at_most: true,
+            unit: "×",
+        },
+        Target {
+            name: "Python round trip p50: mido ÷ Python",
+            measured: python_vs("rtt_p50_ns", "mido").map(|r| 1.0 / r),
+            limit: 20.0,
+            at_most: false,
+            unit: "×",
+        },
+        Target {
+            name: "Python stream throughput vs mido",
+            measured: python_vs("stream_msgs_per_s", "mido"),
+            limit: 50.0,
+            at_most: false,
+            unit: "×",
+        },
         Target {
             name: "Round trip p50 vs plain TCP",
             measured: ratio("rtt_p50_ns"),
@@ -429,7 +470,10 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
         machine.cpu_model,
         machine.kernel
     );
-    out.push_str("| | midisock | plain TCP | mido 1.3.3 | midisock / plain TCP |\n|---|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| | midisock | plain TCP | mido 1.3.3 | midisock (Python) | midisock / plain TCP |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
     for metric in &METRICS {
         let values: Vec<Option<f64>> = SYSTEMS.iter().map(|&s| (metric.get)(m, s)).collect();
         let ratio = match (values[0], values[1]) {
@@ -442,7 +486,10 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
     out.push_str(
         "\nPlain TCP sends the same bytes with TCP_NODELAY; its stream throughput is bytes read ÷ the mix's \
          bytes per message, unparsed (the wire's ceiling). Round trips: 3-byte note_on echoed by a peer \
-         thread. One-way: send time to receive timestamp, same process, same clock.\n",
+         thread. One-way: send time to receive timestamp, same process, same clock. midisock (Python): \
+         the Python package with mido.Message objects on both ends; its round trip's echo is a second \
+         Python process, its one-way figure ends when receive() returns, its stream (both ends in one \
+         process, like mido's) is sent with send_many() and read with receive_batch().\n",
     );
     let fanout: Vec<(u64, f64, f64, Option<f64>)> = [1u64, 10, 100, 1000]
         .iter()

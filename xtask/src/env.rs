@@ -7,6 +7,10 @@ use std::process::Command;
 /// The mido version the interop tests and the bench report use.
 pub const MIDO_VERSION: &str = "1.3.3";
 
+/// mido's MIDI port backend, for the CLI's MIDI port tests (its wheels include JACK support; it
+/// needs libasound2 to import, which the JACK tests install, so only its version is checked here).
+pub const PYTHON_RTMIDI_VERSION: &str = "1.5.8";
+
 /// The repository root (xtask lives one level below it).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the repository").to_path_buf()
@@ -38,7 +42,7 @@ pub fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
-/// A Python interpreter with mido installed: `target/venv/bin/python`, created on first use.
+/// A Python interpreter with mido (and python-rtmidi) installed: `target/venv/bin/python`, created on first use.
 pub fn python_with_mido() -> Result<PathBuf, String> {
     let venv = target_dir().join("venv");
     let python = venv.join("bin").join("python");
@@ -47,7 +51,10 @@ pub fn python_with_mido() -> Result<PathBuf, String> {
             .args([
                 "-c",
                 // mido 1.3.3 has no `mido.__version__`: ask the installed distribution.
-                &format!("import importlib.metadata as m, mido, sys; sys.exit(m.version('mido') != {MIDO_VERSION:?})"),
+                &format!(
+                    "import importlib.metadata as m, mido, sys; \
+                     sys.exit(m.version('mido') != {MIDO_VERSION:?} or m.version('python-rtmidi') != {PYTHON_RTMIDI_VERSION:?})"
+                ),
             ])
             .status()
             .is_ok_and(|s| s.success())
@@ -61,7 +68,8 @@ pub fn python_with_mido() -> Result<PathBuf, String> {
     }
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-        .arg(format!("mido=={MIDO_VERSION}")))?;
+        .arg(format!("mido=={MIDO_VERSION}"))
+        .arg(format!("python-rtmidi=={PYTHON_RTMIDI_VERSION}")))?;
     if has_mido(&python) {
         Ok(python)
     } else {

@@ -8,7 +8,11 @@ mod env;
 mod fuzz;
 mod header;
 mod install;
+mod jack;
 mod pd;
+mod plugin_gui;
+mod plugin_install;
+mod python;
 mod test;
 
 use std::process::ExitCode;
@@ -21,6 +25,11 @@ commands:
                             1.3.3, valgrind, ...) first
   bundle <plugin> [--release]
                             build the VST3 and CLAP bundles into target/bundled/
+  install-plugin [--debug]  bundle the plugin (release, stripped) and copy it to the per-user VST3
+                            and CLAP folders (~/.vst3, ~/.clap on Linux)
+  plugin-gui [--screenshots]
+                            open the plugin's editor under Xvfb, check it with OCR and xdotool
+                            (--screenshots: also write docs/plugin-gui-*.png)
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
@@ -28,6 +37,7 @@ commands:
                             DIR/midisock (default ~/.local/lib/pd/extra, where Pd looks)
   pd-test                   build the Pd external and test it in a headless Pd (also valgrind)
   c-tests                   build and run the C/C++ tests of libmidisock (sanitizers, valgrind)
+  python-tests              build the Python package into the test venv; run its tests and mido's
   fuzz [--seconds N] [TARGET...]
                             run each cargo-fuzz target (parser, text, framing) N s (default 60)
 ";
@@ -43,11 +53,14 @@ fn main() -> ExitCode {
         "bundle" => bundle::run(rest),
         "header" => header::run(rest),
         "install" => install::run(rest),
+        "install-plugin" => plugin_install::run(rest),
+        "plugin-gui" => plugin_gui::run(rest),
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
         "c-tests" => c_tests::run(rest),
         "install-pd" => pd::install(rest),
         "pd-test" => pd::test(rest),
+        "python-tests" => python::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -4,7 +4,9 @@
 //! 2. `cargo test --workspace --all-targets` (unit, integration, interop, examples, benches
 //!    compiled in test mode).
 //! 3. The C/C++ tests of libmidisock.
-//! 4. The Pure Data external in a headless Pd (crate::pd).
+//! 4. The CLI with MIDI ports, against jackd's dummy backend (jack.rs).
+//! 5. The Python package's tests, and mido's own socket tests against it (python.rs).
+//! 6. The Pure Data external in a headless Pd (pd.rs).
 
 use crate::env;
 use std::process::Command;
@@ -25,8 +27,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .env("MIDISOCK_TEST_PYTHON", &python),
     )?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
+    crate::jack::run_midi_port_tests(&python)?;
+    crate::plugin_gui::run(&[])?;
     crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])?;
+    crate::python::run(&[])?;
     crate::pd::test(&[])
 }
 

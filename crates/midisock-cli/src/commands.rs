@@ -1,9 +1,14 @@
 //! The four commands. Each returns its exit code, or a failure with one line for stderr.
 
+use crate::client::Client;
+use crate::held::Tracked;
 use crate::lines::{for_each_stdin_message, print_message};
-use midisock::{ConnectOptions, Message, Parser, PortServer, ServerConfig, SysexPolicy, TlsClient, TlsServer};
-use std::io::{self, Read, Write};
-use std::path::Path;
+use crate::midi::MidiOptions;
+use crate::{log, signals};
+use midisock::{
+    ConnectOptions, Message, PortServer, Reconnect, ReconnectingPort, ServerConfig, SysexPolicy, TlsClient, TlsServer,
+};
+use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,11 +22,15 @@ pub struct Failure {
 }
 
 /// Exit code for bad input from the user (address, message text, file).
-const BAD_INPUT: u8 = 2;
+pub const BAD_INPUT: u8 = 2;
 /// Exit code for a failure of the network or the system.
-const FAILED: u8 = 1;
+pub const FAILED: u8 = 1;
 
-fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
+/// How long a sender waits, after its last message, for the server to close its side (which is
+/// when a refusal would show). A midisock server answers at once.
+pub const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub fn failure(exit_code: u8) -> impl Fn(midisock::Error) -> Failure {
     move |e| Failure {
         exit_code: match e {
             midisock::Error::AddressSyntax { .. }
@@ -84,7 +93,12 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
+    pub fn connect(&self, addr: &str) -> Result<midisock::SocketPort, Failure> {
+        midisock::connect_with(addr, &self.options()?).map_err(failure(FAILED))
+    }
+
+    /// The connect options these credentials make.
+    pub fn options(&self) -> Result<ConnectOptions, Failure> {
         let mut options = ConnectOptions { token: self.token.clone(), ..ConnectOptions::default() };
         if let Some(ca) = &self.tls_ca {
             let mut tls = TlsClient::with_ca_file(ca).map_err(failure(BAD_INPUT))?;
@@ -93,7 +107,7 @@ impl ClientAuth {
             }
             options = options.tls(tls);
         }
-        midisock::connect_with(addr, &options).map_err(failure(FAILED))
+        Ok(options)
     }
 }
 
@@ -114,61 +128,160 @@ impl ServeOptions {
         for range in &self.allow {
             config = config.allow(range).map_err(failure(BAD_INPUT))?;
         }
-        Ok(config)
+        Ok(config.on_event(crate::events::logger()?))
     }
 }
 
-pub fn serve(addr: &str, options: &ServeOptions) -> Result<ExitCode, Failure> {
-    let server = Arc::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?);
-    let listening: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
-    eprintln!("midisock: serving on {} ({})", server.name(), listening.join(", "));
+pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<ExitCode, Failure> {
+    let server = Arc::new(Tracked::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?));
+
+    // The MIDI input port and stdin both broadcast, through one tracker of held notes.
+    let broadcaster = Arc::clone(&server);
+    let bridge = midi.open(Arc::new(move |m: &Message| {
+        if let Err(e) = broadcaster.send(m) {
+            log::debug(format_args!("broadcast: {e}"));
+        }
+    }))?;
+    // Only now: a port that cannot be opened is the one line a failed start prints.
+    let listening: Vec<String> = server.inner.local_addrs().iter().map(|a| a.to_string()).collect();
+    log::info(format_args!("serving on {} ({})", server.inner.name(), listening.join(", ")));
+
+    let closer = Arc::clone(&server);
+    let received = signals::on_termination(move |signal| {
+        let released = closer.release();
+        // Flushes what is queued for each client (within ServerConfig::shutdown_flush), then
+        // closes their connections; the loop below then ends.
+        closer.inner.close();
+        log::info(format_args!("{}: server closed{}", signals::name(signal), released_text(released)));
+    })?;
 
     // stdin → broadcast, on its own thread so receiving never waits for typing.
     let broadcaster = Arc::clone(&server);
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            match for_each_stdin_message(&AtomicUsize::new(0), |m| broadcaster.send(m)) {
-                // stdin ended (e.g. `< /dev/null`): keep serving; the server prints until killed.
-                Ok(()) => {}
-                Err(e) => eprintln!("midisock: reading stdin: {e}"),
-            }
-        })
-        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
+    spawn_named("stdin", move || {
+        match for_each_stdin_message(&AtomicUsize::new(0), |m| broadcaster.send(m)) {
+            // stdin ended (e.g. `< /dev/null`): keep serving; the server prints until stopped.
+            Ok(()) => {}
+            Err(e) => log::warn(format_args!("reading stdin: {e}")),
+        }
+    })?;
 
     let mut out = io::stdout().lock();
-    for message in server.iter() {
+    for message in server.inner.iter() {
+        bridge.play(&message);
         if !print_message(&mut out, &message) {
             break;
         }
     }
+    received.wait_for_shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn connect(addr: &str, auth: &ClientAuth) -> Result<ExitCode, Failure> {
-    let port = Arc::new(auth.connect(addr)?);
-    eprintln!("midisock: connected to {}", port.name());
+fn released_text(released: usize) -> String {
+    match released {
+        0 => String::new(),
+        1 => " (released 1 held note)".into(),
+        n => format!(" (released {n} held notes)"),
+    }
+}
+
+fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), Failure> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map(|_| ())
+        .map_err(|e| Failure { message: format!("cannot start the {name} thread: {e}"), exit_code: FAILED })
+}
+
+/// Why a connection ended without being asked to, in one line.
+fn connection_end(name: &str, error: midisock::Error) -> Failure {
+    let message = match error {
+        e @ (midisock::Error::Refused { .. } | midisock::Error::GaveUp { .. }) => e.to_string(),
+        midisock::Error::Io(e) => format!("connection to {name} lost: {e}"),
+        _ => format!("the server {name} closed the connection"),
+    };
+    Failure { message, exit_code: FAILED }
+}
+
+/// How `connect` reconnects.
+#[derive(clap::Args, Debug)]
+pub struct ReconnectOptions {
+    /// When the server goes away, keep reconnecting (from 100 ms between attempts, doubling up to
+    /// 5 s). Notes received before a drop are released (note-offs printed and played), and
+    /// lines typed while disconnected are reported and not sent. Without it, `connect` exits 1
+    /// when the server goes away.
+    #[arg(long)]
+    reconnect: bool,
+    /// With --reconnect: give up (exit 1) after this many failed attempts in a row.
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    max_attempts: Option<u32>,
+}
+
+pub fn connect(
+    addr: &str,
+    auth: &ClientAuth,
+    reconnect: &ReconnectOptions,
+    midi: &MidiOptions,
+) -> Result<ExitCode, Failure> {
+    let client = if reconnect.reconnect {
+        let policy = Reconnect { max_attempts: reconnect.max_attempts, ..Reconnect::default() };
+        let port = ReconnectingPort::connect(addr, &auth.options()?.reconnect(policy)).map_err(failure(FAILED))?;
+        port.on_state_change(|state| log::info(format_args!("{state}")));
+        Client::Reconnecting(port)
+    } else {
+        Client::Plain(auth.connect(addr)?)
+    };
+    let port = Arc::new(Tracked::new(client));
+    log::info(format_args!("connected to {}", port.inner.name()));
+
+    let sender = Arc::clone(&port);
+    let bridge = midi.open(Arc::new(move |m: &Message| {
+        if let Err(e) = sender.send(m) {
+            log::debug(format_args!("send: {e}"));
+        }
+    }))?;
+
+    let closer = Arc::clone(&port);
+    let received = signals::on_termination(move |signal| {
+        let released = closer.release();
+        closer.inner.close();
+        log::info(format_args!("{}: connection closed{}", signals::name(signal), released_text(released)));
+    })?;
 
     let sender = Arc::clone(&port);
     let bad_lines = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&bad_lines);
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            if let Err(e) = for_each_stdin_message(&counter, |m| sender.send(m)) {
-                eprintln!("midisock: reading stdin: {e}");
+    spawn_named("stdin", move || {
+        let result = for_each_stdin_message(&counter, |m| match sender.send(m) {
+            // Reconnecting: this line is lost, the next may go through.
+            Err(e @ midisock::Error::Disconnected { .. }) => {
+                log::warn(format_args!("{e}"));
+                Ok(())
             }
-        })
-        .map_err(|e| Failure { message: format!("cannot start stdin thread: {e}"), exit_code: FAILED })?;
+            other => other,
+        });
+        if let Err(e) = result {
+            log::warn(format_args!("reading stdin: {e}"));
+        }
+    })?;
 
-    // Print until the server closes the connection.
+    // Print until the connection ends or a signal closes it here.
     let mut out = io::stdout().lock();
-    for message in port.iter() {
-        if !print_message(&mut out, &message) {
-            break;
+    let end = loop {
+        match port.inner.receive() {
+            Ok(message) => {
+                bridge.play(&message);
+                if !print_message(&mut out, &message) {
+                    break None;
+                }
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    if received.wait_for_shutdown().is_none() {
+        if let Some(error) = end {
+            return Err(connection_end(port.inner.name(), error));
         }
     }
-    eprintln!("midisock: connection closed by {}", port.name());
     // Lines that could not be sent are reported through the exit code.
     if bad_lines.load(Ordering::Relaxed) > 0 {
         return Ok(ExitCode::from(BAD_INPUT));
@@ -176,7 +289,7 @@ pub fn connect(addr: &str, auth: &ClientAuth) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn send(addr: &str, auth: &ClientAuth, texts: &[String]) -> Result<ExitCode, Failure> {
+pub fn send(addr: &str, auth: &ClientAuth, texts: &[String], hold: bool) -> Result<ExitCode, Failure> {
     // Parse everything first: a typo in the third message must not leave two on the wire.
     let messages = texts
         .iter()
@@ -185,44 +298,29 @@ pub fn send(addr: &str, auth: &ClientAuth, texts: &[String]) -> Result<ExitCode,
                 .map_err(|e| Failure { message: format!("invalid message {text:?}: {e}"), exit_code: BAD_INPUT })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let port = auth.connect(addr)?;
+    let port = Arc::new(auth.connect(addr)?);
     port.send_all(&messages).map_err(failure(FAILED))?;
-    port.close();
+    if hold {
+        // The server releases a client's notes when it leaves: stay until asked to go.
+        let closer = Arc::clone(&port);
+        let received = signals::on_termination(move |_| {
+            let _ = closer.finish(FINISH_TIMEOUT);
+        })?;
+        log::info(format_args!("sent; holding the connection (and its notes) until Ctrl-C"));
+        for _ in port.iter() {}
+        if received.wait_for_shutdown().is_none() {
+            return Err(connection_end(port.name(), port.receive().err().unwrap_or(midisock::Error::Closed)));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Half-close and wait for the server's side: a refused client learns it here (its sends
+    // succeeded, into the socket's buffer).
+    port.finish(FINISH_TIMEOUT).map_err(failure(FAILED))?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn decode(file: Option<&Path>) -> Result<ExitCode, Failure> {
-    let mut input: Box<dyn Read> =
-        match file {
-            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| Failure {
-                message: format!("cannot open {}: {e}", path.display()),
-                exit_code: BAD_INPUT,
-            })?),
-            None => Box::new(io::stdin().lock()),
-        };
-    let mut parser = Parser::new();
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut stdout_ok = true;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Failure { message: format!("reading input: {e}"), exit_code: FAILED }),
-        };
-        parser.feed(&buf[..n], |m| stdout_ok = stdout_ok && writeln!(out, "{m}").is_ok());
-        if !stdout_ok {
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-    let _ = out.flush();
-    let stats = parser.stats();
-    if parser.is_mid_message() {
-        eprintln!("midisock: input ended in the middle of a message (dropped)");
-    }
-    if stats != midisock::ParserStats::default() {
-        eprintln!("midisock: ignored input: {stats:?}");
-    }
+pub fn ports() -> Result<ExitCode, Failure> {
+    let text = crate::midi::list_ports()?;
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

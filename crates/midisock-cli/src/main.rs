@@ -2,8 +2,17 @@
 //!
 //! stdout carries messages only (one per line, flushed per line); everything else goes to stderr.
 
+mod client;
 mod commands;
+mod decode;
+mod events;
+mod held;
 mod lines;
+mod log;
+mod midi;
+mod play;
+mod signals;
+mod smf;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +26,12 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print only warnings and errors on stderr (no connects, no "serving on").
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print details on stderr too (MIDI backend messages, failed sends).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -30,6 +45,8 @@ enum Command {
         addr: String,
         #[command(flatten)]
         limits: commands::ServeOptions,
+        #[command(flatten)]
+        midi: midi::MidiOptions,
     },
     /// Connect to a server: send every line read on stdin; print every message received.
     Connect {
@@ -37,6 +54,10 @@ enum Command {
         addr: String,
         #[command(flatten)]
         auth: commands::ClientAuth,
+        #[command(flatten)]
+        reconnect: commands::ReconnectOptions,
+        #[command(flatten)]
+        midi: midi::MidiOptions,
     },
     /// Send messages to a server, then close the connection cleanly. Every message is checked
     /// before anything is sent.
@@ -48,8 +69,23 @@ enum Command {
         /// Messages in mido's text format, one per argument, e.g. "note_on note=60 velocity=100".
         #[arg(required = true)]
         messages: Vec<String>,
+        /// Stay connected after sending, until Ctrl-C (SIGINT) or SIGTERM: the server releases
+        /// a client's notes when it leaves, so this is how notes keep sounding.
+        #[arg(long)]
+        hold: bool,
     },
-    /// Decode raw MIDI bytes into text lines.
+    /// List the MIDI input and output ports (needs a build with MIDI ports: docs/cli.md).
+    Ports,
+    /// Play a Standard MIDI File (.mid) to a server, in time with its tempo map.
+    Play {
+        /// The file to play.
+        file: std::path::PathBuf,
+        /// Server address: host:port or [v6addr]:port.
+        addr: String,
+        #[command(flatten)]
+        auth: commands::ClientAuth,
+    },
+    /// Decode raw MIDI bytes into text lines (a Standard MIDI File: its events, in order).
     Decode {
         /// File to read (stdin when absent).
         file: Option<std::path::PathBuf>,
@@ -58,11 +94,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::set_level(cli.quiet, cli.verbose);
     let result = match cli.command {
-        Command::Serve { addr, limits } => commands::serve(&addr, &limits),
-        Command::Connect { addr, auth } => commands::connect(&addr, &auth),
-        Command::Send { addr, auth, messages } => commands::send(&addr, &auth, &messages),
-        Command::Decode { file } => commands::decode(file.as_deref()),
+        Command::Serve { addr, limits, midi } => commands::serve(&addr, &limits, &midi),
+        Command::Connect { addr, auth, reconnect, midi } => commands::connect(&addr, &auth, &reconnect, &midi),
+        Command::Send { addr, auth, messages, hold } => commands::send(&addr, &auth, &messages, hold),
+        Command::Ports => commands::ports(),
+        Command::Play { file, addr, auth } => play::play(&file, &addr, &auth),
+        Command::Decode { file } => decode::decode(file.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -5,27 +5,10 @@
 //! converts a pointer ad hoc: it asks for "a `&midisock_port` from this argument" or "the bytes
 //! of this buffer" and gets either the reference or a `MIDISOCK_RESULT_NULL_ARGUMENT` failure.
 
-use crate::result::{midisock_result, set_last_error};
+use crate::errors::{set_last_error, Failure};
+use crate::result::midisock_result;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Why an exported function did not succeed: the code it returns and the detail the calling
-/// thread can read back with `midisock_last_error_message`.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub code: midisock_result,
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(code: midisock_result, detail: impl Into<String>) -> Failure {
-        Failure { code, detail: detail.into() }
-    }
-
-    fn null(argument: &str) -> Failure {
-        Failure::new(midisock_result::NullArgument, format!("argument `{argument}` is NULL"))
-    }
-}
 
 /// The body of an exported function returns `Ok(())` or a [`Failure`].
 pub(crate) type Outcome = Result<(), Failure>;
@@ -47,7 +30,10 @@ impl BoundaryOutput for Outcome {
         match self {
             Ok(()) => midisock_result::Ok,
             Err(failure) => {
-                if record {
+                // NOTE: "nothing waiting" is the normal answer of a poll, not a failure worth a
+                // detail: recording it would allocate on every empty poll and overwrite the last
+                // real error.
+                if record && failure.code != midisock_result::WouldBlock {
                     set_last_error(format!("{function}: {}", failure.detail));
                 }
                 failure.code

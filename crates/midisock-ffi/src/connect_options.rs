@@ -1,6 +1,7 @@
 //! `midisock_connect_options`: how `midisock_port_connect_with` connects (timeout, token, TLS).
 
-use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str, Failure};
+use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str};
+use crate::errors::Failure;
 use crate::result::midisock_result;
 use midisock_core::{ConnectOptions, Reconnect, TlsClient};
 use std::ffi::c_char;

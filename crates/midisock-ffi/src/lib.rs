@@ -46,19 +46,22 @@
 
 mod boundary;
 mod connect_options;
+mod errors;
 mod link;
 mod message;
 mod port;
+mod receive;
 mod result;
 mod server;
 mod server_config;
 
 pub use connect_options::midisock_connect_options;
+pub use errors::midisock_last_error_message;
 pub use message::{midisock_message_from_text, midisock_message_to_text};
 pub use port::{
     midisock_link_state, midisock_link_status, midisock_parser_statistics, midisock_port, midisock_receive_callback,
 };
-pub use result::{midisock_last_error_message, midisock_result};
+pub use result::midisock_result;
 pub use server::{midisock_server, midisock_server_statistics};
 pub use server_config::{midisock_server_config, midisock_sysex_policy};
 
@@ -100,7 +103,8 @@ pub unsafe extern "C" fn midisock_monotonic_ns(now_out: *mut u64) -> midisock_re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boundary::{guard, Failure, Outcome};
+    use crate::boundary::{guard, Outcome};
+    use crate::errors::Failure;
     use std::ffi::CStr;
 
     fn last_error() -> String {

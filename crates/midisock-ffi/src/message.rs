@@ -2,14 +2,12 @@
 //! conversion to and from mido's text format.
 
 use crate::boundary::{
-    copy_text, ffi_boundary, try_bytes, try_bytes_mut, try_out, try_str, try_text_buf, Failure, Out, Outcome,
+    copy_text, ffi_boundary, try_bytes, try_bytes_mut, try_out, try_str, try_text_buf, Out, Outcome,
 };
+use crate::errors::Failure;
 use crate::result::midisock_result;
-use midisock_core::{Message, Parser, ParserStats, Received};
-use std::collections::VecDeque;
+use midisock_core::{Message, Parser, ParserStats};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The messages a send call was given: nearly always one, which needs no allocation.
 pub(crate) enum Outgoing {
@@ -50,97 +48,6 @@ pub(crate) fn decode_outgoing(bytes: &[u8]) -> Result<Outgoing, Failure> {
 /// Parses exactly one message (for `midisock_message_to_text`).
 fn decode_one(bytes: &[u8]) -> Result<Message, Failure> {
     Message::from_bytes(bytes).map_err(|e| Failure::new(midisock_result::InvalidBytes, e.to_string()))
-}
-
-/// Where a receive call writes a message.
-pub(crate) struct ReceiveOut<'a> {
-    pub buf: &'a mut [u8],
-    pub len_out: Out<'a, usize>,
-    pub timestamp_out: Out<'a, u64>,
-}
-
-/// What came of asking the core for a message.
-pub(crate) enum Fetched {
-    Message(Received),
-    /// Nothing came: the failure to report (`WOULD_BLOCK` or `TIMED_OUT`).
-    Nothing(Failure),
-}
-
-/// Messages taken from the core that did not fit the caller's buffer, kept for the next receive
-/// call on the same handle (oldest first).
-#[derive(Debug, Default)]
-pub(crate) struct Kept {
-    messages: Mutex<VecDeque<Received>>,
-    /// How many messages are kept; lets the common case (none) skip the lock.
-    count: AtomicUsize,
-}
-
-impl Kept {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Received>> {
-        self.messages.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count.load(Ordering::Acquire) == 0
-    }
-
-    pub fn clear(&self) {
-        let mut kept = self.lock();
-        kept.clear();
-        self.count.store(0, Ordering::Release);
-    }
-
-    fn pop(&self) -> Option<Received> {
-        if self.is_empty() {
-            return None;
-        }
-        let mut kept = self.lock();
-        let popped = kept.pop_front();
-        self.count.store(kept.len(), Ordering::Release);
-        popped
-    }
-
-    /// Delivers a kept message if there is one, else one from `fetch`; a message that does not
-    /// fit `out.buf` is kept and `BUFFER_TOO_SMALL` returned with the size it needs.
-    pub fn receive(
-        &self,
-        fetch: impl FnOnce() -> Result<Fetched, midisock_core::Error>,
-        out: ReceiveOut<'_>,
-    ) -> Outcome {
-        let kept = self.pop();
-        let was_kept = kept.is_some();
-        let received = match kept {
-            Some(received) => received,
-            None => match fetch()? {
-                Fetched::Message(received) => received,
-                Fetched::Nothing(failure) => return Err(failure),
-            },
-        };
-        let needed = received.message.encoded_len();
-        if needed > out.buf.len() {
-            let buf_len = out.buf.len();
-            out.len_out.write(needed);
-            let mut kept = self.lock();
-            // A message that was kept goes back in front: it is still the oldest.
-            if was_kept {
-                kept.push_front(received);
-            } else {
-                kept.push_back(received);
-            }
-            self.count.store(kept.len(), Ordering::Release);
-            return Err(Failure::new(
-                midisock_result::BufferTooSmall,
-                format!(
-                    "the message needs {needed} bytes, the buffer has {buf_len}; it is kept for \
-                     the next receive call"
-                ),
-            ));
-        }
-        let len = received.message.encode(out.buf).expect("the length was checked above");
-        out.len_out.write(len);
-        out.timestamp_out.write(received.timestamp_ns);
-        Ok(())
-    }
 }
 
 /// Parses one line of mido text (`"note_on channel=0 note=60 velocity=64 time=0"`; omitted

@@ -1,12 +1,13 @@
 //! `midisock_port`: one connection, from `midisock_port_connect` or `midisock_server_accept`.
 
 use crate::boundary::{
-    ffi_boundary, from_handle, into_handle, try_bytes, try_bytes_mut, try_out, try_ref, try_str, try_text_buf, Failure,
-    Outcome,
+    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_ref, try_str, try_text_buf, Outcome,
 };
 use crate::connect_options::midisock_connect_options;
+use crate::errors::Failure;
 use crate::link::Link;
-use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
+use crate::message::{decode_outgoing, write_text, Outgoing};
+use crate::receive::{self, receive_out, Kept, ReceiveOut, Wait};
 use crate::result::midisock_result;
 use midisock_core::{LinkState, ParserStats, Received, SocketPort};
 use std::ffi::{c_char, c_void};
@@ -159,15 +160,13 @@ impl midisock_port {
         unsafe { try_ref(port, "port") }
     }
 
-    fn receive_with(
-        &self,
-        fetch: impl FnOnce(&Link) -> Result<Fetched, midisock_core::Error>,
-        out: ReceiveOut<'_>,
-    ) -> Outcome {
+    /// Every receive export of a port: refused once closed through this handle, else the one
+    /// receive path.
+    fn receive(&self, wait: Wait, out: ReceiveOut<'_>) -> Outcome {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.closed_error());
         }
-        self.kept.receive(|| fetch(&self.port), out)
+        receive::receive(&self.kept, &self.port, wait, out)
     }
 
     /// The connection's state; a port closed through this handle is closed whatever the core
@@ -359,7 +358,7 @@ impl midisock_port {
         ffi_boundary!("midisock_port_receive", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
-            port.receive_with(|p| p.receive_stamped().map(Fetched::Message), out)
+            port.receive(Wait::Forever, out)
         })
     }
 
@@ -383,7 +382,7 @@ impl midisock_port {
         ffi_boundary!("midisock_port_try_receive", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
-            port.receive_with(|p| Ok(fetched(p.try_receive_stamped()?, nothing_waiting)), out)
+            port.receive(Wait::No, out)
         })
     }
 
@@ -408,8 +407,7 @@ impl midisock_port {
         ffi_boundary!("midisock_port_receive_timeout", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
-            let timeout = Duration::from_millis(timeout_ms);
-            port.receive_with(|p| Ok(fetched(p.receive_timeout_stamped(timeout)?, || timed_out(timeout_ms))), out)
+            port.receive(Wait::Millis(timeout_ms), out)
         })
     }
 
@@ -735,43 +733,6 @@ unsafe fn port_args<'a>(
 ) -> Result<(&'a midisock_port, ReceiveOut<'a>), Failure> {
     // SAFETY: forwarded from the caller, argument by argument.
     unsafe { Ok((midisock_port::from_ptr(port)?, receive_out(buf, len, len_out, timestamp_out)?)) }
-}
-
-/// The output arguments of a receive function.
-///
-/// # Safety
-/// `buf` is NULL or valid for writes of `len` bytes; `len_out` and `timestamp_out` are NULL or
-/// valid for a write.
-pub(crate) unsafe fn receive_out<'a>(
-    buf: *mut u8,
-    len: usize,
-    len_out: *mut usize,
-    timestamp_out: *mut u64,
-) -> Result<ReceiveOut<'a>, Failure> {
-    // SAFETY: forwarded from the caller, argument by argument.
-    unsafe {
-        Ok(ReceiveOut {
-            buf: try_bytes_mut(buf, len, "buf")?,
-            len_out: try_out(len_out, "len_out")?,
-            timestamp_out: try_out(timestamp_out, "timestamp_out")?,
-        })
-    }
-}
-
-/// A non-blocking or timed receive's answer: the message, or the failure for "nothing came".
-pub(crate) fn fetched(received: Option<Received>, nothing: impl FnOnce() -> Failure) -> Fetched {
-    match received {
-        Some(received) => Fetched::Message(received),
-        None => Fetched::Nothing(nothing()),
-    }
-}
-
-pub(crate) fn nothing_waiting() -> Failure {
-    Failure::new(midisock_result::WouldBlock, "no message waiting")
-}
-
-pub(crate) fn timed_out(timeout_ms: u64) -> Failure {
-    Failure::new(midisock_result::TimedOut, format!("no message within {timeout_ms} ms"))
 }
 
 /// Calls the C callback with one message, encoded on the stack when it is short.

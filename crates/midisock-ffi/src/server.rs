@@ -1,10 +1,12 @@
 //! `midisock_server`: listens, broadcasts, receives from every client, hands out connections.
 
 use crate::boundary::{
-    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_ref, try_str, try_text_buf, Failure, Outcome,
+    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_ref, try_str, try_text_buf, Outcome,
 };
-use crate::message::{decode_outgoing, write_text, Fetched, Kept, Outgoing, ReceiveOut};
-use crate::port::{fetched, midisock_port, nothing_waiting, receive_out, timed_out};
+use crate::errors::Failure;
+use crate::message::{decode_outgoing, write_text, Outgoing};
+use crate::port::midisock_port;
+use crate::receive::{self, receive_out, Kept, ReceiveOut, Wait};
 use crate::result::midisock_result;
 use crate::server_config::midisock_server_config;
 use midisock_core::{PortServer, ServerStats, SocketPort};
@@ -81,15 +83,12 @@ impl midisock_server {
         unsafe { try_ref(server, "server") }
     }
 
-    fn receive_with(
-        &self,
-        fetch: impl FnOnce(&PortServer) -> Result<Fetched, midisock_core::Error>,
-        out: ReceiveOut<'_>,
-    ) -> Outcome {
+    /// Every receive export of a server: refused once closed, else the one receive path.
+    fn receive(&self, wait: Wait, out: ReceiveOut<'_>) -> Outcome {
         if self.server.is_closed() {
             return Err(midisock_core::Error::Closed.into());
         }
-        self.kept.receive(|| fetch(&self.server), out)
+        receive::receive(&self.kept, &self.server, wait, out)
     }
 
     /// Listens on `address` and writes the new server to `*server_out`; the caller owns it and
@@ -321,7 +320,7 @@ impl midisock_server {
         ffi_boundary!("midisock_server_receive", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
-            server.receive_with(|s| s.receive_stamped().map(Fetched::Message), out)
+            server.receive(Wait::Forever, out)
         })
     }
 
@@ -343,7 +342,7 @@ impl midisock_server {
         ffi_boundary!("midisock_server_try_receive", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
-            server.receive_with(|s| Ok(fetched(s.try_receive_stamped()?, nothing_waiting)), out)
+            server.receive(Wait::No, out)
         })
     }
 
@@ -366,8 +365,7 @@ impl midisock_server {
         ffi_boundary!("midisock_server_receive_timeout", {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
-            let timeout = Duration::from_millis(timeout_ms);
-            server.receive_with(|s| Ok(fetched(s.receive_timeout_stamped(timeout)?, || timed_out(timeout_ms))), out)
+            server.receive(Wait::Millis(timeout_ms), out)
         })
     }
 

@@ -1,6 +1,7 @@
 //! `midisock_server_config`: a server's limits and protections, for `midisock_server_bind_with`.
 
-use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str, Failure};
+use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str};
+use crate::errors::Failure;
 use crate::result::midisock_result;
 use midisock_core::{ServerConfig, SysexPolicy, TlsServer};
 use std::ffi::c_char;

@@ -31,6 +31,11 @@
 //! - **Timestamps.** Every received message carries `CLOCK_MONOTONIC` nanoseconds
 //!   ([`monotonic_ns`]) taken when its last byte was read.
 //! - **Busy streams.** `receive_batch` takes every message of a read under one lock.
+//! - **Ends.** Once a port has seen its peer close, every send fails with [`Error::Closed`]; a
+//!   server's refusal notice makes every receive and send fail with [`Error::Refused`] and its
+//!   cause; [`SocketPort::finish`] tells a program that only sends whether it was refused. A
+//!   [`ReconnectingPort`] reconnects by itself, with backoff, on its own thread
+//!   ("midisock-recon"), releasing the notes it received on every drop.
 //!
 //! ## Protections (all opt-in except the limits)
 //! [`ServerConfig`] bounds sysex size, per-client queues, clients and the inbox, and adds an
@@ -49,6 +54,7 @@ mod message;
 mod net;
 mod notes;
 pub mod parser;
+pub mod timing;
 mod port;
 mod reconnect;
 mod refusal;

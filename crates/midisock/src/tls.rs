@@ -13,6 +13,7 @@
 //! standard way.
 
 use crate::error::{Error, Result};
+use crate::refusal;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -134,11 +135,39 @@ impl TlsClient {
         let mut conn = Connection::Client(
             rustls::ClientConnection::new(Arc::clone(&self.config), name).map_err(|e| tls_error("TLS session", e))?,
         );
+        // The ClientHello first; then a look at the reply's first byte: a server that refuses
+        // the connection answers with a notice in plain bytes (see `crate::refusal`), not TLS.
+        while conn.wants_write() {
+            conn.write_tls(stream).map_err(|e| tls_error("TLS handshake failed", e))?;
+        }
+        let mut first = [0u8];
+        if matches!(stream.peek(&mut first), Ok(1)) && refusal::scan(&first) == refusal::NoticeScan::NeedMore {
+            return Err(read_refusal(stream));
+        }
         while conn.is_handshaking() {
             conn.complete_io(stream).map_err(|e| handshake_error(&e))?;
         }
         Ok(conn)
     }
+}
+
+/// Reads a refusal notice that came instead of the server's TLS reply.
+fn read_refusal(stream: &mut std::net::TcpStream) -> Error {
+    let not_tls = || Error::Tls("TLS handshake failed: the server answered in something other than TLS".into());
+    let mut received = Vec::with_capacity(refusal::MAX_NOTICE_LEN);
+    let mut byte = [0u8];
+    while received.len() < refusal::MAX_NOTICE_LEN {
+        match stream.read(&mut byte) {
+            Ok(1) => received.push(byte[0]),
+            _ => return not_tls(),
+        }
+        match refusal::scan(&received) {
+            refusal::NoticeScan::Refused { cause, .. } => return Error::Refused { cause },
+            refusal::NoticeScan::NotANotice => return not_tls(),
+            refusal::NoticeScan::NeedMore => {}
+        }
+    }
+    not_tls()
 }
 
 /// Standard validation, except that a certificate in the trust file that the server presents

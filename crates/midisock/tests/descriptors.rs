@@ -15,7 +15,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
+/// The longest any single wait may take: generous, so that only a real hang fails a test, even
+/// on a machine loaded far past its cores.
+const WAIT: Duration = Duration::from_secs(30);
 /// Set in the child's environment: run the scenario instead of skipping it.
 const CHILD_ENV: &str = "MIDISOCK_DESCRIPTORS_CHILD";
 const SCENARIO: &str = "scenario_in_child_process";

@@ -5,11 +5,14 @@ use midisock::{connect, Error, Message, PortServer, Received, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
+/// The longest any single wait may take: generous, so that only a real hang fails a test, even
+/// on a machine loaded far past its cores.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn server() -> PortServer {
     PortServer::bind("127.0.0.1:0").expect("bind loopback")
@@ -280,20 +283,36 @@ fn a_client_that_stops_reading_is_disconnected_and_stalls_no_one() {
     eventually("2 clients", || server.client_count() == 2);
     let sysex = Message::SysEx { data: vec![0x11; 1000] };
     let (tx, rx) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        let mut n = 0;
-        while n < 20_000 {
-            match healthy.receive_timeout(WAIT) {
-                Ok(Some(_)) => n += 1,
-                other => panic!("healthy client lost its stream: {other:?}"),
+    // The healthy client is healthy because it keeps up: the broadcaster never runs more than
+    // WINDOW messages (256 KB, a quarter of the queue) ahead of it, however slowly the machine
+    // schedules its reader. The stalled client reads nothing, so it still falls 20 MB behind.
+    const WINDOW: usize = 256;
+    let received = Arc::new(AtomicUsize::new(0));
+    let reader = thread::spawn({
+        let received = Arc::clone(&received);
+        move || {
+            let mut n = 0;
+            while n < 20_000 {
+                match healthy.receive_timeout(WAIT) {
+                    Ok(Some(_)) => {
+                        n += 1;
+                        received.store(n, Ordering::Release);
+                    }
+                    other => panic!("healthy client lost its stream: {other:?}"),
+                }
             }
+            tx.send(n).unwrap();
+            healthy // kept open until the end of the test
         }
-        tx.send(n).unwrap();
-        healthy // kept open until the end of the test
     });
     let start = Instant::now();
     let mut dropped_after = None;
     for i in 0..20_000 {
+        let deadline = Instant::now() + WAIT;
+        while i >= received.load(Ordering::Acquire) + WINDOW {
+            assert!(Instant::now() < deadline, "healthy client stopped at {i} messages");
+            thread::sleep(Duration::from_micros(200));
+        }
         server.send(&sysex).unwrap();
         if dropped_after.is_none() && server.stats().slow_clients_dropped == 1 {
             dropped_after = Some((start.elapsed(), (i + 1) * 1002));

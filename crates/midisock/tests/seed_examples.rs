@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+/// The longest any single wait may take: generous, so that only a real hang fails a test, even
+/// on a machine loaded far past its cores.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn example(name: &str) -> Command {
     Command::new(examples_dir().join(name))
@@ -48,7 +50,7 @@ impl Drop for Running {
 }
 
 /// Starts a server example on an ephemeral port; returns it, its port and its stdout.
-fn start_server(name: &str) -> (Running, u16, BufReader<std::process::ChildStdout>) {
+fn start_server(name: &str) -> (Running, u16, Lines) {
     let mut child = example(name).arg("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -56,13 +58,26 @@ fn start_server(name: &str) -> (Running, u16, BufReader<std::process::ChildStdou
     let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
     // Keep draining stderr so the example never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    // Lines arrive through a channel, so that reading one is bounded by WAIT: an example that
+    // hangs fails the test instead of hanging it.
+    let (tx, lines) = std::sync::mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    (Running(child), port, stdout)
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Running(child), port, Lines(lines))
 }
 
-fn line(reader: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
+/// An example's stdout, line by line.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+fn line(lines: &mut Lines) -> String {
+    let line = lines.0.recv_timeout(WAIT).expect("the example printed the expected line in time");
     line.trim_end().to_owned()
 }
 

@@ -27,8 +27,9 @@
 //! so no event can go into the track then; hosts silence a deactivated plugin's output themselves.)
 //!
 //! ## Configuration in tests
-//! The address and the mode are persisted fields (`"address"`, `"mode"`) of the plugin state; the
-//! host tests set them by loading a state, exactly as a DAW does when it opens a project.
+//! The address, the mode and the protections are persisted fields (`"address"`, `"mode"`,
+//! `"protection"`) of the plugin state; the host tests set them by loading a state, exactly as a
+//! DAW does when it opens a project.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod editor;
@@ -45,7 +46,7 @@ use network::{NetworkSettings, NetworkThread};
 use nice_plug::midi::NoteEvent;
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
-use shared::{Mode, Setting, Status, DEFAULT_ADDRESS};
+use shared::{Mode, Protection, Setting, Status, DEFAULT_ADDRESS};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -74,6 +75,9 @@ pub struct MidisockParams {
     /// in the GUI.
     #[persist = "address"]
     pub address: Setting<String>,
+    /// Token, TLS files and allowlist; saved with the project, edited in the GUI.
+    #[persist = "protection"]
+    pub protection: Setting<Protection>,
     #[id = "direction"]
     pub direction: EnumParam<Direction>,
     /// Track input also goes to the track output.
@@ -85,7 +89,7 @@ pub struct MidisockParams {
     /// The host's bypass switch.
     #[id = "bypass"]
     pub bypass: BoolParam,
-    /// Bumped on every change of `mode` or `address`.
+    /// Bumped on every change of `mode`, `address` or `protection`.
     generation: Arc<AtomicU64>,
 }
 
@@ -95,6 +99,7 @@ impl Default for MidisockParams {
         MidisockParams {
             mode: Setting::new(Mode::Client, Arc::clone(&generation)),
             address: Setting::new(DEFAULT_ADDRESS.to_string(), Arc::clone(&generation)),
+            protection: Setting::new(Protection::default(), Arc::clone(&generation)),
             direction: EnumParam::new("Direction", Direction::Both),
             thru: BoolParam::new("Thru", true),
             channel: IntParam::new("Channel", 0, IntRange::Linear { min: 0, max: 16 })
@@ -122,10 +127,20 @@ impl MidisockParams {
         }
     }
 
+    /// Changes the connection settings together (the GUI's Apply): the network thread reconnects
+    /// once, with all of them.
+    pub fn apply_connection(&self, mode: Mode, address: String, protection: Protection) {
+        self.mode.store(mode);
+        self.address.store(address);
+        self.protection.store(protection);
+        self.protection.notify();
+    }
+
     fn network_settings(&self) -> NetworkSettings {
         NetworkSettings {
             mode: self.mode.clone(),
             address: self.address.clone(),
+            protection: self.protection.clone(),
             generation: Arc::clone(&self.generation),
         }
     }
@@ -147,7 +162,10 @@ impl Default for Midisock {
         Midisock {
             params: Arc::new(MidisockParams::default()),
             status: Arc::new(Status::default()),
-            editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(380.0, 330.0), 1.0),
+            editor_state: EguiEditorState::from_size(
+                nice_plug::editor::dpi::LogicalSize::new(editor::DEFAULT_SIZE.0, editor::DEFAULT_SIZE.1),
+                1.0,
+            ),
             engine: None,
             network: None,
         }
@@ -204,7 +222,7 @@ impl Plugin for Midisock {
                     self.network = Some(thread);
                 }
                 Err(e) => {
-                    self.status.set_last_error(format!("cannot start the network thread: {e}"));
+                    self.status.set_attempt_error(format!("cannot start the network thread: {e}"));
                     return false;
                 }
             }

@@ -5,9 +5,12 @@
 
 use crate::event::{Midi, ToNetwork, ToTrack, MAX_SYSEX_LEN};
 use crate::ring::{Receiver, Sender};
-use crate::shared::{LinkState, Mode, Setting, Status};
+use crate::shared::{LinkState, Mode, Protection, Setting, Status};
 use crate::timing::SampleClock;
-use midisock::{monotonic_ns, HeldNotes, Message, PortServer, Received, SocketPort};
+use midisock::{
+    monotonic_ns, ConnectOptions, HeldNotes, Message, PortServer, Received, ServerConfig, SocketPort, TlsClient,
+    TlsServer,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +25,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The first wait after a failed attempt or a lost connection; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(50);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A link counts as working (problems cleared, backoff reset) once it has stayed up this long: a
+/// server that accepts and then refuses (wrong token, not on the allowlist) must not look fixed,
+/// nor be reconnected to at the shortest backoff forever.
+pub const STABLE_AFTER: Duration = Duration::from_millis(1000);
 /// Events from the track waiting for their send time; beyond this they are sent at once.
 const MAX_SCHEDULED: usize = 4096;
 
@@ -30,7 +37,8 @@ const MAX_SCHEDULED: usize = 4096;
 pub struct NetworkSettings {
     pub mode: Setting<Mode>,
     pub address: Setting<String>,
-    /// Bumped on every change of `mode` or `address`.
+    pub protection: Setting<Protection>,
+    /// Bumped on every change of `mode`, `address` or `protection`.
     pub generation: Arc<AtomicU64>,
 }
 
@@ -57,6 +65,7 @@ impl NetworkThread {
             to_audio,
             quit: Arc::clone(&quit),
             link: Link::Down,
+            up_since: None,
             seen_generation: u64::MAX,
             retry_at: Instant::now(),
             backoff: MIN_BACKOFF,
@@ -92,6 +101,8 @@ struct Worker {
     to_audio: Sender<ToTrack>,
     quit: Arc<AtomicBool>,
     link: Link,
+    /// When the link came up; `None` when down or once it counts as stable.
+    up_since: Option<Instant>,
     seen_generation: u64,
     retry_at: Instant,
     backoff: Duration,
@@ -111,7 +122,14 @@ impl Worker {
             if generation != self.seen_generation {
                 self.seen_generation = generation;
                 self.tear_down();
+                // New settings: the old ones' problems are no longer news.
+                self.status.clear_problem();
                 self.retry_at = Instant::now();
+                self.backoff = MIN_BACKOFF;
+            }
+            if self.up_since.is_some_and(|since| since.elapsed() >= STABLE_AFTER) {
+                self.up_since = None;
+                self.status.clear_problem();
                 self.backoff = MIN_BACKOFF;
             }
             if matches!(self.link, Link::Down) && Instant::now() >= self.retry_at {
@@ -130,12 +148,17 @@ impl Worker {
     fn open(&mut self) {
         let mode = self.settings.mode.get();
         let address = self.settings.address.get();
+        let protection = self.settings.protection.get();
         let result = match mode {
             Mode::Client => {
                 self.status.set_state(LinkState::Connecting);
-                midisock::connect_timeout(address.as_str(), CONNECT_TIMEOUT).map(Link::Client)
+                connect_options(&protection)
+                    .and_then(|options| midisock::connect_with(address.as_str(), &options))
+                    .map(Link::Client)
             }
-            Mode::Server => PortServer::bind(address.as_str()).map(Link::Server),
+            Mode::Server => server_config(&protection)
+                .and_then(|config| PortServer::bind_with(address.as_str(), config))
+                .map(Link::Server),
         };
         match result {
             Ok(link) => {
@@ -145,30 +168,44 @@ impl Worker {
                 });
                 self.status.peers.store(usize::from(matches!(link, Link::Client(_))), Ordering::Release);
                 self.link = link;
-                self.backoff = MIN_BACKOFF;
+                self.up_since = Some(Instant::now());
             }
-            Err(e) => self.failed(format!("{e}")),
+            Err(e) => {
+                self.status.set_attempt_error(reason_first(&e));
+                self.status.failed_attempts.fetch_add(1, Ordering::AcqRel);
+                self.retry_later();
+            }
         }
     }
 
-    /// Records an error and schedules the next attempt with exponential backoff.
-    fn failed(&mut self, error: String) {
-        self.status.set_last_error(error);
+    /// Schedules the next attempt with exponential backoff.
+    fn retry_later(&mut self) {
         self.status.set_state(LinkState::Retrying);
         self.status.peers.store(0, Ordering::Release);
         self.retry_at = Instant::now() + self.backoff;
+        self.status.retry_at_ns.store(monotonic_ns() + self.backoff.as_nanos() as u64, Ordering::Release);
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// The connection broke: the notes the network put into the track must stop, and the notes we
     /// held on the far side died with it (a midisock server releases them itself).
-    fn lost(&mut self, error: String) {
+    fn lost(&mut self, error: &midisock::Error) {
         self.link = Link::Down;
+        self.up_since = None;
         self.held_on_network = HeldNotes::default();
         self.scheduled.clear();
         self.release_received_pending = true;
         self.flush_release_received();
-        self.failed(error);
+        self.status.set_lost(if error.is_closed() {
+            "the server closed the connection".to_string()
+        } else {
+            reason_first(error)
+        });
+        if matches!(error, midisock::Error::Refused { .. }) {
+            // Asking again at once gets the same answer: wait the longest.
+            self.backoff = MAX_BACKOFF;
+        }
+        self.retry_later();
     }
 
     /// Closes the link on purpose (settings changed, plugin removed): note-offs for everything we
@@ -180,6 +217,7 @@ impl Worker {
             Link::Client(port) => port.close(),
             Link::Server(server) => server.close(),
         }
+        self.up_since = None;
         self.scheduled.clear();
         self.release_received_pending = true;
         self.flush_release_received();
@@ -243,7 +281,7 @@ impl Worker {
                 self.held_on_network.observe(message);
                 self.status.sent.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => self.lost(format!("send: {e}")),
+            Err(e) => self.lost(&e),
         }
     }
 
@@ -263,7 +301,7 @@ impl Worker {
             Ok(()) => {
                 self.status.sent.fetch_add(releases.len() as u64, Ordering::Relaxed);
             }
-            Err(e) => self.lost(format!("send: {e}")),
+            Err(e) => self.lost(&e),
         }
     }
 
@@ -292,6 +330,8 @@ impl Worker {
             Link::Client(port) => port.receive_timeout_stamped(timeout),
             Link::Server(server) => {
                 self.status.peers.store(server.client_count(), Ordering::Release);
+                let stats = server.stats();
+                self.status.refused_clients.store(stats.connections_refused + stats.auth_failures, Ordering::Relaxed);
                 server.receive_timeout_stamped(timeout)
             }
         };
@@ -301,9 +341,7 @@ impl Worker {
                 Ok(Some(received)) => self.deliver(received),
                 Ok(None) => return,
                 Err(e) => {
-                    let error =
-                        if e.is_closed() { "the server closed the connection".to_string() } else { format!("{e}") };
-                    self.lost(error);
+                    self.lost(&e);
                     return;
                 }
             }
@@ -327,5 +365,116 @@ impl Worker {
         if self.to_audio.push(ToTrack::Midi { sample, midi }, sysex).is_err() {
             self.status.count_dropped(1);
         }
+    }
+}
+
+/// A client's options from the GUI's protections: the same core calls as the CLI's `--token`,
+/// `--tls-ca` and `--tls-name`.
+pub fn connect_options(protection: &Protection) -> midisock::Result<ConnectOptions> {
+    let mut options = ConnectOptions::default().timeout(CONNECT_TIMEOUT);
+    // The token is taken as typed (spaces are valid token characters); the core checks it.
+    if !protection.token.is_empty() {
+        options = options.token(protection.token.as_str());
+    }
+    let ca = protection.tls_ca.trim();
+    if !ca.is_empty() {
+        let mut tls = TlsClient::with_ca_file(ca)?;
+        let name = protection.tls_server_name.trim();
+        if !name.is_empty() {
+            tls = tls.server_name(name);
+        }
+        options = options.tls(tls);
+    }
+    Ok(options)
+}
+
+/// A server's configuration from the GUI's protections: the same core calls as the CLI's
+/// `--token`, `--tls-cert`/`--tls-key` and `--allow`.
+pub fn server_config(protection: &Protection) -> midisock::Result<ServerConfig> {
+    let mut config = ServerConfig::default();
+    if !protection.token.is_empty() {
+        config = config.token(protection.token.as_str())?;
+    }
+    match (protection.tls_cert.trim(), protection.tls_key.trim()) {
+        ("", "") => {}
+        ("", _) => return Err(midisock::Error::Tls("a key without a certificate: set both, or neither".into())),
+        (_, "") => return Err(midisock::Error::Tls("a certificate without its key: set both, or neither".into())),
+        (cert, key) => config = config.tls(TlsServer::from_pem_files(cert, key)?),
+    }
+    for entry in protection.allow_entries() {
+        config = config.allow(entry)?;
+    }
+    Ok(config)
+}
+
+/// An error as the GUI shows it: the reason first, then what it concerns, so the part that matters
+/// is read first and survives wrapping (the core's text puts the address first, which can be long).
+pub fn reason_first(error: &midisock::Error) -> String {
+    use midisock::Error;
+    match error {
+        Error::AddressSyntax { address, reason } => format!("{reason}: invalid address {address:?}"),
+        Error::Resolve { host, source } => format!("{source}: cannot resolve host {host:?}"),
+        Error::Connect { address, source } => format!("{source}: cannot connect to {address}"),
+        Error::Bind { address, source } => format!("{source}: cannot listen on {address}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_protection_is_plain_tcp_without_a_token() {
+        let options = connect_options(&Protection::default()).unwrap();
+        assert_eq!(options.token, None);
+        assert!(options.tls.is_none());
+        assert_eq!(options.timeout, Some(CONNECT_TIMEOUT));
+        let config = server_config(&Protection::default()).unwrap();
+        assert!(config.token.is_none() && config.tls.is_none() && config.allow.is_empty());
+    }
+
+    #[test]
+    fn the_allowlist_takes_commas_and_spaces_and_rejects_nonsense() {
+        let protection = Protection { allow: " 192.168.1.0/24,::1  10.0.0.7 ".into(), ..Protection::default() };
+        let config = server_config(&protection).unwrap();
+        assert_eq!(config.allow.len(), 3);
+        assert!(config.allows("10.0.0.7".parse().unwrap()));
+        assert!(!config.allows("10.0.0.8".parse().unwrap()));
+        let bad = Protection { allow: "192.168.1.0/99".into(), ..Protection::default() };
+        let error = server_config(&bad).unwrap_err();
+        assert!(reason_first(&error).contains("192.168.1.0/99"), "{error}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_in_server_mode_and_a_readable_ca_in_client_mode() {
+        let only_cert = Protection { tls_cert: "cert.pem".into(), ..Protection::default() };
+        assert!(server_config(&only_cert).unwrap_err().to_string().contains("without its key"));
+        let only_key = Protection { tls_key: "key.pem".into(), ..Protection::default() };
+        assert!(server_config(&only_key).unwrap_err().to_string().contains("without a certificate"));
+        let missing_ca = Protection { tls_ca: "/nonexistent/ca.pem".into(), ..Protection::default() };
+        assert!(connect_options(&missing_ca).unwrap_err().to_string().contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn a_bad_token_is_an_error_in_server_mode() {
+        let protection = Protection { token: "tab\there".into(), ..Protection::default() };
+        assert!(matches!(server_config(&protection), Err(midisock::Error::InvalidToken)));
+    }
+
+    #[test]
+    fn errors_read_reason_first() {
+        let error = midisock::connect("127.0.0.1:notaport").unwrap_err();
+        let text = reason_first(&error);
+        assert!(text.ends_with(r#"invalid address "127.0.0.1:notaport""#), "{text}");
+        assert!(!text.starts_with("invalid address"), "{text}");
+    }
+
+    #[test]
+    fn a_project_saved_before_the_protections_loads_with_none() {
+        let protection: Protection = serde_json::from_str("{}").unwrap();
+        assert_eq!(protection, Protection::default());
+        let partial: Protection = serde_json::from_str(r#"{"token":"t"}"#).unwrap();
+        assert_eq!(partial.token, "t");
     }
 }

@@ -4,7 +4,7 @@
 
 use nice_plug::params::persist::PersistentField;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The default address: a midisock or mido server on this machine.
@@ -16,6 +16,35 @@ pub enum Mode {
     #[default]
     Client,
     Server,
+}
+
+/// The protections of a connection, as the GUI edits them and the project saves them (the same
+/// choices as the CLI's `--token`, `--tls-*` and `--allow`). Empty text means "not used".
+/// [`crate::network`] turns them into the core's `ConnectOptions` / `ServerConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Protection {
+    /// Shared secret: a client presents it, a server requires it (1–128 printable ASCII).
+    pub token: String,
+    /// Client: PEM file of the CA (or the server's self-signed certificate) to trust; TLS is on
+    /// when set.
+    pub tls_ca: String,
+    /// Client, with `tls_ca`: the name the server's certificate must carry, when not the host.
+    pub tls_server_name: String,
+    /// Server: PEM certificate chain (leaf first); TLS is on when this and `tls_key` are set.
+    pub tls_cert: String,
+    /// Server: the PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// Server: addresses or CIDR ranges allowed to connect, separated by commas or spaces; empty:
+    /// everyone.
+    pub allow: String,
+}
+
+impl Protection {
+    /// The allowlist entries, as typed.
+    pub fn allow_entries(&self) -> impl Iterator<Item = &str> {
+        self.allow.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+    }
 }
 
 /// A setting saved with the project (`#[persist]`) that the network thread follows: every change
@@ -41,7 +70,18 @@ impl<T: Clone> Setting<T> {
 
     /// Changes the value and tells the network thread.
     pub fn set(&self, value: T) {
+        self.store(value);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes the value without telling the network thread: for changing several settings at
+    /// once, followed by one [`Setting::notify`], so the thread never connects with half of them.
+    pub fn store(&self, value: T) {
         *lock(&self.value) = value;
+    }
+
+    /// Tells the network thread that settings changed.
+    pub fn notify(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -80,7 +120,7 @@ pub enum LinkState {
     Connected = 2,
     /// Server: listening (see `peers` for the connected clients).
     Listening = 3,
-    /// Waiting before the next attempt (see `last_error`).
+    /// Waiting before the next attempt (see [`Status::problem`]).
     Retrying = 4,
 }
 
@@ -93,6 +133,28 @@ impl LinkState {
             LinkState::Listening => "listening",
             LinkState::Retrying => "waiting to retry",
         }
+    }
+
+    /// Connected or listening.
+    pub fn is_up(self) -> bool {
+        matches!(self, LinkState::Connected | LinkState::Listening)
+    }
+}
+
+/// What went wrong, for the GUI: why the last link ended and why the latest attempt failed, kept
+/// apart so the next attempt's error never hides the reason of a disconnect. Both are cleared once
+/// a link is up and stays up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problem {
+    /// Why the last connection (or server) ended, e.g. the server's refusal.
+    pub lost: String,
+    /// Why the latest attempt to connect or listen failed.
+    pub attempt: String,
+}
+
+impl Problem {
+    pub fn is_empty(&self) -> bool {
+        self.lost.is_empty() && self.attempt.is_empty()
     }
 }
 
@@ -108,7 +170,13 @@ pub struct Status {
     pub received: AtomicU64,
     /// Messages dropped: a ring was full, a sysex did not fit, or there was no connection.
     pub dropped: AtomicU64,
-    last_error: Mutex<String>,
+    /// Server: connections refused (not on the allowlist, too many, wrong or missing token).
+    pub refused_clients: AtomicU64,
+    /// Failed attempts in a row (0 once a link is up and stays up).
+    pub failed_attempts: AtomicU32,
+    /// When the next attempt starts ([`midisock::monotonic_ns`]); meaningful while retrying.
+    pub retry_at_ns: AtomicU64,
+    problem: Mutex<Problem>,
 }
 
 impl Default for Status {
@@ -119,7 +187,10 @@ impl Default for Status {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            last_error: Mutex::new(String::new()),
+            refused_clients: AtomicU64::new(0),
+            failed_attempts: AtomicU32::new(0),
+            retry_at_ns: AtomicU64::new(0),
+            problem: Mutex::new(Problem::default()),
         }
     }
 }
@@ -139,13 +210,27 @@ impl Status {
         self.state.store(state as u8, Ordering::Release);
     }
 
-    /// The last error, empty if none yet (network thread and GUI only: takes a lock).
-    pub fn last_error(&self) -> String {
-        lock(&self.last_error).clone()
+    /// What went wrong (network thread and GUI only: takes a lock).
+    pub fn problem(&self) -> Problem {
+        lock(&self.problem).clone()
     }
 
-    pub fn set_last_error(&self, error: String) {
-        *lock(&self.last_error) = error;
+    /// The link ended: `reason` is why.
+    pub fn set_lost(&self, reason: String) {
+        let mut problem = lock(&self.problem);
+        problem.lost = reason;
+        problem.attempt.clear();
+    }
+
+    /// An attempt to connect or listen failed.
+    pub fn set_attempt_error(&self, error: String) {
+        lock(&self.problem).attempt = error;
+    }
+
+    /// A link is up and has stayed up: nothing is wrong any more.
+    pub fn clear_problem(&self) {
+        *lock(&self.problem) = Problem::default();
+        self.failed_attempts.store(0, Ordering::Release);
     }
 
     /// Counts dropped messages (lock-free: the audio thread calls it).

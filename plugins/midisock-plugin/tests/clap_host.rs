@@ -53,6 +53,11 @@ struct Rig {
 
 impl Rig {
     fn new(address: &str) -> Rig {
+        Rig::with_state(&state_for(address))
+    }
+
+    /// A plugin restored from `json` (a project's saved state).
+    fn with_state(json: &[u8]) -> Rig {
         let path = bundle("midisock.clap");
         // SAFETY: the file is our own plugin, built from this workspace; loading it runs its
         // (nice-plug) initialisers, which are sound.
@@ -67,9 +72,8 @@ impl Rig {
 
         let state = instance.plugin_handle().get_extension::<PluginState>().expect("state extension");
         // nice-plug's CLAP state: the JSON state after its length (u64, little endian).
-        let json = state_for(address);
         let mut framed = (json.len() as u64).to_le_bytes().to_vec();
-        framed.extend_from_slice(&json);
+        framed.extend_from_slice(json);
         state.load(&instance.plugin_handle(), &mut &framed[..]).expect("load state");
 
         let config = PluginAudioConfiguration { sample_rate: 48_000.0, min_frames_count: 1, max_frames_count: BLOCK };
@@ -276,4 +280,32 @@ fn deactivation_sends_note_offs_for_held_notes_to_the_network() {
             "control_change channel=5 control=64 value=0".parse().unwrap(),
         ]
     );
+}
+
+#[test]
+fn reaches_a_server_protected_by_a_token_and_tls() {
+    let protected = ProtectedServer::new("s3cret token", "s3cret token");
+    let server = &protected.server;
+    let mut rig = Rig::with_state(&protected.plugin_state);
+    rig.wait_for_clients(server, 1);
+    rig.process(&[In::Midi(0, [0x90, 61, 64])]);
+    assert_eq!(receive_n(server, 1), vec!["note_on channel=0 note=61 velocity=64".parse::<Message>().unwrap()]);
+    server.send(&"note_on channel=3 note=50 velocity=70".parse().unwrap()).unwrap();
+    rig.process_until("the note from the protected server", |seen| seen.contains(&vec![0x93, 50, 70]));
+    assert_eq!(server.stats().auth_failures, 0);
+}
+
+#[test]
+fn a_wrong_token_is_refused_by_the_protected_server() {
+    let protected = ProtectedServer::new("s3cret token", "not the token");
+    let server = &protected.server;
+    let mut rig = Rig::with_state(&protected.plugin_state);
+    let start = Instant::now();
+    // TLS works (the handshake completes), the hello does not: the server counts a failed hello.
+    while server.stats().auth_failures == 0 {
+        rig.process(&[]);
+        assert!(start.elapsed() < DEADLINE, "the server never saw the plugin's wrong token");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(server.client_count(), 0);
 }

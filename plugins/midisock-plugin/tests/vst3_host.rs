@@ -23,6 +23,11 @@ struct Rig {
 
 impl Rig {
     fn new(address: &str) -> Rig {
+        Rig::with_state(&state_for(address))
+    }
+
+    /// A plugin restored from `json` (a project's saved state).
+    fn with_state(json: &[u8]) -> Rig {
         let mut host = Vst3Host::builder()
             .sample_rate(48_000.0)
             .block_size(BLOCK)
@@ -32,7 +37,7 @@ impl Rig {
         let mut plugin = host.load_plugin(bundle("midisock.vst3")).expect("load midisock.vst3");
         assert_eq!(plugin.info().name, "midisock");
         // nice-plug's VST3 state is the JSON state itself.
-        plugin.load_state(&state_for(address)).expect("load state");
+        plugin.load_state(json).expect("load state");
         plugin.start_processing().expect("start processing");
         let buffers = AudioBuffers::new(2, 2, BLOCK, 48_000.0);
         Rig { plugin: Some(plugin), buffers, _host: host }
@@ -158,4 +163,15 @@ fn vst3_removing_the_plugin_sends_note_offs_to_the_network() {
     plugin.stop_processing().expect("stop processing");
     drop(plugin);
     assert_eq!(receive_n(&server, 1), vec!["note_off channel=0 note=72 velocity=0".parse::<Message>().unwrap()]);
+}
+
+#[test]
+fn vst3_reaches_a_server_protected_by_a_token_and_tls() {
+    let protected = ProtectedServer::new("vst3 token", "vst3 token");
+    let server = &protected.server;
+    let mut rig = Rig::with_state(&protected.plugin_state);
+    rig.wait_for_clients(server, 1);
+    server.send(&"note_on channel=4 note=52 velocity=71".parse().unwrap()).unwrap();
+    rig.process_until("the note from the protected server", |seen| seen.contains(&vec![0x94, 52, 71]));
+    assert_eq!(server.stats().auth_failures, 0);
 }

@@ -2,8 +2,9 @@
 //! test server, and bounded waiting.
 #![allow(dead_code)] // each test binary uses part of it
 
-use midisock::{Message, PortServer};
+use midisock::{Message, PortServer, ServerConfig, TlsServer};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Every wait in these tests ends after this long (a generous bound for a busy 2-core machine;
@@ -36,6 +37,60 @@ pub fn state_for(address: &str) -> Vec<u8> {
     let address_json = format!("{address:?}");
     format!(r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":"\"Client\""}}}}"#, address_json)
         .into_bytes()
+}
+
+/// The plugin state of a client with protections: `protection` is the persisted `Protection`
+/// as JSON (e.g. `{"token":"s3cret","tls_ca":"/path/ca.pem"}`).
+pub fn state_with_protection(address: &str, protection: &str) -> Vec<u8> {
+    format!(
+        r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":"\"Client\"","protection":{:?}}}}}"#,
+        format!("{address:?}"),
+        protection
+    )
+    .into_bytes()
+}
+
+/// A loopback server that requires `token` and speaks TLS with a fresh self-signed certificate
+/// for "localhost", and the state of a plugin that presents `client_token` and trusts that
+/// certificate (its PEM file lives in a temporary folder, removed on drop).
+pub struct ProtectedServer {
+    pub server: PortServer,
+    pub plugin_state: Vec<u8>,
+    dir: PathBuf,
+}
+
+impl ProtectedServer {
+    pub fn new(token: &str, client_token: &str) -> ProtectedServer {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let dir = std::env::temp_dir().join(format!(
+            "midisock-plugin-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary folder");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).expect("write the certificate");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write the key");
+        let config = ServerConfig::default()
+            .token(token)
+            .expect("token")
+            .tls(TlsServer::from_pem_files(&cert, &key).expect("TLS server"));
+        let server = PortServer::bind_with("127.0.0.1:0", config).expect("bind a protected loopback server");
+        // The plugin checks the certificate against "localhost", not the 127.0.0.1 it connects to.
+        let protection = format!(
+            r#"{{"token":{client_token:?},"tls_ca":{:?},"tls_server_name":"localhost"}}"#,
+            cert.display().to_string()
+        );
+        let plugin_state = state_with_protection(&server.local_addr().to_string(), &protection);
+        ProtectedServer { server, plugin_state, dir }
+    }
+}
+
+impl Drop for ProtectedServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A loopback server on a free port.

@@ -1,0 +1,44 @@
+//! Delivering received messages to a Python callback from a reader thread (the core's port
+//! callback thread, or the server's delivery thread in `server.rs`).
+
+use crate::convert::{to_mido, TimeField};
+use midisock::Received;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The function messages go to; replaceable while the reader thread runs.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<Option<Py<PyAny>>>>);
+
+impl Slot {
+    /// Installs `callback`; true when it is the first one (the reader thread must be started).
+    pub fn replace(&self, callback: Py<PyAny>) -> PyResult<bool> {
+        let callable = Python::with_gil(|py| callback.bind(py).is_callable());
+        if !callable {
+            return Err(PyValueError::new_err("callback must be a callable taking one message"));
+        }
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = slot.is_none();
+        *slot = Some(callback);
+        Ok(first)
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    }
+}
+
+/// Calls the slot's function with `received` as a `mido.Message`. An exception in the callback
+/// is reported like one in a thread (`sys.unraisablehook`) and delivery goes on.
+pub fn deliver(slot: &Slot, received: &Received, timestamps: bool) {
+    Python::with_gil(|py| {
+        let callback = slot.0.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|c| c.clone_ref(py));
+        let Some(callback) = callback else { return };
+        let time = if timestamps { TimeField::Stamp(received.timestamp_ns) } else { TimeField::Zero };
+        let result = to_mido(py, &received.message, time).and_then(|m| callback.bind(py).call1((m,)));
+        if let Err(error) = result {
+            error.write_unraisable(py, Some(callback.bind(py)));
+        }
+    });
+}

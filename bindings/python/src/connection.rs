@@ -1,0 +1,261 @@
+//! `Connection`: one TCP connection (the core's `SocketPort`), as `midisock.sockets.SocketPort`
+//! uses it. Every wait releases the GIL; every send releases it too, because a send blocks while
+//! the peer's window is full and the peer may be a Python thread of this same process.
+
+use crate::callback::{self, Slot};
+use crate::convert::{from_mido, to_mido, TimeField};
+use crate::errors::IntoPyResult;
+use crate::wait::{deadline, sliced};
+use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[pyclass(frozen, module = "midisock._core")]
+pub struct Connection {
+    /// `Some` until the object is dropped (see `Drop`).
+    port: Option<Arc<SocketPort>>,
+    timestamps: bool,
+    callback: Slot,
+}
+
+impl Connection {
+    pub fn wrap(port: SocketPort, timestamps: bool) -> Connection {
+        Connection { port: Some(Arc::new(port)), timestamps, callback: Slot::default() }
+    }
+
+    fn port(&self) -> &Arc<SocketPort> {
+        self.port.as_ref().expect("the port is only taken by Drop")
+    }
+
+    fn time(&self, received: &Received) -> TimeField {
+        if self.timestamps {
+            TimeField::Stamp(received.timestamp_ns)
+        } else {
+            TimeField::Zero
+        }
+    }
+}
+
+/// `connect(host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None,
+/// timestamps=False)`: a connection to a server (midisock's or mido's).
+#[pyfunction]
+#[pyo3(signature = (host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None, timestamps=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn connect(
+    py: Python<'_>,
+    host: &str,
+    port: u16,
+    timeout: Option<f64>,
+    token: Option<String>,
+    tls_ca: Option<std::path::PathBuf>,
+    tls_server_name: Option<String>,
+    timestamps: bool,
+) -> PyResult<Connection> {
+    let mut options = ConnectOptions::default();
+    if let Some(timeout) = timeout {
+        deadline(Some(timeout))?;
+        options = options.timeout(Duration::from_secs_f64(timeout.max(0.001)));
+    }
+    if let Some(token) = token {
+        midisock::validate_token(&token).py_err()?;
+        options = options.token(token);
+    }
+    if let Some(ca) = tls_ca {
+        let mut tls = TlsClient::with_ca_file(&ca).py_err()?;
+        if let Some(name) = tls_server_name {
+            tls = tls.server_name(name);
+        }
+        options = options.tls(tls);
+    } else if tls_server_name.is_some() {
+        return Err(pyo3::exceptions::PyValueError::new_err("tls_server_name needs tls_ca"));
+    }
+    let host = host.to_owned();
+    let port = py.allow_threads(|| midisock::connect_with((host.as_str(), port), &options)).py_err()?;
+    Ok(Connection::wrap(port, timestamps))
+}
+
+#[pymethods]
+impl Connection {
+    /// `host:port` of the peer.
+    #[getter]
+    fn name(&self) -> &str {
+        self.port().name()
+    }
+
+    /// `(host, port)` of the peer.
+    #[getter]
+    fn peer_address(&self) -> PyResult<(String, u16)> {
+        let addr = self.port().peer_addr().py_err()?;
+        Ok((addr.ip().to_string(), addr.port()))
+    }
+
+    /// `(host, port)` of this end.
+    #[getter]
+    fn local_address(&self) -> PyResult<(String, u16)> {
+        let addr = self.port().local_addr().py_err()?;
+        Ok((addr.ip().to_string(), addr.port()))
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.port().is_closed()
+    }
+
+    /// Sends one message; `ValueError` if this port was closed before the call (mido's error),
+    /// `PortClosedError` if the peer has gone.
+    fn send(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+        let port = self.port();
+        if port.is_closed() {
+            return Err(PyValueError::new_err("send() called on closed port"));
+        }
+        let message = from_mido(message)?;
+        py.allow_threads(|| port.send(&message)).py_err()
+    }
+
+    /// Sends a sequence of messages in one write: all valid and all sent, or nothing sent.
+    fn send_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+        let messages = messages
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("send_many() takes an iterable of mido.Message"))?
+            .map(|m| from_mido(&m?))
+            .collect::<PyResult<Vec<_>>>()?;
+        let port = self.port();
+        py.allow_threads(|| port.send_all(&messages)).py_err()
+    }
+
+    /// The next message; waits at most `timeout` seconds (`None`: for ever) and returns `None`
+    /// when none came. `PortClosedError` once the port is closed or the peer's stream is used up.
+    /// `ValueError` if the port was closed (or used up) before the call, as mido raises.
+    #[pyo3(signature = (timeout=None))]
+    fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let deadline = deadline(timeout)?;
+        let port = self.port();
+        if port.is_closed() {
+            return Err(PyValueError::new_err("receive() called on closed port"));
+        }
+        let received = sliced(py, deadline, |limit| match limit {
+            Some(limit) => port.receive_timeout_stamped(limit),
+            None => port.receive_stamped().map(Some),
+        })?;
+        received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
+    }
+
+    /// A message that has arrived, or `None`; never waits.
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // Closed: nothing more will come, and mido's poll() says so with None.
+        match self.port().try_receive_stamped() {
+            Ok(Some(r)) => to_mido(py, &r.message, self.time(&r)).map(Some),
+            Ok(None) | Err(midisock::Error::Closed) => Ok(None),
+            Err(e) => Err(crate::errors::to_py(e)),
+        }
+    }
+
+    /// Every message that has arrived, as a list (empty when none); never waits.
+    fn pending<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let port = self.port();
+        let mut taken = Vec::new();
+        while let Some(r) = port.try_receive_stamped().py_err()? {
+            taken.push(r);
+        }
+        Ok(received_list(py, taken, self.timestamps)?.into_any())
+    }
+
+    /// Waits like `receive(timeout)` for one message, then takes every other message that has
+    /// arrived: a list, empty on timeout. The fast way to drain a busy stream.
+    #[pyo3(signature = (timeout=None))]
+    fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let deadline = deadline(timeout)?;
+        let port = self.port();
+        let mut taken: Vec<Received> = Vec::new();
+        let first = sliced(py, deadline, |limit| match limit {
+            Some(limit) => port.receive_timeout_stamped(limit),
+            None => port.receive_stamped().map(Some),
+        });
+        match first {
+            Ok(Some(first)) => taken.push(first),
+            Ok(None) => {}
+            // Closed with nothing left: an empty batch, like a timeout; `closed` tells which.
+            Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}
+            Err(e) => return Err(e),
+        }
+        if !taken.is_empty() {
+            // The rest of what the last read brought, then at most one more non-blocking read.
+            while let Ok(Some(r)) = port.try_receive_stamped() {
+                taken.push(r);
+            }
+        }
+        Ok(received_list(py, taken, self.timestamps)?.into_any())
+    }
+
+    /// Closes the connection (the peer sees end-of-stream; a blocked receive returns). With
+    /// autoreset on, hanging notes are released and mido's reset set is sent first.
+    fn close(&self, py: Python<'_>) {
+        let port = self.port();
+        py.allow_threads(|| port.close());
+    }
+
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        let port = self.port();
+        py.allow_threads(|| port.reset()).py_err()
+    }
+
+    fn panic(&self, py: Python<'_>) -> PyResult<()> {
+        let port = self.port();
+        py.allow_threads(|| port.panic()).py_err()
+    }
+
+    fn set_autoreset(&self, on: bool) {
+        self.port().set_autoreset(on);
+    }
+
+    /// Hands every incoming message to `callback(message)` on the port's reader thread. A second
+    /// call replaces the function; `None` is refused (the reader thread owns the socket now).
+    fn set_callback(&self, callback: Py<PyAny>) -> PyResult<()> {
+        let first = self.callback.replace(callback)?;
+        if first {
+            let slot = self.callback.clone();
+            let timestamps = self.timestamps;
+            self.port().set_callback(move |received| callback::deliver(&slot, &received, timestamps)).py_err()?;
+        }
+        Ok(())
+    }
+
+    /// What the receiving parser ignored or dropped: a dict of counters.
+    fn parser_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = self.port().parser_stats();
+        let dict = PyDict::new(py);
+        dict.set_item("stray_data_bytes", stats.stray_data_bytes)?;
+        dict.set_item("sysex_overflows", stats.sysex_overflows)?;
+        dict.set_item("sysex_aborted", stats.sysex_aborted)?;
+        dict.set_item("partial_messages_dropped", stats.partial_messages_dropped)?;
+        dict.set_item("undefined_status_bytes", stats.undefined_status_bytes)?;
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<midisock._core.Connection {} {}>", self.port().name(), if self.closed() { "closed" } else { "open" })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Dropping the core port joins its callback thread, which may be waiting for the GIL this
+        // thread holds: let go of the GIL for that.
+        if let Some(port) = self.port.take() {
+            Python::with_gil(|py| py.allow_threads(move || drop(port)));
+        }
+    }
+}
+
+/// A Python list from messages (used by the server too).
+pub fn received_list<'py>(py: Python<'py>, taken: Vec<Received>, timestamps: bool) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for r in taken {
+        let time = if timestamps { TimeField::Stamp(r.timestamp_ns) } else { TimeField::Zero };
+        list.append(to_mido(py, &r.message, time)?)?;
+    }
+    Ok(list)
+}

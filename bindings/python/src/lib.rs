@@ -1,0 +1,32 @@
+//! `midisock._core`: the Rust side of the `midisock` Python package.
+//!
+//! It only moves messages and waits: `Connection` (one TCP connection) and `Server` wrap the core's
+//! `SocketPort` and `PortServer`; every wait releases the GIL and runs in slices so Ctrl-C works.
+//! The mido-shaped API (`midisock.sockets`, `midisock.backend`) is Python, in `python/midisock/`.
+
+mod callback;
+mod connection;
+mod convert;
+mod errors;
+mod server;
+mod wait;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    wait::record_main_thread(m.py())?;
+    m.add_class::<connection::Connection>()?;
+    m.add_class::<server::Server>()?;
+    m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
+    m.add_function(wrap_pyfunction!(server::bind, m)?)?;
+    m.add_function(wrap_pyfunction!(monotonic, m)?)?;
+    m.add("PortClosedError", m.py().get_type::<errors::PortClosedError>())?;
+    Ok(())
+}
+
+/// The clock receive timestamps use, in seconds (`CLOCK_MONOTONIC`, as `time.monotonic()`).
+#[pyfunction]
+fn monotonic() -> f64 {
+    midisock::monotonic_ns() as f64 / 1e9
+}

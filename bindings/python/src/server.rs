@@ -1,0 +1,306 @@
+//! `Server`: the core's `PortServer`, as `midisock.sockets.PortServer` uses it, with the
+//! protections of its `ServerConfig` taken as keyword arguments.
+
+use crate::callback::{self, Slot};
+use crate::connection::{received_list, Connection};
+use crate::convert::{from_mido, to_mido, TimeField};
+use crate::errors::IntoPyResult;
+use crate::wait::{deadline, sliced};
+use midisock::{PortServer, Received, ServerConfig, SysexPolicy, TlsServer};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[pyclass(frozen, module = "midisock._core")]
+pub struct Server {
+    /// `Some` until the object is dropped (see `Drop`).
+    server: Option<Arc<PortServer>>,
+    timestamps: bool,
+    callback: Slot,
+    /// The thread that hands received messages to the callback, once one is set.
+    delivery: Mutex<Option<JoinHandle<()>>>,
+    stop_delivery: Arc<AtomicBool>,
+}
+
+/// How often the callback delivery thread looks at its stop flag while no message comes.
+const DELIVERY_POLL: Duration = Duration::from_millis(50);
+
+/// `bind(host, port, ...)`: a listening server. Keywords map to the core's `ServerConfig`.
+#[pyfunction]
+#[pyo3(signature = (
+    host, port, *, timestamps=false, allow=None, sysex=true, max_sysex_len=None, max_clients=None,
+    max_client_queue=None, max_inbox_bytes=None, relay=false, token=None, tls_cert=None, tls_key=None,
+    auth_timeout=None,
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn bind(
+    py: Python<'_>,
+    host: &str,
+    port: u16,
+    timestamps: bool,
+    allow: Option<Vec<String>>,
+    sysex: bool,
+    max_sysex_len: Option<usize>,
+    max_clients: Option<usize>,
+    max_client_queue: Option<usize>,
+    max_inbox_bytes: Option<usize>,
+    relay: bool,
+    token: Option<String>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    auth_timeout: Option<f64>,
+) -> PyResult<Server> {
+    let mut config = ServerConfig::default().relay(relay);
+    if !sysex {
+        config = config.sysex(SysexPolicy::Deny);
+    }
+    for peer in allow.unwrap_or_default() {
+        config = config.allow(&peer).py_err()?;
+    }
+    let positive = |name: &str, value: usize| {
+        if value == 0 {
+            Err(PyValueError::new_err(format!("{name} must be at least 1")))
+        } else {
+            Ok(value)
+        }
+    };
+    if let Some(n) = max_sysex_len {
+        config = config.max_sysex_len(positive("max_sysex_len", n)?);
+    }
+    if let Some(n) = max_clients {
+        config = config.max_clients(positive("max_clients", n)?);
+    }
+    if let Some(n) = max_client_queue {
+        config = config.max_client_queue(positive("max_client_queue", n)?);
+    }
+    if let Some(n) = max_inbox_bytes {
+        config = config.max_inbox_bytes(positive("max_inbox_bytes", n)?);
+    }
+    if let Some(token) = token {
+        config = config.token(token).py_err()?;
+    }
+    if let Some(seconds) = auth_timeout {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return Err(PyValueError::new_err("auth_timeout must be seconds > 0"));
+        }
+        config = config.auth_timeout(Duration::from_secs_f64(seconds));
+    }
+    match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => config = config.tls(TlsServer::from_pem_files(cert, key).py_err()?),
+        (None, None) => {}
+        _ => return Err(PyValueError::new_err("TLS needs both tls_cert and tls_key")),
+    }
+    let host = host.to_owned();
+    let server = py.allow_threads(|| PortServer::bind_with((host.as_str(), port), config)).py_err()?;
+    Ok(Server {
+        server: Some(Arc::new(server)),
+        timestamps,
+        callback: Slot::default(),
+        delivery: Mutex::new(None),
+        stop_delivery: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+impl Server {
+    fn server(&self) -> &Arc<PortServer> {
+        self.server.as_ref().expect("the server is only taken by Drop")
+    }
+
+    fn time(&self, received: &Received) -> TimeField {
+        if self.timestamps {
+            TimeField::Stamp(received.timestamp_ns)
+        } else {
+            TimeField::Zero
+        }
+    }
+
+    fn check_no_callback(&self) -> PyResult<()> {
+        if self.callback.is_set() {
+            Err(PyValueError::new_err("a callback is set for this port"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stop_delivery_thread(&self) {
+        self.stop_delivery.store(true, Ordering::Release);
+        let handle = self.delivery.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match handle {
+            // Closed from inside the callback: the thread ends by itself once the callback returns.
+            Some(handle) if handle.thread().id() == std::thread::current().id() => {}
+            Some(handle) => {
+                let _ = handle.join();
+            }
+            None => {}
+        }
+    }
+}
+
+#[pymethods]
+impl Server {
+    /// `host:port` as given, with the real port when 0 was given.
+    #[getter]
+    fn name(&self) -> &str {
+        self.server().name()
+    }
+
+    /// Every `(host, port)` listened on.
+    #[getter]
+    fn addresses(&self) -> Vec<(String, u16)> {
+        self.server().local_addrs().iter().map(|a| (a.ip().to_string(), a.port())).collect()
+    }
+
+    /// `(host, port)` of each client the server sends to.
+    #[getter]
+    fn client_addresses(&self) -> Vec<(String, u16)> {
+        self.server().client_addrs().iter().map(|a| (a.ip().to_string(), a.port())).collect()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.server().is_closed()
+    }
+
+    /// Broadcasts to every connected client; never blocks on a slow one.
+    fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<()> {
+        let message = from_mido(message)?;
+        self.server().send(&message).py_err()
+    }
+
+    fn send_many(&self, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+        let messages = messages
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("send_many() takes an iterable of mido.Message"))?
+            .map(|m| from_mido(&m?))
+            .collect::<PyResult<Vec<_>>>()?;
+        self.server().send_all(&messages).py_err()
+    }
+
+    /// The next message from any client; `None` after `timeout` seconds.
+    #[pyo3(signature = (timeout=None))]
+    fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.check_no_callback()?;
+        let deadline = deadline(timeout)?;
+        let server = self.server();
+        let received = sliced(py, deadline, |limit| match limit {
+            Some(limit) => server.receive_timeout_stamped(limit),
+            None => server.receive_stamped().map(Some),
+        })?;
+        received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
+    }
+
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.check_no_callback()?;
+        // Closed: nothing more will come, and mido's poll() says so with None.
+        match self.server().try_receive_stamped() {
+            Ok(Some(r)) => to_mido(py, &r.message, self.time(&r)).map(Some),
+            Ok(None) | Err(midisock::Error::Closed) => Ok(None),
+            Err(e) => Err(crate::errors::to_py(e)),
+        }
+    }
+
+    fn pending<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.check_no_callback()?;
+        let server = self.server();
+        let mut taken = Vec::new();
+        while let Some(r) = server.try_receive_stamped().py_err()? {
+            taken.push(r);
+        }
+        received_list(py, taken, self.timestamps)
+    }
+
+    /// A client's connection, handed over whole; `None` after `timeout` seconds (0: don't wait).
+    #[pyo3(signature = (timeout=None))]
+    fn accept(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Connection>> {
+        let server = self.server();
+        let port = if timeout == Some(0.0) {
+            server.try_accept().py_err()?
+        } else {
+            sliced(py, deadline(timeout)?, |limit| match limit {
+                Some(limit) => server.accept_timeout(limit),
+                None => server.accept().map(Some),
+            })?
+        };
+        Ok(port.map(|p| Connection::wrap(p, self.timestamps)))
+    }
+
+    /// Stops listening and closes every connection the server serves (not those handed out by
+    /// `accept`); a blocked receive or accept returns.
+    fn close(&self, py: Python<'_>) {
+        let server = self.server();
+        py.allow_threads(|| {
+            server.close();
+            self.stop_delivery_thread();
+        });
+    }
+
+    fn reset(&self) -> PyResult<()> {
+        self.server().reset().py_err()
+    }
+
+    fn panic(&self) -> PyResult<()> {
+        self.server().panic().py_err()
+    }
+
+    /// Counters: connections accepted and refused, slow clients dropped, sysex denied, ...
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.server().stats();
+        let dict = PyDict::new(py);
+        dict.set_item("connections_accepted", s.connections_accepted)?;
+        dict.set_item("connections_refused", s.connections_refused)?;
+        dict.set_item("slow_clients_dropped", s.slow_clients_dropped)?;
+        dict.set_item("sysex_denied", s.sysex_denied)?;
+        dict.set_item("sysex_oversized", s.sysex_oversized)?;
+        dict.set_item("notes_released", s.notes_released)?;
+        dict.set_item("auth_failures", s.auth_failures)?;
+        Ok(dict)
+    }
+
+    /// Hands every message from every client to `callback(message)` on a delivery thread.
+    fn set_callback(&self, callback: Py<PyAny>) -> PyResult<()> {
+        if !self.callback.replace(callback)? {
+            return Ok(());
+        }
+        let server = Arc::clone(self.server());
+        let slot = self.callback.clone();
+        let stop = Arc::clone(&self.stop_delivery);
+        let timestamps = self.timestamps;
+        let handle = std::thread::Builder::new()
+            .name("midisock-py-server-callback".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    match server.receive_timeout_stamped(DELIVERY_POLL) {
+                        Ok(Some(received)) => callback::deliver(&slot, &received, timestamps),
+                        Ok(None) => {}
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<midisock._core.Server {} {}>", self.name(), if self.closed() { "closed" } else { "open" })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The delivery thread may be waiting for the GIL this thread holds: let go of it.
+        if let Some(server) = self.server.take() {
+            Python::with_gil(|py| {
+                py.allow_threads(|| {
+                    server.close();
+                    self.stop_delivery_thread();
+                    drop(server);
+                })
+            });
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Real MIDI ports through midir (ALSA or JACK on Linux, CoreMIDI on macOS, WinMM on Windows),
+//! built with the `midi` (or `jack`) feature. Without it every entry point fails with one line
+//! that says how to get a build that has them.
+//!
+//! A port opened by name is watched: when it disappears (a USB device unplugged, a JACK client
+//! gone) it is closed, and when a port of that name appears again it is reopened. A virtual port
+//! is created by midisock itself and lives as long as the command.
+
+use crate::commands::Failure;
+use midisock::Message;
+use std::sync::Arc;
+
+/// Where messages read from an input port go (the server's broadcast, a client's send).
+pub type Sink = Arc<dyn Fn(&Message) + Send + Sync>;
+
+/// Which ports to bridge, from the command line.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MidiOptions {
+    /// Read this MIDI input port (`midisock ports` lists them; a unique part of a name is
+    /// enough) and send what it plays over the network.
+    #[arg(long, value_name = "PORT")]
+    pub midi_in: Option<String>,
+    /// Play what arrives from the network on this MIDI output port.
+    #[arg(long, value_name = "PORT")]
+    pub midi_out: Option<String>,
+    /// Create --midi-in and --midi-out as new virtual ports with those names, for other programs
+    /// to connect to (ALSA, JACK and CoreMIDI; not Windows).
+    #[arg(long = "virtual")]
+    pub virtual_ports: bool,
+}
+
+impl MidiOptions {
+    /// Opens the ports asked for: the input feeds `sink`. Nothing asked, nothing opened.
+    pub fn open(&self, sink: Sink) -> Result<Bridge, Failure> {
+        let input = match &self.midi_in {
+            Some(name) => Some(backend::open_input(name, self.virtual_ports, sink)?),
+            None => None,
+        };
+        let output = match &self.midi_out {
+            Some(name) => Some(backend::open_output(name, self.virtual_ports)?),
+            None => None,
+        };
+        Ok(Bridge { _input: input, output })
+    }
+}
+
+/// The open ports of a command; dropping it closes them.
+pub struct Bridge {
+    _input: Option<backend::Input>,
+    output: Option<backend::Output>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").field("output", &self.output.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Bridge {
+    /// Plays `message` on the output port, if there is one (dropped while the port is gone).
+    pub fn play(&self, message: &Message) {
+        if let Some(output) = &self.output {
+            output.send(message);
+        }
+    }
+}
+
+/// `midisock ports`: the input and output ports, one per line, under a heading each.
+pub fn list_ports() -> Result<String, Failure> {
+    let (inputs, outputs) = backend::list()?;
+    let mut text = String::new();
+    for (heading, names) in [("Input ports:", inputs), ("Output ports:", outputs)] {
+        text.push_str(heading);
+        text.push('\n');
+        if names.is_empty() {
+            text.push_str("  (none)\n");
+        }
+        for name in names {
+            text.push_str("  ");
+            text.push_str(&name);
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
+/// Picks the port meant by `wanted` among `names`: an exact name, else the one name containing
+/// it. `None` when nothing matches; an error when several do.
+/// A port's name without the numbers ALSA appends (`Keystation 49 MIDI 1 24:0` → `Keystation 49
+/// MIDI 1`): a device plugged in again usually gets a new client number, and is the same port.
+#[cfg_attr(not(feature = "midi"), allow(dead_code))]
+pub fn stable_name(name: &str) -> &str {
+    let Some((rest, address)) = name.rsplit_once(' ') else { return name };
+    let is_address = address.split_once(':').is_some_and(|(client, port)| {
+        [client, port].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if is_address {
+        rest
+    } else {
+        name
+    }
+}
+
+#[cfg_attr(not(feature = "midi"), allow(dead_code))]
+pub fn resolve(wanted: &str, names: &[String]) -> Result<Option<String>, String> {
+    if names.iter().any(|n| n == wanted) {
+        return Ok(Some(wanted.to_string()));
+    }
+    let matches: Vec<&String> = names.iter().filter(|n| n.contains(wanted)).collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        many => Err(format!(
+            "{wanted:?} matches several ports: {}; give more of the name",
+            many.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(not(feature = "midi"))]
+mod backend {
+    //! A build without MIDI port support: one line that says how to get one.
+    use super::Sink;
+    use crate::commands::Failure;
+    use midisock::Message;
+
+    pub struct Input;
+    pub struct Output;
+
+    fn unsupported() -> Failure {
+        Failure {
+            message: "this midisock was built without MIDI port support; build it with \
+                      `cargo install --path crates/midisock-cli --features midi` (ALSA; needs libasound2-dev) \
+                      or `--features jack` (see docs/cli.md)"
+                .into(),
+            exit_code: crate::commands::FAILED,
+        }
+    }
+
+    pub fn list() -> Result<(Vec<String>, Vec<String>), Failure> {
+        Err(unsupported())
+    }
+
+    pub fn open_input(_name: &str, _virtual_port: bool, _sink: Sink) -> Result<Input, Failure> {
+        Err(unsupported())
+    }
+
+    pub fn open_output(_name: &str, _virtual_port: bool) -> Result<Output, Failure> {
+        Err(unsupported())
+    }
+
+    impl Output {
+        pub fn send(&self, _message: &Message) {}
+    }
+}
+
+#[cfg(feature = "midi")]
+mod backend {
+    use super::{resolve, stable_name, Sink};
+    use crate::commands::{Failure, FAILED};
+    use crate::log;
+    use midir::{Ignore, MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
+    use midisock::{Message, Parser};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::{self, JoinHandle};
+    use std::time::Duration;
+
+    /// The client name midisock's ports appear under.
+    const CLIENT: &str = "midisock";
+    /// The clients virtual ports belong to: other programs see `midisock in:NAME` (they play
+    /// into it; midisock sends it on) and `midisock out:NAME` (they read what midisock received).
+    /// One client each, because a backend may rename a second client of the same name.
+    #[cfg(unix)]
+    const VIRTUAL_IN_CLIENT: &str = "midisock in";
+    #[cfg(unix)]
+    const VIRTUAL_OUT_CLIENT: &str = "midisock out";
+    /// How often a watched port is looked for. A replugged device is back within this.
+    const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+    fn backend_failure() -> Failure {
+        let why = if cfg!(feature = "jack") {
+            "cannot connect to a JACK server (start jackd; JACK_DEFAULT_SERVER names a non-default one)"
+        } else if cfg!(target_os = "linux") {
+            "cannot open the ALSA sequencer /dev/snd/seq (no sound devices here, or the snd-seq module is not loaded)"
+        } else {
+            "the system MIDI service did not start"
+        };
+        Failure { message: format!("no MIDI backend is usable: {why}"), exit_code: FAILED }
+    }
+
+    fn new_input(client: &str) -> Result<MidiInput, Failure> {
+        quiet_backend();
+        let mut input = MidiInput::new(client).map_err(|_| backend_failure())?;
+        // Everything goes through: sysex, clock, active sensing (a bridge does not filter).
+        input.ignore(Ignore::None);
+        Ok(input)
+    }
+
+    fn new_output(client: &str) -> Result<MidiOutput, Failure> {
+        quiet_backend();
+        MidiOutput::new(client).map_err(|_| backend_failure())
+    }
+
+    /// libjack prints several lines of its own when no server runs, on every attempt, and
+    /// libasound one when there is no sequencer; the one line midisock prints says it better.
+    /// `-v` keeps them.
+    fn quiet_backend() {
+        #[cfg(all(target_os = "linux", not(feature = "jack")))]
+        {
+            use std::os::raw::{c_char, c_int};
+            unsafe extern "C" fn silent(
+                _file: *const c_char,
+                _line: c_int,
+                _function: *const c_char,
+                _error: c_int,
+                _format: *const c_char,
+                _arguments: *mut alsa_sys::__va_list_tag,
+            ) {
+            }
+            if !log::verbose() {
+                // SAFETY: sets this thread's libasound error handler (the backend is opened on the
+                // calling thread) to one that ignores its arguments.
+                unsafe { alsa_sys::snd_lib_error_set_local(Some(silent)) };
+            }
+        }
+        #[cfg(feature = "jack")]
+        {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            unsafe extern "C" fn silent(_message: *const std::os::raw::c_char) {}
+            if !log::verbose() {
+                // SAFETY: installs process-wide callbacks that ignore their argument; libjack
+                // allows this at any time.
+                ONCE.call_once(|| unsafe {
+                    jack_sys::jack_set_error_function(Some(silent));
+                    jack_sys::jack_set_info_function(Some(silent));
+                });
+            }
+        }
+    }
+
+    fn input_names(input: &MidiInput) -> Vec<String> {
+        input.ports().iter().filter_map(|p| input.port_name(p).ok()).collect()
+    }
+
+    fn output_names(output: &MidiOutput) -> Vec<String> {
+        output.ports().iter().filter_map(|p| output.port_name(p).ok()).collect()
+    }
+
+    pub fn list() -> Result<(Vec<String>, Vec<String>), Failure> {
+        let inputs = input_names(&new_input(&format!("{CLIENT}-list"))?);
+        let outputs = output_names(&new_output(&format!("{CLIENT}-list"))?);
+        Ok((inputs, outputs))
+    }
+
+    fn not_found(kind: &str, wanted: &str, names: &[String]) -> Failure {
+        let known = if names.is_empty() {
+            "there are none".to_string()
+        } else {
+            format!("there are {}", names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "))
+        };
+        Failure { message: format!("no MIDI {kind} port named {wanted:?}: {known}"), exit_code: FAILED }
+    }
+
+    fn resolve_or_fail(kind: &str, wanted: &str, names: &[String]) -> Result<String, Failure> {
+        match resolve(wanted, names) {
+            Ok(Some(name)) => Ok(name),
+            Ok(None) => Err(not_found(kind, wanted, names)),
+            Err(message) => Err(Failure { message, exit_code: FAILED }),
+        }
+    }
+
+    /// A watcher thread, stopped and joined on drop.
+    struct Watcher {
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Watcher {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Release);
+            if let Some(thread) = self.thread.take() {
+                thread.thread().unpark();
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Runs `poll` every WATCH_INTERVAL on its own thread until dropped.
+    fn watch(name: &str, mut poll: impl FnMut() + Send + 'static) -> Result<Watcher, Failure> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("watch {name}"))
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    thread::park_timeout(WATCH_INTERVAL);
+                    if !stopped.load(Ordering::Acquire) {
+                        poll();
+                    }
+                }
+            })
+            .map_err(|e| Failure { message: format!("cannot start a thread: {e}"), exit_code: FAILED })?;
+        Ok(Watcher { stop, thread: Some(thread) })
+    }
+
+    pub struct Input {
+        _watcher: Option<Watcher>,
+        /// The open connection (taken by the watcher while the port is gone).
+        _connection: Arc<Mutex<Option<MidiInputConnection<Parser>>>>,
+    }
+
+    /// Feeds what the port delivers through the core's parser (one parser per connection, so a
+    /// sysex split across callbacks is joined).
+    fn deliver(sink: &Sink) -> impl FnMut(u64, &[u8], &mut Parser) + Send + 'static {
+        let sink = Arc::clone(sink);
+        move |_stamp, bytes, parser| parser.feed(bytes, |m| sink(&m))
+    }
+
+    fn connect_input(full_name: &str, sink: &Sink) -> Result<MidiInputConnection<Parser>, String> {
+        let input = new_input(&format!("{CLIENT}-in")).map_err(|f| f.message)?;
+        let port = input
+            .ports()
+            .into_iter()
+            .find(|p| input.port_name(p).is_ok_and(|n| stable_name(&n) == stable_name(full_name)))
+            .ok_or_else(|| format!("MIDI input port {full_name:?} is gone"))?;
+        input
+            .connect(&port, "in", deliver(sink), Parser::new())
+            .map_err(|e| format!("cannot open MIDI input port {full_name:?}: {e}"))
+    }
+
+    pub fn open_input(wanted: &str, virtual_port: bool, sink: Sink) -> Result<Input, Failure> {
+        if virtual_port {
+            return open_virtual_input(wanted, sink);
+        }
+        let probe = new_input(&format!("{CLIENT}-watch"))?;
+        let full_name = resolve_or_fail("input", wanted, &input_names(&probe))?;
+        let connection = connect_input(&full_name, &sink).map_err(|message| Failure { message, exit_code: FAILED })?;
+        log::info(format_args!("MIDI input: {full_name}"));
+        let connection = Arc::new(Mutex::new(Some(connection)));
+        let held = Arc::clone(&connection);
+        let mut probe = Some(probe);
+        let watcher = watch(&full_name.clone(), move || {
+            // A probe client may die with its server (JACK restart): make a new one when needed.
+            if probe.is_none() {
+                probe = new_input(&format!("{CLIENT}-watch")).ok();
+            }
+            let present = probe
+                .as_ref()
+                .is_some_and(|p| input_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
+            let mut open = held.lock().unwrap_or_else(|e| e.into_inner());
+            match (open.is_some(), present) {
+                (true, false) => {
+                    if let Some(connection) = open.take() {
+                        connection.close();
+                    }
+                    probe = None;
+                    log::warn(format_args!("MIDI input {full_name} is gone; it will be reopened when it returns"));
+                }
+                (false, true) => match connect_input(&full_name, &sink) {
+                    Ok(connection) => {
+                        *open = Some(connection);
+                        log::warn(format_args!("MIDI input {full_name} is back"));
+                    }
+                    Err(e) => log::debug(format_args!("{e}")),
+                },
+                _ => {}
+            }
+        })?;
+        Ok(Input { _watcher: Some(watcher), _connection: connection })
+    }
+
+    #[cfg(unix)]
+    fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+        use midir::os::unix::VirtualInput;
+        let connection =
+            new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| Failure {
+                message: format!("cannot create virtual MIDI input {name:?}: {e}"),
+                exit_code: FAILED,
+            })?;
+        log::info(format_args!("MIDI input: virtual port {name}"));
+        Ok(Input { _watcher: None, _connection: Arc::new(Mutex::new(Some(connection))) })
+    }
+
+    #[cfg(not(unix))]
+    fn open_virtual_input(_name: &str, _sink: Sink) -> Result<Input, Failure> {
+        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+    }
+
+    pub struct Output {
+        _watcher: Option<Watcher>,
+        connection: Arc<Mutex<Option<MidiOutputConnection>>>,
+    }
+
+    impl Output {
+        /// Plays one message; while the port is gone, messages are dropped (a synth that comes
+        /// back should not get a burst of stale notes).
+        pub fn send(&self, message: &Message) {
+            let bytes = message.to_bytes();
+            let mut open = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(connection) = open.as_mut() {
+                if let Err(e) = connection.send(&bytes) {
+                    log::debug(format_args!("MIDI output: {e}"));
+                }
+            }
+        }
+    }
+
+    fn connect_output(full_name: &str) -> Result<MidiOutputConnection, String> {
+        let output = new_output(&format!("{CLIENT}-out")).map_err(|f| f.message)?;
+        let port = output
+            .ports()
+            .into_iter()
+            .find(|p| output.port_name(p).is_ok_and(|n| stable_name(&n) == stable_name(full_name)))
+            .ok_or_else(|| format!("MIDI output port {full_name:?} is gone"))?;
+        output.connect(&port, "out").map_err(|e| format!("cannot open MIDI output port {full_name:?}: {e}"))
+    }
+
+    pub fn open_output(wanted: &str, virtual_port: bool) -> Result<Output, Failure> {
+        if virtual_port {
+            return open_virtual_output(wanted);
+        }
+        let probe = new_output(&format!("{CLIENT}-watch"))?;
+        let full_name = resolve_or_fail("output", wanted, &output_names(&probe))?;
+        let connection = connect_output(&full_name).map_err(|message| Failure { message, exit_code: FAILED })?;
+        log::info(format_args!("MIDI output: {full_name}"));
+        let connection = Arc::new(Mutex::new(Some(connection)));
+        let held = Arc::clone(&connection);
+        let mut probe = Some(probe);
+        let watcher = watch(&full_name.clone(), move || {
+            if probe.is_none() {
+                probe = new_output(&format!("{CLIENT}-watch")).ok();
+            }
+            let present = probe
+                .as_ref()
+                .is_some_and(|p| output_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
+            let is_open = held.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+            match (is_open, present) {
+                (true, false) => {
+                    let gone = held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(connection) = gone {
+                        connection.close();
+                    }
+                    probe = None;
+                    log::warn(format_args!("MIDI output {full_name} is gone; it will be reopened when it returns"));
+                }
+                (false, true) => match connect_output(&full_name) {
+                    Ok(connection) => {
+                        *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection);
+                        log::warn(format_args!("MIDI output {full_name} is back"));
+                    }
+                    Err(e) => log::debug(format_args!("{e}")),
+                },
+                _ => {}
+            }
+        })?;
+        Ok(Output { _watcher: Some(watcher), connection })
+    }
+
+    #[cfg(unix)]
+    fn open_virtual_output(name: &str) -> Result<Output, Failure> {
+        use midir::os::unix::VirtualOutput;
+        let connection = new_output(VIRTUAL_OUT_CLIENT)?.create_virtual(name).map_err(|e| Failure {
+            message: format!("cannot create virtual MIDI output {name:?}: {e}"),
+            exit_code: FAILED,
+        })?;
+        log::info(format_args!("MIDI output: virtual port {name}"));
+        Ok(Output { _watcher: None, connection: Arc::new(Mutex::new(Some(connection))) })
+    }
+
+    #[cfg(not(unix))]
+    fn open_virtual_output(_name: &str) -> Result<Output, Failure> {
+        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{resolve, stable_name};
+
+    #[test]
+    fn alsa_numbers_are_not_part_of_a_ports_identity() {
+        assert_eq!(stable_name("Keystation 49:Keystation 49 MIDI 1 24:0"), "Keystation 49:Keystation 49 MIDI 1");
+        assert_eq!(stable_name("peer-sink:in"), "peer-sink:in");
+        assert_eq!(stable_name("synth 2:3x"), "synth 2:3x");
+        assert_eq!(stable_name("a :0"), "a :0");
+    }
+
+    #[test]
+    fn exact_names_win_then_unique_parts() {
+        let names = vec!["synth:in".to_string(), "synth:in 2".to_string(), "drums:midi_in".to_string()];
+        assert_eq!(resolve("synth:in", &names), Ok(Some("synth:in".into())));
+        assert_eq!(resolve("drums", &names), Ok(Some("drums:midi_in".into())));
+        assert_eq!(resolve("piano", &names), Ok(None));
+        let error = resolve("in", &names).unwrap_err();
+        assert!(error.contains("several ports"), "{error}");
+    }
+}

@@ -1,0 +1,87 @@
+//! Helpers shared by the CLI's process-level tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn midisock() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_midisock"))
+}
+
+/// Kills and reaps the child when the test ends, pass or fail.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    /// Sends `signal` (libc::SIGINT, SIGTERM) to the child.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signals our own child, not yet reaped, so the pid is still its.
+        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, signal) }, 0);
+    }
+
+    /// Waits for the child to exit, failing the test after WAIT.
+    pub fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the command did not exit within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Every line a reader produces, through a channel (so waits can time out).
+pub fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle` and returns it; lines before it are skipped.
+pub fn wait_for_line(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line containing {needle:?} within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+/// The rest of the lines, once the writer has closed them.
+pub fn remaining(lines: &Receiver<String>) -> Vec<String> {
+    let mut rest = Vec::new();
+    while let Ok(line) = lines.recv_timeout(WAIT) {
+        rest.push(line);
+    }
+    rest
+}
+
+/// The port in "midisock: serving on 127.0.0.1:PORT (...)".
+pub fn serving_port(line: &str) -> u16 {
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+}

@@ -1,0 +1,416 @@
+//! MIDI port bridging on JACK's dummy backend, with an independent peer (python-rtmidi through
+//! mido, tests/jack_peer.py) on the other side of each direction. Built only with the `jack`
+//! feature; `cargo xtask test` installs jackd, the JACK and ALSA headers and python-rtmidi, and
+//! passes the Python in MIDISOCK_TEST_PYTHON.
+//!
+//! Each test starts its own jackd under a unique server name (JACK_DEFAULT_SERVER), so tests run
+//! in parallel without seeing each other's ports.
+
+use midisock::{Message, PortServer};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Kills and reaps the child when dropped, pass or fail.
+/// Stops the child when dropped, pass or fail: SIGTERM first, so that its JACK client closes
+/// (a synchronous jackd waits for a client killed mid-cycle until its timeout), then SIGKILL.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child, not yet reaped, so the pid is still its.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A jackd of this test's own, and the environment that points clients at it.
+struct Jack {
+    name: String,
+    process: Child,
+    /// JACK registers at most 8 servers per machine, and one killed without its cleanup keeps
+    /// its slot: one at a time per test binary, each stopped with SIGTERM.
+    _turn: MutexGuard<'static, ()>,
+    _slot: std::fs::File,
+}
+
+/// A server name no other test process is using, held as long as the returned file is open.
+/// JACK frees a dead server's registry slot only when a server of the same name starts again,
+/// so the names come from a small fixed set (fresh names would use up its 8 slots); an flock
+/// per name keeps two test processes (parallel runs, other checkouts) apart.
+fn claim_server_name() -> (String, std::fs::File) {
+    use std::os::fd::AsRawFd;
+    for slot in 0..4 {
+        let path = std::env::temp_dir().join(format!("midisock-test-jack-{slot}.lock"));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap();
+        // SAFETY: flock on a descriptor this function owns; released when the file is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return (format!("midisock-test-{slot}"), file);
+        }
+    }
+    panic!("four other test processes are running JACK servers");
+}
+
+impl Drop for Jack {
+    fn drop(&mut self) {
+        let pid = self.process.id() as libc::pid_t;
+        // SAFETY: signals our own child, which has not been reaped yet (so the pid is still its).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // A synchronous jackd can take its client timeout per departed client to notice they are
+        // gone; after a short grace it is killed. Its registry slot is reclaimed when the next
+        // server of the same name starts (names come from a small set, see claim_server_name).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.process.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.process.kill();
+                let _ = self.process.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Jack {
+    fn start() -> Jack {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, slot) = claim_server_name();
+        let process = Command::new("jackd")
+            // Synchronous (-S) with a long client timeout: on a loaded machine a client that is late
+            // for a cycle is waited for rather than skipped (which would lose its MIDI events).
+            .args(["-S", "-t", "5000", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+            .env("JACK_DEFAULT_SERVER", &name)
+            .env("JACK_NO_AUDIO_RESERVATION", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd must be installed (cargo xtask test installs jackd2)");
+        let jack = Jack { name, process, _turn: turn, _slot: slot };
+        // Ready when `midisock ports` can open a client.
+        let deadline = Instant::now() + WAIT;
+        while !jack.midisock().arg("ports").output().unwrap().status.success() {
+            assert!(Instant::now() < deadline, "jackd {} did not start", jack.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        jack
+    }
+
+    fn midisock(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_midisock"));
+        command.env("JACK_DEFAULT_SERVER", &self.name);
+        command
+    }
+
+    fn peer(&self) -> Peer {
+        let python = std::env::var("MIDISOCK_TEST_PYTHON")
+            .expect("MIDISOCK_TEST_PYTHON: a Python with mido and python-rtmidi (cargo xtask test sets it)");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jack_peer.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .env("JACK_DEFAULT_SERVER", &self.name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let mut peer = Peer { stdin, lines, _process: Running(child) };
+        peer.command("open");
+        peer
+    }
+}
+
+/// Every line a reader produces, through a channel (so waits can time out).
+fn serving_port(line: &str) -> u16 {
+    line.split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap()
+}
+
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`, returning it; lines before it are skipped.
+fn wait_for_line(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line containing {needle:?} within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+/// Waits until every needle has been seen in some line, in any order.
+fn wait_for_lines(lines: &Receiver<String>, needles: &[&str]) {
+    let mut missing: Vec<&str> = needles.to_vec();
+    let deadline = Instant::now() + WAIT;
+    while !missing.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => missing.retain(|needle| !line.contains(needle)),
+            Err(e) => panic!("no lines containing {missing:?} within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+struct Peer {
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    _process: Running,
+}
+
+impl Peer {
+    /// Runs one command and waits for its "ok"; returns the lines before it.
+    fn command(&mut self, command: &str) -> Vec<String> {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut before = Vec::new();
+        loop {
+            match self.lines.recv_timeout(WAIT * 3) {
+                Ok(line) if line == "ok" => return before,
+                Ok(line) => before.push(line),
+                Err(e) => panic!("peer did not finish {command:?}: {e}"),
+            }
+        }
+    }
+
+    /// Waits until the peer's input port has received `text`.
+    fn expect(&mut self, text: &str) {
+        wait_for_line(&self.lines, &format!("got {text}"));
+    }
+}
+
+/// Starts a midisock command and returns it with its stderr lines.
+fn spawn(mut command: Command) -> (Running, Receiver<String>) {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    (Running(child), stderr)
+}
+
+/// Sends `message` from `send` until `arrived` says it got through: the bridge's ports may take
+/// a moment to be connected after the command says it is running.
+fn until_through(mut send: impl FnMut(), mut arrived: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        send();
+        if arrived() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing got through the bridge");
+    }
+}
+
+#[test]
+fn ports_lists_the_peers_ports_and_no_server_is_one_line() {
+    let jack = Jack::start();
+    let _peer = jack.peer();
+    let output = jack.midisock().arg("ports").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (inputs, outputs) = text.split_once("Output ports:").unwrap();
+    assert!(inputs.starts_with("Input ports:\n") && inputs.contains("  peer-source:out\n"), "{text}");
+    assert!(outputs.contains("  peer-sink:in\n"), "{text}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_midisock"))
+        .arg("ports")
+        .env("JACK_DEFAULT_SERVER", "midisock-test-no-such-server")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no MIDI backend is usable"), "{stderr}");
+}
+
+#[test]
+fn unknown_port_name_says_which_exist() {
+    let jack = Jack::start();
+    let _peer = jack.peer();
+    let output = jack.midisock().args(["serve", "127.0.0.1:0", "--midi-out", "nosuch"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr, "midisock: no MIDI output port named \"nosuch\": there are \"peer-sink:in\"\n");
+}
+
+#[test]
+fn serve_plays_what_clients_send_and_broadcasts_its_input_port() {
+    let jack = Jack::start();
+    let mut peer = jack.peer();
+    let mut command = jack.midisock();
+    // Parts of the names are enough when they are unique.
+    command.args(["serve", "127.0.0.1:0", "--midi-in", "peer-source", "--midi-out", "peer-sink"]);
+    let (_server, stderr) = spawn(command);
+    // "serving on" comes once the ports are open.
+    let port: u16 =
+        wait_for_line(&stderr, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let client = midisock::connect(("127.0.0.1", port)).unwrap();
+
+    // network → output port
+    client.send(&Message::NoteOn { channel: 3, note: 64, velocity: 90 }).unwrap();
+    peer.expect("note_on channel=3 note=64 velocity=90 time=0");
+    client.send(&Message::SysEx { data: vec![1, 2, 3] }).unwrap();
+    peer.expect("sysex data=(1,2,3) time=0");
+
+    // input port → every client
+    until_through(
+        || {
+            peer.command("send control_change channel=5 control=7 value=100");
+        },
+        || {
+            client.receive_timeout(Duration::from_millis(200)).unwrap()
+                == Some(Message::ControlChange { channel: 5, control: 7, value: 100 })
+        },
+    );
+}
+
+#[test]
+fn connect_sends_its_input_port_and_plays_what_it_receives() {
+    let jack = Jack::start();
+    let mut peer = jack.peer();
+    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let mut command = jack.midisock();
+    command.args([
+        "connect",
+        &server.local_addr().to_string(),
+        "--midi-in",
+        "peer-source:out",
+        "--midi-out",
+        "peer-sink:in",
+    ]);
+    let (_client, stderr) = spawn(command);
+    wait_for_line(&stderr, "MIDI output: peer-sink:in");
+
+    // input port → server
+    until_through(
+        || {
+            peer.command("send pitchwheel channel=2 pitch=-8192");
+        },
+        || {
+            server.receive_timeout(Duration::from_millis(200)).unwrap()
+                == Some(Message::PitchWheel { channel: 2, pitch: -8192 })
+        },
+    );
+    // server → output port
+    server.send(&Message::ProgramChange { channel: 9, program: 42 }).unwrap();
+    peer.expect("program_change channel=9 program=42 time=0");
+}
+
+#[test]
+fn a_port_that_vanishes_is_reopened_when_it_returns() {
+    let jack = Jack::start();
+    let mut peer = jack.peer();
+    let mut command = jack.midisock();
+    command.args(["serve", "127.0.0.1:0", "--midi-out", "peer-sink:in", "--midi-in", "peer-source:out"]);
+    let (_server, stderr) = spawn(command);
+    // "serving on" comes once the ports are open.
+    let port: u16 =
+        wait_for_line(&stderr, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let client = midisock::connect(("127.0.0.1", port)).unwrap();
+    client.send(&Message::NoteOn { channel: 0, note: 1, velocity: 1 }).unwrap();
+    peer.expect("note_on channel=0 note=1 velocity=1 time=0");
+
+    peer.command("close");
+    wait_for_lines(&stderr, &["MIDI output peer-sink:in is gone", "MIDI input peer-source:out is gone"]);
+    peer.command("open");
+    wait_for_lines(&stderr, &["MIDI output peer-sink:in is back", "MIDI input peer-source:out is back"]);
+
+    // Both directions work again.
+    client.send(&Message::NoteOn { channel: 0, note: 2, velocity: 2 }).unwrap();
+    peer.expect("note_on channel=0 note=2 velocity=2 time=0");
+    until_through(
+        || {
+            peer.command("send note_off channel=1 note=3 velocity=0");
+        },
+        || {
+            client.receive_timeout(Duration::from_millis(200)).unwrap()
+                == Some(Message::NoteOff { channel: 1, note: 3, velocity: 0 })
+        },
+    );
+}
+
+#[test]
+fn virtual_ports_for_other_programs() {
+    let jack = Jack::start();
+    let mut command = jack.midisock();
+    command.args(["serve", "127.0.0.1:0", "--virtual", "--midi-in", "keys", "--midi-out", "synth"]);
+    let (_server, stderr) = spawn(command);
+    // "serving on" comes once the ports are open.
+    let port = serving_port(&wait_for_line(&stderr, "serving on"));
+    let output = jack.midisock().arg("ports").output().unwrap();
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
+
+    // The peer's ports, wired to midisock's by JACK's own tool, as a user would in a patchbay.
+    let mut peer = jack.peer();
+    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
+        let status =
+            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
+        assert!(status.success(), "jack_connect {from} {to}");
+    }
+    let client = midisock::connect(("127.0.0.1", port)).unwrap();
+    client.send(&Message::NoteOn { channel: 0, note: 50, velocity: 60 }).unwrap();
+    peer.expect("note_on channel=0 note=50 velocity=60 time=0");
+    until_through(
+        || {
+            peer.command("send aftertouch channel=3 value=9");
+        },
+        || {
+            client.receive_timeout(Duration::from_millis(200)).unwrap()
+                == Some(Message::Aftertouch { channel: 3, value: 9 })
+        },
+    );
+}
+
+/// port → network → port: the peer's output through `connect --midi-in`, a `serve --midi-out`,
+/// back into the peer's input. Reported, not asserted beyond "everything arrived".
+#[test]
+fn bridge_latency_port_to_network_to_port() {
+    let jack = Jack::start();
+    let mut peer = jack.peer();
+    let mut command = jack.midisock();
+    command.args(["serve", "127.0.0.1:0", "--midi-out", "peer-sink:in"]);
+    let (_server, server_log) = spawn(command);
+    let port: u16 =
+        wait_for_line(&server_log, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let mut command = jack.midisock();
+    command.args(["connect", &format!("127.0.0.1:{port}"), "--midi-in", "peer-source:out"]);
+    let (_client, client_log) = spawn(command);
+    wait_for_line(&client_log, "MIDI input: peer-source:out");
+    // Warm up until the whole path is connected.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let before = peer.command("send clock");
+        if before.iter().any(|l| l == "got clock time=0")
+            || matches!(peer.lines.recv_timeout(Duration::from_millis(200)), Ok(l) if l == "got clock time=0")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing got through the bridge");
+    }
+    let lines = peer.command("latency 300");
+    let report = lines.iter().find(|l| l.starts_with("latency")).expect("a latency line");
+    eprintln!("bridge latency port → network → port on JACK dummy (48 kHz, 256 frames), µs: {report}");
+    assert!(report.ends_with("lost=0"), "{report}");
+}

@@ -1,0 +1,646 @@
+//! The playout (jitter) buffer: each message comes out at its sender time + the estimated clock
+//! offset + a delay, in the order it was sent.
+//!
+//! - **Offset.** `arrival − sender time` of a message is the clock offset plus its network delay.
+//!   Its minimum over a sliding window (2 s by default) is the offset plus the smallest delay the
+//!   link showed lately: the schedule a message with no queueing at all would keep. No clock sync
+//!   between the machines is assumed, and as the window slides the estimate follows drift between
+//!   the clocks (200 ppm moves it 0.2 ms a second; the window lags that by at most its length).
+//! - **Delay.** Fixed, or adaptive: the smallest delay that would have kept all but a target
+//!   fraction of recent arrivals on time (a quantile of `arrival − sender time − offset`).
+//! - **Moving the schedule.** A later schedule (the estimate or the delay went up) applies at
+//!   once: playout pauses, nothing comes out early. An earlier one applies at once only when
+//!   nothing is queued; otherwise the schedule catches up at a bounded rate (5 % by default), so
+//!   queued messages are played a little faster rather than released in a burst.
+//! - **Late messages** (arrived after their time) are delivered at once and counted. When every
+//!   message has been late for a while (100 ms of arrivals by default) the link's delay went up
+//!   for good — a route change: the estimate restarts from those arrivals. A stall's backlog,
+//!   which arrives in a moment, does not restart it. What happens to late notes: see
+//!   [`PlayoutConfig::stale_after_ns`] and [`PlayoutConfig::keep_late_note_length`].
+//! - **Memory.** A fixed number of queued messages and of queued sysex bytes, reserved when the
+//!   buffer is built; nothing allocates afterwards (a sysex message brings its own payload). When
+//!   either limit is reached the oldest message is delivered early, and counted.
+
+use super::histogram::Histogram;
+use super::late_notes::{note_key, HeldNoteOff, LateNotes};
+use super::window::WindowedMin;
+use crate::message::Message;
+use std::collections::VecDeque;
+
+/// How the playout delay is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DelayMode {
+    /// The same delay always (on top of the smallest recent network delay).
+    Fixed { delay_ns: u64 },
+    /// The smallest delay that keeps all but `late_fraction` of messages on time, measured over
+    /// the last 5–10 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data.
+    Adaptive { late_fraction: f64, min_ns: u64, max_ns: u64, initial_ns: u64 },
+}
+
+impl DelayMode {
+    /// Adaptive with the defaults: 0.1 % late, 1 ms to 1 s, 20 ms to start with.
+    pub fn adaptive() -> DelayMode {
+        DelayMode::Adaptive { late_fraction: 0.001, min_ns: 1_000_000, max_ns: 1_000_000_000, initial_ns: 20_000_000 }
+    }
+
+    /// A fixed delay of `delay_ns`.
+    pub fn fixed(delay_ns: u64) -> DelayMode {
+        DelayMode::Fixed { delay_ns }
+    }
+}
+
+/// Playout settings. `PlayoutConfig::new(mode)` gives the documented defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlayoutConfig {
+    pub mode: DelayMode,
+    /// Messages queued at most (default 4096); the oldest is delivered early when full.
+    pub capacity: usize,
+    /// Sysex payload bytes queued at most (default 4 MiB); the oldest message is delivered early
+    /// while over.
+    pub max_sysex_bytes: usize,
+    /// The offset estimate's window of arrivals (default 8 s, in 16 buckets).
+    pub window_ns: u64,
+    /// A note-on later than its time by more than this is dropped, with its note-off
+    /// (default 200 ms; `None`: late notes are always played). Only notes: every other message
+    /// is delivered however late, so controllers and programs end in the state the sender left.
+    pub stale_after_ns: Option<u64>,
+    /// A late note-on's note-off is held so the note sounds as long as it was played (default
+    /// true). Off: every message keeps strict sender order.
+    pub keep_late_note_length: bool,
+    /// When every arrival for this long was late, the estimate restarts (default 100 ms).
+    pub restart_after_ns: u64,
+    /// How fast an earlier schedule is caught up while messages are queued, in millionths of
+    /// elapsed time (default 50 000: 5 %).
+    pub catch_up_ppm: u32,
+}
+
+impl PlayoutConfig {
+    pub fn new(mode: DelayMode) -> PlayoutConfig {
+        PlayoutConfig {
+            mode,
+            capacity: 4096,
+            max_sysex_bytes: 4 << 20,
+            window_ns: 8_000_000_000,
+            stale_after_ns: Some(200_000_000),
+            keep_late_note_length: true,
+            restart_after_ns: 100_000_000,
+            catch_up_ppm: 50_000,
+        }
+    }
+}
+
+/// A message coming out of the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Played {
+    pub message: Message,
+    /// The sender's time, when the message was stamped.
+    pub sender_ns: Option<u64>,
+    /// When it arrived (the caller's clock).
+    pub arrival_ns: u64,
+    /// When it was due (the caller's clock); an unstamped message is due on arrival.
+    pub due_ns: u64,
+    /// How much later than its time it arrived (0: on time).
+    pub late_ns: u64,
+}
+
+/// What a user can read about the buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlayoutStats {
+    /// The estimated `receiver clock − sender clock` plus the smallest recent network delay, in
+    /// nanoseconds (`None` before the first stamped message).
+    pub offset_ns: Option<i64>,
+    /// Network jitter over the last 5–10 s: the median and the 99.9th percentile of each
+    /// arrival's delay above the smallest (`None` before data).
+    pub jitter_p50_ns: Option<u64>,
+    pub jitter_p999_ns: Option<u64>,
+    /// The delay in force.
+    pub delay_ns: u64,
+    /// Messages queued now, and note-offs held for late notes.
+    pub queued: usize,
+    pub held_note_offs: usize,
+    /// Messages pushed / delivered so far.
+    pub pushed: u64,
+    pub delivered: u64,
+    /// Messages that arrived after their time (delivered at once).
+    pub late: u64,
+    /// Late note-ons dropped as stale, and the note-offs dropped with them.
+    pub stale_notes_dropped: u64,
+    pub stale_note_offs_dropped: u64,
+    /// Messages delivered before their time because the buffer was full.
+    pub delivered_early_full: u64,
+    /// Times the estimate restarted after a lasting delay increase.
+    pub restarts: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    message: Message,
+    sender_ns: Option<u64>,
+    arrival_ns: u64,
+}
+
+/// The schedule: `due = sender time + playout offset`, where the playout offset is the offset
+/// estimate + the delay, reached at once when it goes up and at a bounded rate when it goes down.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    /// The offset the schedule is heading for.
+    target: i64,
+    /// The offset in force at `at`.
+    current: i64,
+    at: u64,
+}
+
+impl Schedule {
+    /// The offset in force at `now` (not before `at`).
+    fn offset_at(&self, now: u64, ppm: u32) -> i64 {
+        if self.current <= self.target {
+            return self.target;
+        }
+        let caught_up = (i128::from(now.saturating_sub(self.at)) * i128::from(ppm) / 1_000_000) as i64;
+        (self.current - caught_up).max(self.target)
+    }
+
+    /// The time a message sent at `sender` is due: the `t` with `t = sender + offset_at(t)`.
+    fn due(&self, sender: u64, ppm: u32) -> u64 {
+        let on_target = i128::from(sender) + i128::from(self.target);
+        if self.current > self.target && ppm > 0 {
+            // Still catching up: the offset falls along a line until it meets the target.
+            let scale = 1_000_000i128;
+            let ppm = i128::from(ppm);
+            let on_line =
+                (scale * (i128::from(sender) + i128::from(self.current)) + ppm * i128::from(self.at)) / (scale + ppm);
+            let meets_target = i128::from(self.at) + (i128::from(self.current - self.target) * scale + ppm - 1) / ppm;
+            if on_line <= meets_target {
+                return on_line.clamp(0, i128::from(u64::MAX)) as u64;
+            }
+        }
+        on_target.clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+/// The playout buffer. See the module docs; `docs/timing.md` has the whole algorithm.
+///
+/// Use it from one thread: `push` every message as it arrives (`arrival_ns` on the clock you
+/// will pass to `pop_due`, normally [`crate::monotonic_ns`]), wait until
+/// [`next_deadline`](Self::next_deadline) (or until more bytes arrive), then `pop_due(now)`.
+#[derive(Debug)]
+pub struct PlayoutBuffer {
+    config: PlayoutConfig,
+    queue: VecDeque<Entry>,
+    queued_sysex_bytes: usize,
+    window: WindowedMin,
+    schedule: Option<Schedule>,
+    delay_ns: u64,
+    /// Arrival jitter: the current and the previous epoch (epochs of `EPOCH_NS` arrival time).
+    jitter: [Histogram; 2],
+    epoch: u64,
+    /// One observation per millisecond of arrivals: the largest excess delay in it (µs).
+    observation: Option<(u64, u64)>,
+    /// When the delay was last re-chosen (adaptive mode).
+    last_choice_ns: u64,
+    /// A run of late arrivals: `(first arrival, smallest arrival − sender time)`.
+    late_run: Option<(u64, i64)>,
+    notes: LateNotes,
+    stats: PlayoutStats,
+}
+
+/// The length of a jitter epoch: adaptive decisions look at the last 5–10 s.
+const EPOCH_NS: u64 = 5_000_000_000;
+/// Arrivals this close together are one observation of the link (a burst, a stall's backlog).
+const OBSERVATION_NS: u64 = 1_000_000;
+/// The adaptive delay is re-chosen this often, and covers scheduling slack with this margin.
+const CHOOSE_EVERY_NS: u64 = 100_000_000;
+const ADAPTIVE_MARGIN_NS: u64 = 250_000;
+/// Observations the adaptive mode wants before it trusts its quantile over `initial_ns`.
+const MIN_OBSERVATIONS: u64 = 50;
+/// A fall of the adaptive delay smaller than this fraction of it is ignored (no hunting).
+const LOWER_HYSTERESIS: f64 = 0.9;
+
+impl PlayoutBuffer {
+    pub fn new(config: PlayoutConfig) -> PlayoutBuffer {
+        let capacity = config.capacity.max(1);
+        let delay_ns = match config.mode {
+            DelayMode::Fixed { delay_ns } => delay_ns,
+            DelayMode::Adaptive { initial_ns, min_ns, max_ns, .. } => initial_ns.clamp(min_ns, max_ns.max(min_ns)),
+        };
+        PlayoutBuffer {
+            config: PlayoutConfig { capacity, ..config },
+            queue: VecDeque::with_capacity(capacity),
+            queued_sysex_bytes: 0,
+            window: WindowedMin::new(config.window_ns),
+            schedule: None,
+            delay_ns,
+            jitter: [Histogram::new(), Histogram::new()],
+            epoch: 0,
+            observation: None,
+            last_choice_ns: 0,
+            late_run: None,
+            notes: LateNotes::new(),
+            stats: PlayoutStats { delay_ns, ..PlayoutStats::default() },
+        }
+    }
+
+    pub fn config(&self) -> &PlayoutConfig {
+        &self.config
+    }
+
+    /// The counters and estimates.
+    pub fn stats(&self) -> PlayoutStats {
+        let [current, previous] = &self.jitter;
+        let us = |v: Option<u64>| v.map(|us| us * 1_000);
+        PlayoutStats {
+            offset_ns: self.schedule.map(|s| s.target - self.delay_ns as i64),
+            jitter_p50_ns: us(current.quantile_with(previous, 0.5)),
+            jitter_p999_ns: us(current.quantile_with(previous, 0.999)),
+            delay_ns: self.delay_ns,
+            queued: self.queue.len(),
+            held_note_offs: self.notes.held_count(),
+            ..self.stats
+        }
+    }
+
+    /// True when nothing is queued or held.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.notes.held_count() == 0
+    }
+
+    /// Takes a message that arrived at `arrival_ns`, stamped with its sender's time `sender_ns`
+    /// (`None`: unstamped, due on arrival, still in order behind what is queued). `deliver` gets
+    /// what must come out at once: the oldest queued message when the buffer is full.
+    pub fn push(&mut self, sender_ns: Option<u64>, arrival_ns: u64, message: Message, mut deliver: impl FnMut(Played)) {
+        self.stats.pushed += 1;
+        let mut late_ns = 0;
+        if let Some(sender) = sender_ns {
+            self.observe(sender, arrival_ns);
+            let schedule = self.schedule.expect("observe() set the schedule");
+            late_ns = arrival_ns.saturating_sub(schedule.due(sender, self.config.catch_up_ppm));
+            self.track_late_run(sender, arrival_ns, late_ns > 0);
+        }
+        if late_ns > 0 {
+            self.stats.late += 1;
+            if let Some((key, starts)) = note_key(&message) {
+                if starts && self.config.stale_after_ns.is_some_and(|limit| late_ns > limit) {
+                    self.notes.drop_note(key);
+                    self.stats.stale_notes_dropped += 1;
+                    return;
+                }
+            }
+        }
+        if let Some((key, false)) = note_key(&message) {
+            if self.notes.take_dropped_end(key) {
+                self.stats.stale_note_offs_dropped += 1;
+                return;
+            }
+        }
+        let sysex_len = sysex_len(&message);
+        while !self.queue.is_empty()
+            && (self.queue.len() >= self.config.capacity
+                || self.queued_sysex_bytes + sysex_len > self.config.max_sysex_bytes)
+        {
+            self.stats.delivered_early_full += 1;
+            self.deliver_head(arrival_ns, &mut deliver);
+        }
+        self.queued_sysex_bytes += sysex_len;
+        self.queue.push_back(Entry { message, sender_ns, arrival_ns });
+    }
+
+    /// When the next message is due (the caller's clock): wake up then and call `pop_due`.
+    /// `None` when nothing is queued or held.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let head = self.queue.front().map(|entry| self.due_of(entry));
+        match (head, self.notes.next_release()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Delivers, in order, every message due at or before `now_ns`.
+    pub fn pop_due(&mut self, now_ns: u64, mut deliver: impl FnMut(Played)) {
+        loop {
+            let head_due = self.queue.front().map(|entry| self.due_of(entry)).filter(|&due| due <= now_ns);
+            let release = self.notes.next_release().filter(|&release| release <= now_ns);
+            match (head_due, release) {
+                (Some(due), Some(release)) if release <= due => self.deliver_held(now_ns, &mut deliver),
+                (Some(_), _) => self.deliver_head(now_ns, &mut deliver),
+                (None, Some(_)) => self.deliver_held(now_ns, &mut deliver),
+                (None, None) => break,
+            }
+        }
+        if let Some(schedule) = &mut self.schedule {
+            let offset = schedule.offset_at(now_ns, self.config.catch_up_ppm);
+            *schedule = Schedule { current: offset, at: now_ns.max(schedule.at), ..*schedule };
+        }
+    }
+
+    /// Delivers everything queued and held at once, in order (for a port that closes).
+    pub fn drain(&mut self, now_ns: u64, mut deliver: impl FnMut(Played)) {
+        while !self.queue.is_empty() {
+            self.deliver_head(now_ns, &mut deliver);
+        }
+        while self.notes.held_count() > 0 {
+            self.deliver_held(u64::MAX, &mut deliver);
+        }
+    }
+
+    fn due_of(&self, entry: &Entry) -> u64 {
+        match (entry.sender_ns, &self.schedule) {
+            (Some(sender), Some(schedule)) => schedule.due(sender, self.config.catch_up_ppm),
+            _ => entry.arrival_ns,
+        }
+    }
+
+    fn deliver_held(&mut self, now_ns: u64, deliver: &mut impl FnMut(Played)) {
+        if let Some(held) = self.notes.take_released(now_ns) {
+            self.emit_held(held, deliver);
+        }
+    }
+
+    fn emit_held(&mut self, held: HeldNoteOff, deliver: &mut impl FnMut(Played)) {
+        self.stats.delivered += 1;
+        deliver(Played {
+            message: held.message,
+            sender_ns: held.sender_ns,
+            arrival_ns: held.arrival_ns,
+            due_ns: held.release_ns,
+            late_ns: 0,
+        });
+    }
+
+    /// Delivers the oldest queued message (now due, or pushed out by a full buffer).
+    fn deliver_head(&mut self, now_ns: u64, deliver: &mut impl FnMut(Played)) {
+        let Some(entry) = self.queue.pop_front() else { return };
+        let due_ns = self.due_of(&entry);
+        self.queued_sysex_bytes -= sysex_len(&entry.message);
+        let late_ns = entry.arrival_ns.saturating_sub(due_ns);
+        if self.config.keep_late_note_length {
+            match (note_key(&entry.message), entry.sender_ns) {
+                (Some((key, true)), Some(sender)) => {
+                    if let Some(held) = self.notes.note_on_delivered(key, sender, now_ns, late_ns > 0) {
+                        self.emit_held(held, deliver);
+                    }
+                }
+                (Some((key, false)), Some(sender)) => {
+                    if let Some(held) = self.notes.take_held(key) {
+                        self.emit_held(held, deliver);
+                    }
+                    if let Some(release_ns) = self.notes.hold_until(key, sender, now_ns) {
+                        let held = HeldNoteOff {
+                            release_ns,
+                            message: entry.message,
+                            sender_ns: entry.sender_ns,
+                            arrival_ns: entry.arrival_ns,
+                        };
+                        self.notes.hold(key, held);
+                        return;
+                    }
+                }
+                _ => {
+                    // All notes off, all sound off and reset end held notes' lives too: their
+                    // note-offs go first.
+                    if let Some(channel) = ends_all_notes(&entry.message) {
+                        while let Some(held) = self.notes.take_held_of_channel(channel) {
+                            self.emit_held(held, deliver);
+                        }
+                    }
+                }
+            }
+        }
+        self.stats.delivered += 1;
+        deliver(Played {
+            message: entry.message,
+            sender_ns: entry.sender_ns,
+            arrival_ns: entry.arrival_ns,
+            due_ns,
+            late_ns,
+        });
+    }
+
+    /// Takes one arrival into the estimates and moves the schedule.
+    fn observe(&mut self, sender_ns: u64, arrival_ns: u64) {
+        let transit = clamp_i64(i128::from(arrival_ns) - i128::from(sender_ns));
+        self.window.push(arrival_ns, transit);
+        let floor = self.window.floor().unwrap_or(transit);
+        self.record_jitter(arrival_ns, (transit - floor).max(0) as u64 / 1_000);
+        self.choose_delay(arrival_ns);
+        self.reschedule(arrival_ns, floor);
+    }
+
+    fn reschedule(&mut self, now_ns: u64, floor: i64) {
+        let target = floor.saturating_add(self.delay_ns as i64);
+        let current = match self.schedule {
+            // Nothing queued: no message can be rushed, so an earlier schedule applies at once.
+            Some(_) if self.queue.is_empty() => target,
+            Some(schedule) => schedule.offset_at(now_ns.max(schedule.at), self.config.catch_up_ppm).max(target),
+            None => target,
+        };
+        let at = self.schedule.map_or(now_ns, |s| now_ns.max(s.at));
+        self.schedule = Some(Schedule { target, current, at });
+    }
+
+    fn record_jitter(&mut self, arrival_ns: u64, excess_us: u64) {
+        let epoch = arrival_ns / EPOCH_NS;
+        if epoch != self.epoch {
+            let [current, previous] = &mut self.jitter;
+            std::mem::swap(current, previous);
+            current.clear();
+            if epoch > self.epoch + 1 {
+                previous.clear();
+            }
+            self.epoch = epoch;
+        }
+        let slot = arrival_ns / OBSERVATION_NS;
+        match &mut self.observation {
+            Some((at, worst)) if *at == slot => *worst = (*worst).max(excess_us),
+            observation => {
+                if let Some((_, worst)) = observation.take() {
+                    self.jitter[0].record(worst);
+                }
+                *observation = Some((slot, excess_us));
+            }
+        }
+    }
+
+    fn choose_delay(&mut self, now_ns: u64) {
+        let DelayMode::Adaptive { late_fraction, min_ns, max_ns, initial_ns } = self.config.mode else { return };
+        if now_ns.saturating_sub(self.last_choice_ns) < CHOOSE_EVERY_NS && self.stats.pushed > 1 {
+            return;
+        }
+        self.last_choice_ns = now_ns;
+        let [current, previous] = &self.jitter;
+        let observations = current.total() + previous.total();
+        let Some(quantile_us) = current.quantile_with(previous, 1.0 - late_fraction.clamp(0.0, 1.0)) else { return };
+        let mut wanted = quantile_us * 1_000 + ADAPTIVE_MARGIN_NS;
+        if observations < MIN_OBSERVATIONS {
+            wanted = wanted.max(initial_ns);
+        }
+        let wanted = wanted.clamp(min_ns, max_ns.max(min_ns));
+        if wanted > self.delay_ns || (wanted as f64) < self.delay_ns as f64 * LOWER_HYSTERESIS {
+            self.delay_ns = wanted;
+        }
+    }
+
+    /// Restarts the estimate when every arrival has been late for `restart_after_ns`: the link's
+    /// delay went up for good (a route change). A stall's backlog arrives within a moment, so it
+    /// never lasts that long.
+    fn track_late_run(&mut self, sender_ns: u64, arrival_ns: u64, late: bool) {
+        if !late {
+            self.late_run = None;
+            return;
+        }
+        let transit = clamp_i64(i128::from(arrival_ns) - i128::from(sender_ns));
+        let (since, floor) = match self.late_run {
+            Some((since, floor)) => (since, floor.min(transit)),
+            None => (arrival_ns, transit),
+        };
+        self.late_run = Some((since, floor));
+        if arrival_ns - since >= self.config.restart_after_ns {
+            self.stats.restarts += 1;
+            self.late_run = None;
+            self.window.restart(arrival_ns, floor);
+            for histogram in &mut self.jitter {
+                histogram.clear();
+            }
+            self.observation = None;
+            self.reschedule(arrival_ns, floor);
+        }
+    }
+}
+
+fn clamp_i64(value: i128) -> i64 {
+    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+fn sysex_len(message: &Message) -> usize {
+    match message {
+        Message::SysEx { data } => data.len(),
+        _ => 0,
+    }
+}
+
+/// `Some(channel)` for a message that ends every note of a channel (all sound off, all notes
+/// off, and the mode messages that imply it), `Some(None)` for a reset (every channel).
+fn ends_all_notes(message: &Message) -> Option<Option<u8>> {
+    match *message {
+        Message::ControlChange { channel, control: 120 | 123..=127, .. } => Some(Some(channel)),
+        Message::Reset => Some(None),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn on(note: u8) -> Message {
+        Message::NoteOn { channel: 0, note, velocity: 100 }
+    }
+
+    fn off(note: u8) -> Message {
+        Message::NoteOff { channel: 0, note, velocity: 0 }
+    }
+
+    /// A buffer whose floor is 10 ms (sender 0 arrived at 10 ms) and delay 5 ms: due = s + 15 ms.
+    fn primed(config: PlayoutConfig) -> (PlayoutBuffer, Vec<(u64, Message)>) {
+        let mut buffer = PlayoutBuffer::new(config);
+        let mut out = Vec::new();
+        buffer.push(Some(0), 10 * MS, Message::Start, |p| out.push((0, p.message)));
+        buffer.pop_due(15 * MS, |p| out.push((15 * MS, p.message)));
+        (buffer, out)
+    }
+
+    fn pop(buffer: &mut PlayoutBuffer, now: u64, out: &mut Vec<(u64, Message)>) {
+        buffer.pop_due(now, |p| out.push((now, p.message)));
+    }
+
+    #[test]
+    fn a_late_note_keeps_its_length_and_a_replayed_key_releases_it_first() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // A note sent at 100 ms (due 115 ms) and its note-off at 150 ms (due 165 ms) both arrive
+        // at 190 ms: the note-on is late, the note-off is held 50 ms after it.
+        buffer.push(Some(100 * MS), 190 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(150 * MS), 190 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 190 * MS, &mut out);
+        assert_eq!(out[1..], [(190 * MS, on(60))]);
+        assert_eq!(buffer.next_deadline(), Some(240 * MS));
+        assert_eq!(buffer.stats().held_note_offs, 1);
+        // The key is played again (sent at 180 ms, due 195 ms): the held note-off goes first.
+        buffer.push(Some(180 * MS), 191 * MS, on(60), |_| unreachable!());
+        pop(&mut buffer, 195 * MS, &mut out);
+        assert_eq!(out[2..], [(195 * MS, off(60)), (195 * MS, on(60))]);
+        assert_eq!(buffer.stats().late, 2);
+    }
+
+    #[test]
+    fn all_notes_off_lets_held_note_offs_out_before_it() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        buffer.push(Some(100 * MS), 190 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(150 * MS), 190 * MS, off(60), |_| unreachable!());
+        let all_off = Message::ControlChange { channel: 0, control: 123, value: 0 };
+        buffer.push(Some(160 * MS), 190 * MS, all_off.clone(), |_| unreachable!());
+        pop(&mut buffer, 190 * MS, &mut out);
+        assert_eq!(out[1..], [(190 * MS, on(60)), (190 * MS, off(60)), (190 * MS, all_off)]);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_stale_note_is_dropped_with_its_note_off_and_other_messages_still_come() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // Sent at 100 ms, due 115 ms, arriving at 400 ms: 285 ms late, past the 200 ms limit.
+        let bend = Message::PitchWheel { channel: 0, pitch: 100 };
+        buffer.push(Some(100 * MS), 400 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(110 * MS), 400 * MS, bend.clone(), |_| unreachable!());
+        buffer.push(Some(120 * MS), 400 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 400 * MS, &mut out);
+        assert_eq!(out[1..], [(400 * MS, bend)]);
+        let stats = buffer.stats();
+        assert_eq!((stats.stale_notes_dropped, stats.stale_note_offs_dropped, stats.late), (1, 1, 3));
+    }
+
+    #[test]
+    fn without_a_stale_limit_or_note_lengths_order_is_strict() {
+        let mut config = PlayoutConfig::new(DelayMode::fixed(5 * MS));
+        config.stale_after_ns = None;
+        config.keep_late_note_length = false;
+        let (mut buffer, mut out) = primed(config);
+        buffer.push(Some(100 * MS), 400 * MS, on(60), |_| unreachable!());
+        buffer.push(Some(120 * MS), 400 * MS, off(60), |_| unreachable!());
+        pop(&mut buffer, 400 * MS, &mut out);
+        assert_eq!(out[1..], [(400 * MS, on(60)), (400 * MS, off(60))]);
+    }
+
+    #[test]
+    fn an_earlier_schedule_is_caught_up_along_the_line_next_deadline_predicts() {
+        let (mut buffer, mut out) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        // Queue messages, then a much faster arrival lowers the floor by 8 ms while they wait.
+        for i in 1..=40u64 {
+            buffer.push(Some(i * MS), 10 * MS + i * MS, Message::Clock, |_| unreachable!());
+        }
+        buffer.push(Some(41 * MS), 43 * MS, Message::Clock, |_| unreachable!());
+        let mut last = 0;
+        while let Some(deadline) = buffer.next_deadline() {
+            let before = out.len();
+            pop(&mut buffer, deadline, &mut out);
+            assert!(out.len() > before, "nothing was due at the predicted deadline {deadline}");
+            // Messages 1 ms apart never come out closer than 1 ms / 1.05.
+            if last > 0 {
+                assert!(deadline - last >= 952_000, "{}", deadline - last);
+            }
+            last = deadline;
+        }
+        // Message 41 is due on the new schedule (41 + 2 + 5 = 48 ms) or later.
+        assert!(last >= 48 * MS && last <= 56 * MS, "{last}");
+    }
+
+    #[test]
+    fn unstamped_messages_are_due_on_arrival() {
+        let mut buffer = PlayoutBuffer::new(PlayoutConfig::new(DelayMode::adaptive()));
+        let mut out = Vec::new();
+        buffer.push(None, 7, Message::Stop, |p| out.push(p));
+        assert_eq!(buffer.next_deadline(), Some(7));
+        buffer.pop_due(7, |p| out.push(p));
+        assert_eq!(out[0].due_ns, 7);
+        assert_eq!(buffer.stats().offset_ns, None);
+    }
+}

@@ -1,0 +1,515 @@
+//! `cargo xtask plugin-gui [--screenshots]`: opens the plugin's real editor (the standalone app,
+//! dummy audio backend) on a virtual X display (Xvfb, Mesa software OpenGL), reads it back with
+//! OCR (tesseract) and drives it with xdotool (at 100 % scaling; see [`run`] for why not 200 %):
+//!
+//! 1. every label of the window is drawn as text, and the starting state shows (a window of
+//!    empty glyph boxes reads as nothing and fails);
+//! 2. typing the address of a local TCP listener and pressing Enter connects: the window says
+//!    "connected to <address>", Peers 1, and the listener really accepted a connection;
+//!    the listener then closes: "Disconnected: the server closed the connection" stays in view
+//!    beside "Last attempt: Connection refused" of the retries;
+//! 3. a long, unresolvable address: the error shows, reason first, wrapped, with the end of the
+//!    address and the attempt countdown still in view;
+//! 4. choosing Server says "not applied yet" and changes nothing until the address is applied;
+//!    then "listening on <address>", and a client connecting shows as "1 client";
+//! 5. resized to 760×700 points, the window grows and every label still reads.
+//!
+//! `--screenshots` also writes three of the screenshots to `docs/` for the README; every run
+//! keeps them all in `<target>/plugin-gui/`.
+
+use crate::env;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the test runs, as `(probe, Debian package)`: the virtual display, software OpenGL, the
+/// runtime libraries of the editor, OCR, screenshots, input, and ALSA's headers for the
+/// standalone app's audio backends.
+const PACKAGES: &[(&str, &str)] = &[
+    ("command -v Xvfb", "xvfb"),
+    ("ls /usr/lib/*/dri/swrast_dri.so", "libgl1-mesa-dri"),
+    ("ls /usr/lib/*/libGL.so.1", "libgl1"),
+    ("ls /usr/lib/*/libX11.so.6", "libx11-6"),
+    ("command -v xdotool", "xdotool"),
+    ("command -v tesseract", "tesseract-ocr"),
+    ("ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata", "tesseract-ocr-eng"),
+    ("command -v import", "imagemagick"),
+    ("pkg-config --exists alsa", "libasound2-dev"),
+    ("pkg-config --version", "pkg-config"),
+];
+
+/// Every wait ends after this long (debug build, software GL and OCR on a busy 2-core machine).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// OCR reads small UI text better enlarged.
+const OCR_UPSCALE: f64 = 2.0;
+
+/// The labels the editor always shows.
+const LABELS: &[&str] = &[
+    "midisock",
+    "Connection",
+    "Mode",
+    "Client (connect)",
+    "Server (listen)",
+    "Address",
+    "Token",
+    "TLS CA file",
+    "TLS name",
+    "Apply",
+    "Revert",
+    "MIDI",
+    "Direction",
+    "Send",
+    "Receive",
+    "Both",
+    "Thru",
+    "track input also to the track output",
+    "Channel",
+    "All channels",
+    "Status",
+    "Peers",
+    "Sent",
+    "Received",
+    "Dropped",
+];
+
+const LONG_HOST: &str = "a-deliberately-long-host-name-that-does-not-exist-anywhere-at-all.invalid";
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let screenshots = match args {
+        [] => false,
+        [flag] if flag == "--screenshots" => true,
+        other => return Err(format!("usage: cargo xtask plugin-gui [--screenshots], got {other:?}")),
+    };
+    env::ensure_debian_packages(PACKAGES)?;
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args([
+        "build",
+        "-p",
+        "midisock-plugin",
+        "--features",
+        "standalone",
+        "--bin",
+        "midisock-standalone",
+    ]))?;
+    let app = env::target_dir().join("debug").join("midisock-standalone");
+    let out = env::target_dir().join("plugin-gui");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let display = VirtualDisplay::start()?;
+    // Only 100 %: nice-plug 0.4.2's standalone wrapper accepts `--dpi-scale` but never uses it,
+    // and baseview did not take an `Xft.dpi: 192` resource under Xvfb either, so a 200 % window
+    // cannot be made here (the host sets the scale in a DAW).
+    let editor = Editor::open(&app, &display, 1.0, out.clone())?;
+    check_editor(&editor)?;
+    if screenshots {
+        let docs = env::repo_root().join("docs");
+        for shot in ["connected", "error", "server"] {
+            let from = out.join(format!("{shot}.png"));
+            let to = docs.join(format!("plugin-gui-{shot}.png"));
+            std::fs::copy(&from, &to)
+                .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+            eprintln!("xtask: wrote {}", to.display());
+        }
+    }
+    eprintln!(
+        "xtask: plugin-gui: the editor draws its text, connects, shows errors and serves; screenshots in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn check_editor(editor: &Editor) -> Result<(), String> {
+    // 1. Text is drawn: every label, and the state of the default address.
+    editor.wait_for("every label and the starting state", "start", |ocr| {
+        LABELS.iter().all(|label| ocr.contains(label))
+            && ocr.contains("127.0.0.1:8080")
+            && ["could not connect", "connecting to", "connected to"].iter().any(|s| ocr.contains(s))
+    })?;
+
+    // 2. Connect to a listener by typing its address.
+    let mut listener = Listener::start()?;
+    let address = format!("127.0.0.1:{}", listener.port);
+    editor.type_into("Address", &address)?;
+    editor.wait_for("connected to the listener", "connected", |ocr| {
+        ocr.contains(&format!("connected to {address}")) && ocr.contains("Peers 1") && listener.accepted() >= 1
+    })?;
+
+    // 2b. The server goes away: why the connection ended stays in view next to the failing
+    //     attempts that follow (they must not overwrite it).
+    listener.close();
+    editor.wait_for("the reason for the disconnect beside the failed attempts", "disconnected", |ocr| {
+        ocr.contains("Disconnected: the server closed the connection")
+            && ocr.contains("Last attempt: Connection refused")
+            && ocr.contains("could not connect (")
+    })?;
+
+    // 3. A long address that cannot resolve: the reason, the whole address and the retry timing.
+    editor.type_into("Address", &format!("{LONG_HOST}:5004"))?;
+    editor.wait_for("the resolve error, reason first and wrapped", "error", |ocr| {
+        ocr.contains("Last attempt:")
+            && ocr.contains("cannot resolve host")
+            // The end of the long name, wrapped into view (OCR may drop the dot before "invalid").
+            && ocr.contains("exist-anywhere-at-al")
+            && ocr.contains("invalid")
+            && ocr.contains("next attempt in")
+            && ocr.contains("could not connect (")
+    })?;
+
+    // 4. Server mode: nothing changes before Apply; then listening, and a client shows.
+    editor.click_on("Server")?;
+    editor.wait_for("the pending change", "pending", |ocr| {
+        ocr.contains("changed, not applied yet")
+            && ocr.contains("TLS cert")
+            && ocr.contains("TLS key")
+            && ocr.contains("Allow")
+            && ocr.contains("could not connect (")
+            && !ocr.contains("listening")
+    })?;
+    let port = free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    editor.type_into("Address", &address)?;
+    editor.wait_for("listening", "listening", |ocr| ocr.contains(&format!("listening on {address}, 0 clients")))?;
+    let _client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    editor.wait_for("the client", "server", |ocr| {
+        ocr.contains(&format!("listening on {address}, 1 client")) && ocr.contains("Refused")
+    })?;
+
+    // 5. The window follows a resize (as a host or the corner grip asks) and still reads whole.
+    editor.xdotool(&["windowsize", &editor.window, &px(760.0, editor.scale), &px(700.0, editor.scale)])?;
+    editor.wait_for("every label after a resize", "resized", |ocr| {
+        ocr.width >= 740.0 * editor.scale
+            && ["Mode", "Address", "Token", "TLS cert", "TLS key", "Allow", "Direction", "Thru", "Channel", "Peers"]
+                .iter()
+                .all(|label| ocr.contains(label))
+    })?;
+    Ok(())
+}
+
+/// Xvfb on a display number it picks itself; stopped on drop.
+struct VirtualDisplay {
+    child: Child,
+    name: String,
+}
+
+impl VirtualDisplay {
+    fn start() -> Result<VirtualDisplay, String> {
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "2048x1536x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start Xvfb: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("Xvfb has no stdout")?;
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("Xvfb: {e}"))?;
+        let number = line.trim();
+        if number.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("Xvfb did not report its display number".into());
+        }
+        Ok(VirtualDisplay { name: format!(":{number}"), child })
+    }
+}
+
+impl Drop for VirtualDisplay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The standalone app's editor window; the app is stopped on drop.
+struct Editor {
+    child: Child,
+    display: String,
+    window: String,
+    /// Physical pixels per logical point.
+    scale: f64,
+    /// Where this run's screenshots go.
+    dir: PathBuf,
+}
+
+impl Editor {
+    fn open(app: &Path, display: &VirtualDisplay, scale: f64, dir: PathBuf) -> Result<Editor, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let child = Command::new(app)
+            .args(["--backend", "dummy"])
+            .env("DISPLAY", &display.name)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir.join("app.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", app.display()))?;
+        let mut editor = Editor { child, display: display.name.clone(), window: String::new(), scale, dir };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = editor.child.try_wait() {
+                return Err(format!("the standalone app exited before showing its window ({status})"));
+            }
+            let found = editor.xdotool(&["search", "--onlyvisible", "--name", "^midisock$"]).unwrap_or_default();
+            if let Some(id) = found.split_whitespace().next() {
+                editor.window = id.to_string();
+                return Ok(editor);
+            }
+            if start.elapsed() > DEADLINE {
+                return Err(format!(
+                    "the editor window did not appear (the app's log: {})",
+                    editor.dir.join("app.log").display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn xdotool(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .map_err(|e| format!("cannot run xdotool: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("xdotool {args:?}: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Screenshots the window into `<dir>/<name>.png` and reads it.
+    fn read(&self, name: &str) -> Result<Ocr, String> {
+        let png = self.dir.join(format!("{name}.png"));
+        let status = Command::new("import")
+            .args(["-window", &self.window])
+            .arg(&png)
+            .env("DISPLAY", &self.display)
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run import: {e}"))?;
+        if !status.success() {
+            return Err(format!("import could not screenshot the window ({status})"));
+        }
+        let big = self.dir.join(format!("{name}.ocr.png"));
+        let resize = format!("{}%", OCR_UPSCALE * 100.0);
+        let status = Command::new("convert")
+            .arg(&png)
+            .args(["-resize", &resize])
+            .arg(&big)
+            .status()
+            .map_err(|e| format!("cannot run convert: {e}"))?;
+        if !status.success() {
+            return Err(format!("convert could not enlarge {} ({status})", png.display()));
+        }
+        let output = Command::new("tesseract")
+            .arg(&big)
+            .args(["-", "tsv"])
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run tesseract: {e}"))?;
+        let _ = std::fs::remove_file(&big);
+        if !output.status.success() {
+            return Err(format!("tesseract failed ({})", output.status));
+        }
+        Ok(Ocr::from_tsv(&String::from_utf8_lossy(&output.stdout)))
+    }
+
+    /// Screenshots until `check` passes (the last screenshot stays as `<name>.png`).
+    fn wait_for(&self, what: &str, name: &str, check: impl Fn(&Ocr) -> bool) -> Result<Ocr, String> {
+        let start = Instant::now();
+        loop {
+            // A window being mapped or resized cannot always be read at once: that is a "not yet".
+            let read = self.read(name);
+            if let Ok(ocr) = &read {
+                if check(ocr) {
+                    return read;
+                }
+            }
+            if start.elapsed() > DEADLINE {
+                let what_it_read = match read {
+                    Ok(ocr) => ocr.text,
+                    Err(e) => e,
+                };
+                return Err(format!(
+                    "the editor never showed {what}; it read:\n{what_it_read}\n(screenshot: {})",
+                    self.dir.join(format!("{name}.png")).display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Clicks the word `word` as it reads now.
+    fn click_on(&self, word: &str) -> Result<(), String> {
+        let ocr = self.read("click")?;
+        let w = ocr.word(word).ok_or_else(|| format!("no {word:?} in the editor: it read\n{}", ocr.text))?;
+        self.click((w.x + w.width / 2.0) as i64, (w.y + w.height / 2.0) as i64)
+    }
+
+    /// Replaces the text of the field right of `label` with `text` and presses Enter (applies).
+    fn type_into(&self, label: &str, text: &str) -> Result<(), String> {
+        let ocr = self.read("click")?;
+        let w = ocr.word(label).ok_or_else(|| format!("no {label:?} in the editor: it read\n{}", ocr.text))?;
+        // The field starts a few points right of the label column and is ~150 points wide at least.
+        self.click((w.x + w.width + 120.0 * self.scale) as i64, (w.y + w.height / 2.0) as i64)?;
+        // Real (XTEST) key presses, to the window under the pointer: synthetic events sent to a
+        // window can arrive with a stale modifier state.
+        self.xdotool(&["key", "--clearmodifiers", "ctrl+a"])?;
+        self.xdotool(&["type", "--delay", "20", text])?;
+        self.xdotool(&["key", "Return"])?;
+        Ok(())
+    }
+
+    fn click(&self, x: i64, y: i64) -> Result<(), String> {
+        let (x, y) = (x.to_string(), y.to_string());
+        self.xdotool(&["mousemove", "--window", &self.window, &x, &y, "click", "1"])?;
+        Ok(())
+    }
+}
+
+impl Drop for Editor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One word tesseract read, in window pixels.
+struct Word {
+    text: String,
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+}
+
+/// What tesseract read from a screenshot: the words with their boxes, and the text line by line.
+struct Ocr {
+    words: Vec<Word>,
+    text: String,
+    /// The screenshot's width in pixels.
+    width: f64,
+}
+
+impl Ocr {
+    /// Parses tesseract's TSV (level, page, block, par, line, word, left, top, width, height,
+    /// conf, text).
+    fn from_tsv(tsv: &str) -> Ocr {
+        let mut words = Vec::new();
+        let mut text = String::new();
+        let mut last_line = None;
+        let mut width = 0.0;
+        for row in tsv.lines().skip(1) {
+            let cells: Vec<&str> = row.split('\t').collect();
+            if cells.len() >= 10 && cells[0] == "1" {
+                width = cells[8].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+            }
+            if cells.len() < 12 || cells[0] != "5" || cells[11].trim().is_empty() {
+                continue;
+            }
+            let line = (cells[2], cells[3], cells[4]);
+            if last_line.is_some_and(|last| last != line) {
+                text.push('\n');
+            } else if last_line.is_some() {
+                text.push(' ');
+            }
+            last_line = Some(line);
+            text.push_str(cells[11]);
+            let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+            words.push(Word {
+                text: cells[11].to_string(),
+                x: number(6),
+                y: number(7),
+                width: number(8),
+                height: number(9),
+            });
+        }
+        Ocr { words, text, width }
+    }
+
+    /// True when `phrase` appears on one line, ignoring case and spaces (OCR reads "CA file" as
+    /// "CAFile" at times).
+    fn contains(&self, phrase: &str) -> bool {
+        let phrase = squash(phrase);
+        self.text.lines().any(|line| squash(line).contains(&phrase))
+    }
+
+    fn word(&self, text: &str) -> Option<&Word> {
+        self.words.iter().find(|w| w.text == text)
+    }
+}
+
+fn squash(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+}
+
+/// A TCP listener on a free loopback port that counts the connections it accepts (a plain TCP
+/// peer is all a client needs to connect), until [`Listener::close`].
+struct Listener {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start() -> Result<Listener, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on loopback: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counter, stopped) = (Arc::clone(&accepted), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopped.load(Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        counter.fetch_add(1, Ordering::AcqRel);
+                        held.push(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            // Dropping `held` and `listener` closes the connections and the port.
+        });
+        Ok(Listener { port, accepted, stop, thread: Some(thread) })
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Acquire)
+    }
+
+    /// Closes every connection and stops listening (the port then refuses connections).
+    fn close(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `points` logical points in pixels at `scale`, as xdotool takes them.
+fn px(points: f64, scale: f64) -> String {
+    ((points * scale).round() as i64).to_string()
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on loopback: {e}"))?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
