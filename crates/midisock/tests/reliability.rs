@@ -276,3 +276,18 @@ mod auth {
         ));
     }
 }
+
+#[test]
+fn reading_paused_by_a_small_inbox_resumes_once_the_program_has_read() {
+    // A bound below one inbox block: every message fills it, so reading pauses after each one.
+    // After the program reads the clock, the rest of the stream (a sysex cut off by the close,
+    // which yields nothing) must still be read, so the connection's end is seen and it is let go.
+    let server = bind(ServerConfig::default().max_sysex_len(16).max_inbox_bytes(64));
+    assert_eq!(server.try_receive().unwrap(), None);
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    raw.write_all(&[0xF8, 0xF0, 1, 2, 3]).unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::Clock));
+    eventually("the connection let go", || server.client_count() == 0);
+    assert_eq!(server.try_receive().unwrap(), None);
+}

@@ -109,7 +109,7 @@ impl EventLoop {
             } else {
                 Vec::new()
             };
-            let resume = state.reading_paused && state.inbox.memory() < self.shared.config.max_inbox_bytes.div_ceil(2);
+            let resume = state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes);
             if resume {
                 state.reading_paused = false;
             }

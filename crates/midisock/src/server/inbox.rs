@@ -66,6 +66,14 @@ impl Inbox {
         self.room(max).min(chunk)
     }
 
+    /// Whether reading, paused because the inbox was full, should start again: once the program
+    /// has read it down to half the bound, or read it empty. (Empty counts on its own: the blocks
+    /// an empty inbox keeps for reuse can weigh more than half a small bound, and an empty inbox
+    /// always takes at least one byte, so a paused connection is never left unread.)
+    pub(crate) fn may_resume_reading(&self, max: usize) -> bool {
+        self.is_empty() || self.memory() < max.div_ceil(2)
+    }
+
     /// Messages that fit: free slots in the last block, the spare (counted in `memory()`
     /// already), and the blocks the bound still affords.
     fn room(&self, max: usize) -> usize {

@@ -259,7 +259,7 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if let Some(received) = state.inbox.pop() {
-                if state.reading_paused && state.inbox.memory() < self.shared.config.max_inbox_bytes.div_ceil(2) {
+                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes) {
                     self.shared.wake_loop();
                 }
                 return Ok(Some(received));
