@@ -188,30 +188,6 @@ struct ReceiveState {
     notice_head: Option<Vec<u8>>,
 }
 
-/// A socket that writes one buffer at a time, with `send(MSG_NOSIGNAL)` (std's
-/// `TcpStream::write` on Linux); reads are plain reads.
-///
-/// NOTE: rustls writes its records with `write_vectored`, which std implements with `writev`:
-/// no MSG_NOSIGNAL, so a peer that has gone raises SIGPIPE, which kills a C host program that
-/// does not ignore it. Hiding `write_vectored` makes every record go out through `write`.
-struct NoSignal<'a>(&'a TcpStream);
-
-impl Read for NoSignal<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&mut &*self.0).read(buf)
-    }
-}
-
-impl Write for NoSignal<'_> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        (&mut &*self.0).write(bytes)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -353,7 +329,7 @@ impl SocketPort {
                 let mut rest = bytes;
                 loop {
                     let taken = conn.writer().write(rest);
-                    let flushed = tls::flush_records(&mut conn, NoSignal(stream));
+                    let flushed = tls::flush_records(&mut conn, stream);
                     match (taken, flushed) {
                         (Ok(n), Ok(())) => rest = &rest[n..],
                         (Err(e), _) | (_, Err(e)) => break Err(e),
@@ -645,7 +621,7 @@ impl PortInner {
                 // Tell a TLS peer this is a clean end, not a truncation. Best effort.
                 let mut conn = lock(tls);
                 conn.send_close_notify();
-                let _ = tls::flush_records(&mut conn, NoSignal(&self.stream));
+                let _ = tls::flush_records(&mut conn, &self.stream);
             }
         }
         self.locally_closed.store(true, Ordering::Release);
@@ -667,7 +643,7 @@ impl PortInner {
         if let Some(tls) = &self.tls {
             let mut conn = lock(tls);
             conn.send_close_notify();
-            let _ = tls::flush_records(&mut conn, NoSignal(&self.stream));
+            let _ = tls::flush_records(&mut conn, &self.stream);
         }
         let _ = self.stream.shutdown(Shutdown::Write);
     }
@@ -752,7 +728,7 @@ impl PortInner {
             if !net::wait_readable(stream.as_raw_fd(), deadline).map_err(Error::Io)? {
                 return Ok(None);
             }
-            match tls::read_plaintext(&mut lock(tls), NoSignal(stream), buf) {
+            match tls::read_plaintext(&mut lock(tls), stream, buf) {
                 Ok(Some(n)) => return Ok(Some(n)),
                 // Part of a record: wait for the rest.
                 Ok(None) => continue,

@@ -138,14 +138,14 @@ impl TlsClient {
         // The ClientHello first; then a look at the reply's first byte: a server that refuses
         // the connection answers with a notice in plain bytes (see `crate::refusal`), not TLS.
         while conn.wants_write() {
-            conn.write_tls(stream).map_err(|e| tls_error("TLS handshake failed", e))?;
+            conn.write_tls(&mut NoSignal(&mut *stream)).map_err(|e| tls_error("TLS handshake failed", e))?;
         }
         let mut first = [0u8];
         if matches!(stream.peek(&mut first), Ok(1)) && refusal::scan(&first) == refusal::NoticeScan::NeedMore {
             return Err(read_refusal(stream));
         }
         while conn.is_handshaking() {
-            conn.complete_io(stream).map_err(|e| handshake_error(&e))?;
+            conn.complete_io(&mut NoSignal(&mut *stream)).map_err(|e| handshake_error(&e))?;
         }
         Ok(conn)
     }
@@ -294,8 +294,35 @@ impl PartialEq for TlsClient {
 
 impl Eq for TlsClient {}
 
+/// A socket that writes one buffer at a time, with `send(MSG_NOSIGNAL)` (std's and mio's
+/// `TcpStream::write` on Linux); reads are plain reads. Every TLS write in this crate goes
+/// through it.
+///
+/// NOTE: rustls writes its records with `write_vectored`, which std implements with `writev`:
+/// no MSG_NOSIGNAL, so a peer that has gone raises SIGPIPE, which kills a C host program (Pd, a
+/// C application) that does not ignore it. Hiding `write_vectored` makes every record go out
+/// through `write`.
+struct NoSignal<S>(S);
+
+impl<S: Read> Read for NoSignal<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<S: Write> Write for NoSignal<S> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Writes TLS records the connection has ready, until it has none or the socket would block.
-pub(crate) fn flush_records(conn: &mut Connection, mut socket: impl Write) -> io::Result<()> {
+pub(crate) fn flush_records(conn: &mut Connection, socket: impl Write) -> io::Result<()> {
+    let mut socket = NoSignal(socket);
     while conn.wants_write() {
         match conn.write_tls(&mut socket) {
             Ok(_) => {}
@@ -316,9 +343,10 @@ pub(crate) fn flush_records(conn: &mut Connection, mut socket: impl Write) -> io
 /// Records the peer's records call for (handshake replies, alerts) are written on the way.
 pub(crate) fn read_plaintext(
     conn: &mut Connection,
-    mut socket: impl Read + Write,
+    socket: impl Read + Write,
     buf: &mut [u8],
 ) -> io::Result<Option<usize>> {
+    let mut socket = NoSignal(socket);
     if let Some(n) = buffered_plaintext(conn, buf)? {
         return Ok(Some(n));
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What the server does with sysex messages from clients.
 ///
-/// The seed document's warning: a sysex "could overwrite patches on your synths". Servers that
+/// A sysex from an untrusted peer can overwrite the patches stored in a synthesizer. Servers that
 /// drive real instruments from untrusted peers should deny it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SysexPolicy {

@@ -1,6 +1,6 @@
 //! [`PortServer`]: accepts any number of clients, on one I/O thread.
 //!
-//! The three ways mido's seed document uses a server all work, and can be mixed:
+//! The three ways a mido program uses a socket server all work here, and can be mixed:
 //!
 //! 1. **Receive from every client**: `receive`, `try_receive`, `receive_timeout`,
 //!    `iter_pending`, `for message in &server`. Messages from all clients are merged in arrival
