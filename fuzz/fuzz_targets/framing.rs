@@ -134,11 +134,32 @@ fn accepted(rig: &Rig, parts: &[&[u8]], stream: &[u8]) {
 }
 
 fn connected(rig: &Rig, parts: &[&[u8]], stream: &[u8]) {
-    let expected = parse_all(DEFAULT_MAX_SYSEX_LEN, stream);
     let port = connect(rig.listener.local_addr().expect("listener address")).expect("connect()");
     let (mut conn, _) = rig.listener.accept().expect("listener accept");
     write_parts(&mut conn, parts);
+    // A client reads a refusal notice at the start of its connection as the server's refusal
+    // (docs/protocol.md): nothing is delivered, every receive reports the cause.
+    if let Some(cause) = refusal_notice(stream) {
+        match port.receive_timeout(WAIT) {
+            Err(midisock::Error::Refused { cause: got }) => assert_eq!(got, cause, "connected: refusal cause"),
+            other => panic!("connected: expected a refusal ({cause:?}), got {other:?}"),
+        }
+        return;
+    }
+    let expected = parse_all(DEFAULT_MAX_SYSEX_LEN, stream);
     assert_eq!(drain_port(&port, "connected"), expected, "connected: port yields differ from the parser's");
+}
+
+/// The cause, when `stream` starts with a refusal notice as docs/protocol.md defines it: `F4`,
+/// `refused: `, a non-empty printable ASCII cause and `F7`, all within the first 128 bytes.
+fn refusal_notice(stream: &[u8]) -> Option<String> {
+    const HEAD: &[u8] = b"\xF4refused: ";
+    const MAX_LEN: usize = 128;
+    let rest = stream.strip_prefix(HEAD)?;
+    let window = &rest[..rest.len().min(MAX_LEN - HEAD.len())];
+    let end = window.iter().position(|&b| b == 0xF7)?;
+    let cause = &window[..end];
+    (end > 0 && cause.iter().all(|b| (0x20..=0x7E).contains(b))).then(|| String::from_utf8_lossy(cause).into_owned())
 }
 
 fuzz_target!(|input: &[u8]| {

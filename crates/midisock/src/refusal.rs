@@ -108,16 +108,19 @@ pub(crate) fn scan(received: &[u8]) -> NoticeScan {
     if received.len() <= expected_head.len() {
         return NoticeScan::NeedMore;
     }
-    let text = &received[expected_head.len()..];
-    match text.iter().position(|&b| b == NOTICE_END) {
-        Some(end) if text[..end].iter().all(|b| (0x20..=0x7E).contains(b)) => NoticeScan::Refused {
-            cause: String::from_utf8_lossy(&text[..end]).into_owned(),
+    // Only the first MAX_NOTICE_LEN bytes decide, so the verdict never depends on how the
+    // stream was cut into reads.
+    let window = &received[expected_head.len()..received.len().min(MAX_NOTICE_LEN)];
+    let printable = |bytes: &[u8]| bytes.iter().all(|b| (0x20..=0x7E).contains(b));
+    match window.iter().position(|&b| b == NOTICE_END) {
+        // A server always says why: an empty cause is not a notice.
+        Some(0) => NoticeScan::NotANotice,
+        Some(end) if printable(&window[..end]) => NoticeScan::Refused {
+            cause: String::from_utf8_lossy(&window[..end]).into_owned(),
             len: expected_head.len() + end + 1,
         },
         Some(_) => NoticeScan::NotANotice,
-        None if received.len() >= MAX_NOTICE_LEN || !text.iter().all(|b| (0x20..=0x7E).contains(b)) => {
-            NoticeScan::NotANotice
-        }
+        None if received.len() >= MAX_NOTICE_LEN || !printable(window) => NoticeScan::NotANotice,
         None => NoticeScan::NeedMore,
     }
 }
@@ -144,6 +147,18 @@ mod tests {
         assert_eq!(scan(&[0x90, 60, 64]), NoticeScan::NotANotice);
         assert_eq!(scan(&[0xF4, b'x']), NoticeScan::NotANotice);
         assert_eq!(scan(b"\xF4refused: \x90"), NoticeScan::NotANotice);
+        assert_eq!(scan(b"\xF4refused: \xF7"), NoticeScan::NotANotice, "no cause");
+    }
+
+    #[test]
+    fn only_the_first_bytes_decide_whatever_the_reads() {
+        // A notice whose end lies past MAX_NOTICE_LEN is MIDI (ignored bytes), in one read or many.
+        let mut long = b"\xF4refused: ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_NOTICE_LEN));
+        long.push(NOTICE_END);
+        assert_eq!(scan(&long), NoticeScan::NotANotice);
+        assert_eq!(scan(&long[..MAX_NOTICE_LEN]), NoticeScan::NotANotice);
+        assert_eq!(scan(&long[..MAX_NOTICE_LEN - 1]), NoticeScan::NeedMore);
     }
 
     #[test]
