@@ -304,3 +304,47 @@ fn the_connect_timeout_bounds_the_handshake() {
     assert!(started.elapsed() < WAIT, "the handshake took {:?}", started.elapsed());
     drop(listener);
 }
+
+#[test]
+fn a_lone_0x16_is_judged_with_the_byte_after_it_however_the_stream_is_cut() {
+    // 0x16 starts a TLS record, but is also a MIDI data byte (ignored with no status in effect):
+    // only the next byte tells them apart. The verdict must not depend on the reads, so each
+    // stream is sent whole and cut after its first byte, to a served and to a lobby connection.
+    for split in [false, true] {
+        for claim_reads in [true, false] {
+            let server = PortServer::bind("127.0.0.1:0").unwrap();
+            if claim_reads {
+                assert_eq!(server.try_receive().unwrap(), None);
+            }
+            // Stray 0x16, then a note: MIDI.
+            let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+            let stream = [0x16, 0x90, 60, 64];
+            if split {
+                raw.write_all(&stream[..1]).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                raw.write_all(&stream[1..]).unwrap();
+            } else {
+                raw.write_all(&stream).unwrap();
+            }
+            let note = Message::note_on(0, 60, 64).unwrap();
+            if claim_reads {
+                assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(note), "split {split}");
+            } else {
+                let port = server.accept_timeout(WAIT).unwrap().expect("a MIDI client to accept");
+                assert_eq!(port.receive_timeout(WAIT).unwrap(), Some(note), "split {split}");
+            }
+            assert_eq!(server.stats().connections_refused, 0);
+            // 0x16 0x03: a TLS record, refused in words.
+            let mut tls_like = TcpStream::connect(server.local_addr()).unwrap();
+            if split {
+                tls_like.write_all(&[0x16]).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                tls_like.write_all(&[0x03, 0x01, 0x00, 0x05]).unwrap();
+            } else {
+                tls_like.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05]).unwrap();
+            }
+            assert_eq!(read_until_closed(&mut tls_like), notice(RefusalCause::TlsNotOffered), "split {split}");
+            assert_eq!(server.stats().connections_refused, 1);
+        }
+    }
+}

@@ -10,7 +10,7 @@
 
 mod admission;
 
-use admission::looks_like_tls;
+use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 pub(crate) use admission::{refuse_stream, Admission};
 
 use super::events::DisconnectCause;
@@ -73,6 +73,9 @@ struct Reader {
     /// Its first bytes have been looked at for the wrong transport (a TLS handshake sent to a
     /// plain server, plain bytes sent to a TLS server).
     transport_checked: bool,
+    /// Its only byte so far was 0x16 (a TLS record's first byte, or stray MIDI data): the next
+    /// byte decides the transport.
+    lone_record_byte: bool,
     /// Once the client is marked failed: how many more bytes it may deliver before it is dropped.
     drain_budget: Option<usize>,
 }
@@ -204,6 +207,7 @@ impl Client {
                 held: HeldNotes::default(),
                 hello,
                 transport_checked: false,
+                lone_record_byte: false,
                 drain_budget: None,
             }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
@@ -415,9 +419,18 @@ impl Client {
         }
         let bytes = &buf[..n];
         if !reader.transport_checked {
-            reader.transport_checked = true;
-            if self.tls.is_none() && looks_like_tls(bytes) {
-                return ReadOutcome::TlsOnPlain;
+            // The connection's first two bytes; a lone 0x16 read earlier is the first of them.
+            let (first, len) = match (reader.lone_record_byte, bytes) {
+                (true, [next, ..]) => ([TLS_HANDSHAKE_RECORD, *next], 2),
+                (_, [only]) => ([*only, 0], 1),
+                (_, [a, b, ..]) => ([*a, *b], 2),
+                (_, []) => ([0, 0], 0),
+            };
+            match (self.tls.is_some(), sniff_transport(&first[..len])) {
+                (false, Transport::Tls) => return ReadOutcome::TlsOnPlain,
+                // Parsed meanwhile like any stray data byte (ignored): nothing is delivered.
+                (false, Transport::Undecided) => reader.lone_record_byte = true,
+                _ => reader.transport_checked = true,
             }
         }
         let Reader { parser, held, .. } = &mut *reader;
@@ -446,9 +459,11 @@ impl Client {
             Ok(0) => LobbyCheck::Gone(DisconnectCause::ClosedByPeer),
             Ok(n) => {
                 if !reader.transport_checked {
-                    reader.transport_checked = true;
-                    if self.tls.is_none() && looks_like_tls(&first[..n]) {
-                        return LobbyCheck::TlsOnPlain;
+                    // Peeked, not read: a lone 0x16 is looked at again with the next byte.
+                    match (self.tls.is_some(), sniff_transport(&first[..n])) {
+                        (false, Transport::Tls) => return LobbyCheck::TlsOnPlain,
+                        (false, Transport::Undecided) => {}
+                        _ => reader.transport_checked = true,
                     }
                 }
                 LobbyCheck::Waiting { has_bytes: true }

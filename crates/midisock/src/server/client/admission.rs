@@ -13,7 +13,7 @@ use std::net::Shutdown;
 /// The first byte of a TLS record carrying a handshake message (a ClientHello starts with
 /// `16 03 0x`). A MIDI stream never starts with it: it is a data byte, and a stream starts with a
 /// status byte.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+pub(super) const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// The second byte of every TLS record header (the major version, 3).
 const TLS_MAJOR_VERSION: u8 = 0x03;
 
@@ -130,8 +130,25 @@ impl Client {
 
 /// True when a connection's first bytes are a TLS record header rather than MIDI: `16`, then
 /// `03` if a second byte came.
-pub(super) fn looks_like_tls(first: &[u8]) -> bool {
-    matches!(first, [TLS_HANDSHAKE_RECORD] | [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..])
+pub(super) fn sniff_transport(first: &[u8]) -> Transport {
+    match first {
+        [TLS_HANDSHAKE_RECORD, TLS_MAJOR_VERSION, ..] => Transport::Tls,
+        // A lone 0x16 may be a TLS record's first byte or a stray MIDI data byte: the next byte
+        // decides, so the verdict never depends on how the stream was cut into reads.
+        [TLS_HANDSHAKE_RECORD] => Transport::Undecided,
+        _ => Transport::Midi,
+    }
+}
+
+/// What a plain server makes of a connection's first bytes ([`sniff_transport`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// A TLS handshake record (`16 03`): refused, never parsed as MIDI.
+    Tls,
+    /// The MIDI stream.
+    Midi,
+    /// Only `16` so far.
+    Undecided,
 }
 
 /// Writes a refusal notice to a connection that never became a client, best effort, then ends it.
