@@ -7,7 +7,7 @@ use crate::convert::{from_mido, to_mido, TimeField};
 use crate::errors::IntoPyResult;
 use crate::wait::{deadline, sliced};
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use socket2::{Domain, Protocol, SockRef, Type};
@@ -97,19 +97,25 @@ pub fn adopt(fd: RawFd, timestamps: bool) -> PyResult<Connection> {
     // alone, and dropping `owned` (on an error) or the port closes it exactly once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     check_tcp_socket(SockRef::from(&owned))?;
-    let port = SocketPort::from_stream(TcpStream::from(owned)).py_err()?;
-    Ok(Connection::wrap(port, timestamps))
+    match SocketPort::from_stream(TcpStream::from(owned)) {
+        Ok(port) => Ok(Connection::wrap(port, timestamps)),
+        Err(midisock::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(PyOSError::new_err((
+            libc::ENOTCONN,
+            "conn is a TCP socket that is not connected (a listening socket, or one not connected yet)",
+        ))),
+        Err(e) => Err(e).py_err(),
+    }
 }
 
 /// `TypeError` unless the socket is a TCP one (stream type, IPv4 or IPv6, protocol TCP): only
 /// that is what the protocol runs on.
 fn check_tcp_socket(socket: SockRef<'_>) -> PyResult<()> {
-    let not_tcp = |what: &str| PyTypeError::new_err(format!("conn must be a connected TCP socket, not {what}"));
+    let not_tcp = |what: &str| PyTypeError::new_err(format!("conn must be a connected TCP socket; it is {what}"));
     match socket.r#type() {
         Ok(Type::STREAM) => {}
         Ok(Type::DGRAM) => return Err(not_tcp("a datagram (UDP) socket")),
         Ok(_) => return Err(not_tcp("a socket of another type")),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Err(not_tcp("something that is not a socket")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Err(not_tcp("not a socket (a file or a pipe?)")),
         Err(e) => return Err(e.into()),
     }
     let domain = socket.domain()?;

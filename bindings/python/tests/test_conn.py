@@ -130,6 +130,6 @@ def test_a_tcp_socket_that_is_not_connected_is_an_oserror(listener):
         with pytest.raises(OSError) as error:
             SocketPort('127.0.0.1', 9, conn=unconnected)
         assert error.value.errno == errno.ENOTCONN
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match='not connected'):
         SocketPort('127.0.0.1', 9, conn=listener)  # listening, not connected
     assert open_fds() - before == set()
