@@ -7,9 +7,12 @@ use crate::convert::{from_mido, to_mido, TimeField};
 use crate::errors::IntoPyResult;
 use crate::wait::{deadline, sliced};
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use socket2::{Domain, Protocol, SockRef, Type};
+use std::net::TcpStream;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +78,54 @@ pub fn connect(
     let host = host.to_owned();
     let port = py.allow_threads(|| midisock::connect_with((host.as_str(), port), &options)).py_err()?;
     Ok(Connection::wrap(port, timestamps))
+}
+
+/// `adopt(fd, timestamps=False)`: a connection on a TCP socket the Python program connected or
+/// accepted itself (mido's `SocketPort(host, port, conn=socket)`). Takes ownership of `fd` — the
+/// caller passes a duplicate of its socket's descriptor — and closes it on every error: a closed
+/// descriptor is a `ValueError`, one that is not a connected TCP socket (a file, a pipe, a UDP or
+/// Unix socket) a `TypeError`, one not connected an `OSError` (ENOTCONN).
+#[pyfunction]
+#[pyo3(signature = (fd, timestamps=false))]
+pub fn adopt(fd: RawFd, timestamps: bool) -> PyResult<Connection> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; on a number that is not open it fails
+    // with EBADF and nothing else happens.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(PyValueError::new_err(format!("conn has no open file descriptor ({fd})")));
+    }
+    // SAFETY: the descriptor is open and the caller handed it over: from here on it is ours
+    // alone, and dropping `owned` (on an error) or the port closes it exactly once.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    check_tcp_socket(SockRef::from(&owned))?;
+    match SocketPort::from_stream(TcpStream::from(owned)) {
+        Ok(port) => Ok(Connection::wrap(port, timestamps)),
+        Err(midisock::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(PyOSError::new_err((
+            libc::ENOTCONN,
+            "conn is a TCP socket that is not connected (a listening socket, or one not connected yet)",
+        ))),
+        Err(e) => Err(e).py_err(),
+    }
+}
+
+/// `TypeError` unless the socket is a TCP one (stream type, IPv4 or IPv6, protocol TCP): only
+/// that is what the protocol runs on.
+fn check_tcp_socket(socket: SockRef<'_>) -> PyResult<()> {
+    let not_tcp = |what: &str| PyTypeError::new_err(format!("conn must be a connected TCP socket; it is {what}"));
+    match socket.r#type() {
+        Ok(Type::STREAM) => {}
+        Ok(Type::DGRAM) => return Err(not_tcp("a datagram (UDP) socket")),
+        Ok(_) => return Err(not_tcp("a socket of another type")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Err(not_tcp("not a socket (a file or a pipe?)")),
+        Err(e) => return Err(e.into()),
+    }
+    let domain = socket.domain()?;
+    if domain != Domain::IPV4 && domain != Domain::IPV6 {
+        return Err(not_tcp("a socket of another address family (a Unix socket?)"));
+    }
+    if socket.protocol()? != Some(Protocol::TCP) {
+        return Err(not_tcp("a stream socket of another protocol"));
+    }
+    Ok(())
 }
 
 #[pymethods]

@@ -19,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<server::Server>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::adopt, m)?)?;
     m.add_function(wrap_pyfunction!(server::bind, m)?)?;
     m.add_function(wrap_pyfunction!(monotonic, m)?)?;
     m.add("PortClosedError", m.py().get_type::<errors::PortClosedError>())?;

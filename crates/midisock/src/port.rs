@@ -266,7 +266,24 @@ impl SocketPort {
         Ok(port)
     }
 
-    /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port.
+    /// Wraps a TCP connection made outside midisock — one a program accepted from its own
+    /// listener (as mido's `SocketPort(host, port, conn=...)` does) or connected itself. The
+    /// socket gets the options every midisock connection gets (TCP_NODELAY, keepalive, the write
+    /// deadline), is switched to blocking mode with no read or write timeout (the port's own
+    /// waits assume that), and the port is named after the peer's address (`host:port`). Nothing
+    /// is sent or expected first: no token, no TLS, no refusal notice.
+    ///
+    /// Fails with [`Error::Io`] if the stream is not connected (it has no peer address).
+    pub fn from_stream(stream: TcpStream) -> Result<SocketPort> {
+        let peer = stream.peer_addr().map_err(Error::Io)?;
+        stream.set_nonblocking(false).map_err(Error::Io)?;
+        stream.set_read_timeout(None).map_err(Error::Io)?;
+        stream.set_write_timeout(None).map_err(Error::Io)?;
+        SocketPort::from_accepted(stream, peer, &[], None)
+    }
+
+    /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port or
+    /// one made by [`SocketPort::from_stream`].
     pub fn name(&self) -> &str {
         &self.inner.name
     }

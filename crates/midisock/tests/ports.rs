@@ -531,3 +531,44 @@ fn receive_batch_into_a_reused_buffer_keeps_order_across_reads() {
     accepted.receive_batch(&mut appended).unwrap();
     assert_eq!(appended.iter().map(|r| r.message.clone()).collect::<Vec<_>>(), vec![Message::Clock, note(1)]);
 }
+
+/// A connection the program accepted itself, handed to `SocketPort::from_stream`: named after the
+/// peer, configured like every midisock socket (blocking again, too), messages both ways.
+#[test]
+fn from_stream_adopts_a_connection_accepted_elsewhere() {
+    use midisock::{SocketPort, KEEPALIVE_IDLE, WRITE_DEADLINE};
+    use std::os::fd::AsRawFd;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    // A second descriptor for the same socket, to look at the options the port set.
+    let observer = accepted.try_clone().unwrap();
+    let port = SocketPort::from_stream(accepted).unwrap();
+
+    assert_eq!(port.name(), peer.to_string());
+    assert_eq!(port.peer_addr().unwrap(), client.local_addr().unwrap());
+    let socket = socket2::SockRef::from(&observer);
+    assert!(socket.tcp_nodelay().unwrap());
+    assert!(socket.keepalive().unwrap());
+    assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+    assert_eq!(socket.tcp_user_timeout().unwrap(), Some(WRITE_DEADLINE));
+    // SAFETY: F_GETFL on a descriptor this test owns has no other effect.
+    let flags = unsafe { libc::fcntl(observer.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0, "the port needs a blocking socket");
+
+    client.send(&note(60)).unwrap();
+    assert_eq!(port.receive_timeout(WAIT).unwrap(), Some(note(60)));
+    port.send(&note(61)).unwrap();
+    assert_eq!(client.receive_timeout(WAIT).unwrap(), Some(note(61)));
+    port.close();
+    assert!(matches!(client.receive_timeout(WAIT), Err(Error::Closed)), "the peer sees the port close");
+}
+
+#[test]
+fn from_stream_refuses_a_socket_that_is_not_connected() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let result = midisock::SocketPort::from_stream(socket.into());
+    assert!(matches!(result, Err(Error::Io(ref e)) if e.raw_os_error() == Some(libc::ENOTCONN)));
+}

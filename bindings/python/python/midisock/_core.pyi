@@ -17,6 +17,7 @@ def connect(
     tls_server_name: Optional[str] = ...,
     timestamps: bool = ...,
 ) -> Connection: ...
+def adopt(fd: int, timestamps: bool = ...) -> Connection: ...
 def bind(
     host: str,
     port: int,

@@ -15,6 +15,7 @@ timestamps (``timestamps=True``), and the server's protections (``allow=``, ``sy
 """
 
 import atexit
+import os
 import threading
 import weakref
 
@@ -99,11 +100,27 @@ def _close_all():
             pass
 
 
+def _adopt_socket(sock, timestamps):
+    """A connection on the TCP socket ``sock`` (a ``socket.socket``), through a duplicate of its
+    descriptor: the socket object and the port each own and close their own."""
+    fileno = getattr(sock, 'fileno', None)
+    if isinstance(sock, int) or not callable(fileno):
+        raise TypeError(f'conn must be a connected TCP socket (socket.socket), not {type(sock).__name__}')
+    fd = fileno()
+    if not isinstance(fd, int) or fd < 0:
+        raise ValueError('conn is closed')
+    return _core.adopt(os.dup(fd), timestamps=timestamps)
+
+
 class SocketPort(BaseIOPort):
     """One end of a connection: what ``connect()`` and ``PortServer.accept()`` return.
 
-    ``SocketPort(host, portno)`` connects to a server; ``conn=`` wraps a connection the server
-    accepted (internal: pass what ``PortServer.accept()`` returns instead of a Python socket).
+    ``SocketPort(host, portno)`` connects to a server; ``SocketPort(host, portno, conn=sock)``
+    uses a TCP socket the program accepted (or connected) itself instead, as in mido: the port
+    reads and writes that connection, ``host`` and ``portno`` only name the port. The port works
+    on its own duplicate of the socket's descriptor and switches the socket to blocking mode;
+    closing the port ends the connection (the peer sees end-of-stream), and ``sock`` should then
+    be closed too.
 
     Keywords beyond mido: ``callback=`` (called with each message on a reader thread; the port
     can then not be read directly), ``timestamps=True`` (``msg.time`` is the receive time on the
@@ -120,8 +137,7 @@ class SocketPort(BaseIOPort):
             conn = _core.connect(host, portno, timeout=timeout, token=token, tls_ca=tls_ca,
                                  tls_server_name=tls_server_name, timestamps=timestamps)
         elif not isinstance(conn, _core.Connection):
-            raise TypeError('conn must be what PortServer.accept() produced: midisock cannot take over '
-                            'a Python socket (PortServer.accept() already returns a SocketPort)')
+            conn = _adopt_socket(conn, timestamps)
         self._conn = conn
         self._callback = None
         _init_port_attributes(self, format_address(host, portno))
