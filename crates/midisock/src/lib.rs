@@ -54,12 +54,12 @@ mod message;
 mod net;
 mod notes;
 pub mod parser;
-pub mod timing;
 mod port;
 mod reconnect;
 mod refusal;
 mod server;
 mod text;
+pub mod timing;
 mod tls;
 
 pub use address::{Address, IntoAddress};
@@ -71,9 +71,9 @@ pub use message::{InvalidValue, Message, MessageType, Received};
 pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
 pub use notes::HeldNotes;
 pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
+pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 pub use reconnect::{LinkState, Reconnect, ReconnectingPort};
 pub use refusal::RefusalCause;
-pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
 pub use rustls;
 pub use server::{DisconnectCause, EventHook, PortServer, ServerConfig, ServerEvent, ServerStats, SysexPolicy};

@@ -10,8 +10,8 @@
 
 mod admission;
 
-use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 pub(crate) use admission::{refuse_stream, Admission};
+use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 
 use super::events::DisconnectCause;
 use crate::auth::HelloCheck;
