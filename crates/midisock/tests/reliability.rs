@@ -1,11 +1,14 @@
 //! Slow, hostile and vanishing peers: released notes, relay, allowlist, sysex policy, limits,
 //! floods, many clients and graceful shutdown. Loopback only; every wait is bounded.
 
+mod support;
+
 use midisock::{connect, Message, PortServer, RefusalCause, ServerConfig, SysexPolicy};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{notice, read_until_closed};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -19,22 +22,6 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 fn bind(config: ServerConfig) -> PortServer {
     PortServer::bind_with("127.0.0.1:0", config).unwrap()
-}
-
-/// Everything the server wrote to a raw connection before closing it (a reset after the bytes
-/// keeps what came before it).
-fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut bytes = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut bytes) {
-        assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed within {WAIT:?}");
-    }
-    bytes
-}
-
-/// The refusal notice on the wire: F4 "refused: <cause>" F7.
-fn notice(cause: RefusalCause) -> Vec<u8> {
-    [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
 }
 
 fn on(note: u8) -> Message {
@@ -98,7 +85,7 @@ fn a_peer_off_the_allowlist_is_closed_before_any_byte_is_read() {
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     let _ = raw.write_all(&on(60).to_bytes());
     // Told why, then closed by the server.
-    assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::NotAllowed));
+    assert_eq!(read_until_closed(&mut raw, WAIT), notice(RefusalCause::NotAllowed));
     assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None);
     assert_eq!(server.client_count(), 0);
     assert_eq!(server.stats().connections_refused, 1);
@@ -238,7 +225,7 @@ mod auth {
     fn a_silent_connection_is_closed_when_its_hello_is_overdue() {
         let server = bind(ServerConfig::default().token("right").unwrap().auth_timeout(Duration::from_millis(100)));
         let mut silent = TcpStream::connect(server.local_addr()).unwrap();
-        assert_eq!(read_until_closed(&mut silent), notice(RefusalCause::TooSlow));
+        assert_eq!(read_until_closed(&mut silent, WAIT), notice(RefusalCause::TooSlow));
         assert_eq!(server.stats().auth_failures, 1);
     }
 

@@ -2,15 +2,18 @@
 //! disconnect (with its cause) and refusal (with its cause), and a refused client is sent the
 //! cause in words before the connection closes. Loopback only; every wait is bounded.
 
+mod support;
+
 use midisock::{
     connect, connect_with, ConnectOptions, DisconnectCause, Message, PortServer, RefusalCause, ServerConfig,
     ServerEvent,
 };
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::{notice, read_until_closed};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -27,20 +30,6 @@ fn server_with_events(config: ServerConfig) -> (PortServer, Receiver<ServerEvent
 /// The next event, within `WAIT`.
 fn next_event(events: &Receiver<ServerEvent>) -> ServerEvent {
     events.recv_timeout(WAIT).expect("an event within the wait")
-}
-
-/// Everything the server wrote to a raw connection before closing it.
-fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut bytes = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut bytes) {
-        assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed within {WAIT:?}");
-    }
-    bytes
-}
-
-fn notice(cause: RefusalCause) -> Vec<u8> {
-    [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
 }
 
 fn local(stream: &TcpStream) -> SocketAddr {
@@ -162,7 +151,7 @@ fn a_peer_off_the_allowlist_is_told_and_reported() {
     let (server, events) = server_with_events(ServerConfig::default().allow("10.0.0.0/8").unwrap());
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     let peer = local(&raw);
-    assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::NotAllowed));
+    assert_eq!(read_until_closed(&mut raw, WAIT), notice(RefusalCause::NotAllowed));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer, cause: RefusalCause::NotAllowed });
     assert_eq!(server.stats().connections_refused, 1);
 }
@@ -173,7 +162,7 @@ fn a_connection_over_max_clients_is_told_and_reported() {
     let first = TcpStream::connect(server.local_addr()).unwrap();
     assert_eq!(next_event(&events), ServerEvent::Connected { peer: local(&first) });
     let mut second = TcpStream::connect(server.local_addr()).unwrap();
-    assert_eq!(read_until_closed(&mut second), notice(RefusalCause::TooManyClients));
+    assert_eq!(read_until_closed(&mut second, WAIT), notice(RefusalCause::TooManyClients));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer: local(&second), cause: RefusalCause::TooManyClients });
 }
 
@@ -184,28 +173,28 @@ fn wrong_missing_slow_and_locked_out_hellos_are_told_and_reported() {
     // Wrong token.
     let mut wrong = TcpStream::connect(server.local_addr()).unwrap();
     wrong.write_all(b"\xF4wrong\xF7").unwrap();
-    assert_eq!(read_until_closed(&mut wrong), notice(RefusalCause::InvalidToken));
+    assert_eq!(read_until_closed(&mut wrong, WAIT), notice(RefusalCause::InvalidToken));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer: local(&wrong), cause: RefusalCause::InvalidToken });
     // No hello: MIDI straight away.
     let mut missing = TcpStream::connect(server.local_addr()).unwrap();
     missing.write_all(&Message::Start.to_bytes()).unwrap();
-    assert_eq!(read_until_closed(&mut missing), notice(RefusalCause::InvalidToken));
+    assert_eq!(read_until_closed(&mut missing, WAIT), notice(RefusalCause::InvalidToken));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer: local(&missing), cause: RefusalCause::InvalidToken });
     // Half a hello, then nothing until the deadline.
     let mut slow = TcpStream::connect(server.local_addr()).unwrap();
     slow.write_all(b"\xF4rig").unwrap();
-    assert_eq!(read_until_closed(&mut slow), notice(RefusalCause::TooSlow));
+    assert_eq!(read_until_closed(&mut slow, WAIT), notice(RefusalCause::TooSlow));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer: local(&slow), cause: RefusalCause::TooSlow });
     // Two more failures make five: the address is locked out, even with the right token.
     for _ in 0..2 {
         let mut wrong = TcpStream::connect(server.local_addr()).unwrap();
         wrong.write_all(b"\xF4nope\xF7").unwrap();
-        assert_eq!(read_until_closed(&mut wrong), notice(RefusalCause::InvalidToken));
+        assert_eq!(read_until_closed(&mut wrong, WAIT), notice(RefusalCause::InvalidToken));
         assert!(matches!(next_event(&events), ServerEvent::Refused { cause: RefusalCause::InvalidToken, .. }));
     }
     let mut right = TcpStream::connect(server.local_addr()).unwrap();
     let _ = right.write_all(b"\xF4right\xF7");
-    assert_eq!(read_until_closed(&mut right), notice(RefusalCause::LockedOut));
+    assert_eq!(read_until_closed(&mut right, WAIT), notice(RefusalCause::LockedOut));
     assert_eq!(next_event(&events), ServerEvent::Refused { peer: local(&right), cause: RefusalCause::LockedOut });
     assert_eq!(server.stats().auth_failures, 5);
     assert_eq!(server.stats().connections_refused, 1);

@@ -1,6 +1,8 @@
 //! TLS (rustls) between midisock clients and servers on loopback, with an in-memory self-signed
 //! certificate.
 
+mod support;
+
 use midisock::rustls;
 use midisock::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use midisock::{
@@ -11,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{notice, read_until_closed};
 
 /// The longest any single wait may take: generous, so that only a real hang fails a test, even
 /// on a machine loaded far past its cores.
@@ -45,20 +48,6 @@ fn client_options(id: &Identity) -> ConnectOptions {
 
 fn on(note: u8) -> Message {
     Message::NoteOn { channel: 0, note, velocity: 90 }
-}
-
-/// Everything the server wrote to a raw connection before closing it.
-fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut bytes = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut bytes) {
-        assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed within {WAIT:?}");
-    }
-    bytes
-}
-
-fn notice(cause: RefusalCause) -> Vec<u8> {
-    [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
 }
 
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -152,7 +141,7 @@ fn a_plain_client_cannot_talk_to_a_tls_server() {
     // On the wire: told in plain words, since it speaks no TLS.
     let mut raw = TcpStream::connect(server.local_addr()).unwrap();
     raw.write_all(&on(5).to_bytes()).unwrap();
-    assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::TlsRequired));
+    assert_eq!(read_until_closed(&mut raw, WAIT), notice(RefusalCause::TlsRequired));
 }
 
 /// The ClientHello a real rustls client sends first.
@@ -191,7 +180,7 @@ fn a_tls_client_to_a_plain_server_is_refused_not_parsed_as_midi() {
         let mut raw = TcpStream::connect(server.local_addr()).unwrap();
         let peer = raw.local_addr().unwrap();
         raw.write_all(&client_hello()).unwrap();
-        assert_eq!(read_until_closed(&mut raw), notice(RefusalCause::TlsNotOffered));
+        assert_eq!(read_until_closed(&mut raw, WAIT), notice(RefusalCause::TlsNotOffered));
         let refused = ServerEvent::Refused { peer, cause: RefusalCause::TlsNotOffered };
         let deadline = Instant::now() + WAIT;
         while events.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap() != refused {}
@@ -218,11 +207,11 @@ fn the_tls_handshake_has_a_deadline() {
     let mut stalled = TcpStream::connect(server.local_addr()).unwrap();
     let started = Instant::now();
     stalled.write_all(&client_hello()[..20]).unwrap();
-    assert_eq!(read_until_closed(&mut stalled), notice(RefusalCause::TooSlow));
+    assert_eq!(read_until_closed(&mut stalled, WAIT), notice(RefusalCause::TooSlow));
     assert!(started.elapsed() >= timeout, "closed after {:?}", started.elapsed());
     // Nothing at all.
     let mut silent = TcpStream::connect(server.local_addr()).unwrap();
-    assert_eq!(read_until_closed(&mut silent), notice(RefusalCause::TooSlow));
+    assert_eq!(read_until_closed(&mut silent, WAIT), notice(RefusalCause::TooSlow));
     assert_eq!(server.stats().auth_failures, 2);
 }
 
@@ -343,7 +332,7 @@ fn a_lone_0x16_is_judged_with_the_byte_after_it_however_the_stream_is_cut() {
             } else {
                 tls_like.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05]).unwrap();
             }
-            assert_eq!(read_until_closed(&mut tls_like), notice(RefusalCause::TlsNotOffered), "split {split}");
+            assert_eq!(read_until_closed(&mut tls_like, WAIT), notice(RefusalCause::TlsNotOffered), "split {split}");
             assert_eq!(server.stats().connections_refused, 1);
         }
     }
