@@ -630,7 +630,7 @@ mod tests {
             last = deadline;
         }
         // Message 41 is due on the new schedule (41 + 2 + 5 = 48 ms) or later.
-        assert!(last >= 48 * MS && last <= 56 * MS, "{last}");
+        assert!((48 * MS..=56 * MS).contains(&last), "{last}");
     }
 
     #[test]
