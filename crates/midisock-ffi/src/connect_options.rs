@@ -4,8 +4,8 @@ use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, 
 use crate::errors::Failure;
 use crate::result::midisock_result;
 use midisock_core::{ConnectOptions, Reconnect, TlsClient};
+use parking_lot::Mutex;
 use std::ffi::c_char;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Options for `midisock_port_connect_with`: a connect timeout, an authentication token, TLS.
@@ -41,15 +41,9 @@ impl midisock_connect_options {
         unsafe { try_ref(options, "options") }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Settings> {
-        // A panic while the lock was held cannot leave half-made settings: every setter replaces
-        // whole fields.
-        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The core's options for one connect.
     pub(crate) fn to_core(&self) -> Result<ConnectOptions, Failure> {
-        let settings = self.lock().clone();
+        let settings = self.settings.lock().clone();
         let mut options = settings.options;
         if let Some(name) = settings.tls_server_name {
             let tls = options.tls.take().ok_or_else(|| {
@@ -73,7 +67,7 @@ impl midisock_connect_options {
     ) -> Result<(), Failure> {
         // SAFETY: forwarded from the caller.
         let options = unsafe { midisock_connect_options::from_ptr(options.cast_const())? };
-        change(&mut options.lock());
+        change(&mut options.settings.lock());
         Ok(())
     }
 

@@ -8,9 +8,9 @@ use crate::errors::Failure;
 use crate::link::Link;
 use crate::result::midisock_result;
 use midisock_core::{Error, PortServer, Received};
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How long a receive call may wait.
@@ -94,16 +94,12 @@ pub(crate) struct Kept {
 }
 
 impl Kept {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Received>> {
-        self.messages.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.count.load(Ordering::Acquire) == 0
     }
 
     pub fn clear(&self) {
-        let mut kept = self.lock();
+        let mut kept = self.messages.lock();
         kept.clear();
         self.count.store(0, Ordering::Release);
     }
@@ -112,7 +108,7 @@ impl Kept {
         if self.is_empty() {
             return None;
         }
-        let mut kept = self.lock();
+        let mut kept = self.messages.lock();
         let popped = kept.pop_front();
         self.count.store(kept.len(), Ordering::Release);
         popped
@@ -138,7 +134,7 @@ impl Kept {
         if needed > out.buf.len() {
             let buf_len = out.buf.len();
             out.len_out.write(needed);
-            let mut kept = self.lock();
+            let mut kept = self.messages.lock();
             // A message that was kept goes back in front: it is still the oldest.
             if was_kept {
                 kept.push_front(received);

@@ -4,8 +4,8 @@ use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, 
 use crate::errors::Failure;
 use crate::result::midisock_result;
 use midisock_core::{ServerConfig, SysexPolicy, TlsServer};
+use parking_lot::Mutex;
 use std::ffi::c_char;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// What a server does with sysex messages from its clients
@@ -66,15 +66,9 @@ impl midisock_server_config {
         unsafe { try_ref(config, "config") }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ServerConfig> {
-        // A panic while the lock was held cannot leave a half-made ServerConfig: every setter
-        // replaces whole fields.
-        self.config.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// A copy of the configuration, for a bind.
     pub(crate) fn snapshot(&self) -> ServerConfig {
-        self.lock().clone()
+        self.config.lock().clone()
     }
 
     /// Applies `change` to the configuration behind a handle.
@@ -87,7 +81,7 @@ impl midisock_server_config {
     ) -> Result<(), Failure> {
         // SAFETY: forwarded from the caller.
         let config = unsafe { midisock_server_config::from_ptr(config.cast_const())? };
-        let mut guard = config.lock();
+        let mut guard = config.config.lock();
         // Changes are made on a copy, so a failed setter leaves the configuration as it was.
         *guard = change(guard.clone())?;
         Ok(())

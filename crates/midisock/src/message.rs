@@ -81,8 +81,19 @@ pub enum Message {
 pub struct Received {
     pub message: Message,
     /// `CLOCK_MONOTONIC` in nanoseconds when the bytes that completed the message were read
-    /// (see [`crate::monotonic_ns`]).
+    /// (see [`crate::monotonic_ns`]); with a jitter buffer, when the message was played out.
     pub timestamp_ns: u64,
+    /// The sender's own clock when it sent the message (nanoseconds, microsecond resolution),
+    /// for a message its sender stamped because this side asked for stamps (a jitter buffer,
+    /// see [`crate::timing`]); `None` for everything else, and always from mido peers.
+    pub sender_ns: Option<u64>,
+}
+
+impl Received {
+    /// A message read at `timestamp_ns` that carried no sender stamp.
+    pub fn unstamped(message: Message, timestamp_ns: u64) -> Received {
+        Received { message, timestamp_ns, sender_ns: None }
+    }
 }
 
 /// The kind of a message, without its values: mido's `type` attribute.

@@ -18,7 +18,9 @@ use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use crate::reconnect::Reconnect;
 use crate::refusal::{self, NoticeScan};
+use crate::timing::{DecoderStats, DelayMode, PlayoutConfig, PlayoutStats};
 use crate::tls::{self, TlsClient};
+use parking_lot::Mutex;
 use rustls::Connection;
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -27,7 +29,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -68,7 +70,7 @@ pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Resu
     };
     let port = SocketPort::from_connected(stream, address.to_string(), tls);
     // Only a client looks for a refusal notice: servers never receive one.
-    lock(&port.inner.receiver).notice_head = Some(Vec::new());
+    port.inner.receiver.lock().notice_head = Some(Vec::new());
     if let Some(hello) = hello {
         port.write(&hello)?;
     }
@@ -92,7 +94,7 @@ fn handshake_within(
 }
 
 /// How [`connect_with`] connects.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConnectOptions {
     /// Longest wait for each connection attempt, and, with TLS, for each step of the handshake
     /// (a server that accepts and then never answers fails the connect with [`Error::Tls`]).
@@ -107,6 +109,12 @@ pub struct ConnectOptions {
     /// How a [`crate::ReconnectingPort`] reconnects. [`connect_with`] makes a plain port, which
     /// does not reconnect, and ignores this. Default: none.
     pub reconnect: Option<Reconnect>,
+    /// A playout (jitter) buffer for what this port receives: the port asks its peer to stamp
+    /// what it sends, and delivers each message at its sender time plus the estimated offset
+    /// plus the delay the config chooses (see [`crate::timing`]). A peer that does not speak the
+    /// extension (mido) never stamps, and its messages are delivered on arrival, as without it.
+    /// Default: none (every message delivered when it arrives).
+    pub jitter_buffer: Option<PlayoutConfig>,
 }
 
 impl ConnectOptions {
@@ -125,6 +133,13 @@ impl ConnectOptions {
     /// Sets [`ConnectOptions::reconnect`].
     pub fn reconnect(mut self, policy: Reconnect) -> Self {
         self.reconnect = Some(policy);
+        self
+    }
+
+    /// Sets [`ConnectOptions::jitter_buffer`] to `mode` with the other playout settings at their
+    /// defaults ([`PlayoutConfig::new`]).
+    pub fn jitter_buffer(mut self, mode: DelayMode) -> Self {
+        self.jitter_buffer = Some(PlayoutConfig::new(mode));
         self
     }
 
@@ -194,12 +209,6 @@ enum Wait {
     Forever,
     Until(Instant),
     No,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a user callback must not make the port unusable: the state it guards is
-    // consistent between operations, so poisoning carries no information here.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Numbers callback threads from 1, so a port can tell whether it is dropped on its own callback
@@ -312,7 +321,7 @@ impl SocketPort {
     /// Sends several messages in one write (one system call for the batch). Either every message
     /// is valid and all are written in order, or nothing is sent.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
-        let mut sender = lock(&self.inner.sender);
+        let mut sender = self.inner.sender.lock();
         let SendState { scratch, held } = &mut *sender;
         scratch.clear();
         // Checked and encoded in one pass: an invalid message fails the batch before any write.
@@ -340,7 +349,7 @@ impl SocketPort {
         match &self.inner.tls {
             None => stream.write_all(bytes),
             Some(tls) => {
-                let mut conn = lock(tls);
+                let mut conn = tls.lock();
                 // rustls takes a bounded amount of plaintext at a time: feed it, send the records
                 // (the socket is blocking, so flushing empties the session), repeat.
                 let mut rest = bytes;
@@ -387,7 +396,7 @@ impl SocketPort {
             return error;
         }
         self.inner.peer_gone.store(true, Ordering::Release);
-        if let Ok(mut state) = self.inner.receiver.try_lock() {
+        if let Some(mut state) = self.inner.receiver.try_lock() {
             // A notice may need more than one read; each read here is non-blocking.
             while state.notice_head.is_some() && !state.peer_closed {
                 match self.inner.read_once(&mut state, Some(Instant::now())) {
@@ -437,7 +446,7 @@ impl SocketPort {
     /// to drain a busy stream. `Err(Error::Closed)` as for [`SocketPort::receive`].
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
         self.check_readable()?;
-        let mut state = lock(&self.inner.receiver);
+        let mut state = self.inner.receiver.lock();
         self.inner.fill_until_pending(&mut state, Wait::Forever)?;
         let count = state.pending.len();
         if out.is_empty() && out.capacity() >= count {
@@ -480,11 +489,10 @@ impl SocketPort {
         let mut state = match wait {
             // Another thread is in a receive on this port: nothing has arrived for this caller.
             Wait::No => match self.inner.receiver.try_lock() {
-                Ok(state) => state,
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                Some(state) => state,
+                None => return Ok(None),
             },
-            Wait::Forever | Wait::Until(_) => lock(&self.inner.receiver),
+            Wait::Forever | Wait::Until(_) => self.inner.receiver.lock(),
         };
         self.inner.next_locked(&mut state, wait)
     }
@@ -533,7 +541,7 @@ impl SocketPort {
                 thread::sleep(Duration::from_millis(5));
             }
         } else {
-            let mut state = lock(&self.inner.receiver);
+            let mut state = self.inner.receiver.lock();
             while !state.peer_closed && self.inner.refusal.get().is_none() {
                 state.pending.clear();
                 match self.inner.read_once(&mut state, deadline) {
@@ -563,7 +571,7 @@ impl SocketPort {
     fn send_releases(&self) {
         if self.inner.autoreset.load(Ordering::Acquire) && !self.inner.locally_closed.load(Ordering::Acquire) {
             let mut releases = Vec::new();
-            lock(&self.inner.sender).held.release_all(|m| releases.push(m));
+            self.inner.sender.lock().held.release_all(|m| releases.push(m));
             releases.extend(reset_messages());
             // Best effort: the peer may already be gone, which is what closing is about anyway.
             let _ = self.send_all(&releases);
@@ -590,7 +598,20 @@ impl SocketPort {
     /// What the receiving parser has ignored or dropped so far (stray bytes, oversized sysex).
     /// Never blocks, even while another thread (or the callback thread) waits in a receive.
     pub fn parser_stats(&self) -> ParserStats {
-        *lock(&self.inner.parser_stats)
+        *self.inner.parser_stats.lock()
+    }
+
+    /// The jitter buffer's state (offset, jitter, delay in force, late messages), or `None`
+    /// when [`ConnectOptions::jitter_buffer`] is off. Never blocks.
+    pub fn playout_stats(&self) -> Option<PlayoutStats> {
+        // SKELETON (timing integration in progress): replaced by the port's real buffer.
+        None
+    }
+
+    /// What the stamp decoder skipped in the received stream (see [`crate::timing`]).
+    pub fn decoder_stats(&self) -> DecoderStats {
+        // SKELETON (timing integration in progress): replaced by the port's real decoder.
+        DecoderStats::default()
     }
 
     /// Delivers every incoming message to `callback` instead of the receive methods, from a
@@ -616,7 +637,7 @@ impl SocketPort {
                 let number = NEXT_CALLBACK_THREAD.fetch_add(1, Ordering::Relaxed);
                 CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
                 inner.callback_thread_number.store(number, Ordering::Release);
-                let mut state = lock(&inner.receiver);
+                let mut state = inner.receiver.lock();
                 // Whole reads at a time: one wait per read, not one per message.
                 while let Ok(true) = inner.fill_until_pending(&mut state, Wait::Forever) {
                     while let Some(received) = state.pending.pop_front() {
@@ -626,7 +647,7 @@ impl SocketPort {
                 }
             })
             .map_err(Error::Io)?;
-        *lock(&self.callback_thread) = Some(handle);
+        *self.callback_thread.lock() = Some(handle);
         Ok(())
     }
 }
@@ -636,7 +657,7 @@ impl PortInner {
         if let Some(tls) = &self.tls {
             if !self.locally_closed.load(Ordering::Acquire) {
                 // Tell a TLS peer this is a clean end, not a truncation. Best effort.
-                let mut conn = lock(tls);
+                let mut conn = tls.lock();
                 conn.send_close_notify();
                 let _ = tls::flush_records(&mut conn, &self.stream);
             }
@@ -658,7 +679,7 @@ impl PortInner {
     /// Tells the peer nothing more is coming, keeping the read side open.
     fn shutdown_write(&self) {
         if let Some(tls) = &self.tls {
-            let mut conn = lock(tls);
+            let mut conn = tls.lock();
             conn.send_close_notify();
             let _ = tls::flush_records(&mut conn, &self.stream);
         }
@@ -739,13 +760,13 @@ impl PortInner {
     fn read_tls(&self, tls: &Mutex<Connection>, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>> {
         let stream = &self.stream;
         loop {
-            if let Some(n) = tls::buffered_plaintext(&mut lock(tls), buf).map_err(from_stream_error)? {
+            if let Some(n) = tls::buffered_plaintext(&mut tls.lock(), buf).map_err(from_stream_error)? {
                 return Ok(Some(n));
             }
             if !net::wait_readable(stream.as_raw_fd(), deadline).map_err(Error::Io)? {
                 return Ok(None);
             }
-            match tls::read_plaintext(&mut lock(tls), stream, buf) {
+            match tls::read_plaintext(&mut tls.lock(), stream, buf) {
                 Ok(Some(n)) => return Ok(Some(n)),
                 // Part of a record: wait for the rest.
                 Ok(None) => continue,
@@ -765,7 +786,7 @@ impl PortInner {
         let ReceiveState { parser, pending, peer_closed, buf, notice_head } = state;
         let timestamp_ns = monotonic_ns();
         let mut deliver =
-            |bytes: &[u8]| parser.feed(bytes, |message| pending.push_back(Received { message, timestamp_ns }));
+            |bytes: &[u8]| parser.feed(bytes, |message| pending.push_back(Received::unstamped(message, timestamp_ns)));
         if let Some(head) = notice_head {
             // The start of a client's connection: a refusal notice, or the MIDI stream.
             let scanned = if head.is_empty() && n > 0 {
@@ -813,7 +834,7 @@ impl PortInner {
             self.note_exhausted(state);
             return;
         }
-        *lock(&self.parser_stats) = state.parser.stats();
+        *self.parser_stats.lock() = state.parser.stats();
     }
 
     fn note_exhausted(&self, state: &ReceiveState) {
@@ -826,7 +847,7 @@ impl PortInner {
 impl Drop for SocketPort {
     fn drop(&mut self) {
         self.close();
-        let handle = lock(&self.callback_thread).take();
+        let handle = self.callback_thread.lock().take();
         if let Some(handle) = handle {
             // A callback that drops its own port must not wait for itself.
             let own_thread = self.inner.callback_thread_number.load(Ordering::Acquire);

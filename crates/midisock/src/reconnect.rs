@@ -22,10 +22,11 @@ use crate::error::{Error, Result};
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::port::{connect_with, ConnectOptions, SocketPort};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -168,11 +169,6 @@ impl Link {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a user callback must not make the port unusable: the state stays consistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -230,7 +226,7 @@ impl ReconnectingPort {
 
     /// Where the connection stands now. Never blocks for long.
     pub fn state(&self) -> LinkState {
-        lock(&self.shared.link).state.clone()
+        self.shared.link.lock().state.clone()
     }
 
     /// Calls `callback` with every change of state, in order, on the port's reconnect thread
@@ -240,7 +236,7 @@ impl ReconnectingPort {
     where
         F: FnMut(&LinkState) + Send + 'static,
     {
-        *lock(&self.shared.callback) = Some(Box::new(callback));
+        *self.shared.callback.lock() = Some(Box::new(callback));
     }
 
     /// Sends one message on the current connection. `Err(Error::Disconnected)` at once while the
@@ -300,7 +296,7 @@ impl ReconnectingPort {
     fn next(&self, wait: Wait) -> Result<Option<Received>> {
         loop {
             let (port, generation) = {
-                let mut link = lock(&self.shared.link);
+                let mut link = self.shared.link.lock();
                 loop {
                     if let Some(release) = link.releases.pop_front() {
                         return Ok(Some(release));
@@ -310,17 +306,16 @@ impl ReconnectingPort {
                         break (Arc::clone(port), link.generation);
                     }
                     // Down: wait for the next connection (or the deadline).
-                    link = match wait {
+                    match wait {
                         Wait::No => return Ok(None),
-                        Wait::Forever => self.shared.changed.wait(link).unwrap_or_else(PoisonError::into_inner),
+                        Wait::Forever => self.shared.changed.wait(&mut link),
                         Wait::Until(deadline) => {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
+                            if Instant::now() >= deadline {
                                 return Ok(None);
                             }
-                            self.shared.changed.wait_timeout(link, left).unwrap_or_else(PoisonError::into_inner).0
+                            self.shared.changed.wait_until(&mut link, deadline);
                         }
-                    };
+                    }
                 }
             };
             let received = match wait {
@@ -332,7 +327,7 @@ impl ReconnectingPort {
             };
             match received {
                 Ok(Some(received)) => {
-                    lock(&self.shared.received_held).observe(&received.message);
+                    self.shared.received_held.lock().observe(&received.message);
                     return Ok(Some(received));
                 }
                 Ok(None) => return Ok(None),
@@ -348,7 +343,7 @@ impl ReconnectingPort {
     /// [`SocketPort::set_autoreset`]).
     pub fn set_autoreset(&self, on: bool) {
         self.shared.autoreset.store(on, Ordering::Release);
-        if let Some(port) = &lock(&self.shared.link).port {
+        if let Some(port) = &self.shared.link.lock().port {
             port.set_autoreset(on);
         }
     }
@@ -364,19 +359,19 @@ impl ReconnectingPort {
     /// What the current connection's parser has ignored or dropped (zeros while down; each
     /// connection counts from its start).
     pub fn parser_stats(&self) -> crate::parser::ParserStats {
-        lock(&self.shared.link).port.as_ref().map(|port| port.parser_stats()).unwrap_or_default()
+        self.shared.link.lock().port.as_ref().map(|port| port.parser_stats()).unwrap_or_default()
     }
 
     /// True once closed, or given up.
     pub fn is_closed(&self) -> bool {
-        matches!(lock(&self.shared.link).state, LinkState::Closed | LinkState::GaveUp { .. })
+        matches!(self.shared.link.lock().state, LinkState::Closed | LinkState::GaveUp { .. })
     }
 
     /// Closes the port: the current connection (autoreset first, if on), the reconnect thread,
     /// and every waiting receive (`Err(Error::Closed)`). Closing twice is harmless.
     pub fn close(&self) {
         let port = {
-            let mut link = lock(&self.shared.link);
+            let mut link = self.shared.link.lock();
             self.shared.closed.store(true, Ordering::Release);
             if !matches!(link.state, LinkState::Closed | LinkState::GaveUp { .. }) {
                 link.set_state(LinkState::Closed);
@@ -393,7 +388,7 @@ impl ReconnectingPort {
 impl Shared {
     /// The live connection, or why there is none.
     fn current(&self) -> Result<(Arc<SocketPort>, u64)> {
-        let link = lock(&self.link);
+        let link = self.link.lock();
         self.check_usable(&link)?;
         match &link.port {
             Some(port) => Ok((Arc::clone(port), link.generation)),
@@ -418,7 +413,7 @@ impl Shared {
     fn dropped(&self, generation: u64, error: &Error) -> String {
         let reason = drop_reason(error);
         let port = {
-            let mut link = lock(&self.link);
+            let mut link = self.link.lock();
             if link.generation != generation || link.port.is_none() || self.closed.load(Ordering::Acquire) {
                 return reason;
             }
@@ -436,7 +431,7 @@ impl Shared {
             link.last_failure = Some((reason.clone(), refused));
             let timestamp_ns = monotonic_ns();
             let Link { releases, .. } = &mut *link;
-            lock(&self.received_held).release_all(|message| releases.push_back(Received { message, timestamp_ns }));
+            self.received_held.lock().release_all(|message| releases.push_back(Received::unstamped(message, timestamp_ns)));
             link.set_state(LinkState::Disconnected { reason: reason.clone() });
             port
         };
@@ -451,14 +446,14 @@ impl Shared {
     /// The reconnect thread: waits for a drop, then attempts with backoff until connected,
     /// closed, or out of attempts; reports every state to the callback.
     fn run(self: Arc<Self>) {
-        let mut link = lock(&self.link);
+        let mut link = self.link.lock();
         loop {
             link = self.report(link);
             if self.closed.load(Ordering::Acquire) || matches!(link.state, LinkState::GaveUp { .. }) {
                 break;
             }
             if link.port.is_some() {
-                link = self.changed.wait(link).unwrap_or_else(PoisonError::into_inner);
+                self.changed.wait(&mut link);
                 continue;
             }
             if let Some(max) = self.policy.max_attempts {
@@ -477,14 +472,14 @@ impl Shared {
             let start = Instant::now();
             while !self.closed.load(Ordering::Acquire) && start.elapsed() < delay {
                 let left = delay.saturating_sub(start.elapsed());
-                link = self.changed.wait_timeout(link, left).unwrap_or_else(PoisonError::into_inner).0;
+                self.changed.wait_for(&mut link, left);
             }
             if self.closed.load(Ordering::Acquire) {
                 continue;
             }
             drop(link);
             let attempted = connect_with(&self.address, &self.options);
-            link = lock(&self.link);
+            link = self.link.lock();
             match attempted {
                 Ok(port) if !self.closed.load(Ordering::Acquire) => {
                     port.set_autoreset(self.autoreset.load(Ordering::Acquire));
@@ -514,10 +509,10 @@ impl Shared {
     fn report<'a>(&'a self, mut link: MutexGuard<'a, Link>) -> MutexGuard<'a, Link> {
         while let Some(state) = link.unreported.pop_front() {
             drop(link);
-            if let Some(callback) = lock(&self.callback).as_mut() {
+            if let Some(callback) = self.callback.lock().as_mut() {
                 callback(&state);
             }
-            link = lock(&self.link);
+            link = self.link.lock();
         }
         link
     }
@@ -542,7 +537,7 @@ fn drop_reason(error: &Error) -> String {
 impl Drop for ReconnectingPort {
     fn drop(&mut self) {
         self.close();
-        let handle = lock(&self.thread).take();
+        let handle = self.thread.lock().take();
         if let Some(handle) = handle {
             // Dropped from its own state callback: the thread ends by itself once it returns.
             if thread::current().id() != self.thread_id {

@@ -527,7 +527,7 @@ fn receive_batch_into_a_reused_buffer_keeps_order_across_reads() {
     }
     assert_eq!(got.len(), 1000);
     client.send(&note(1)).unwrap();
-    let mut appended = vec![Received { message: Message::Clock, timestamp_ns: 0 }];
+    let mut appended = vec![Received::unstamped(Message::Clock, 0)];
     accepted.receive_batch(&mut appended).unwrap();
     assert_eq!(appended.iter().map(|r| r.message.clone()).collect::<Vec<_>>(), vec![Message::Clock, note(1)]);
 }

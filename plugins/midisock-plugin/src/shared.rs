@@ -3,9 +3,10 @@
 //! by the audio thread, except the lock-free drop counter.
 
 use nice_plug::params::persist::PersistentField;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 /// The default address: a midisock or mido server on this machine.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8080";
@@ -65,7 +66,7 @@ impl<T: Clone> Setting<T> {
 
     /// The current value (GUI and network thread only: takes a lock).
     pub fn get(&self) -> T {
-        lock(&self.value).clone()
+        self.value.lock().clone()
     }
 
     /// Changes the value and tells the network thread.
@@ -77,7 +78,7 @@ impl<T: Clone> Setting<T> {
     /// Changes the value without telling the network thread: for changing several settings at
     /// once, followed by one [`Setting::notify`], so the thread never connects with half of them.
     pub fn store(&self, value: T) {
-        *lock(&self.value) = value;
+        *self.value.lock() = value;
     }
 
     /// Tells the network thread that settings changed.
@@ -99,13 +100,8 @@ where
     where
         F: Fn(&T) -> R,
     {
-        f(&lock(&self.value))
+        f(&self.value.lock())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded values are plain data, consistent between operations: poisoning means nothing.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Where the connection stands.
@@ -212,24 +208,24 @@ impl Status {
 
     /// What went wrong (network thread and GUI only: takes a lock).
     pub fn problem(&self) -> Problem {
-        lock(&self.problem).clone()
+        self.problem.lock().clone()
     }
 
     /// The link ended: `reason` is why.
     pub fn set_lost(&self, reason: String) {
-        let mut problem = lock(&self.problem);
+        let mut problem = self.problem.lock();
         problem.lost = reason;
         problem.attempt.clear();
     }
 
     /// An attempt to connect or listen failed.
     pub fn set_attempt_error(&self, error: String) {
-        lock(&self.problem).attempt = error;
+        self.problem.lock().attempt = error;
     }
 
     /// A link is up and has stayed up: nothing is wrong any more.
     pub fn clear_problem(&self) {
-        *lock(&self.problem) = Problem::default();
+        *self.problem.lock() = Problem::default();
         self.failed_attempts.store(0, Ordering::Release);
     }
 

@@ -20,12 +20,12 @@ use crate::notes::HeldNotes;
 use crate::parser::Parser;
 use crate::tls;
 use mio::net::TcpStream;
+use parking_lot::{Mutex, MutexGuard};
 use rustls::Connection;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// What the server does with a connection's incoming bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,10 +145,6 @@ pub(crate) struct HandedOver {
     pub(crate) tls: Option<Connection>,
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Output {
     fn pending(&self) -> &[u8] {
         &self.queue[self.written..]
@@ -245,7 +241,7 @@ impl Client {
     /// Runs `step` on the TLS session; `None` without TLS, `Some(None)` once it is gone.
     fn with_tls<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<Option<T>> {
         let tls = self.tls.as_ref()?;
-        let mut session = lock(tls);
+        let mut session = tls.lock();
         Some(session.as_mut().map(step))
     }
 
@@ -265,7 +261,7 @@ impl Client {
     /// blocking mode there; so whoever touches the socket must take the reader lock and *then*
     /// check the role, or it could peek at (and block on) a socket that is being handed over.
     fn reader_if(&self, role: Role) -> Option<MutexGuard<'_, Reader>> {
-        let reader = lock(&self.reader);
+        let reader = self.reader.lock();
         (self.role() == role).then_some(reader)
     }
 
@@ -277,7 +273,7 @@ impl Client {
     /// it leaves notes stuck). A failed write only marks the client: the I/O thread reads what
     /// the client still sent, then drops it and releases its notes.
     pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Delivery {
-        let mut output = lock(&self.output);
+        let mut output = self.output.lock();
         match self.role() {
             Role::Lobby | Role::Served => {}
             // Not admitted yet: it gets the stream from the moment it is. Or no longer ours.
@@ -338,7 +334,7 @@ impl Client {
     /// Writes queued output; called by the I/O thread on a writable event. A failure marks the
     /// client like a failed broadcast does (the cause is returned when this call marked it).
     pub(crate) fn flush(&self) -> Option<DisconnectCause> {
-        let mut output = lock(&self.output);
+        let mut output = self.output.lock();
         if self.failure().is_some() || matches!(self.role(), Role::Gone | Role::HandedOver) {
             return None;
         }
@@ -368,7 +364,7 @@ impl Client {
 
     /// True when broadcast output still waits for the socket.
     pub(crate) fn has_pending_output(&self) -> bool {
-        let output = lock(&self.output);
+        let output = self.output.lock();
         if self.failure().is_some() || matches!(self.role(), Role::Gone | Role::HandedOver) {
             return false;
         }
@@ -477,7 +473,7 @@ impl Client {
 
     /// Emits a release for every note and pedal the client left held, and forgets them.
     pub(crate) fn release_held(&self, emit: impl FnMut(Message)) {
-        lock(&self.reader).held.release_all(emit);
+        self.reader.lock().held.release_all(emit);
     }
 
     // ----- Ending (the I/O thread) and handing over (a user thread) -----
@@ -501,8 +497,8 @@ impl Client {
 
     /// Takes a lobby connection out for `accept()`: `None` if it is no longer in the lobby.
     pub(crate) fn hand_over(&self) -> io::Result<Option<HandedOver>> {
-        let mut output = lock(&self.output);
-        let _reader = lock(&self.reader);
+        let mut output = self.output.lock();
+        let _reader = self.reader.lock();
         if !self.promote(Role::Lobby, Role::HandedOver) {
             return Ok(None);
         }
@@ -513,7 +509,7 @@ impl Client {
         // is harmless for the original, no longer polled or written by anyone.
         stream.set_nonblocking(false)?;
         let unsent = output.take_pending();
-        let tls = self.tls.as_ref().and_then(|tls| lock(tls).take());
+        let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
         Ok(Some(HandedOver { stream, unsent, tls }))
     }
 }

@@ -3,6 +3,7 @@
 use super::events::{EventHook, ServerEvent};
 use crate::error::{Error, Result};
 use crate::parser::DEFAULT_MAX_SYSEX_LEN;
+use crate::timing::{DelayMode, PlayoutConfig};
 use crate::tls::TlsServer;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -27,7 +28,7 @@ pub enum SysexPolicy {
 /// let config = midisock::ServerConfig::default().max_clients(64).max_client_queue(256 * 1024);
 /// assert_eq!(config.max_clients, 64);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Longest sysex payload accepted from a client; longer ones are dropped while they stream in.
     /// Default: 1 MiB.
@@ -74,6 +75,12 @@ pub struct ServerConfig {
     /// Called for every connection that comes, goes or is refused (see [`ServerEvent`] for the
     /// thread it runs on and what it may do). Default: none.
     pub on_event: Option<EventHook>,
+    /// A playout (jitter) buffer for what each client sends: the server asks every admitted
+    /// client to stamp its messages, and delivers each one (to `receive()`) at its sender time
+    /// plus that client's estimated offset plus the delay the config chooses; each client has
+    /// its own buffer (see [`crate::timing`]). Clients that do not speak the extension (mido)
+    /// ignore the request and are received on arrival, as without it. Default: none.
+    pub jitter_buffer: Option<PlayoutConfig>,
 }
 
 impl Default for ServerConfig {
@@ -91,11 +98,19 @@ impl Default for ServerConfig {
             tls: None,
             shutdown_flush: Duration::from_secs(1),
             on_event: None,
+            jitter_buffer: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Sets [`ServerConfig::jitter_buffer`] to `mode` with the other playout settings at their
+    /// defaults ([`PlayoutConfig::new`]).
+    pub fn jitter_buffer(mut self, mode: DelayMode) -> Self {
+        self.jitter_buffer = Some(PlayoutConfig::new(mode));
+        self
+    }
+
     /// Sets [`ServerConfig::max_sysex_len`].
     pub fn max_sysex_len(mut self, bytes: usize) -> Self {
         self.max_sysex_len = bytes;

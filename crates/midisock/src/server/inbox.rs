@@ -90,7 +90,7 @@ impl Inbox {
                 self.blocks.push_back(block);
             }
             let block = self.blocks.back_mut().expect("a block with room was just ensured");
-            block.push_back(Received { message, timestamp_ns });
+            block.push_back(Received::unstamped(message, timestamp_ns));
         }
     }
 

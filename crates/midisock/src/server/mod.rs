@@ -42,13 +42,15 @@ use crate::address::IntoAddress;
 use crate::error::{Error, Result};
 use crate::message::{Message, Received};
 use crate::port::{panic_messages, reset_messages, SocketPort};
-use client::{lock, Client, Role};
+use crate::timing::PlayoutStats;
+use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -153,7 +155,7 @@ impl PortServer {
     /// Broadcasts several messages as one write per client. All are validated first; either every
     /// message goes out or none does.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
-        let mut bytes = lock(&self.shared.broadcast);
+        let mut bytes = self.shared.broadcast.lock();
         bytes.clear();
         Message::encode_all_checked(messages, &mut bytes)?;
         if self.shared.state().stopped {
@@ -169,6 +171,14 @@ impl PortServer {
     /// What the server has refused or dropped so far.
     pub fn stats(&self) -> ServerStats {
         self.shared.stats.snapshot()
+    }
+
+    /// Each connected client's jitter buffer (its peer address and stats), for clients whose
+    /// messages are played out; empty when [`ServerConfig::jitter_buffer`] is off. Never waits
+    /// for the I/O thread for longer than a copy.
+    pub fn playout_stats(&self) -> Vec<(SocketAddr, PlayoutStats)> {
+        // SKELETON (timing integration in progress): replaced by the clients' real buffers.
+        Vec::new()
     }
 
     /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).
@@ -244,7 +254,7 @@ impl PortServer {
     }
 
     /// Locks the state, noting that the program reads: from now on connections are served.
-    fn claim_reads(&self) -> std::sync::MutexGuard<'_, State> {
+    fn claim_reads(&self) -> MutexGuard<'_, State> {
         let mut state = self.shared.state();
         if !state.reads_claimed {
             state.reads_claimed = true;
@@ -354,7 +364,7 @@ impl PortServer {
             self.shared.changed.notify_all();
         }
         self.shared.wake_loop();
-        let thread = lock(&self.thread).take();
+        let thread = self.thread.lock().take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }

@@ -20,16 +20,17 @@
 //! still sent, delivers it, then drops the client and releases its held notes. So no byte a
 //! client sent is lost to a failed write, and its notes are released after its last note_on.
 
-use super::client::{lock, Client, Delivery};
+use super::client::{Client, Delivery};
 use super::config::ServerConfig;
 use super::events::DisconnectCause;
 use super::inbox::Inbox;
 use mio::unix::SourceFd;
 use mio::Token;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) struct Shared {
@@ -122,16 +123,16 @@ pub(crate) struct State {
 
 impl Shared {
     /// Reads the client list; broadcasters and the event loop share it.
-    pub(crate) fn clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Token, Arc<Client>>> {
-        self.clients.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn clients(&self) -> RwLockReadGuard<'_, HashMap<Token, Arc<Client>>> {
+        self.clients.read()
     }
 
-    pub(crate) fn clients_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Token, Arc<Client>>> {
-        self.clients.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn clients_mut(&self) -> RwLockWriteGuard<'_, HashMap<Token, Arc<Client>>> {
+        self.clients.write()
     }
 
-    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        lock(&self.state)
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Waits until `changed` is signalled or `deadline` passes (`None`: no deadline). The bool is
@@ -141,16 +142,17 @@ impl Shared {
         state: MutexGuard<'a, State>,
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, State>, bool) {
+        let mut state = state;
         match deadline {
-            None => (self.changed.wait(state).unwrap_or_else(PoisonError::into_inner), true),
+            None => self.changed.wait(&mut state),
             Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if Instant::now() >= deadline {
                     return (state, false);
                 }
-                (self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0, true)
+                self.changed.wait_until(&mut state, deadline);
             }
         }
+        (state, true)
     }
 
     /// Takes a client out of the server: no more broadcasts, no more events. The caller decides
@@ -186,13 +188,13 @@ impl Shared {
 
     /// Lists clients marked failed for the I/O thread and wakes it.
     pub(crate) fn hand_to_io_thread(&self, clients: Vec<Arc<Client>>) {
-        lock(&self.failed).extend(clients);
+        self.failed.lock().extend(clients);
         self.wake_loop();
     }
 
     /// The clients marked failed since the last call.
     pub(crate) fn take_failed(&self) -> Vec<Arc<Client>> {
-        std::mem::take(&mut *lock(&self.failed))
+        std::mem::take(&mut *self.failed.lock())
     }
 
     /// Wakes the event loop to look at `state` again.

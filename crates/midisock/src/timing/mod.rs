@@ -20,11 +20,13 @@
 pub mod hello;
 mod histogram;
 mod late_notes;
+mod mode_text;
 mod playout;
 mod window;
 pub mod wire;
 
 pub use hello::{Hello, STAMP_ANSWER, STAMP_REQUEST, STAMP_VERSION};
+pub use mode_text::{ParseDelayModeError, MAX_FIXED_DELAY_MS};
 pub use playout::{DelayMode, Played, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 pub use wire::{
     Decoded, DecoderStats, StampDecoder, StampEncoder, FULL_STAMP_EVERY_US, MAX_STAMPED_SHORT_LEN, MAX_STAMP_LEN,
