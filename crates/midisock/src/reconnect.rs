@@ -431,7 +431,9 @@ impl Shared {
             link.last_failure = Some((reason.clone(), refused));
             let timestamp_ns = monotonic_ns();
             let Link { releases, .. } = &mut *link;
-            self.received_held.lock().release_all(|message| releases.push_back(Received::unstamped(message, timestamp_ns)));
+            self.received_held
+                .lock()
+                .release_all(|message| releases.push_back(Received::unstamped(message, timestamp_ns)));
             link.set_state(LinkState::Disconnected { reason: reason.clone() });
             port
         };

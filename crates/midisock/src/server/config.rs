@@ -40,14 +40,14 @@ pub struct ServerConfig {
     /// Connections served at once; a connection over the limit is closed as soon as it is
     /// accepted. Default: 1,024.
     pub max_clients: usize,
-    /// Memory that received messages waiting for `receive()` may take: 32 bytes per queued
+    /// Memory that received messages waiting for `receive()` may take: 48 bytes per queued
     /// message (a one-byte clock costs as much as a note), plus each sysex payload. When the
     /// program reads slower than clients send, the server stops reading sockets (TCP pushes back
     /// on the clients) instead of buffering without bound; nothing is dropped. The queue may pass
     /// the bound by at most one sysex message (whose bytes were read before it completed) and the
     /// few note-offs released for a departing client. Its memory is given back once the program
-    /// has read everything. The queue allocates in 64 KiB blocks, so a bound below 128 KiB acts
-    /// as 128 KiB. Default: 16 MiB.
+    /// has read everything. The queue allocates in 96 KiB blocks, so a bound below 192 KiB acts
+    /// as 192 KiB. Default: 16 MiB.
     pub max_inbox_bytes: usize,
     /// Sysex from clients: allowed (up to `max_sysex_len`) or denied. Default: allowed.
     pub sysex: SysexPolicy,

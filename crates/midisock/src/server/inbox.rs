@@ -1,7 +1,7 @@
 //! [`Inbox`]: received messages waiting for `receive()`, bounded by the memory they take.
 //!
 //! The bound is memory, not wire bytes: a one-byte clock costs a whole [`Received`] slot
-//! (32 bytes) once parsed, so 16 MiB of clocks on the wire would be 512 MiB in a queue counted in
+//! (48 bytes) once parsed, so 16 MiB of clocks on the wire would be 768 MiB in a queue counted in
 //! wire bytes. Here every slot the queue has allocated counts, plus the heap payload of each sysex
 //! it holds. The event loop asks [`Inbox::readable_bytes`] before each socket read, so that even if
 //! every byte read became a message, the queue would stay within its bound.
@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 /// What one queued message costs besides a sysex payload.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Received>();
-/// Messages per block: 64 KiB blocks.
+/// Messages per block: 96 KiB blocks.
 const BLOCK_SLOTS: usize = 2048;
 const BLOCK_BYTES: usize = BLOCK_SLOTS * SLOT_BYTES;
 
@@ -180,7 +180,8 @@ mod tests {
             total += n;
             assert!(inbox.memory() <= max, "{} > {max}", inbox.memory());
         }
-        assert_eq!(total, max / SLOT_BYTES);
+        // Whole blocks count, so the bound holds every block that fits in it, full.
+        assert_eq!(total, max / BLOCK_BYTES * BLOCK_SLOTS);
         for _ in 0..total - 1 {
             assert!(inbox.pop().is_some());
         }
