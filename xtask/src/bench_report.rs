@@ -4,7 +4,8 @@
 //! - `summary.json` — percentiles and rates per system (`rtt_p50_ns`, `rtt_p99_ns`,
 //!   `stream_msgs_per_s`, `jitter_p999_minus_p50_ns`, ...), midisock-only figures (parser, fan-out)
 //!   and every performance target of docs/performance.md with its measured ratio;
-X
+//! - `summary.md` — the same as Markdown tables (a full run publishes it to docs/bench/, which
+//!   the README links);
 //! - `*_cdf.svg`, `*_hist.svg` — latency CDF and histogram per system, per workload;
 //! - `raw/` — the samples (`<workload>_<system>.samples`, ns per line) and scalars they came from.
 //!
