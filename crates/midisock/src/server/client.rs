@@ -13,11 +13,15 @@ mod admission;
 pub(crate) use admission::{refuse_stream, Admission};
 use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 
+use super::arrivals::{played_out, Arrivals};
 use super::events::DisconnectCause;
+use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
-use crate::message::Message;
+use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
+use crate::timing::{Decoded, PlayoutBuffer, PlayoutConfig, PlayoutStats, StampDecoder, StampEncoder};
+use crate::timing::{MAX_STAMPED_SHORT_LEN, STAMP_ANSWER};
 use crate::tls;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
@@ -65,7 +69,14 @@ pub(crate) struct Client {
 
 /// The receiving state of a client.
 struct Reader {
-    parser: Parser,
+    /// Plain MIDI, or stamped after the client's answer to our request; also notices the
+    /// client's own request for stamps.
+    decoder: StampDecoder,
+    /// The server's jitter buffer settings ([`super::ServerConfig::jitter_buffer`]).
+    jitter: Option<PlayoutConfig>,
+    /// This client's jitter buffer: made when it starts stamping (its answer), so a client that
+    /// never answers (mido) costs nothing.
+    playout: Option<PlayoutBuffer>,
     /// Notes this client holds down, released for everyone else when it disconnects.
     held: HeldNotes,
     /// The check of its hello, while it is [`Role::Admitting`].
@@ -86,6 +97,9 @@ struct Output {
     queue: Vec<u8>,
     /// How much of `queue` has been written.
     written: usize,
+    /// Set once the client asked for stamps and was answered: everything written after the
+    /// answer is stamped with this encoder.
+    stamps: Option<StampEncoder>,
 }
 
 /// Why a write to a client could not be completed.
@@ -115,8 +129,15 @@ pub(crate) enum Delivery {
 
 /// What one read from a served client gave.
 pub(crate) enum ReadOutcome {
-    /// Bytes were read and parsed (the messages are in the caller's vector).
-    Parsed { sysex_denied: u64, sysex_oversized: u64 },
+    /// Bytes were read and parsed (the messages are in the caller's [`Arrivals`]).
+    Parsed {
+        sysex_denied: u64,
+        sysex_oversized: u64,
+        /// The client asked for stamps: answer it ([`Client::start_stamping`]).
+        stamps_requested: bool,
+        /// When its jitter buffer next has a message due (`None`: nothing queued).
+        playout_deadline: Option<u64>,
+    },
     /// Nothing to read now.
     WouldBlock,
     /// The connection ended, for this reason.
@@ -188,6 +209,7 @@ impl Client {
         stream: TcpStream,
         role: Role,
         parser: Parser,
+        jitter: Option<PlayoutConfig>,
         hello: Option<HelloCheck>,
         tls: Option<Connection>,
     ) -> Client {
@@ -199,7 +221,9 @@ impl Client {
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader {
-                parser,
+                decoder: StampDecoder::new(parser),
+                jitter,
+                playout: None,
                 held: HeldNotes::default(),
                 hello,
                 transport_checked: false,
@@ -267,18 +291,56 @@ impl Client {
 
     // ----- Broadcasting (any thread) -----
 
-    /// Writes `bytes` now as far as the socket takes them and queues the rest, so the caller
-    /// never blocks on a slow client. The queue is bounded by `max_queued`: a client that would
-    /// exceed it has stopped reading and is marked failed (never thinned — a stream with holes in
-    /// it leaves notes stuck). A failed write only marks the client: the I/O thread reads what
-    /// the client still sent, then drops it and releases its notes.
-    pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Delivery {
+    /// Writes `outgoing` now as far as the socket takes it and queues the rest, so the caller
+    /// never blocks on a slow client: plain, or stamped with the client's own encoder once it
+    /// asked for stamps (`stamped` is scratch for batches too long for the stack). The queue is
+    /// bounded by `max_queued`: a client that would exceed it has stopped reading and is marked
+    /// failed (never thinned — a stream with holes in it leaves notes stuck). A failed write
+    /// only marks the client: the I/O thread reads what the client still sent, then drops it and
+    /// releases its notes.
+    pub(crate) fn write_or_queue(&self, outgoing: &Outgoing<'_>, max_queued: usize, stamped: &mut Vec<u8>) -> Delivery {
         let mut output = self.output.lock();
         match self.role() {
             Role::Lobby | Role::Served => {}
             // Not admitted yet: it gets the stream from the moment it is. Or no longer ours.
             Role::Admitting | Role::Gone | Role::HandedOver => return Delivery::Done,
         }
+        let mut stack = [0u8; MAX_STAMPED_SHORT_LEN];
+        let bytes = match output.stamps.as_mut() {
+            Some(encoder) => outgoing.stamped(encoder, &mut stack, stamped),
+            None => outgoing.plain(),
+        };
+        self.write_locked(&mut output, bytes, max_queued)
+    }
+
+    /// Queues the request for stamps as a new client's first bytes (the server has a jitter
+    /// buffer). Called by the I/O thread while the client is still [`Role::Admitting`], so no
+    /// broadcast can come before it.
+    pub(crate) fn request_stamps(&self, request: &[u8], max_queued: usize) -> Delivery {
+        let mut output = self.output.lock();
+        if self.role() != Role::Admitting {
+            return Delivery::Done;
+        }
+        self.write_locked(&mut output, request, max_queued)
+    }
+
+    /// Answers the client's request for stamps, once: [`STAMP_ANSWER`] goes out between two
+    /// whole messages (under the output lock every writer takes), and every message written
+    /// after it is stamped.
+    pub(crate) fn start_stamping(&self, max_queued: usize) -> Delivery {
+        let mut output = self.output.lock();
+        if !matches!(self.role(), Role::Lobby | Role::Served) || output.stamps.is_some() {
+            return Delivery::Done;
+        }
+        let delivery = self.write_locked(&mut output, STAMP_ANSWER, max_queued);
+        if matches!(delivery, Delivery::Done) && self.failure().is_none() {
+            output.stamps = Some(StampEncoder::new());
+        }
+        delivery
+    }
+
+    /// Writes or queues `bytes` under the output lock the caller holds.
+    fn write_locked(&self, output: &mut Output, bytes: &[u8], max_queued: usize) -> Delivery {
         if self.failure().is_some() {
             return Delivery::Done;
         }
@@ -293,13 +355,13 @@ impl Client {
         }) {
             Some(Some(result)) => result,
             Some(None) => return Delivery::Done,
-            None => Self::write_plain(&self.stream, &mut output, bytes, max_queued),
+            None => Self::write_plain(&self.stream, output, bytes, max_queued),
         };
         match result {
             Ok(()) => Delivery::Done,
             Err(failure) => {
                 let cause = failure.cause();
-                if self.mark_failed(&mut output, cause) {
+                if self.mark_failed(output, cause) {
                     Delivery::Failed(cause)
                 } else {
                     Delivery::Done
@@ -383,10 +445,17 @@ impl Client {
         kernel + if self.tls.is_some() { TLS_BUFFERED } else { 0 }
     }
 
-    /// One read from a served client into `buf`, parsed into `messages` (sysex dropped when
-    /// `deny_sysex`; held notes tracked). The reader lock is held throughout, and the role
-    /// checked under it.
-    pub(crate) fn read_messages(&self, buf: &mut [u8], deny_sysex: bool, messages: &mut Vec<Message>) -> ReadOutcome {
+    /// One read from a served client into `buf`, decoded into `arrivals` (sysex dropped when
+    /// `deny_sysex`; held notes tracked; copies for the other clients when `relay`). Messages
+    /// go to the client's jitter buffer once it stamps, and come out of it through
+    /// [`Client::play_out`]. The reader lock is held throughout, and the role checked under it.
+    pub(crate) fn read_messages(
+        &self,
+        buf: &mut [u8],
+        deny_sysex: bool,
+        relay: bool,
+        arrivals: &mut Arrivals,
+    ) -> ReadOutcome {
         let Some(mut reader) = self.reader_if(Role::Served) else {
             return ReadOutcome::WouldBlock;
         };
@@ -410,6 +479,7 @@ impl Client {
                 Err(e) => return ReadOutcome::Ended(DisconnectCause::of_error(&e)),
             }
         };
+        let arrival_ns = crate::clock::monotonic_ns();
         if let Some(budget) = reader.drain_budget.as_mut() {
             *budget = budget.saturating_sub(n);
         }
@@ -429,18 +499,69 @@ impl Client {
                 _ => reader.transport_checked = true,
             }
         }
-        let Reader { parser, held, .. } = &mut *reader;
-        let overflows_before = parser.stats().sysex_overflows;
+        let Reader { decoder, jitter, playout, held, .. } = &mut *reader;
+        let overflows_before = decoder.parser_stats().sysex_overflows;
+        let first_relayed = arrivals.relay_spans.len();
         let mut denied = 0;
-        parser.feed(bytes, |message| {
-            if deny_sysex && matches!(message, Message::SysEx { .. }) {
-                denied += 1;
-                return;
+        let mut stamps_requested = false;
+        decoder.feed(bytes, |decoded| match decoded {
+            Decoded::Message { sender_ns, message } => {
+                if deny_sysex && matches!(message, Message::SysEx { .. }) {
+                    denied += 1;
+                    return;
+                }
+                held.observe(&message);
+                if relay {
+                    arrivals.relay(&message, sender_ns);
+                }
+                match playout {
+                    Some(buffer) => buffer.push(sender_ns, arrival_ns, message, |played| {
+                        // Pushed out early by a full buffer.
+                        arrivals.to_inbox.push(played_out(played, arrival_ns));
+                    }),
+                    None => arrivals.to_inbox.push(Received { message, timestamp_ns: arrival_ns, sender_ns }),
+                }
             }
-            held.observe(&message);
-            messages.push(message);
+            Decoded::StampsRequested => stamps_requested = true,
+            Decoded::StampsStart => {
+                if playout.is_none() {
+                    *playout = jitter.map(PlayoutBuffer::new);
+                }
+            }
         });
-        ReadOutcome::Parsed { sysex_denied: denied, sysex_oversized: parser.stats().sysex_overflows - overflows_before }
+        if relay {
+            let offset_ns = playout.as_ref().and_then(|buffer| buffer.stats().offset_ns);
+            arrivals.set_relay_times(first_relayed, offset_ns, arrival_ns);
+        }
+        ReadOutcome::Parsed {
+            sysex_denied: denied,
+            sysex_oversized: decoder.parser_stats().sysex_overflows - overflows_before,
+            stamps_requested,
+            playout_deadline: playout.as_ref().and_then(PlayoutBuffer::next_deadline),
+        }
+    }
+
+    /// Moves what the client's jitter buffer has due at `now_ns` into `out`; returns when the
+    /// next message is due. Only the I/O thread plays out, under the reader lock.
+    pub(crate) fn play_out(&self, now_ns: u64, out: &mut Vec<Received>) -> Option<u64> {
+        let mut reader = self.reader.lock();
+        let buffer = reader.playout.as_mut()?;
+        buffer.pop_due(now_ns, |played| out.push(played_out(played, now_ns)));
+        buffer.next_deadline()
+    }
+
+    /// Moves everything the client's jitter buffer holds into `out` at once, in order: the client
+    /// is leaving (or the server closing) and nothing it sent may be lost.
+    pub(crate) fn drain_playout(&self, now_ns: u64, out: &mut Vec<Received>) {
+        let mut reader = self.reader.lock();
+        if let Some(buffer) = reader.playout.as_mut() {
+            buffer.drain(now_ns, |played| out.push(played_out(played, now_ns)));
+        }
+    }
+
+    /// The client's jitter buffer stats, once it stamps (and the server has a jitter buffer).
+    pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
+        self.reader.lock().playout.as_ref().map(PlayoutBuffer::stats)
     }
 
     /// Looks at a lobby connection without reading it (its bytes belong to whoever claims it).
