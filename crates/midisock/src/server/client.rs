@@ -13,15 +13,14 @@ mod admission;
 pub(crate) use admission::{refuse_stream, Admission};
 use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 
-use super::arrivals::{played_out, Arrivals};
+use super::arrivals::Arrivals;
 use super::events::DisconnectCause;
 use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
-use crate::timing::{Decoded, PlayoutBuffer, PlayoutConfig, PlayoutStats, StampDecoder, StampEncoder};
-use crate::timing::{MAX_STAMPED_SHORT_LEN, STAMP_ANSWER};
+use crate::timing::{PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
@@ -69,14 +68,12 @@ pub(crate) struct Client {
 
 /// The receiving state of a client.
 struct Reader {
-    /// Plain MIDI, or stamped after the client's answer to our request; also notices the
-    /// client's own request for stamps.
-    decoder: StampDecoder,
-    /// The server's jitter buffer settings ([`super::ServerConfig::jitter_buffer`]).
-    jitter: Option<PlayoutConfig>,
-    /// This client's jitter buffer: made when it starts stamping (its answer), so a client that
-    /// never answers (mido) costs nothing.
-    playout: Option<PlayoutBuffer>,
+    /// Plain MIDI, or stamped after the client's answer to our request, played out through the
+    /// client's own jitter buffer when the server has one; also notices the client's own request
+    /// for stamps.
+    input: TimedInput,
+    /// The client's request for stamps has been passed on to its output.
+    answered: bool,
     /// Notes this client holds down, released for everyone else when it disconnects.
     held: HeldNotes,
     /// The check of its hello, while it is [`Role::Admitting`].
@@ -97,9 +94,9 @@ struct Output {
     queue: Vec<u8>,
     /// How much of `queue` has been written.
     written: usize,
-    /// Set once the client asked for stamps and was answered: everything written after the
-    /// answer is stamped with this encoder.
-    stamps: Option<StampEncoder>,
+    /// Plain, until the client asks for stamps: then the answer goes out before the next
+    /// message, and every message after it is stamped with the client's own encoder.
+    timed: TimedOutput,
 }
 
 /// Why a write to a client could not be completed.
@@ -221,9 +218,8 @@ impl Client {
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader {
-                decoder: StampDecoder::new(parser),
-                jitter,
-                playout: None,
+                input: TimedInput::new(parser, jitter),
+                answered: false,
                 held: HeldNotes::default(),
                 hello,
                 transport_checked: false,
@@ -305,11 +301,11 @@ impl Client {
             // Not admitted yet: it gets the stream from the moment it is. Or no longer ours.
             Role::Admitting | Role::Gone | Role::HandedOver => return Delivery::Done,
         }
-        let mut stack = [0u8; MAX_STAMPED_SHORT_LEN];
-        let bytes = match output.stamps.as_mut() {
-            Some(encoder) => outgoing.stamped(encoder, &mut stack, stamped),
-            None => outgoing.plain(),
-        };
+        if output.timed.is_plain() {
+            return self.write_locked(&mut output, outgoing.plain(), max_queued);
+        }
+        let mut stack = [0u8; MAX_TIMED_SHORT_LEN];
+        let bytes = outgoing.encode_for(&mut output.timed, &mut stack, stamped);
         self.write_locked(&mut output, bytes, max_queued)
     }
 
@@ -324,19 +320,11 @@ impl Client {
         self.write_locked(&mut output, request, max_queued)
     }
 
-    /// Answers the client's request for stamps, once: [`STAMP_ANSWER`] goes out between two
-    /// whole messages (under the output lock every writer takes), and every message written
+    /// The client asked for stamps: the answer goes out before the next message it is sent,
+    /// between two whole messages (under the output lock every writer takes), and every message
     /// after it is stamped.
-    pub(crate) fn start_stamping(&self, max_queued: usize) -> Delivery {
-        let mut output = self.output.lock();
-        if !matches!(self.role(), Role::Lobby | Role::Served) || output.stamps.is_some() {
-            return Delivery::Done;
-        }
-        let delivery = self.write_locked(&mut output, STAMP_ANSWER, max_queued);
-        if matches!(delivery, Delivery::Done) && self.failure().is_none() {
-            output.stamps = Some(StampEncoder::new());
-        }
-        delivery
+    pub(crate) fn start_stamping(&self) {
+        self.output.lock().timed.answer_stamps();
     }
 
     /// Writes or queues `bytes` under the output lock the caller holds.
@@ -499,69 +487,64 @@ impl Client {
                 _ => reader.transport_checked = true,
             }
         }
-        let Reader { decoder, jitter, playout, held, .. } = &mut *reader;
-        let overflows_before = decoder.parser_stats().sysex_overflows;
-        let first_relayed = arrivals.relay_spans.len();
+        let Reader { input, answered, held, .. } = &mut *reader;
+        let Arrivals { to_inbox, relayed } = arrivals;
+        let overflows_before = input.parser_stats().sysex_overflows;
         let mut denied = 0;
-        let mut stamps_requested = false;
-        decoder.feed(bytes, |decoded| match decoded {
-            Decoded::Message { sender_ns, message } => {
+        input.feed_observed(
+            bytes,
+            arrival_ns,
+            |message, sender_ns| {
                 if deny_sysex && matches!(message, Message::SysEx { .. }) {
                     denied += 1;
                     return;
                 }
-                held.observe(&message);
+                held.observe(message);
                 if relay {
-                    arrivals.relay(&message, sender_ns);
+                    relayed.copy(message, sender_ns);
                 }
-                match playout {
-                    Some(buffer) => buffer.push(sender_ns, arrival_ns, message, |played| {
-                        // Pushed out early by a full buffer.
-                        arrivals.to_inbox.push(played_out(played, arrival_ns));
-                    }),
-                    None => arrivals.to_inbox.push(Received { message, timestamp_ns: arrival_ns, sender_ns }),
-                }
-            }
-            Decoded::StampsRequested => stamps_requested = true,
-            Decoded::StampsStart => {
-                if playout.is_none() {
-                    *playout = jitter.map(PlayoutBuffer::new);
-                }
-            }
-        });
+            },
+            |received| {
+                keep(received, deny_sysex, to_inbox);
+            },
+        );
         if relay {
-            let offset_ns = playout.as_ref().and_then(|buffer| buffer.stats().offset_ns);
-            arrivals.set_relay_times(first_relayed, offset_ns, arrival_ns);
+            let offset_ns = input.playout_stats().and_then(|stats| stats.offset_ns);
+            relayed.set_times(offset_ns, arrival_ns);
         }
+        let stamps_requested = input.stamps_requested() && !*answered;
+        *answered |= stamps_requested;
         ReadOutcome::Parsed {
             sysex_denied: denied,
-            sysex_oversized: decoder.parser_stats().sysex_overflows - overflows_before,
+            sysex_oversized: input.parser_stats().sysex_overflows - overflows_before,
             stamps_requested,
-            playout_deadline: playout.as_ref().and_then(PlayoutBuffer::next_deadline),
+            playout_deadline: input.next_deadline(),
         }
     }
 
     /// Moves what the client's jitter buffer has due at `now_ns` into `out`; returns when the
     /// next message is due. Only the I/O thread plays out, under the reader lock.
-    pub(crate) fn play_out(&self, now_ns: u64, out: &mut Vec<Received>) -> Option<u64> {
+    pub(crate) fn play_out(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) -> Option<u64> {
         let mut reader = self.reader.lock();
-        let buffer = reader.playout.as_mut()?;
-        buffer.pop_due(now_ns, |played| out.push(played_out(played, now_ns)));
-        buffer.next_deadline()
+        reader.input.pop_due(now_ns, |received| keep(received, deny_sysex, out));
+        reader.input.next_deadline()
     }
 
     /// Moves everything the client's jitter buffer holds into `out` at once, in order: the client
     /// is leaving (or the server closing) and nothing it sent may be lost.
-    pub(crate) fn drain_playout(&self, now_ns: u64, out: &mut Vec<Received>) {
-        let mut reader = self.reader.lock();
-        if let Some(buffer) = reader.playout.as_mut() {
-            buffer.drain(now_ns, |played| out.push(played_out(played, now_ns)));
-        }
+    pub(crate) fn drain_playout(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) {
+        self.reader.lock().input.drain(now_ns, |received| keep(received, deny_sysex, out));
     }
 
-    /// The client's jitter buffer stats, once it stamps (and the server has a jitter buffer).
+    /// The client's jitter buffer stats, once it stamps its messages (the server has a jitter
+    /// buffer and the client answered its request).
     pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
-        self.reader.lock().playout.as_ref().map(PlayoutBuffer::stats)
+        let reader = self.reader.lock();
+        if reader.input.is_stamped() {
+            reader.input.playout_stats()
+        } else {
+            None
+        }
     }
 
     /// Looks at a lobby connection without reading it (its bytes belong to whoever claims it).
@@ -632,6 +615,14 @@ impl Client {
         let unsent = output.take_pending();
         let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
         Ok(Some(HandedOver { stream, unsent, tls }))
+    }
+}
+
+/// Adds a played-out message to `out`, unless it is a sysex the server denies (counted on
+/// arrival).
+fn keep(received: Received, deny_sysex: bool, out: &mut Vec<Received>) {
+    if !(deny_sysex && matches!(received.message, Message::SysEx { .. })) {
+        out.push(received);
     }
 }
 

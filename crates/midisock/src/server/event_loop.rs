@@ -124,6 +124,10 @@ impl EventLoop {
         self.shut_down(&mut events);
     }
 
+    fn deny_sysex(&self) -> bool {
+        self.shared.config.sysex == SysexPolicy::Deny
+    }
+
     /// Runs the user's event hook, if any. Called only where the loop holds no lock.
     fn emit(&self, event: ServerEvent) {
         if let Some(hook) = &self.shared.config.on_event {
@@ -399,7 +403,7 @@ impl EventLoop {
     /// Reads everything the socket has, while the inbox has room. A client marked failed is
     /// dropped once nothing more is readable; any client, when its stream ends.
     fn read_client(&mut self, client: &Arc<Client>) {
-        let deny_sysex = self.shared.config.sysex == SysexPolicy::Deny;
+        let deny_sysex = self.deny_sysex();
         let relay = self.shared.config.relay;
         let max = self.shared.config.max_inbox_bytes;
         loop {
@@ -422,7 +426,8 @@ impl EventLoop {
                     Counters::add(&self.shared.stats.sysex_denied, sysex_denied);
                     Counters::add(&self.shared.stats.sysex_oversized, sysex_oversized);
                     if stamps_requested {
-                        self.start_stamping(client);
+                        // Answered before the next message it is sent; stamped from then on.
+                        client.start_stamping();
                     }
                     self.deliver(client, &mut arrivals);
                     self.file_deadline(client.token, playout_deadline);
@@ -463,16 +468,6 @@ impl EventLoop {
         }
     }
 
-    /// The client asked for stamps: answer it and stamp what it is sent from now on.
-    fn start_stamping(&self, client: &Arc<Client>) {
-        if let Delivery::Failed(cause) = client.start_stamping(self.shared.config.max_client_queue) {
-            if cause == DisconnectCause::TooSlow {
-                Counters::add(&self.shared.stats.slow_clients_dropped, 1);
-            }
-            self.shared.hand_to_io_thread(vec![Arc::clone(client)]);
-        }
-    }
-
     /// Hands what `source` sent to `receive()` (what no jitter buffer holds back), and relays
     /// every arrival to the other clients when relaying is on. Takes the messages out of
     /// `arrivals` (its capacity kept), so none is copied on the way to the inbox.
@@ -485,9 +480,9 @@ impl EventLoop {
             state.inbox.push_received(&mut arrivals.to_inbox);
             self.shared.changed.notify_all();
         }
-        if !arrivals.relay_spans.is_empty() {
+        if !arrivals.relayed.messages.is_empty() {
             // Clients this fails are settled after the current event, by this thread.
-            let outgoing = Outgoing::new(&arrivals.relay_plain, &arrivals.relay_spans);
+            let outgoing = Outgoing::at(&arrivals.relayed.plain, &arrivals.relayed.messages, &arrivals.relayed.times);
             self.shared.broadcast(&outgoing, Some(source.token), &mut self.stamped);
         }
     }
@@ -524,7 +519,7 @@ impl EventLoop {
             self.deadline_of.remove(&token);
             let client = self.shared.clients().get(&token).cloned();
             if let Some(client) = client {
-                let next = client.play_out(now, &mut played);
+                let next = client.play_out(now, self.deny_sysex(), &mut played);
                 self.file_deadline(token, next);
             }
         }
@@ -554,14 +549,14 @@ impl EventLoop {
             let now = monotonic_ns();
             let mut arrivals = std::mem::take(&mut self.arrivals);
             arrivals.clear();
-            client.drain_playout(now, &mut arrivals.to_inbox);
+            client.drain_playout(now, self.deny_sysex(), &mut arrivals.to_inbox);
             self.file_deadline(client.token, None);
             let mut releases = Vec::new();
             client.release_held(|m| releases.push(m));
             if !releases.is_empty() {
                 Counters::add(&self.shared.stats.notes_released, releases.len() as u64);
                 if self.shared.config.relay {
-                    arrivals.relay_now(&releases);
+                    arrivals.relayed.copy_at(&releases, now);
                 }
                 arrivals.to_inbox.extend(releases.into_iter().map(|m| Received::unstamped(m, now)));
             }
@@ -597,7 +592,7 @@ impl EventLoop {
         let now = monotonic_ns();
         let mut played = std::mem::take(&mut self.played);
         for client in &clients {
-            client.drain_playout(now, &mut played);
+            client.drain_playout(now, self.deny_sysex(), &mut played);
         }
         self.deadlines.clear();
         self.deadline_of.clear();

@@ -164,8 +164,8 @@ impl PortServer {
         if self.shared.state().stopped {
             return Err(Error::Closed);
         }
-        let BroadcastScratch { plain, spans, stamped } = &mut *scratch;
-        self.shared.broadcast(&Outgoing::new(plain, spans), None, stamped);
+        let BroadcastScratch { plain, stamped } = &mut *scratch;
+        self.shared.broadcast(&Outgoing::now(plain, messages), None, stamped);
         scratch.shrink();
         Ok(())
     }
