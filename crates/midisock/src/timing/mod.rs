@@ -23,21 +23,18 @@
 
 pub mod hello;
 mod histogram;
-#[allow(dead_code)]
 mod input;
 mod late_notes;
 mod mode_text;
-#[allow(dead_code)]
 mod output;
 mod playout;
 mod window;
 pub mod wire;
 
 pub use hello::{Hello, STAMP_ANSWER, STAMP_REQUEST, STAMP_VERSION};
-#[allow(unused_imports)] // NOTE: until ports and servers use them (the commits that follow).
 pub(crate) use input::TimedInput;
 pub use mode_text::{ParseDelayModeError, MAX_FIXED_DELAY_MS};
-#[allow(unused_imports)]
+#[allow(unused_imports)] // NOTE: MAX_TIMED_SHORT_LEN is for the server.
 pub(crate) use output::{TimedOutput, MAX_TIMED_SHORT_LEN};
 pub use playout::{DelayMode, Played, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 pub use wire::{
