@@ -20,6 +20,7 @@ use crate::auth::HelloCheck;
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
+use crate::timing::hello::{classify, Hello, HelloMatch, MAX_HELLO_LEN};
 use crate::timing::{PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
 use mio::net::TcpStream;
@@ -84,6 +85,9 @@ struct Reader {
     /// Its only byte so far was 0x16 (a TLS record's first byte, or stray MIDI data): the next
     /// byte decides the transport.
     lone_record_byte: bool,
+    /// While in the lobby (not read): its first bytes were looked at for a request for stamps,
+    /// and a verdict reached.
+    lobby_request_checked: bool,
     /// Once the client is marked failed: how many more bytes it may deliver before it is dropped.
     drain_budget: Option<usize>,
 }
@@ -145,8 +149,9 @@ pub(crate) enum ReadOutcome {
 
 /// Where a lobby connection stands.
 pub(crate) enum LobbyCheck {
-    /// Still there; `has_bytes` when it sent something not read yet.
-    Waiting { has_bytes: bool },
+    /// Still there; `has_bytes` when it sent something not read yet, `stamps_requested` when
+    /// its first bytes ask for stamps (reported once).
+    Waiting { has_bytes: bool, stamps_requested: bool },
     /// Gone without sending anything: nothing to keep it for.
     Gone(DisconnectCause),
     /// Its first bytes are a TLS handshake, and the server speaks plain MIDI.
@@ -224,6 +229,7 @@ impl Client {
                 hello,
                 transport_checked: false,
                 lone_record_byte: false,
+                lobby_request_checked: false,
                 drain_budget: None,
             }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
@@ -554,22 +560,38 @@ impl Client {
         let Some(mut reader) = self.reader_if(Role::Lobby) else {
             return LobbyCheck::NotInLobby;
         };
-        let mut first = [0u8; 2];
+        let mut first = [0u8; MAX_HELLO_LEN];
         match self.stream.peek(&mut first) {
             Ok(0) => LobbyCheck::Gone(DisconnectCause::ClosedByPeer),
             Ok(n) => {
                 if !reader.transport_checked {
                     // Peeked, not read: a lone 0x16 is looked at again with the next byte.
-                    match (self.tls.is_some(), sniff_transport(&first[..n])) {
+                    match (self.tls.is_some(), sniff_transport(&first[..n.min(2)])) {
                         (false, Transport::Tls) => return LobbyCheck::TlsOnPlain,
                         (false, Transport::Undecided) => {}
                         _ => reader.transport_checked = true,
                     }
                 }
-                LobbyCheck::Waiting { has_bytes: true }
+                let mut stamps_requested = false;
+                if self.tls.is_none() && !reader.lobby_request_checked {
+                    // A client asks for stamps in its first bytes (after the token hello, which
+                    // admission took). Answered now, so a server that only broadcasts stamps for
+                    // it too; the request stays unread for whoever claims the connection (a
+                    // served client's decoder sees it again, harmlessly; a port taken by
+                    // accept() reads it and answers itself).
+                    match first_hello(&first[..n]) {
+                        HelloMatch::Prefix => {}
+                        HelloMatch::Complete(Hello::Request { speaks_ours: true }) => {
+                            reader.lobby_request_checked = true;
+                            stamps_requested = true;
+                        }
+                        HelloMatch::Complete(_) | HelloMatch::No => reader.lobby_request_checked = true,
+                    }
+                }
+                LobbyCheck::Waiting { has_bytes: true, stamps_requested }
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                LobbyCheck::Waiting { has_bytes: false }
+                LobbyCheck::Waiting { has_bytes: false, stamps_requested: false }
             }
             Err(e) => LobbyCheck::Gone(DisconnectCause::of_error(&e)),
         }
@@ -616,6 +638,18 @@ impl Client {
         let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
         Ok(Some(HandedOver { stream, unsent, tls }))
     }
+}
+
+/// Whether a stream starts with a timing hello: the verdict on its shortest prefix that is not
+/// a proper prefix of one.
+fn first_hello(bytes: &[u8]) -> HelloMatch {
+    if bytes.first() != Some(&0xF4) {
+        return HelloMatch::No;
+    }
+    (1..=bytes.len())
+        .map(|end| classify(&bytes[..end]))
+        .find(|m| *m != HelloMatch::Prefix)
+        .unwrap_or(HelloMatch::Prefix)
 }
 
 /// Adds a played-out message to `out`, unless it is a sysex the server denies (counted on

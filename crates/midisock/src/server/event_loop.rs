@@ -389,7 +389,10 @@ impl EventLoop {
     /// claimed: what it sent before going is delivered to whoever claims it.
     fn lobby_event(&mut self, client: &Arc<Client>) {
         match client.check_lobby() {
-            LobbyCheck::Waiting { has_bytes } => {
+            LobbyCheck::Waiting { has_bytes, stamps_requested } => {
+                if stamps_requested {
+                    client.start_stamping();
+                }
                 if let (Some(cause), false) = (client.failure(), has_bytes) {
                     self.drop_client(client, cause);
                 }
