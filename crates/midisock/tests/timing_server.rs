@@ -380,6 +380,28 @@ fn a_departing_client_and_a_closing_server_deliver_everything_the_buffers_held()
     assert!(server.receive().is_err(), "closed once drained");
 }
 
+#[test]
+fn a_denied_sysex_is_dropped_whether_it_came_stamped_or_not() {
+    let config = ServerConfig::default().jitter_buffer(DelayMode::fixed(5_000_000)).sysex(midisock::SysexPolicy::Deny);
+    let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+    assert_eq!(server.try_receive().unwrap(), None);
+    let stamping = connect(server.local_addr()).unwrap();
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    until_stamping(&stamping);
+    let sysex = Message::SysEx { data: vec![0x41, 0x10, 0x42] };
+    stamping.send_all(&[numbered(0), sysex.clone(), numbered(1), sysex.clone(), numbered(2)]).unwrap();
+    std::io::Write::write_all(&mut raw, &plain_bytes(&[sysex.clone(), numbered(10)])).unwrap();
+    let mut got = server_receive_until(&server, 2);
+    if !got.iter().any(|r| number_of(&r.message) == Some(10)) {
+        got.extend(server_receive_until(&server, 10));
+    }
+    assert!(got.iter().all(|r| !matches!(r.message, Message::SysEx { .. })), "no sysex gets through");
+    let mut seen = numbers(&got);
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2, 10]);
+    assert_eq!(server.stats().sysex_denied, 3, "counted once each, stamped or not");
+}
+
 struct Identity {
     cert: midisock::rustls::pki_types::CertificateDer<'static>,
     key_der: Vec<u8>,
