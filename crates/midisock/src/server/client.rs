@@ -673,3 +673,29 @@ fn write_some<'a>(mut stream: &TcpStream, mut bytes: &'a [u8]) -> Result<&'a [u8
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timing::{STAMP_ANSWER, STAMP_REQUEST};
+
+    #[test]
+    fn a_lobby_client_asks_only_when_its_first_bytes_are_a_request() {
+        let asks = HelloMatch::Complete(Hello::Request { speaks_ours: true });
+        assert_eq!(first_hello(STAMP_REQUEST), asks);
+        let mut then_midi = STAMP_REQUEST.to_vec();
+        then_midi.extend_from_slice(&[0x90, 60, 100]);
+        assert_eq!(first_hello(&then_midi), asks, "MIDI after the request changes nothing");
+        for cut in 1..STAMP_REQUEST.len() {
+            assert_eq!(first_hello(&STAMP_REQUEST[..cut]), HelloMatch::Prefix, "undecided until whole");
+        }
+        assert_eq!(first_hello(&[0x90, 60, 100]), HelloMatch::No);
+        assert_eq!(first_hello(b"\xF4midisock-token\xF7"), HelloMatch::No, "a token hello is not a request");
+        assert!(!matches!(first_hello(STAMP_ANSWER), HelloMatch::Complete(Hello::Request { .. })));
+        assert_eq!(
+            first_hello(b"\xF4\x00stamps?\x02\xF7"),
+            HelloMatch::Complete(Hello::Request { speaks_ours: false })
+        );
+        assert_eq!(first_hello(&[]), HelloMatch::No);
+    }
+}
