@@ -19,6 +19,7 @@ use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
+use crate::parser::Parser;
 use crate::timing::hello::{classify, Hello, HelloMatch, MAX_HELLO_LEN};
 use crate::timing::{PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
@@ -165,6 +166,11 @@ pub(crate) struct HandedOver {
     /// Broadcast output queued for it and not yet written.
     pub(crate) unsent: Vec<u8>,
     pub(crate) tls: Option<Connection>,
+    /// What the server set up for reading it (the sysex limit, the jitter buffer whose request
+    /// was queued to it), untouched: a lobby connection has not been read.
+    pub(crate) input: TimedInput,
+    /// Whether it was answered a request for stamps (so the port keeps stamping what it sends).
+    pub(crate) output: TimedOutput,
 }
 
 impl Output {
@@ -624,7 +630,7 @@ impl Client {
     /// Takes a lobby connection out for `accept()`: `None` if it is no longer in the lobby.
     pub(crate) fn hand_over(&self) -> io::Result<Option<HandedOver>> {
         let mut output = self.output.lock();
-        let _reader = self.reader.lock();
+        let mut reader = self.reader.lock();
         if !self.promote(Role::Lobby, Role::HandedOver) {
             return Ok(None);
         }
@@ -636,7 +642,9 @@ impl Client {
         stream.set_nonblocking(false)?;
         let unsent = output.take_pending();
         let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
-        Ok(Some(HandedOver { stream, unsent, tls }))
+        let input = std::mem::replace(&mut reader.input, TimedInput::new(Parser::new(), None));
+        let output = std::mem::take(&mut output.timed);
+        Ok(Some(HandedOver { stream, unsent, tls, input, output }))
     }
 }
 
