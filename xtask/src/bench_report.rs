@@ -32,6 +32,16 @@ pub const SYSTEMS: [&str; 4] = ["midisock", "raw_tcp", "mido", "python"];
 pub const LATENCY_WORKLOADS: [(&str, &str); 2] =
     [("rtt", "Round trip, one 3-byte message"), ("oneway", "One-way latency, 1 kHz stream")];
 
+/// The jitter rows (benches/jitter_link.rs): one-way latency of a 1 kHz stream through
+/// `JitterProxy`, per link, with the title their plots use.
+pub const JITTER_LINKS: [(&str, &str); 2] = [
+    ("jitter20", "One-way latency, 1 kHz stream over a 20 ± 10 ms link"),
+    ("jitter5", "One-way latency, 1 kHz stream over a 5 ± 3 ms link"),
+];
+
+/// The receivers of the jitter rows, in table order.
+pub const JITTER_SYSTEMS: [&str; 4] = ["raw_tcp", "mido", "midisock", "midisock_buffer"];
+
 /// Order statistics of one sample set, nanoseconds.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -94,6 +104,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     measure_rust(&raw, quick)?;
     measure_mido(&python, &raw, quick)?;
     measure_python(&raw, quick)?;
+    measure_jitter(&python, &raw, quick)?;
     let measured = load(&raw)?;
     let machine = machine();
 
@@ -110,6 +121,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .collect();
         plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
         plots::histograms(&out.join(format!("{workload}_hist.svg")), title, &series)?;
+    }
+    for (workload, title) in JITTER_LINKS {
+        let series: Vec<(&str, &[u64])> = JITTER_SYSTEMS
+            .iter()
+            .filter_map(|&system| {
+                measured.samples.get(&(workload.to_string(), system.to_string())).map(|s| (system, s.as_slice()))
+            })
+            .collect();
+        if !series.is_empty() {
+            plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
+        }
     }
     print!("{markdown}");
     eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
@@ -131,6 +153,62 @@ fn measure_rust(raw: &Path, quick: bool) -> Result<(), String> {
         command.arg("--quick");
     }
     env::run(&mut command)
+}
+
+/// The jitter rows: the `jitter_link` bench (plain TCP, midisock without and with the buffer,
+/// and mido through `python`), optimised, writing into `raw`.
+fn measure_jitter(python: &Path, raw: &Path, quick: bool) -> Result<(), String> {
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(env::repo_root())
+        .args(["bench", "--quiet", "-p", "midisock-suite", "--bench", "jitter_link", "--", "--out"])
+        .arg(raw)
+        .arg("--python")
+        .arg(python);
+    if quick {
+        command.arg("--quick");
+    }
+    env::run(&mut command)
+}
+
+/// The jitter rows as a Markdown table: per link and receiver, p50, p99.9 and their difference.
+fn jitter_markdown(m: &Measured) -> String {
+    let mut out = String::new();
+    let labels = [
+        ("raw_tcp", "plain TCP"),
+        ("mido", "mido 1.3.3"),
+        ("midisock", "midisock"),
+        ("midisock_buffer", "midisock, jitter buffer auto"),
+    ];
+    let rows: Vec<String> = JITTER_LINKS
+        .iter()
+        .flat_map(|&(workload, title)| {
+            let link = title.rsplit_once(" over a ").map_or(workload, |(_, link)| link);
+            labels.iter().filter_map(move |&(system, label)| {
+                let stats = m.stats(workload, system)?;
+                Some(format!(
+                    "| {link} | {label} | {} | {} | {} |",
+                    human(Some(stats.p50 as f64), Unit::Nanoseconds),
+                    human(Some(stats.p999 as f64), Unit::Nanoseconds),
+                    human(Some(stats.jitter() as f64), Unit::Nanoseconds),
+                ))
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\n| One-way, 1 kHz, jittery link | receiver | p50 | p99.9 | p99.9 − p50 |\n|---|---|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out.push_str(
+        "
+The link is `JitterProxy` (uniform delay, in order, like TCP over Wi-Fi). Latency: the sender's write          to the moment the receiver has the message (plain TCP: its read; mido: receive() returning; midisock:          receive_timeout_stamped() returning), one machine, one clock, the first 2 s left out. The jitter          buffer trades a fixed extra delay for the spread (docs/timing.md); plots: jitter20_cdf.svg,          jitter5_cdf.svg.\n",
+    );
+    out
 }
 
 /// mido 1.3.3: the same workloads from Python.
@@ -431,6 +509,21 @@ fn summary_json(m: &Measured, machine: &Machine, quick: bool) -> String {
         .map(|(key, value)| format!("{}: {}", json_string(key), json_number(Some(*value))))
         .collect();
     let _ = writeln!(out, "  \"midisock_only\": {{{}}},", only.join(", "));
+    let jitter: Vec<String> = JITTER_LINKS
+        .iter()
+        .flat_map(|&(workload, _)| JITTER_SYSTEMS.iter().map(move |&system| (workload, system)))
+        .filter_map(|(workload, system)| {
+            let stats = m.stats(workload, system)?;
+            Some(format!(
+                "{}: {{\"p50_ns\": {}, \"p999_ns\": {}, \"p999_minus_p50_ns\": {}}}",
+                json_string(&format!("{workload}.{system}")),
+                stats.p50,
+                stats.p999,
+                stats.jitter()
+            ))
+        })
+        .collect();
+    let _ = writeln!(out, "  \"jitter_links\": {{{}}},", jitter.join(", "));
     let targets: Vec<String> = targets(m)
         .iter()
         .map(|t| {
@@ -518,6 +611,7 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
              read by the same single reader thread: the floor for any TCP server on this machine.\n",
         );
     }
+    out.push_str(&jitter_markdown(m));
     out.push_str("\n| Target (docs/performance.md) | measured | limit | met |\n|---|---:|---:|:---:|\n");
     for t in targets(m) {
         let measured = t.measured.map_or("–".into(), |v| format!("{v:.2} {}", t.unit));

@@ -10,12 +10,15 @@
 //!   a jitter buffer. The sender is a port that only sends, made with
 //!   [`midisock::SocketPort::from_stream`]: with a buffer on the receiver, it answers the request
 //!   by itself and stamps what it sends.
+//! - [`one_way_to_process`]: another program receives (mido, in the bench report), and prints
+//!   when it got each message.
 
 use crate::{DelayDistribution, JitterProxy, ProxyConfig};
 use midisock::timing::{DelayMode, PlayoutStats};
 use midisock::{connect_with, monotonic_ns, ConnectOptions, Message, SocketPort};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -170,6 +173,78 @@ pub fn one_way(
     let held = proxy.stats().held_to_client_ns;
     let segment_medians_ns = segments.iter_mut().filter(|s| !s.is_empty()).map(|s| percentile(s, 0.5)).collect();
     Ok(OneWay { latencies_ns: latencies, segment_medians_ns, proxy_held_ns: held, playout })
+}
+
+/// [`one_way`] into another program: `command` is run with two more arguments, the proxy's port
+/// on 127.0.0.1 and the message count. It must connect there, receive that many 3-byte messages,
+/// then print, one per line, the `CLOCK_MONOTONIC` time in ns at which it got each (Python:
+/// `time.monotonic_ns()`), and exit with success. The sender writes plain bytes, as a midisock
+/// port does to a peer that never asks for stamps.
+pub fn one_way_to_process(
+    link: DelayDistribution,
+    command: &mut Command,
+    duration: Duration,
+    warm_up: Duration,
+    seed: u64,
+) -> io::Result<OneWay> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let mut config = ProxyConfig::new(listener.local_addr()?, DelayDistribution::Fixed(Duration::ZERO));
+    config.to_client = link;
+    config.seed = seed;
+    let proxy = JitterProxy::start(config)?;
+    let count = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX).min(1 << 18);
+    let mut child =
+        command.arg(proxy.local_addr().port().to_string()).arg(count.to_string()).stdout(Stdio::piped()).spawn()?;
+    let result = (|| {
+        listener.set_nonblocking(true)?;
+        let deadline = monotonic_ns() + STEP_WAIT.as_nanos() as u64;
+        let upstream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && monotonic_ns() < deadline => {
+                    if child.try_wait()?.is_some() {
+                        return Err(io::Error::other("the receiving program ended before connecting"));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        upstream.set_nonblocking(false)?;
+        upstream.set_nodelay(true)?;
+        let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+        let sending = send_stream(count, Arc::clone(&sent_at), move |message| {
+            (&upstream).write_all(&message.to_bytes()).map_err(|e| e.to_string())
+        });
+        join(sending)?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let times: Vec<u64> = BufReader::new(stdout)
+            .lines()
+            .map(|line| line.and_then(|l| l.trim().parse().map_err(|_| io::Error::other(format!("bad line {l:?}")))))
+            .collect::<io::Result<_>>()?;
+        if !child.wait()?.success() || times.len() != count as usize {
+            return Err(io::Error::other(format!(
+                "the receiving program reported {} of {count} messages",
+                times.len()
+            )));
+        }
+        let warm_up_count = u32::try_from(warm_up.as_millis()).unwrap_or(u32::MAX) as usize;
+        let latencies: Vec<u64> =
+            times.iter().enumerate().map(|(i, &t)| t.saturating_sub(sent_at[i].load(Ordering::Acquire))).collect();
+        let segment_medians_ns = latencies.chunks(2000).map(|c| percentile(&mut c.to_vec(), 0.5)).collect();
+        let held = proxy.stats().held_to_client_ns;
+        Ok(OneWay {
+            latencies_ns: latencies[warm_up_count.min(latencies.len())..].to_vec(),
+            segment_medians_ns,
+            proxy_held_ns: held,
+            playout: None,
+        })
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result
 }
 
 fn io_error(e: midisock::Error) -> io::Error {
