@@ -625,3 +625,45 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured_with_jitter_rows() -> Measured {
+        let mut samples = BTreeMap::new();
+        for (workload, base) in [("jitter20", 25_000_000u64), ("jitter5", 6_000_000)] {
+            for (i, system) in JITTER_SYSTEMS.iter().enumerate() {
+                let spread = if *system == "midisock_buffer" { 500_000 } else { 9_000_000 };
+                let values: Vec<u64> = (0..1000u64).map(|k| base + i as u64 + k * spread / 1000).collect();
+                samples.insert((workload.to_string(), system.to_string()), values);
+            }
+        }
+        Measured { samples, scalars: BTreeMap::new() }
+    }
+
+    #[test]
+    fn the_jitter_table_has_a_row_per_link_and_receiver_and_the_plots_are_written() {
+        let measured = measured_with_jitter_rows();
+        let table = jitter_markdown(&measured);
+        assert_eq!(table.lines().filter(|l| l.starts_with("| 20 ± 10 ms link |")).count(), 4, "{table}");
+        assert_eq!(table.lines().filter(|l| l.starts_with("| 5 ± 3 ms link |")).count(), 4, "{table}");
+        assert!(table.contains("| 20 ± 10 ms link | midisock, jitter buffer auto | 25.25 ms | 25.50 ms | 249.5 µs |"));
+        assert!(jitter_markdown(&Measured { samples: BTreeMap::new(), scalars: BTreeMap::new() }).is_empty());
+        let machine = Machine { cpus: 2, cpu_model: "test".into(), kernel: "test".into() };
+        let json = summary_json(&measured, &machine, true);
+        assert!(json.contains("\"jitter20.midisock_buffer\": {\"p50_ns\": 25249503, \"p999_ns\": 25499003"), "{json}");
+        let dir = std::env::temp_dir().join(format!("midisock-jitter-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (workload, title) = JITTER_LINKS[0];
+        let series: Vec<(&str, &[u64])> = JITTER_SYSTEMS
+            .iter()
+            .map(|&s| (s, measured.samples[&(workload.to_string(), s.to_string())].as_slice()))
+            .collect();
+        let path = dir.join("jitter20_cdf.svg");
+        plots::cdf(&path, title, &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("jitter buffer (auto)") && svg.contains("mido 1.3.3"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
