@@ -205,8 +205,11 @@ fn jitter_markdown(m: &Measured) -> String {
         let _ = writeln!(out, "{row}");
     }
     out.push_str(
-        "
-The link is `JitterProxy` (uniform delay, in order, like TCP over Wi-Fi). Latency: the sender's write          to the moment the receiver has the message (plain TCP: its read; mido: receive() returning; midisock:          receive_timeout_stamped() returning), one machine, one clock, the first 2 s left out. The jitter          buffer trades a fixed extra delay for the spread (docs/timing.md); plots: jitter20_cdf.svg,          jitter5_cdf.svg.\n",
+        "\nThe link is `JitterProxy` (uniform delay, in order, like TCP over Wi-Fi). Latency: the sender's write \
+         to the moment the receiver has the message (plain TCP: its read; mido: receive() returning; midisock: \
+         receive_timeout_stamped() returning), one machine, one clock; 30 s per receiver with the first 10 s \
+         (the adaptive buffer's warm-up) left out (`--quick`: 8 s, 2 s left out). The jitter buffer trades a \
+         fixed extra delay for the spread (docs/timing.md); plots: jitter20_cdf.svg, jitter5_cdf.svg.\n",
     );
     out
 }
