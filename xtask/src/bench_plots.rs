@@ -10,6 +10,7 @@ const COLOURS: [RGBColor; 4] =
 
 fn colour(system: &str) -> RGBColor {
     match system {
+        "midisock_buffer" => RGBColor(0xff, 0x7f, 0x0e),
         "midisock" => COLOURS[0],
         "raw_tcp" => COLOURS[1],
         "python" => COLOURS[3],
@@ -22,6 +23,7 @@ fn label(system: &str) -> &str {
         "raw_tcp" => "plain TCP",
         "mido" => "mido 1.3.3",
         "python" => "midisock (Python)",
+        "midisock_buffer" => "midisock, jitter buffer (auto)",
         other => other,
     }
 }

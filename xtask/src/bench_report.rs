@@ -33,6 +33,16 @@ pub const SYSTEMS: [&str; 4] = ["midisock", "raw_tcp", "mido", "python"];
 pub const LATENCY_WORKLOADS: [(&str, &str); 2] =
     [("rtt", "Round trip, one 3-byte message"), ("oneway", "One-way latency, 1 kHz stream")];
 
+/// The jitter rows (benches/jitter_link.rs): one-way latency of a 1 kHz stream through
+/// `JitterProxy`, per link, with the title their plots use.
+pub const JITTER_LINKS: [(&str, &str); 2] = [
+    ("jitter20", "One-way latency, 1 kHz stream over a 20 ± 10 ms link"),
+    ("jitter5", "One-way latency, 1 kHz stream over a 5 ± 3 ms link"),
+];
+
+/// The receivers of the jitter rows, in table order.
+pub const JITTER_SYSTEMS: [&str; 4] = ["raw_tcp", "mido", "midisock", "midisock_buffer"];
+
 /// Order statistics of one sample set, nanoseconds.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -96,6 +106,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     measure_rust(&raw, quick)?;
     measure_mido(&python, &raw, quick)?;
     measure_python(&raw, quick)?;
+    measure_jitter(&python, &raw, quick)?;
     let measured = load(&raw)?;
     let machine = Machine { load: format!("{load_before} before, {} after", load_average()), ..machine() };
 
@@ -112,6 +123,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .collect();
         plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
         plots::histograms(&out.join(format!("{workload}_hist.svg")), title, &series)?;
+    }
+    for (workload, title) in JITTER_LINKS {
+        let series: Vec<(&str, &[u64])> = JITTER_SYSTEMS
+            .iter()
+            .filter_map(|&system| {
+                measured.samples.get(&(workload.to_string(), system.to_string())).map(|s| (system, s.as_slice()))
+            })
+            .collect();
+        if !series.is_empty() {
+            plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
+        }
     }
     print!("{markdown}");
     eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
@@ -164,6 +186,65 @@ fn measure_rust(raw: &Path, quick: bool) -> Result<(), String> {
         command.arg("--quick");
     }
     env::run(&mut command)
+}
+
+/// The jitter rows: the `jitter_link` bench (plain TCP, midisock without and with the buffer,
+/// and mido through `python`), optimised, writing into `raw`.
+fn measure_jitter(python: &Path, raw: &Path, quick: bool) -> Result<(), String> {
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(env::repo_root())
+        .args(["bench", "--quiet", "-p", "midisock-suite", "--bench", "jitter_link", "--", "--out"])
+        .arg(raw)
+        .arg("--python")
+        .arg(python);
+    if quick {
+        command.arg("--quick");
+    }
+    env::run(&mut command)
+}
+
+/// The jitter rows as a Markdown table: per link and receiver, p50, p99.9 and their difference.
+fn jitter_markdown(m: &Measured) -> String {
+    let mut out = String::new();
+    let labels = [
+        ("raw_tcp", "plain TCP"),
+        ("mido", "mido 1.3.3"),
+        ("midisock", "midisock"),
+        ("midisock_buffer", "midisock, jitter buffer auto"),
+    ];
+    let rows: Vec<String> = JITTER_LINKS
+        .iter()
+        .flat_map(|&(workload, title)| {
+            let link = title.rsplit_once(" over a ").map_or(workload, |(_, link)| link);
+            labels.iter().filter_map(move |&(system, label)| {
+                let stats = m.stats(workload, system)?;
+                Some(format!(
+                    "| {link} | {label} | {} | {} | {} |",
+                    human(Some(stats.p50 as f64), Unit::Nanoseconds),
+                    human(Some(stats.p999 as f64), Unit::Nanoseconds),
+                    human(Some(stats.jitter() as f64), Unit::Nanoseconds),
+                ))
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\n| One-way, 1 kHz, jittery link | receiver | p50 | p99.9 | p99.9 − p50 |\n|---|---|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out.push_str(
+        "\nThe link is `JitterProxy` (uniform delay, in order, like TCP over Wi-Fi). Latency: the sender's write \
+         to the moment the receiver has the message (plain TCP: its read; mido: receive() returning; midisock: \
+         receive_timeout_stamped() returning), one machine, one clock; 30 s per receiver with the first 10 s \
+         (the adaptive buffer's warm-up) left out (`--quick`: 8 s, 2 s left out). The jitter buffer trades a \
+         fixed extra delay for the spread (docs/timing.md); plots: jitter20_cdf.svg, jitter5_cdf.svg.\n",
+    );
+    out
 }
 
 /// mido 1.3.3: the same workloads from Python.
@@ -472,6 +553,21 @@ fn summary_json(m: &Measured, machine: &Machine, quick: bool) -> String {
         .map(|(key, value)| format!("{}: {}", json_string(key), json_number(Some(*value))))
         .collect();
     let _ = writeln!(out, "  \"midisock_only\": {{{}}},", only.join(", "));
+    let jitter: Vec<String> = JITTER_LINKS
+        .iter()
+        .flat_map(|&(workload, _)| JITTER_SYSTEMS.iter().map(move |&system| (workload, system)))
+        .filter_map(|(workload, system)| {
+            let stats = m.stats(workload, system)?;
+            Some(format!(
+                "{}: {{\"p50_ns\": {}, \"p999_ns\": {}, \"p999_minus_p50_ns\": {}}}",
+                json_string(&format!("{workload}.{system}")),
+                stats.p50,
+                stats.p999,
+                stats.jitter()
+            ))
+        })
+        .collect();
+    let _ = writeln!(out, "  \"jitter_links\": {{{}}},", jitter.join(", "));
     let targets: Vec<String> = targets(m)
         .iter()
         .map(|t| {
@@ -560,6 +656,7 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
              read by the same single reader thread: the floor for any TCP server on this machine.\n",
         );
     }
+    out.push_str(&jitter_markdown(m));
     out.push_str("\n| Target (docs/performance.md) | measured | limit | met |\n|---|---:|---:|:---:|\n");
     for t in targets(m) {
         let measured = t.measured.map_or("–".into(), |v| format!("{v:.2} {}", t.unit));
@@ -572,4 +669,46 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
         let _ = writeln!(out, "| {} | {measured} | {limit} | {met} |", t.name);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured_with_jitter_rows() -> Measured {
+        let mut samples = BTreeMap::new();
+        for (workload, base) in [("jitter20", 25_000_000u64), ("jitter5", 6_000_000)] {
+            for (i, system) in JITTER_SYSTEMS.iter().enumerate() {
+                let spread = if *system == "midisock_buffer" { 500_000 } else { 9_000_000 };
+                let values: Vec<u64> = (0..1000u64).map(|k| base + i as u64 + k * spread / 1000).collect();
+                samples.insert((workload.to_string(), system.to_string()), values);
+            }
+        }
+        Measured { samples, scalars: BTreeMap::new() }
+    }
+
+    #[test]
+    fn the_jitter_table_has_a_row_per_link_and_receiver_and_the_plots_are_written() {
+        let measured = measured_with_jitter_rows();
+        let table = jitter_markdown(&measured);
+        assert_eq!(table.lines().filter(|l| l.starts_with("| 20 ± 10 ms link |")).count(), 4, "{table}");
+        assert_eq!(table.lines().filter(|l| l.starts_with("| 5 ± 3 ms link |")).count(), 4, "{table}");
+        assert!(table.contains("| 20 ± 10 ms link | midisock, jitter buffer auto | 25.25 ms | 25.50 ms | 249.5 µs |"));
+        assert!(jitter_markdown(&Measured { samples: BTreeMap::new(), scalars: BTreeMap::new() }).is_empty());
+        let machine = Machine { cpus: 2, cpu_model: "test".into(), kernel: "test".into() };
+        let json = summary_json(&measured, &machine, true);
+        assert!(json.contains("\"jitter20.midisock_buffer\": {\"p50_ns\": 25249503, \"p999_ns\": 25499003"), "{json}");
+        let dir = std::env::temp_dir().join(format!("midisock-jitter-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (workload, title) = JITTER_LINKS[0];
+        let series: Vec<(&str, &[u64])> = JITTER_SYSTEMS
+            .iter()
+            .map(|&s| (s, measured.samples[&(workload.to_string(), s.to_string())].as_slice()))
+            .collect();
+        let path = dir.join("jitter20_cdf.svg");
+        plots::cdf(&path, title, &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("jitter buffer (auto)") && svg.contains("mido 1.3.3"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

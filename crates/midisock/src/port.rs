@@ -8,6 +8,13 @@
 //! A port that [`connect`] made watches the first bytes its connection delivers for a server's
 //! refusal notice ([`crate::RefusalCause`]); once one is seen, every send and receive reports
 //! [`Error::Refused`] with the server's words instead of a bare [`Error::Closed`].
+//!
+//! Timing ([`crate::timing`], docs/timing.md): a port connected with
+//! [`ConnectOptions::jitter_buffer`] asks its peer for stamps and plays each stamped message out
+//! at its sender time + the estimated offset + the delay; its receives wait (with `ppoll`, to the
+//! nanosecond) until the caller's deadline or the next message's due time. Every port answers a
+//! peer that asks: the next send writes the answer, and every message after it is stamped. A
+//! port that only sends finds the request by looking at its first unread bytes from `send`.
 
 use crate::address::{socket_addr_name, IntoAddress};
 use crate::clock::monotonic_ns;

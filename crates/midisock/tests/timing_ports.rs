@@ -114,8 +114,9 @@ fn a_port_pair_through_a_jittery_link_keeps_order_and_every_message_carries_its_
     assert_eq!(stats.delay_ns, delay_ns, "the fixed delay is in force");
     let offset = stats.offset_ns.expect("an offset once stamped messages arrived");
     // One clock on both ends: the offset is the link's smallest delay seen lately (its floor is
-    // 10 ms; a loaded machine only adds to it).
-    assert!(offset >= 10_000_000, "offset {offset} ns");
+    // 10 ms; a loaded machine only adds to it), less at most the drift correction's 2 ms
+    // (500 ppm over half the 8 s window), which early, uneven minima can bring in.
+    assert!(offset >= 8_000_000, "offset {offset} ns");
     assert!(stats.jitter_p50_ns.is_some() && stats.jitter_p999_ns.is_some());
     assert!(stats.pushed >= u64::from(COUNT));
     assert_eq!(stats.delivered, stats.pushed, "everything pushed came out");

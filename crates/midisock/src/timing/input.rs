@@ -89,7 +89,9 @@ impl TimedInput {
     ) {
         let TimedInput { decoder, playout, stamps_requested, last_played_ns } = self;
         match playout {
-            None => decoder.feed(bytes, |decoded| match decoded {
+            // NOTE: `move`: the closure owns `deliver` instead of reaching it through a
+            // reference, one indirection less per message on every port's receive path.
+            None => decoder.feed(bytes, move |decoded| match decoded {
                 Decoded::Message { sender_ns, message } => {
                     arrived(&message, sender_ns);
                     deliver(Received { message, timestamp_ns: arrival_ns, sender_ns })
