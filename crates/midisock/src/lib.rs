@@ -78,11 +78,11 @@ pub use auth::{validate_token, MAX_TOKEN_LEN};
 pub use clock::monotonic_ns;
 pub use encode::{BufferTooSmall, MAX_SHORT_MESSAGE_LEN};
 pub use error::{Error, Result};
-pub use message::{InvalidValue, Message, MessageType, Received};
+pub use message::{panic_messages, reset_messages, InvalidValue, Message, MessageType, Received};
 pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
 pub use notes::HeldNotes;
 pub use parser::{decode_messages, DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
-pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
+pub use port::{connect, connect_timeout, connect_with, ConnectOptions, SocketPort};
 pub use reconnect::{LinkState, Reconnect, ReconnectingPort};
 pub use refusal::RefusalCause;
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.

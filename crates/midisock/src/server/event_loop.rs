@@ -11,6 +11,7 @@ use super::shared::{Counters, Shared};
 use crate::auth::FailureLimiter;
 use crate::clock::monotonic_ns;
 use crate::message::Message;
+use crate::net::READ_CHUNK;
 use crate::parser::Parser;
 use crate::refusal::RefusalCause;
 use mio::net::TcpListener;
@@ -25,8 +26,6 @@ pub(crate) const WAKER: Token = Token(0);
 /// Listener tokens are 1..=FIRST_CLIENT-1; client tokens count up from here and are never reused,
 /// so a stale event can never be mistaken for a newer connection's.
 const FIRST_CLIENT: usize = 1 << 16;
-/// The most bytes one socket read takes.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) struct EventLoop {
     poll: Poll,

@@ -40,8 +40,8 @@ pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
 use crate::error::{Error, Result};
-use crate::message::{Message, Received};
-use crate::port::{panic_messages, reset_messages, SocketPort};
+use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::port::SocketPort;
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};
@@ -162,7 +162,7 @@ impl PortServer {
             return Err(Error::Closed);
         }
         self.shared.broadcast_bytes(&bytes, None);
-        if bytes.capacity() > 64 * 1024 {
+        if bytes.capacity() > crate::net::READ_CHUNK {
             *bytes = Vec::new();
         }
         Ok(())
