@@ -1,5 +1,9 @@
 //! Messages across the boundary: raw MIDI bytes in, raw MIDI bytes (plus a timestamp) out, and
 //! conversion to and from mido's text format.
+//!
+//! Nothing here decodes MIDI itself: the core's `decode_messages` and `Message::from_bytes` decide
+//! what the bytes are, and this module maps their `DecodeError` to `MIDISOCK_RESULT_INVALID_BYTES`
+//! with the core's words as the last error.
 
 use crate::boundary::{
     copy_text, ffi_boundary, try_bytes, try_bytes_mut, try_out, try_str, try_text_buf, Out, Outcome,
