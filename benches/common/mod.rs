@@ -481,6 +481,16 @@ pub fn threads_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Nanoseconds the calling thread has run on a CPU (`CLOCK_THREAD_CPUTIME_ID`): time the thread
+/// spent waiting for a CPU that other processes held does not count.
+pub fn current_thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the thread CPU clock always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// User + system CPU time of the whole process, nanoseconds (getrusage).
 pub fn process_cpu_ns() -> u64 {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.

@@ -1,12 +1,16 @@
 //! Messages across the boundary: raw MIDI bytes in, raw MIDI bytes (plus a timestamp) out, and
 //! conversion to and from mido's text format.
+//!
+//! Nothing here decodes MIDI itself: the core's `decode_messages` and `Message::from_bytes` decide
+//! what the bytes are, and this module maps their `DecodeError` to `MIDISOCK_RESULT_INVALID_BYTES`
+//! with the core's words as the last error.
 
 use crate::boundary::{
     copy_text, ffi_boundary, try_bytes, try_bytes_mut, try_out, try_str, try_text_buf, Out, Outcome,
 };
 use crate::errors::Failure;
 use crate::result::midisock_result;
-use midisock_core::{Message, Parser, ParserStats};
+use midisock_core::{decode_messages, DecodeError, Message};
 use std::ffi::c_char;
 
 /// The messages a send call was given: nearly always one, which needs no allocation.
@@ -15,39 +19,32 @@ pub(crate) enum Outgoing {
     Many(Vec<Message>),
 }
 
-/// Parses the bytes given to a send call: one or more whole messages, nothing else.
+/// The bytes given to a send call, which must be whole messages and nothing else: the core's
+/// [`decode_messages`] decides, this only collects what it found and maps its error.
 pub(crate) fn decode_outgoing(bytes: &[u8]) -> Result<Outgoing, Failure> {
-    // The sysex limit is the input size: whatever sysex the caller wrote is kept whole.
-    let mut parser = Parser::with_max_sysex_len(bytes.len());
     let mut first = None;
     let mut rest = Vec::new();
-    parser.feed(bytes, |message| {
-        if first.is_none() {
-            first = Some(message);
-        } else {
-            rest.push(message);
-        }
-    });
-    let invalid = |why: &str| Failure::new(midisock_result::InvalidBytes, why.to_owned());
-    if parser.is_mid_message() {
-        return Err(invalid("the bytes end inside a message"));
+    decode_messages(bytes, |message| match first {
+        None => first = Some(message),
+        Some(_) => rest.push(message),
+    })
+    .map_err(invalid_bytes)?;
+    let Some(first) = first else { return Err(invalid_bytes(DecodeError::NoMessage)) };
+    if rest.is_empty() {
+        Ok(Outgoing::One(first))
+    } else {
+        rest.insert(0, first);
+        Ok(Outgoing::Many(rest))
     }
-    if parser.stats() != ParserStats::default() {
-        return Err(invalid("the bytes hold stray data bytes, undefined status bytes or cut-off messages"));
-    }
-    match first {
-        None => Err(invalid("the bytes hold no complete MIDI message")),
-        Some(one) if rest.is_empty() => Ok(Outgoing::One(one)),
-        Some(one) => {
-            rest.insert(0, one);
-            Ok(Outgoing::Many(rest))
-        }
-    }
+}
+
+fn invalid_bytes(error: DecodeError) -> Failure {
+    Failure::new(midisock_result::InvalidBytes, error.as_str())
 }
 
 /// Parses exactly one message (for `midisock_message_to_text`).
 fn decode_one(bytes: &[u8]) -> Result<Message, Failure> {
-    Message::from_bytes(bytes).map_err(|e| Failure::new(midisock_result::InvalidBytes, e.to_string()))
+    Message::from_bytes(bytes).map_err(invalid_bytes)
 }
 
 /// Parses one line of mido text (`"note_on channel=0 note=60 velocity=64 time=0"`; omitted

@@ -68,7 +68,7 @@ impl Message {
     /// The bytes of any message but a sysex, in a fixed array with their count; `None` for a
     /// sysex. The one place the wire layout of short messages is written down.
     #[inline(always)]
-    fn short_bytes(&self) -> Option<([u8; MAX_SHORT_MESSAGE_LEN], usize)> {
+    pub(crate) fn short_bytes(&self) -> Option<([u8; MAX_SHORT_MESSAGE_LEN], usize)> {
         let ch = |status: u8, channel: u8| status | (channel & 0x0F);
         let three = |a: u8, b: u8, c: u8| Some(([a, b & 0x7F, c & 0x7F], 3));
         let two = |a: u8, b: u8| Some(([a, b & 0x7F, 0], 2));

@@ -37,6 +37,16 @@
 //!   [`ReconnectingPort`] reconnects by itself, with backoff, on its own thread
 //!   ("midisock-recon"), releasing the notes it received on every drop.
 //!
+//! ## MIDI bytes
+//! The core is the one place that decodes MIDI; front ends (the C ABI, the plugin, the CLI) call
+//! it. A byte stream goes through a [`Parser`]; bytes that must be whole messages (what a
+//! program hands a send call) through [`decode_messages`], which says why they are not
+//! ([`DecodeError`]: `[0x90, 60]` is [`DecodeError::Incomplete`]); exactly one message through
+//! [`Message::from_bytes`]. A message other than a sysex can be held without a heap as a
+//! [`ShortMessage`] (its 1–3 validated bytes, `Copy`), which knows its channel and its
+//! [`Message`]. Sysex limits ([`DEFAULT_MAX_SYSEX_LEN`], [`ServerConfig`]) count the payload,
+//! without `F0`/`F7`.
+//!
 //! ## Protections (all opt-in except the limits)
 //! [`ServerConfig`] bounds sysex size, per-client queues, clients and the inbox, and adds an
 //! allowlist, a sysex policy, relaying, a shared token ([`ConnectOptions::token`]: a hello that
@@ -58,6 +68,7 @@ mod port;
 mod reconnect;
 mod refusal;
 mod server;
+mod short_message;
 mod text;
 pub mod timing;
 mod tls;
@@ -67,15 +78,16 @@ pub use auth::{validate_token, MAX_TOKEN_LEN};
 pub use clock::monotonic_ns;
 pub use encode::{BufferTooSmall, MAX_SHORT_MESSAGE_LEN};
 pub use error::{Error, Result};
-pub use message::{InvalidValue, Message, MessageType, Received};
+pub use message::{panic_messages, reset_messages, InvalidValue, Message, MessageType, Received};
 pub use net::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, WRITE_DEADLINE};
 pub use notes::HeldNotes;
-pub use parser::{DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
-pub use port::{connect, connect_timeout, connect_with, panic_messages, reset_messages, ConnectOptions, SocketPort};
+pub use parser::{decode_messages, DecodeError, Parser, ParserStats, DEFAULT_MAX_SYSEX_LEN};
+pub use port::{connect, connect_timeout, connect_with, ConnectOptions, SocketPort};
 pub use reconnect::{LinkState, Reconnect, ReconnectingPort};
 pub use refusal::RefusalCause;
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
 pub use rustls;
+pub use short_message::ShortMessage;
 pub use server::{DisconnectCause, EventHook, PortServer, ServerConfig, ServerEvent, ServerStats, SysexPolicy};
 pub use text::ParseMessageError;
 pub use tls::{TlsClient, TlsServer};

@@ -76,6 +76,19 @@ pub enum Message {
     Reset,
 }
 
+/// mido's `reset()` set: all notes off (CC 123) and reset all controllers (CC 121), every channel
+/// (what `reset()` on a port or server sends).
+pub fn reset_messages() -> Vec<Message> {
+    (0..16)
+        .flat_map(|channel| [123, 121].map(|control| Message::ControlChange { channel, control, value: 0 }))
+        .collect()
+}
+
+/// mido's `panic()` set: all sound off (CC 120) on every channel (what `panic()` sends).
+pub fn panic_messages() -> Vec<Message> {
+    (0..16).map(|channel| Message::ControlChange { channel, control: 120, value: 0 }).collect()
+}
+
 /// A message as it came off a socket, with the monotonic time it was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {

@@ -9,6 +9,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+/// The most bytes one socket read takes, on ports and in the server alike. A send buffer grown
+/// past it (by a large sysex) is given back rather than kept.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
 /// The listen backlog: large enough that an accept storm is queued, not refused.
 pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 

@@ -11,6 +11,7 @@
 //! past that limit.
 
 use crate::message::Message;
+use crate::short_message::{build, build_realtime, build_two, data_len};
 use std::fmt;
 
 /// The default sysex payload limit: 1 MiB.
@@ -55,17 +56,6 @@ pub struct Parser {
 impl Default for Parser {
     fn default() -> Self {
         Parser::new()
-    }
-}
-
-/// How many data bytes follow a status byte (channel or system common).
-fn data_len(status: u8) -> u8 {
-    match status {
-        0xC0..=0xDF => 1,
-        0x80..=0xEF => 2,
-        0xF1 | 0xF3 => 1,
-        0xF2 => 2,
-        _ => 0,
     }
 }
 
@@ -312,95 +302,128 @@ impl Parser {
     }
 }
 
-/// Builds the message for a complete status + data. Data bytes are known to be 7-bit here.
-#[inline(always)]
-fn build(status: u8, data: [u8; 2]) -> Message {
-    let channel = status & 0x0F;
-    let [a, b] = data;
-    match status {
-        0x80..=0xBF | 0xE0..=0xEF => build_two(status, a, b),
-        0xC0..=0xCF => Message::ProgramChange { channel, program: a },
-        0xD0..=0xDF => Message::Aftertouch { channel, value: a },
-        0xF1 => Message::QuarterFrame { frame_type: a >> 4, frame_value: a & 0x0F },
-        0xF2 => Message::SongPos { pos: (u16::from(b) << 7) | u16::from(a) },
-        0xF3 => Message::SongSelect { song: a },
-        _ => unreachable!("build() is only called for statuses with data bytes"),
-    }
-}
-
-/// The message for a channel status with two data bytes (0x80–0xBF, 0xE0–0xEF), as a tree of
-/// two-way branches ordered by how common the messages are (the fast path calls it directly).
-#[inline(always)]
-fn build_two(status: u8, a: u8, b: u8) -> Message {
-    let channel = status & 0x0F;
-    if status < 0xA0 {
-        if status >= 0x90 {
-            Message::NoteOn { channel, note: a, velocity: b }
-        } else {
-            Message::NoteOff { channel, note: a, velocity: b }
-        }
-    } else if status < 0xB0 {
-        Message::PolyTouch { channel, note: a, value: b }
-    } else if status < 0xC0 {
-        Message::ControlChange { channel, control: a, value: b }
-    } else {
-        Message::PitchWheel { channel, pitch: ((i16::from(b) << 7) | i16::from(a)) - 8192 }
-    }
-}
-
-/// The message of a defined real-time status byte.
-#[inline(always)]
-fn build_realtime(status: u8) -> Message {
-    match status {
-        0xF8 => Message::Clock,
-        0xFA => Message::Start,
-        0xFB => Message::Continue,
-        0xFC => Message::Stop,
-        0xFE => Message::ActiveSensing,
-        0xFF => Message::Reset,
-        _ => unreachable!("build_realtime() is only called for defined real-time statuses"),
-    }
-}
-
-/// Why bytes given to [`Message::from_bytes`] are not exactly one message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why bytes that should be whole messages are not: the errors of [`decode_messages`],
+/// [`Message::from_bytes`] and [`ShortMessage::from_bytes`](crate::ShortMessage::from_bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// The bytes hold no complete message.
+    /// The bytes hold no message at all (nothing, or only an `F7`).
+    NoMessage,
+    /// The bytes end inside a message (`[0x90, 60]`: a note_on needs two data bytes).
     Incomplete,
-    /// A complete message is followed by more bytes, or preceded by bytes that are not part of it.
+    /// The bytes hold stray data bytes, undefined status bytes or a message cut short by a
+    /// status byte.
+    Malformed,
+    /// A single message was asked for and the bytes hold more, or it was not written canonically.
     NotSingleMessage,
+    /// A short message was asked for and the bytes are a sysex.
+    SysEx,
+}
+
+impl DecodeError {
+    /// The error in words (what `Display` writes), without allocating.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            DecodeError::NoMessage => "the bytes hold no complete MIDI message",
+            DecodeError::Incomplete => "the bytes end inside a message",
+            DecodeError::Malformed => "the bytes hold stray data bytes, undefined status bytes or cut-off messages",
+            DecodeError::NotSingleMessage => "the bytes are not exactly one MIDI message",
+            DecodeError::SysEx => "the bytes are a sysex, which has no short form",
+        }
+    }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Incomplete => f.write_str("the bytes hold no complete MIDI message"),
-            DecodeError::NotSingleMessage => f.write_str("the bytes are not exactly one MIDI message"),
-        }
+        f.write_str(self.as_str())
     }
 }
 
 impl std::error::Error for DecodeError {}
 
+/// Decodes `bytes` that must be whole messages and nothing else — what a program hands a send
+/// call — calling `emit` for each, in order, and returning how many there were. Running status
+/// and real-time bytes inside a message are accepted, as the [`Parser`] accepts them; a sysex of
+/// any length is kept whole. Anything the parser would drop or keep waiting for is an error:
+/// a message cut off by the end of `bytes` ([`DecodeError::Incomplete`]), stray data bytes,
+/// undefined status bytes or a message cut short ([`DecodeError::Malformed`]), nothing at all
+/// ([`DecodeError::NoMessage`]).
+///
+/// `emit` may have been called for some messages when an error is returned: collect them and act
+/// only on `Ok`. Allocates nothing but sysex payloads.
+pub fn decode_messages(bytes: &[u8], mut emit: impl FnMut(Message)) -> Result<usize, DecodeError> {
+    // The sysex limit is the input size: whatever sysex the caller wrote is kept whole.
+    let mut parser = Parser::with_max_sysex_len(bytes.len());
+    let mut count = 0usize;
+    parser.feed(bytes, |message| {
+        count += 1;
+        emit(message);
+    });
+    if parser.is_mid_message() {
+        Err(DecodeError::Incomplete)
+    } else if parser.stats() != ParserStats::default() {
+        Err(DecodeError::Malformed)
+    } else if count == 0 {
+        Err(DecodeError::NoMessage)
+    } else {
+        Ok(count)
+    }
+}
+
 impl Message {
-    /// Decodes exactly one message from its bytes (full status byte first, sysex with `F0`/`F7`).
+    /// Decodes exactly one message from its bytes (full status byte first, sysex with `F0`/`F7`,
+    /// nothing else): [`decode_messages`] with one canonical message required. For a message
+    /// other than a sysex, [`ShortMessage::from_bytes`](crate::ShortMessage::from_bytes) does the
+    /// same without building a `Message`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut parser = Parser::with_max_sysex_len(bytes.len());
         let mut found = None;
-        let mut count = 0usize;
-        parser.feed(bytes, |m| {
-            count += 1;
-            found = Some(m);
-        });
-        let message = found.ok_or(DecodeError::Incomplete)?;
-        let clean = count == 1
-            && !parser.is_mid_message()
-            && parser.stats() == ParserStats::default()
-            && message.encoded_len() == bytes.len();
-        if clean {
-            Ok(message)
-        } else {
-            Err(DecodeError::NotSingleMessage)
+        let count = decode_messages(bytes, |m| found = Some(m))?;
+        match found {
+            Some(message) if count == 1 && message.encoded_len() == bytes.len() => Ok(message),
+            _ => Err(DecodeError::NotSingleMessage),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        let mut out = Vec::new();
+        let count = decode_messages(bytes, |m| out.push(m))?;
+        assert_eq!(count, out.len());
+        Ok(out)
+    }
+
+    #[test]
+    fn decode_messages_takes_whole_messages_only() {
+        let on = Message::NoteOn { channel: 0, note: 60, velocity: 100 };
+        assert_eq!(decode(&[0x90, 60, 100]), Ok(vec![on.clone()]));
+        // Running status and a clock inside a message are whole messages too.
+        assert_eq!(decode(&[0x90, 60, 100, 60, 100]), Ok(vec![on.clone(), on.clone()]));
+        assert_eq!(decode(&[0x90, 60, 0xF8, 100]), Ok(vec![Message::Clock, on]));
+        assert_eq!(decode(&[0xF0, 1, 2, 0xF7]), Ok(vec![Message::SysEx { data: vec![1, 2] }]));
+        // A sysex longer than the parser's default limit is kept whole.
+        let mut long = vec![0xF0];
+        long.resize(DEFAULT_MAX_SYSEX_LEN + 2, 1);
+        long.push(0xF7);
+        assert_eq!(decode(&long).map(|m| m[0].encoded_len()), Ok(long.len()));
+
+        assert_eq!(decode(&[0x90, 60]), Err(DecodeError::Incomplete));
+        assert_eq!(decode(&[0x90, 60, 100, 0x80]), Err(DecodeError::Incomplete));
+        assert_eq!(decode(&[0xF0, 1]), Err(DecodeError::Incomplete));
+        assert_eq!(decode(&[60, 100]), Err(DecodeError::Malformed));
+        assert_eq!(decode(&[0x90, 60, 0x80, 60, 0]), Err(DecodeError::Malformed));
+        assert_eq!(decode(&[0xF4, 0xF8]), Err(DecodeError::Malformed));
+        assert_eq!(decode(&[]), Err(DecodeError::NoMessage));
+        assert_eq!(decode(&[0xF7]), Err(DecodeError::NoMessage));
+    }
+
+    #[test]
+    fn from_bytes_wants_exactly_one_canonical_message() {
+        assert_eq!(Message::from_bytes(&[0xF8]), Ok(Message::Clock));
+        assert_eq!(Message::from_bytes(&[0x90, 60]), Err(DecodeError::Incomplete));
+        assert_eq!(Message::from_bytes(&[0xF8, 0xF8]), Err(DecodeError::NotSingleMessage));
+        assert_eq!(Message::from_bytes(&[0x90, 60, 0xF8, 100]), Err(DecodeError::NotSingleMessage));
     }
 }

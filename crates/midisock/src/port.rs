@@ -19,8 +19,8 @@
 use crate::address::{socket_addr_name, IntoAddress};
 use crate::clock::monotonic_ns;
 use crate::error::{from_stream_error, Error, Result};
-use crate::message::{Message, Received};
-use crate::net;
+use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::net::{self, READ_CHUNK};
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use crate::reconnect::Reconnect;
@@ -41,9 +41,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
-
-/// Bytes read from the socket per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// How long after connecting a port that only sends still looks for its peer's request for
 /// stamps ([`crate::timing`]): a peer asks in its first bytes, so a request is in long before.
@@ -272,18 +269,6 @@ static NEXT_CALLBACK_THREAD: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// This thread's callback-thread number; 0 on every other thread.
     static CALLBACK_THREAD_NUMBER: Cell<u64> = const { Cell::new(0) };
-}
-
-/// mido's `reset()` set: all notes off (CC 123) and reset all controllers (CC 121), every channel.
-pub fn reset_messages() -> Vec<Message> {
-    (0..16)
-        .flat_map(|channel| [123, 121].map(|control| Message::ControlChange { channel, control, value: 0 }))
-        .collect()
-}
-
-/// mido's `panic()` set: all sound off (CC 120) on every channel.
-pub fn panic_messages() -> Vec<Message> {
-    (0..16).map(|channel| Message::ControlChange { channel, control: 120, value: 0 }).collect()
 }
 
 impl SocketPort {

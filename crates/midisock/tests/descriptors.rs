@@ -8,12 +8,14 @@
 //! the descriptor table is filled to the limit with placeholders and exactly the room the
 //! scenario needs is freed, so the outcome does not depend on how many descriptors were open.
 
+mod support;
+
 use midisock::{connect, Message, PortServer, RefusalCause, ServerConfig, ServerEvent};
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
+use support::run_scenario_in_child;
 
 /// The longest any single wait may take: generous, so that only a real hang fails a test, even
 /// on a machine loaded far past its cores.
@@ -24,17 +26,7 @@ const SCENARIO: &str = "scenario_in_child_process";
 
 #[test]
 fn out_of_descriptors_refuses_cleanly_and_does_not_spin() {
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .args([SCENARIO, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the scenario failed in its child process:\n{stdout}\n{stderr}");
-    // The child ran the scenario, not nothing: a filter typo would pass with "0 passed".
-    assert!(stdout.contains("1 passed"), "the child did not run the scenario:\n{stdout}\n{stderr}");
+    run_scenario_in_child(SCENARIO, CHILD_ENV);
 }
 
 /// The scenario; does nothing unless started by the test above as a child process.

@@ -1,6 +1,8 @@
 //! SocketPort and PortServer on loopback: the three server styles, closing, timeouts, callbacks,
 //! concurrency, slow clients and IPv6. Every wait is bounded so a bug fails instead of hanging.
 
+mod support;
+
 use midisock::{connect, Error, Message, PortServer, Received, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,10 +11,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// The longest any single wait may take: generous, so that only a real hang fails a test, even
-/// on a machine loaded far past its cores.
-const WAIT: Duration = Duration::from_secs(30);
+use support::{eventually, WAIT};
 
 fn server() -> PortServer {
     PortServer::bind("127.0.0.1:0").expect("bind loopback")
@@ -24,15 +23,6 @@ fn addr(server: &PortServer) -> String {
 
 fn note(n: u8) -> Message {
     Message::NoteOn { channel: 0, note: n, velocity: 64 }
-}
-
-/// Waits until `condition` holds, failing the test after WAIT.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The calling thread's kernel id, for [`wait_until_blocked`].

@@ -7,18 +7,8 @@ use midisock::{connect, Message, PortServer, RefusalCause, ServerConfig, SysexPo
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
-use std::time::{Duration, Instant};
-use support::{notice, read_until_closed};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+use std::time::Duration;
+use support::{eventually, notice, read_until_closed, WAIT};
 
 fn bind(config: ServerConfig) -> PortServer {
     PortServer::bind_with("127.0.0.1:0", config).unwrap()

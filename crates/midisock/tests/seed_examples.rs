@@ -1,16 +1,14 @@
 //! One test per example of mido's socket-port documentation (crates/midisock/examples/), running the real
 //! example program against real sockets on loopback. `cargo test` builds the examples first.
 
+mod support;
+
 use midisock::{connect, Message, PortServer};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
-
-/// The longest any single wait may take: generous, so that only a real hang fails a test, even
-/// on a machine loaded far past its cores.
-const WAIT: Duration = Duration::from_secs(30);
+use support::{Running, WAIT};
 
 fn example(name: &str) -> Command {
     Command::new(examples_dir().join(name))
@@ -38,15 +36,6 @@ fn examples_dir() -> PathBuf {
             profile_dir.join("examples")
         })
         .clone()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Starts a server example on an ephemeral port; returns it, its port and its stdout.

@@ -13,9 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::{notice, read_until_closed};
-
-const WAIT: Duration = Duration::from_secs(10);
+use support::{eventually, notice, read_until_closed, WAIT};
 
 /// A server whose events arrive on the returned channel.
 fn server_with_events(config: ServerConfig) -> (PortServer, Receiver<ServerEvent>) {
@@ -34,14 +32,6 @@ fn next_event(events: &Receiver<ServerEvent>) -> ServerEvent {
 
 fn local(stream: &TcpStream) -> SocketAddr {
     stream.local_addr().unwrap()
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! ignore the signal would be killed by it. Rust test binaries ignore SIGPIPE, so the scenario
 //! runs in a child copy of this binary that restores the default action first.
 
+mod support;
+
 use midisock::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use midisock::{connect_with, ConnectOptions, Message, PortServer, ServerConfig, TlsClient, TlsServer};
-use std::process::Command;
 use std::time::{Duration, Instant};
+use support::run_scenario_in_child;
 
 const WAIT: Duration = Duration::from_secs(30);
 const CHILD_ENV: &str = "MIDISOCK_SIGPIPE_CHILD";
@@ -13,15 +15,7 @@ const SCENARIO: &str = "scenario_in_child_process";
 
 #[test]
 fn a_vanished_tls_client_does_not_raise_sigpipe_in_the_server_process() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([SCENARIO, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the scenario died ({:?}):\n{stdout}\n{stderr}", output.status);
-    assert!(stdout.contains("1 passed"), "the child did not run the scenario:\n{stdout}\n{stderr}");
+    run_scenario_in_child(SCENARIO, CHILD_ENV);
 }
 
 /// The scenario; does nothing unless started by the test above as a child process.

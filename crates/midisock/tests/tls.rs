@@ -13,11 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{notice, read_until_closed};
-
-/// The longest any single wait may take: generous, so that only a real hang fails a test, even
-/// on a machine loaded far past its cores.
-const WAIT: Duration = Duration::from_secs(30);
+use support::{eventually, notice, read_until_closed, WAIT};
 
 struct Identity {
     cert: CertificateDer<'static>,
@@ -48,14 +44,6 @@ fn client_options(id: &Identity) -> ConnectOptions {
 
 fn on(note: u8) -> Message {
     Message::NoteOn { channel: 0, note, velocity: 90 }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

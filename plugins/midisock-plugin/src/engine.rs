@@ -244,8 +244,7 @@ fn observe_event(held: &mut HeldNotes, event: &NoteEvent<SysEx>) {
             Message::NoteOff { channel, note: key.number_or_middle_c(), velocity: 0 }
         }
         NoteEvent::MidiCC { channel, cc, value, .. } => {
-            // `as` saturates: negative and NaN give 0.
-            Message::ControlChange { channel, control: cc, value: ((value * 127.0 + 0.5) as u8).min(127) }
+            Message::ControlChange { channel, control: cc, value: event::unit_to_7bit(value, 0) }
         }
         _ => return,
     };
@@ -286,7 +285,7 @@ mod tests {
 
     /// Everything the engine sent to the network: the events and their sysex bytes.
     fn sent(ends: &mut NetworkEnds) -> Vec<(ToNetwork, Vec<u8>)> {
-        let mut buffer = [0; event::MAX_SYSEX_LEN];
+        let mut buffer = [0; event::SYSEX_BUFFER_LEN];
         std::iter::from_fn(|| ends.from_audio.pop_into(&mut buffer).map(|(e, b)| (e, b.to_vec()))).collect()
     }
 
@@ -379,7 +378,7 @@ mod tests {
     fn sysex_travels_both_ways_through_the_byte_lane_and_filtered_sysex_is_skipped() {
         let (mut engine, mut ends) = AudioEngine::new(Arc::default(), 64, 1024);
         let mut long = vec![0xF0];
-        long.extend((0..event::MAX_SYSEX_LEN - 2).map(|b| b as u8 & 0x7F));
+        long.extend((0..event::SYSEX_BUFFER_LEN - 2).map(|b| b as u8 & 0x7F));
         long.push(0xF7);
         // Receiving off: the first sysex and its bytes are dropped, not left in the lane.
         from_network(&mut ends, 0, &[0xF0, 9, 9, 0xF7]);

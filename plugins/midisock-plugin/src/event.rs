@@ -1,95 +1,110 @@
 //! The small `Copy` events that cross the lock-free rings between the audio thread and the
 //! network thread, and their conversions to nice-plug's [`NoteEvent`] and midisock's [`Message`].
 //!
-//! A message travels as a [`Midi`] of 6 bytes: a channel or system message's bytes inline, or
-//! only the length of a sysex, whose bytes travel in the ring's byte lane ([`crate::ring`]). Only
-//! a sysex is ever copied into nice-plug's 256-byte [`SysEx`] buffer, on the audio thread's way
-//! out to the track.
+//! A message travels as a [`Midi`] of at most 6 bytes: a channel or system message as the core's
+//! [`ShortMessage`] (its bytes, validated), or only the length of a sysex, whose bytes travel in
+//! the ring's byte lane ([`crate::ring`]). Only a sysex is ever copied into nice-plug's 256-byte
+//! [`SysEx`] buffer, on the audio thread's way out to the track.
+//!
+//! What a status byte means is the core's business ([`ShortMessage`], [`Message`]); this module
+//! only maps midisock's messages to nice-plug's events and back, and 0–1 values to 7 bits.
 //!
 //! Nothing here allocates except [`Midi::to_message`] for a sysex (network thread only).
 
 use crate::ring::Payload;
-use midisock::{HeldNotes, Message};
+use midisock::{HeldNotes, Message, ShortMessage};
 use nice_plug::midi::sysex::SysExMessage;
 use nice_plug::midi::{Channel, Key, MidiResult, NoteEvent, VoiceID};
 
-/// The longest sysex the plugin carries, framing `F0`/`F7` included. Longer ones are dropped (and
-/// counted): nice-plug hands a sysex to the host from a fixed-size buffer ([`SysEx`]).
-pub const MAX_SYSEX_LEN: usize = 256;
+/// The longest sysex the plugin carries, its framing `F0`/`F7` included (unlike the core's sysex
+/// limits, which count the payload only): nice-plug hands a sysex to the host from a buffer of
+/// this fixed size ([`SysEx`]). Longer ones are dropped (and counted).
+pub const SYSEX_BUFFER_LEN: usize = 256;
 
-/// One MIDI message on a ring: a channel or system message of 1–3 bytes inline, or a sysex
-/// (`F0 … F7`, at most [`MAX_SYSEX_LEN`] bytes) by length, its bytes in the ring's byte lane.
-/// `Copy`, 6 bytes.
+/// One MIDI message on a ring: a channel or system message inline, or a sysex (`F0 … F7`, at
+/// most [`SYSEX_BUFFER_LEN`] bytes) by length, its bytes in the ring's byte lane. `Copy`, at
+/// most 6 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Midi {
-    /// Status byte first; `[F0, 0, 0]` for a sysex.
-    bytes: [u8; 3],
-    /// Bytes in the message (for a sysex: in the byte lane).
-    len: u16,
+pub struct Midi(Repr);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repr {
+    Short(ShortMessage),
+    /// A sysex of `len` bytes, framing included, in the byte lane.
+    SysEx {
+        len: u16,
+    },
 }
 
 impl std::fmt::Debug for Midi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_sysex() {
-            write!(f, "Midi(sysex of {} bytes)", self.len)
-        } else {
-            write!(f, "Midi({:02X?})", self.short_bytes())
+        match self.0 {
+            Repr::Short(short) => write!(f, "Midi({:02X?})", short.as_bytes()),
+            Repr::SysEx { len } => write!(f, "Midi(sysex of {len} bytes)"),
         }
     }
 }
 
 impl Midi {
-    /// A message from its bytes: inline for a channel or system message, by length for a sysex
-    /// (whose bytes the caller sends in the byte lane). `None` if it is empty, does not start with
-    /// a status byte, or is too long.
+    /// A message from its bytes: inline for a channel or system message (exactly one whole
+    /// message, checked by [`ShortMessage::from_bytes`]), by length for a sysex (whose bytes the
+    /// caller sends in the byte lane, checked when they become a [`Message`]). `None` for
+    /// anything else: empty, no status byte first, a message cut short (`[0x90, 60]`), extra
+    /// bytes, a sysex longer than [`SYSEX_BUFFER_LEN`].
     pub fn new(bytes: &[u8]) -> Option<Midi> {
         match *bytes {
-            [0xF0, ..] if bytes.len() <= MAX_SYSEX_LEN => Some(Midi { bytes: [0xF0, 0, 0], len: bytes.len() as u16 }),
-            [0xF0, ..] => None,
-            [status] if status >= 0x80 => Some(Midi { bytes: [status, 0, 0], len: 1 }),
-            [status, a] if status >= 0x80 => Some(Midi { bytes: [status, a, 0], len: 2 }),
-            [status, a, b] if status >= 0x80 => Some(Midi { bytes: [status, a, b], len: 3 }),
-            _ => None,
+            [0xF0, ..] => (bytes.len() <= SYSEX_BUFFER_LEN).then_some(Midi(Repr::SysEx { len: bytes.len() as u16 })),
+            _ => ShortMessage::from_bytes(bytes).ok().map(Midi::from),
         }
     }
 
     /// A sysex, whose bytes travel in the byte lane.
     pub fn is_sysex(&self) -> bool {
-        self.bytes[0] == 0xF0
+        matches!(self.0, Repr::SysEx { .. })
     }
 
-    /// Bytes in the message.
+    /// Bytes in the message (for a sysex: in the byte lane).
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        match self.0 {
+            Repr::Short(short) => short.len(),
+            Repr::SysEx { len } => usize::from(len),
+        }
     }
 
     /// Never true: a message has a status byte.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// The channel or system message; `None` for a sysex.
+    pub fn short(&self) -> Option<ShortMessage> {
+        match self.0 {
+            Repr::Short(short) => Some(short),
+            Repr::SysEx { .. } => None,
+        }
     }
 
     /// The bytes of a channel or system message; empty for a sysex (its bytes are in the lane).
     pub fn short_bytes(&self) -> &[u8] {
-        if self.is_sysex() {
-            &[]
-        } else {
-            &self.bytes[..self.len()]
+        match &self.0 {
+            Repr::Short(short) => short.as_bytes(),
+            Repr::SysEx { .. } => &[],
         }
     }
 
     /// The status byte.
     pub fn status(&self) -> u8 {
-        self.bytes[0]
+        self.short().map_or(0xF0, |short| short.status())
     }
 
     /// The channel (0–15) of a channel message; `None` for system messages.
     pub fn channel(&self) -> Option<u8> {
-        (self.status() < 0xF0).then_some(self.status() & 0x0F)
+        self.short().and_then(|short| short.channel())
     }
 
     /// Encodes a midisock message into `buffer`: the ring message and the bytes for the byte lane
     /// (empty unless it is a sysex). `None` for a sysex that does not fit.
-    pub fn encode<'b>(message: &Message, buffer: &'b mut [u8; MAX_SYSEX_LEN]) -> Option<(Midi, &'b [u8])> {
+    pub fn encode<'b>(message: &Message, buffer: &'b mut [u8; SYSEX_BUFFER_LEN]) -> Option<(Midi, &'b [u8])> {
         let len = message.encode(buffer).ok()?;
         let bytes = &buffer[..len];
         let midi = Midi::new(bytes)?;
@@ -99,23 +114,10 @@ impl Midi {
     /// Decodes into a midisock message; `sysex` is the payload from the byte lane (network thread:
     /// a sysex allocates its payload).
     pub fn to_message(&self, sysex: &[u8]) -> Option<Message> {
-        let bytes = if self.is_sysex() { sysex } else { self.short_bytes() };
-        if bytes.len() != self.len() {
-            return None;
-        }
-        Message::from_bytes(bytes).ok()
-    }
-
-    /// A channel message that does not carry a payload on the heap, for note tracking on the
-    /// audio thread (never allocates: sysex and system messages give `None`).
-    fn to_short_message(self) -> Option<Message> {
-        let [status, a, b] = [self.bytes[0], self.bytes[1] & 0x7F, self.bytes[2] & 0x7F];
-        let channel = status & 0x0F;
-        match status & 0xF0 {
-            0x80 => Some(Message::NoteOff { channel, note: a, velocity: b }),
-            0x90 => Some(Message::NoteOn { channel, note: a, velocity: b }),
-            0xB0 => Some(Message::ControlChange { channel, control: a, value: b }),
-            _ => None,
+        match self.0 {
+            Repr::Short(short) => Some(short.to_message()),
+            Repr::SysEx { len } if sysex.len() == usize::from(len) => Message::from_bytes(sysex).ok(),
+            Repr::SysEx { .. } => None,
         }
     }
 
@@ -133,88 +135,119 @@ impl Midi {
     /// `NoteEvent::from_midi`; nothing for a sysex or a message nice-plug rejects.
     #[inline(always)]
     pub fn emit_note_event(&self, timing: u32, emit: impl FnOnce(NoteEvent<SysEx>)) {
-        let [status, a, b] = self.bytes;
-        let channel = status & 0x0F;
-        let unit = |v: u8| f32::from(v) / 127.0;
-        let note = |velocity| (VoiceID::Wildcard, Channel::Number(channel), Key::Number(a), velocity);
-        match (status & 0xF0, self.len) {
-            (0x90, 3) if b == 0 => {
-                let (voice_id, channel, key, velocity) = note(0.0);
-                emit(NoteEvent::NoteOff { timing, voice_id, channel, key, velocity })
+        let Repr::Short(short) = self.0 else { return };
+        let voice_id = VoiceID::Wildcard;
+        // The core decodes the bytes; the arms only map each message to nice-plug's event.
+        match short.to_message() {
+            Message::NoteOn { channel, note, velocity: 0 } => emit(NoteEvent::NoteOff {
+                timing,
+                voice_id,
+                channel: Channel::Number(channel),
+                key: Key::Number(note),
+                velocity: 0.0,
+            }),
+            Message::NoteOn { channel, note, velocity } => emit(NoteEvent::NoteOn {
+                timing,
+                voice_id,
+                channel: Channel::Number(channel),
+                key: Key::Number(note),
+                velocity: seven_bit_to_unit(velocity),
+            }),
+            Message::NoteOff { channel, note, velocity } => emit(NoteEvent::NoteOff {
+                timing,
+                voice_id,
+                channel: Channel::Number(channel),
+                key: Key::Number(note),
+                velocity: seven_bit_to_unit(velocity),
+            }),
+            Message::PolyTouch { channel, note, value } => emit(NoteEvent::PolyPressure {
+                timing,
+                voice_id,
+                channel: Channel::Number(channel),
+                key: Key::Number(note),
+                pressure: seven_bit_to_unit(value),
+            }),
+            Message::ControlChange { channel, control, value } => {
+                emit(NoteEvent::MidiCC { timing, channel, cc: control, value: seven_bit_to_unit(value) })
             }
-            (0x90, 3) => {
-                let (voice_id, channel, key, velocity) = note(unit(b));
-                emit(NoteEvent::NoteOn { timing, voice_id, channel, key, velocity })
-            }
-            (0x80, 3) => {
-                let (voice_id, channel, key, velocity) = note(unit(b));
-                emit(NoteEvent::NoteOff { timing, voice_id, channel, key, velocity })
-            }
-            (0xA0, 3) => {
-                let (voice_id, channel, key, pressure) = note(unit(b));
-                emit(NoteEvent::PolyPressure { timing, voice_id, channel, key, pressure })
-            }
-            (0xB0, 3) => emit(NoteEvent::MidiCC { timing, channel, cc: a, value: unit(b) }),
-            (0xE0, 3) => {
-                let value = (u16::from(a) + (u16::from(b) << 7)) as f32 / ((1 << 14) - 1) as f32;
+            Message::PitchWheel { channel, pitch } => {
+                let value = (i32::from(pitch) + 8192) as f32 / 16383.0;
                 emit(NoteEvent::MidiPitchBend { timing, channel, value })
             }
-            (0xD0, 2..) => emit(NoteEvent::MidiChannelPressure { timing, channel, pressure: unit(a) }),
-            (0xC0, 2..) => emit(NoteEvent::MidiProgramChange { timing, channel, program: a }),
-            // System messages (rare) and whatever nice-plug makes of a short channel message.
-            _ if !self.is_sysex() => {
-                if let Ok(event) = NoteEvent::from_midi(timing, self.short_bytes()) {
+            Message::Aftertouch { channel, value } => {
+                emit(NoteEvent::MidiChannelPressure { timing, channel, pressure: seven_bit_to_unit(value) })
+            }
+            Message::ProgramChange { channel, program } => {
+                emit(NoteEvent::MidiProgramChange { timing, channel, program })
+            }
+            // System messages (rare): nice-plug passes them as raw bytes in a `SysEx`.
+            _ => {
+                if let Ok(event) = NoteEvent::from_midi(timing, short.as_bytes()) {
                     emit(event)
                 }
             }
-            _ => {}
         }
     }
 
     /// The ring message for a nice-plug event, and the bytes for the byte lane (a sysex's, borrowed
     /// from the event; empty otherwise). `None` for events without a MIDI 1.0 equivalent (note
-    /// expressions, chokes, ...).
+    /// expressions, chokes, ...) or with values out of MIDI's ranges.
     #[inline]
     pub fn from_note_event(event: &NoteEvent<SysEx>) -> Option<(Midi, &[u8])> {
         // The common events directly: `as_midi` returns a ~270-byte `MidiResult` and rounds with a
         // libm call. Same bytes as `as_midi` (tested).
-        match *event {
-            NoteEvent::NoteOn { channel, key, velocity, .. } => {
-                let status = 0x90 | channel.number().unwrap_or(0);
-                return Some((Midi { bytes: [status, key.number().unwrap_or(0), to_7bit(velocity, 1)], len: 3 }, &[]));
-            }
-            NoteEvent::NoteOff { channel, key, velocity, .. } => {
-                let status = 0x80 | channel.number().unwrap_or(0);
-                return Some((Midi { bytes: [status, key.number().unwrap_or(0), to_7bit(velocity, 0)], len: 3 }, &[]));
-            }
+        let message = match *event {
+            NoteEvent::NoteOn { channel, key, velocity, .. } => Message::NoteOn {
+                channel: channel.number().unwrap_or(0),
+                note: key.number().unwrap_or(0),
+                velocity: unit_to_7bit(velocity, 1),
+            },
+            NoteEvent::NoteOff { channel, key, velocity, .. } => Message::NoteOff {
+                channel: channel.number().unwrap_or(0),
+                note: key.number().unwrap_or(0),
+                velocity: unit_to_7bit(velocity, 0),
+            },
             NoteEvent::MidiCC { channel, cc, value, .. } => {
-                return Some((Midi { bytes: [0xB0 | channel, cc, to_7bit(value, 0)], len: 3 }, &[]));
+                Message::ControlChange { channel, control: cc, value: unit_to_7bit(value, 0) }
             }
             NoteEvent::MidiSysEx { ref message, .. } => {
                 let bytes = message.as_bytes();
                 let midi = Midi::new(bytes)?;
                 return Some((midi, if midi.is_sysex() { bytes } else { &[] }));
             }
-            _ => {}
-        }
-        match event.as_midi()? {
-            MidiResult::Basic(bytes) => {
-                // nice-plug pads 2-byte messages (program change, channel pressure) to 3 bytes.
-                let len = match bytes[0] & 0xF0 {
-                    0xC0 | 0xD0 => 2,
-                    _ => 3,
+            _ => {
+                return match event.as_midi()? {
+                    MidiResult::Basic(bytes) => {
+                        // nice-plug pads 2-byte messages (program change, channel pressure) to 3.
+                        let len = ShortMessage::len_for_status(bytes[0])?;
+                        Some((Midi::new(bytes.get(..len)?)?, &[]))
+                    }
+                    MidiResult::SysEx(..) => None,
                 };
-                Some((Midi::new(&bytes[..len])?, &[]))
             }
-            MidiResult::SysEx(..) => None,
-        }
+        };
+        let short = ShortMessage::from_message(&message).ok()??;
+        Some((short.into(), &[]))
     }
 }
 
-/// `(unit * 127).round().clamp(min, 127) as u8` — nice-plug's conversion of a 0–1 value to 7 bits
-/// — without the libm call `f32::round` is on baseline x86-64.
+impl From<ShortMessage> for Midi {
+    fn from(short: ShortMessage) -> Midi {
+        Midi(Repr::Short(short))
+    }
+}
+
+/// A 7-bit MIDI value as nice-plug's 0–1 float.
 #[inline]
-fn to_7bit(unit: f32, min: u8) -> u8 {
+pub(crate) fn seven_bit_to_unit(value: u8) -> f32 {
+    f32::from(value) / 127.0
+}
+
+/// A nice-plug 0–1 value as a 7-bit MIDI value, at least `min`: `(unit * 127).round().clamp(min,
+/// 127) as u8`, nice-plug's own conversion, without the libm call `f32::round` is on baseline
+/// x86-64. NaN gives 0.
+#[inline]
+pub(crate) fn unit_to_7bit(unit: f32, min: u8) -> u8 {
     let scaled = unit * 127.0;
     if scaled.is_nan() {
         return 0;
@@ -228,8 +261,8 @@ fn to_7bit(unit: f32, min: u8) -> u8 {
 
 /// Updates `held` with a message (notes, sustain pedal, all-notes-off). Never allocates.
 pub fn observe(held: &mut HeldNotes, midi: &Midi) {
-    if let Some(message) = midi.to_short_message() {
-        held.observe(&message);
+    if let Some(short) = midi.short() {
+        held.observe(&short.to_message());
     }
 }
 
@@ -245,7 +278,7 @@ pub fn release_into_track(held: &mut HeldNotes, timing: u32, mut emit: impl FnMu
             velocity: 0.0,
         }),
         Message::ControlChange { channel, control, value } => {
-            emit(NoteEvent::MidiCC { timing, channel, cc: control, value: f32::from(value) / 127.0 })
+            emit(NoteEvent::MidiCC { timing, channel, cc: control, value: seven_bit_to_unit(value) })
         }
         _ => {}
     });
@@ -253,12 +286,12 @@ pub fn release_into_track(held: &mut HeldNotes, timing: u32, mut emit: impl FnMu
 
 /// The plugin's sysex type for nice-plug: the raw bytes of any message nice-plug does not map to
 /// a note event itself — sysex (`F0 … F7`) and the system common and real-time messages. It holds
-/// [`MAX_SYSEX_LEN`] bytes inline (nice-plug needs a fixed-size buffer), which makes every
+/// [`SYSEX_BUFFER_LEN`] bytes inline (nice-plug needs a fixed-size buffer), which makes every
 /// `NoteEvent<SysEx>` that large: the engine builds and moves them only at the host boundary.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SysEx {
     len: u16,
-    bytes: [u8; MAX_SYSEX_LEN],
+    bytes: [u8; SYSEX_BUFFER_LEN],
 }
 
 impl std::fmt::Debug for SysEx {
@@ -268,7 +301,7 @@ impl std::fmt::Debug for SysEx {
 }
 
 impl SysEx {
-    /// A system message's bytes; `None` if empty or longer than [`MAX_SYSEX_LEN`].
+    /// A system message's bytes; `None` if empty or longer than [`SYSEX_BUFFER_LEN`].
     pub fn new(bytes: &[u8]) -> Option<SysEx> {
         SysEx::from_lane(bytes.len(), |out| {
             out.copy_from_slice(bytes);
@@ -279,10 +312,10 @@ impl SysEx {
     /// A sysex of `len` bytes that `fill` writes (from a ring's byte lane, say); `None` if `len`
     /// is 0 or too long or `fill` fails.
     pub fn from_lane(len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Option<SysEx> {
-        if len == 0 || len > MAX_SYSEX_LEN {
+        if len == 0 || len > SYSEX_BUFFER_LEN {
             return None;
         }
-        let mut sysex = SysEx { len: len as u16, bytes: [0; MAX_SYSEX_LEN] };
+        let mut sysex = SysEx { len: len as u16, bytes: [0; SYSEX_BUFFER_LEN] };
         fill(&mut sysex.bytes[..len]).then_some(sysex)
     }
 
@@ -293,7 +326,7 @@ impl SysEx {
 }
 
 impl SysExMessage for SysEx {
-    type Buffer = [u8; MAX_SYSEX_LEN];
+    type Buffer = [u8; SYSEX_BUFFER_LEN];
 
     fn from_buffer(buffer: &[u8]) -> Option<Self> {
         // Only status bytes nice-plug hands us as "sysex": system messages. A stray data byte or
@@ -365,9 +398,21 @@ mod tests {
 
     #[test]
     fn ring_events_are_small() {
-        assert_eq!(std::mem::size_of::<Midi>(), 6);
+        assert!(std::mem::size_of::<Midi>() <= 6);
         assert!(std::mem::size_of::<ToTrack>() <= 16);
         assert!(std::mem::size_of::<ToNetwork>() <= 24);
+    }
+
+    #[test]
+    fn cut_off_and_overlong_messages_are_not_ring_events() {
+        for bytes in [&[0x90, 60][..], &[0x90], &[0xE0, 0], &[0xF2, 1], &[0x90, 60, 100, 1], &[60], &[0xF4], &[]] {
+            assert_eq!(Midi::new(bytes), None, "{bytes:02X?}");
+        }
+        let cc = Midi::new(&[0xB2, 64, 127]).unwrap();
+        assert_eq!((cc.len(), cc.channel(), cc.short_bytes()), (3, Some(2), &[0xB2, 64, 127][..]));
+        // A nice-plug event with values outside MIDI's ranges gives nothing rather than bad bytes.
+        let event = NoteEvent::<SysEx>::MidiCC { timing: 0, channel: 16, cc: 7, value: 1.0 };
+        assert_eq!(Midi::from_note_event(&event), None);
     }
 
     #[test]
@@ -455,19 +500,19 @@ mod tests {
 
     #[test]
     fn sysex_up_to_the_limit_fits_and_longer_does_not() {
-        let mut buffer = [0; MAX_SYSEX_LEN];
-        let longest = Message::sysex(vec![1; MAX_SYSEX_LEN - 2]).unwrap();
+        let mut buffer = [0; SYSEX_BUFFER_LEN];
+        let longest = Message::sysex(vec![1; SYSEX_BUFFER_LEN - 2]).unwrap();
         let (midi, bytes) = Midi::encode(&longest, &mut buffer).unwrap();
         assert!(midi.is_sysex());
-        assert_eq!((midi.len(), bytes.len()), (MAX_SYSEX_LEN, MAX_SYSEX_LEN));
+        assert_eq!((midi.len(), bytes.len()), (SYSEX_BUFFER_LEN, SYSEX_BUFFER_LEN));
         assert_eq!(midi.to_message(bytes).unwrap(), longest);
-        assert!(Midi::encode(&Message::sysex(vec![1; MAX_SYSEX_LEN - 1]).unwrap(), &mut buffer).is_none());
+        assert!(Midi::encode(&Message::sysex(vec![1; SYSEX_BUFFER_LEN - 1]).unwrap(), &mut buffer).is_none());
         let mut long = vec![0xF0];
-        long.extend(std::iter::repeat_n(1, MAX_SYSEX_LEN));
+        long.extend(std::iter::repeat_n(1, SYSEX_BUFFER_LEN));
         long.push(0xF7);
         assert!(Midi::new(&long).is_none());
         assert!(SysEx::new(&long).is_none());
-        assert!(SysEx::new(&long[..MAX_SYSEX_LEN]).is_some());
+        assert!(SysEx::new(&long[..SYSEX_BUFFER_LEN]).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! down on the network. It talks to the audio thread only through two lock-free channels of small
 //! `Copy` events with a sysex byte lane ([`crate::ring`]), and never waits on the audio thread.
 
-use crate::event::{Midi, ToNetwork, ToTrack, MAX_SYSEX_LEN};
+use crate::event::{Midi, ToNetwork, ToTrack, SYSEX_BUFFER_LEN};
 use crate::ring::{Receiver, Sender};
 use crate::shared::{LinkState, Mode, Protection, Setting, Status};
 use crate::timing::SampleClock;
@@ -226,7 +226,7 @@ impl Worker {
 
     fn drain_audio(&mut self) {
         let now = monotonic_ns();
-        let mut buffer = [0; MAX_SYSEX_LEN];
+        let mut buffer = [0; SYSEX_BUFFER_LEN];
         while let Some((event, sysex)) = self.from_audio.pop_into(&mut buffer) {
             match event {
                 ToNetwork::Block { start, len, sample_rate } => self.clock.observe_block(start, len, sample_rate, now),
@@ -356,7 +356,7 @@ impl Worker {
     /// Hands a message from the network to the audio thread, stamped with its play sample.
     fn deliver(&mut self, received: Received) {
         self.status.received.fetch_add(1, Ordering::Relaxed);
-        let mut buffer = [0; MAX_SYSEX_LEN];
+        let mut buffer = [0; SYSEX_BUFFER_LEN];
         let Some((midi, sysex)) = Midi::encode(&received.message, &mut buffer) else {
             self.status.count_dropped(1);
             return;

@@ -19,6 +19,7 @@ use super::timer::PlayoutTimer;
 use crate::auth::FailureLimiter;
 use crate::clock::monotonic_ns;
 use crate::message::Received;
+use crate::net::READ_CHUNK;
 use crate::parser::Parser;
 use crate::refusal::RefusalCause;
 use crate::timing::{TimedInput, STAMP_REQUEST};
@@ -37,8 +38,6 @@ const TIMER: Token = Token(FIRST_CLIENT - 1);
 /// Listener tokens are 1..TIMER; client tokens count up from here and are never reused, so a
 /// stale event can never be mistaken for a newer connection's.
 const FIRST_CLIENT: usize = 1 << 16;
-/// The most bytes one socket read takes.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) struct EventLoop {
     poll: Poll,

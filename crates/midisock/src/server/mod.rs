@@ -43,8 +43,8 @@ pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
 use crate::error::{Error, Result};
-use crate::message::{Message, Received};
-use crate::port::{panic_messages, reset_messages, SocketPort};
+use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::port::SocketPort;
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};

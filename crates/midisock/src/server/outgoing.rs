@@ -93,7 +93,7 @@ impl BroadcastScratch {
 
     /// Gives memory back after a large broadcast (a big sysex), so one does not pin it for ever.
     pub(crate) fn shrink(&mut self) {
-        const KEEP: usize = 64 * 1024;
+        const KEEP: usize = crate::net::READ_CHUNK;
         if self.plain.capacity() > KEEP {
             self.plain = Vec::new();
         }

@@ -1,9 +1,36 @@
-//! Helpers shared by the core's integration tests that look at raw connections (`mod support;`).
+//! Helpers shared by the core's integration tests (`mod support;` in each test file): bounded
+//! waits, child processes that cannot outlive a test, and the raw-connection helpers.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
 
 use midisock::RefusalCause;
 use std::io::Read;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The longest any single wait may take: generous, so that only a real hang fails a test, even
+/// on a machine loaded far past its cores.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until `condition` holds, failing the test after [`WAIT`].
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A child process that is killed and reaped when the test ends, however it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Everything the server writes until it closes the connection, within `wait`.
 pub fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Vec<u8> {
@@ -18,4 +45,24 @@ pub fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Vec<u8> {
 /// The refusal notice on the wire, written out from docs/protocol.md: F4 "refused: <cause>" F7.
 pub fn notice(cause: RefusalCause) -> Vec<u8> {
     [&[0xF4][..], b"refused: ", cause.as_str().as_bytes(), &[0xF7]].concat()
+}
+
+/// Runs the test named `scenario` of this same test binary in a child process, alone and on one
+/// thread, with `child_env` set so the scenario knows it is the child (it returns at once
+/// otherwise). For what must own the whole process: its descriptor limit, its signal actions.
+/// Fails the calling test if the child fails or ran no test (a filter typo passes "0 passed").
+pub fn run_scenario_in_child(scenario: &str, child_env: &str) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([scenario, "--exact", "--test-threads=1", "--nocapture"])
+        .env(child_env, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the scenario failed in its child process ({:?}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("1 passed"), "the child did not run the scenario:\n{stdout}\n{stderr}");
 }
