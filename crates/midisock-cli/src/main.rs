@@ -2,6 +2,8 @@
 //!
 //! stdout carries messages only (one per line, flushed per line); everything else goes to stderr.
 
+#[cfg(feature = "midi")]
+mod backend_liveness;
 mod client;
 mod commands;
 mod decode;
@@ -11,6 +13,8 @@ mod lines;
 mod log;
 mod midi;
 mod play;
+#[cfg(feature = "midi")]
+mod port_watch;
 mod signals;
 mod smf;
 

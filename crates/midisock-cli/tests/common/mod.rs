@@ -6,17 +6,28 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-pub const WAIT: Duration = Duration::from_secs(20);
+/// The bound on every wait for a process or a line: generous, for a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn midisock() -> Command {
     Command::new(env!("CARGO_BIN_EXE_midisock"))
 }
 
-/// Kills and reaps the child when the test ends, pass or fail.
+/// Stops and reaps the child when the test ends, pass or fail: SIGTERM first, so that it can
+/// close what it holds (a JACK client killed mid-cycle stalls a synchronous jackd until its
+/// timeout), then SIGKILL after a short grace.
 pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SAFETY: signals our own child, not yet reaped, so the pid is still its.
+            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -64,6 +75,18 @@ pub fn wait_for_line(lines: &Receiver<String>, needle: &str) -> String {
             Ok(line) if line.contains(needle) => return line,
             Ok(_) => {}
             Err(e) => panic!("no line containing {needle:?} within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+/// Waits until every needle has been seen in some line, in any order.
+pub fn wait_for_lines(lines: &Receiver<String>, needles: &[&str]) {
+    let mut missing: Vec<&str> = needles.to_vec();
+    let deadline = Instant::now() + WAIT;
+    while !missing.is_empty() {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => missing.retain(|needle| !line.contains(needle)),
+            Err(e) => panic!("no lines containing {missing:?} within {WAIT:?}: {e}"),
         }
     }
 }
