@@ -33,6 +33,15 @@ impl Client {
         }
     }
 
+    /// The jitter buffer's state; None without one, and for a reconnecting port, whose core
+    /// type does not report it.
+    pub fn playout_stats(&self) -> Option<midisock::timing::PlayoutStats> {
+        match self {
+            Client::Plain(port) => port.playout_stats(),
+            Client::Reconnecting(_) => None,
+        }
+    }
+
     pub fn close(&self) {
         match self {
             Client::Plain(port) => port.close(),

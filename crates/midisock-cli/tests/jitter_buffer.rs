@@ -1,0 +1,154 @@
+//! `--jitter-buffer` and `--stats` on `serve` and `connect`: the text forms (a bad one is exit
+//! 2 naming the accepted ones), and end to end: a midisock sender's messages played out through
+//! the buffer, all of them, with the stats line on SIGUSR1 and at exit.
+
+mod common;
+
+use common::*;
+use midisock::{Message, PortServer};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn exit_2_naming(args: &[&str], words: &[&str]) {
+    let output = midisock().args(args).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for word in words {
+        assert!(stderr.contains(word), "{args:?}: {word:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn bad_settings_exit_2_with_the_accepted_forms() {
+    let forms = ["expected a delay in milliseconds from 0 to 10000", "\"auto\""];
+    for bad in ["15ms", "-1", "10001", "fast", ""] {
+        let option = format!("--jitter-buffer={bad}");
+        exit_2_naming(&["serve", "127.0.0.1:0", &option], &forms);
+        exit_2_naming(&["connect", "127.0.0.1:9", &option], &forms);
+    }
+    exit_2_naming(&["serve", "127.0.0.1:0", "--stats"], &["--jitter-buffer"]);
+    exit_2_naming(&["connect", "127.0.0.1:9", "--jitter-buffer", "auto", "--stats", "--reconnect"], &["--reconnect"]);
+}
+
+/// The fields of a stats line: "playout WHO: offset X ms, jitter p50 X ms p99.9 X ms, delay X
+/// ms, delivered D/P, late L, stale notes dropped S".
+struct StatsLine {
+    text: String,
+}
+
+impl StatsLine {
+    fn field(&self, name: &str) -> &str {
+        let rest = self.text.split_once(&format!("{name} ")).unwrap_or_else(|| panic!("no {name} in {}", self.text)).1;
+        rest.split([',', ' ']).next().unwrap()
+    }
+
+    /// Every message pushed into the buffer came out, none was dropped as stale, and the
+    /// stamps were there (the offset and the jitter are estimated from them).
+    fn assert_complete(&self, at_least: u64, delay: &str) {
+        let (delivered, pushed) = self.field("delivered").split_once('/').unwrap();
+        let (delivered, pushed): (u64, u64) = (delivered.parse().unwrap(), pushed.parse().unwrap());
+        assert_eq!(delivered, pushed, "{}", self.text);
+        assert!(delivered >= at_least, "{}", self.text);
+        assert_eq!(self.field("dropped"), "0", "{}", self.text);
+        assert_ne!(self.field("offset"), "-", "{}", self.text);
+        assert_ne!(self.field("p50"), "-", "{}", self.text);
+        assert_eq!(self.field("delay"), delay, "{}", self.text);
+    }
+}
+
+#[test]
+fn serve_plays_out_a_midisock_senders_messages_and_reports_them() {
+    let mut server = Running(
+        midisock()
+            .args(["serve", "127.0.0.1:0", "--jitter-buffer", "20", "--stats"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let log = lines_of(server.0.stderr.take().unwrap());
+    let printed = lines_of(server.0.stdout.take().unwrap());
+    let port = serving_port(&wait_for_line(&log, "serving on"));
+    let mut client = Running(
+        midisock()
+            .args(["connect", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut typed = client.0.stdin.take().unwrap();
+    // The first line goes out before the sender has read the server's request for stamps;
+    // from then on its messages are stamped.
+    writeln!(typed, "clock").unwrap();
+    wait_for_line(&printed, "clock time=0");
+    let sent = Instant::now();
+    for note in 0..100u8 {
+        writeln!(typed, "note_on note={note} velocity=1").unwrap();
+    }
+    typed.flush().unwrap();
+    for note in 0..100u8 {
+        assert_eq!(
+            printed.recv_timeout(WAIT).unwrap(),
+            format!("note_on channel=0 note={note} velocity=1 time=0"),
+            "in order, all of them"
+        );
+    }
+    // Played out 20 ms after they were sent: not before.
+    assert!(sent.elapsed() >= Duration::from_millis(20), "{:?}", sent.elapsed());
+
+    server.signal(libc::SIGUSR1);
+    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    eprintln!("{}", line.text);
+    line.assert_complete(100, "20.00");
+    // At exit, once more (the client is still connected).
+    server.signal(libc::SIGTERM);
+    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    line.assert_complete(100, "20.00");
+    assert_eq!(server.exit_status().code(), Some(0));
+}
+
+#[test]
+fn connect_plays_out_what_the_server_sends_and_reports_at_exit() {
+    let server = PortServer::bind("127.0.0.1:0").unwrap();
+    let mut client = Running(
+        midisock()
+            .args(["connect", &server.local_addr().to_string(), "--jitter-buffer", "auto", "--stats"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let log = lines_of(client.0.stderr.take().unwrap());
+    let printed = lines_of(client.0.stdout.take().unwrap());
+    wait_for_line(&log, "connected to");
+    // Until the client is registered (and its request for stamps read), broadcasts may miss it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        server.send(&Message::Clock).unwrap();
+        if printed.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived");
+    }
+    // A 1 kHz stream, as the buffer is meant for.
+    for note in 0..200u16 {
+        server.send(&Message::NoteOn { channel: 1, note: (note % 128) as u8, velocity: 2 }).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut notes = 0;
+    while notes < 200 {
+        let line = printed.recv_timeout(WAIT).expect("all 200 notes");
+        notes += usize::from(line.starts_with("note_on channel=1"));
+    }
+    client.signal(libc::SIGTERM);
+    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    eprintln!("{}", line.text);
+    let delay = line.field("delay").to_string();
+    line.assert_complete(200, &delay);
+    assert_eq!(client.exit_status().code(), Some(0));
+}
