@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use midisock::{Message, PortServer};
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn exit_2_naming(args: &[&str], words: &[&str]) {
@@ -59,37 +57,16 @@ impl StatsLine {
 
 #[test]
 fn serve_plays_out_a_midisock_senders_messages_and_reports_them() {
-    let mut server = Running(
-        midisock()
-            .args(["serve", "127.0.0.1:0", "--jitter-buffer", "20", "--stats"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let log = lines_of(server.0.stderr.take().unwrap());
-    let printed = lines_of(server.0.stdout.take().unwrap());
-    let port = serving_port(&wait_for_line(&log, "serving on"));
-    let mut client = Running(
-        midisock()
-            .args(["connect", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut typed = client.0.stdin.take().unwrap();
+    let (mut server, port) = start_serve(&["--jitter-buffer", "20", "--stats"]);
+    let (log, printed) = (&server.stderr, &server.stdout);
+    let mut client = start(&["connect", &format!("127.0.0.1:{port}")]);
     // The first line goes out before the sender has read the server's request for stamps;
     // from then on its messages are stamped.
-    writeln!(typed, "clock").unwrap();
-    wait_for_line(&printed, "clock time=0");
+    client.type_line("clock");
+    wait_for_line(printed, "clock time=0");
     let sent = Instant::now();
-    for note in 0..100u8 {
-        writeln!(typed, "note_on note={note} velocity=1").unwrap();
-    }
-    typed.flush().unwrap();
+    let notes: Vec<String> = (0..100u8).map(|note| format!("note_on note={note} velocity=1")).collect();
+    client.type_line(&notes.join("\n"));
     for note in 0..100u8 {
         assert_eq!(
             printed.recv_timeout(WAIT).unwrap(),
@@ -100,32 +77,23 @@ fn serve_plays_out_a_midisock_senders_messages_and_reports_them() {
     // Played out 20 ms after they were sent: not before.
     assert!(sent.elapsed() >= Duration::from_millis(20), "{:?}", sent.elapsed());
 
-    server.signal(libc::SIGUSR1);
-    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    server.process.signal(libc::SIGUSR1);
+    let line = StatsLine { text: wait_for_line(log, "playout 127.0.0.1:") };
     eprintln!("{}", line.text);
     line.assert_complete(100, "20.00");
     // At exit, once more (the client is still connected).
-    server.signal(libc::SIGTERM);
-    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    server.process.signal(libc::SIGTERM);
+    let line = StatsLine { text: wait_for_line(log, "playout 127.0.0.1:") };
     line.assert_complete(100, "20.00");
-    assert_eq!(server.exit_status().code(), Some(0));
+    assert_eq!(server.process.exit_status().code(), Some(0));
 }
 
 #[test]
 fn connect_plays_out_what_the_server_sends_and_reports_at_exit() {
     let server = PortServer::bind("127.0.0.1:0").unwrap();
-    let mut client = Running(
-        midisock()
-            .args(["connect", &server.local_addr().to_string(), "--jitter-buffer", "auto", "--stats"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let log = lines_of(client.0.stderr.take().unwrap());
-    let printed = lines_of(client.0.stdout.take().unwrap());
-    wait_for_line(&log, "connected to");
+    let client = start(&["connect", &server.local_addr().to_string(), "--jitter-buffer", "auto", "--stats"]);
+    let (log, printed) = (&client.stderr, &client.stdout);
+    wait_for_line(log, "connected to");
     // Until the client is registered (and its request for stamps read), broadcasts may miss it.
     let deadline = Instant::now() + WAIT;
     loop {
@@ -145,10 +113,11 @@ fn connect_plays_out_what_the_server_sends_and_reports_at_exit() {
         let line = printed.recv_timeout(WAIT).expect("all 200 notes");
         notes += usize::from(line.starts_with("note_on channel=1"));
     }
-    client.signal(libc::SIGTERM);
-    let line = StatsLine { text: wait_for_line(&log, "playout 127.0.0.1:") };
+    client.process.signal(libc::SIGTERM);
+    let line = StatsLine { text: wait_for_line(log, "playout 127.0.0.1:") };
     eprintln!("{}", line.text);
     let delay = line.field("delay").to_string();
     line.assert_complete(200, &delay);
-    assert_eq!(client.exit_status().code(), Some(0));
+    let mut client = client;
+    assert_eq!(client.process.exit_status().code(), Some(0));
 }

@@ -130,3 +130,55 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A midisock command running with all three pipes: stdin to write to, stdout and stderr as
+/// lines.
+pub struct Started {
+    pub process: Running,
+    pub stdin: std::process::ChildStdin,
+    pub stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+}
+
+impl Started {
+    /// Writes one line to the command's stdin and flushes it.
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+/// Starts `midisock ARGS...` (without a MIDISOCK_TOKEN from the environment).
+pub fn start(args: &[&str]) -> Started {
+    let mut child = midisock()
+        .args(args)
+        .env_remove("MIDISOCK_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    Started { process: Running(child), stdin, stdout, stderr }
+}
+
+/// Starts `midisock serve 127.0.0.1:0 EXTRA...` and returns it once it serves, with its port.
+pub fn start_serve(extra: &[&str]) -> (Started, u16) {
+    let mut args = vec!["serve", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let started = start(&args);
+    let port = serving_port(&wait_for_line(&started.stderr, "serving on"));
+    (started, port)
+}
+
+/// Waits until `server` has a client.
+pub fn wait_for_client(server: &midisock::PortServer) {
+    let deadline = Instant::now() + WAIT;
+    while server.client_count() == 0 {
+        assert!(Instant::now() < deadline, "the client never arrived within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
