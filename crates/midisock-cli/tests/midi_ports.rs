@@ -494,7 +494,9 @@ fn bridge_survives_a_jack_restart(command_name: &str) {
 
     jack.restart();
     let mut peer = jack.peer();
+    let peer_back = Instant::now();
     wait_for_lines(&stderr, &["MIDI output peer-sink:in is back", "MIDI input peer-source:out is back"]);
+    eprintln!("`{command_name}` reopened both ports {:?} after the peer's ports were back", peer_back.elapsed());
     // The output port's note left held is released on the port that came back.
     peer.expect("note_off channel=0 note=10 velocity=0 time=0");
     check_both_directions(&mut peer, &network, 11);
