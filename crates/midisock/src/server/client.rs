@@ -19,9 +19,8 @@ use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
-use crate::parser::Parser;
 use crate::timing::hello::{classify, Hello, HelloMatch, MAX_HELLO_LEN};
-use crate::timing::{PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
+use crate::timing::{PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
@@ -210,8 +209,7 @@ impl Client {
         peer: SocketAddr,
         stream: TcpStream,
         role: Role,
-        parser: Parser,
-        jitter: Option<PlayoutConfig>,
+        input: TimedInput,
         hello: Option<HelloCheck>,
         tls: Option<Connection>,
     ) -> Client {
@@ -223,7 +221,7 @@ impl Client {
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader {
-                input: TimedInput::new(parser, jitter),
+                input,
                 answered: false,
                 held: HeldNotes::default(),
                 hello,
@@ -515,7 +513,9 @@ impl Client {
             },
         );
         if relay {
-            let offset_ns = input.playout_stats().and_then(|stats| stats.offset_ns);
+            // The offset estimate costs a look at the buffer's statistics: only for stamped copies.
+            let offset_ns =
+                if relayed.has_stamps() { input.playout_stats().and_then(|stats| stats.offset_ns) } else { None };
             relayed.set_times(offset_ns, arrival_ns);
         }
         let stamps_requested = input.stamps_requested() && !*answered;
