@@ -33,12 +33,12 @@ impl Client {
         }
     }
 
-    /// The jitter buffer's state; None without one, and for a reconnecting port, whose core
-    /// type does not report it.
+    /// The jitter buffer's state (a reconnecting port's: its current connection's); None
+    /// without one.
     pub fn playout_stats(&self) -> Option<midisock::timing::PlayoutStats> {
         match self {
             Client::Plain(port) => port.playout_stats(),
-            Client::Reconnecting(_) => None,
+            Client::Reconnecting(port) => port.playout_stats(),
         }
     }
 

@@ -263,7 +263,7 @@ pub struct ReconnectOptions {
     /// When the server goes away, keep reconnecting, with growing waits (--help: how long);
     /// notes received before a drop are released. Without it, `connect` exits 1 when the server
     /// goes away.
-    #[arg(long, long_help = reconnect_help(), conflicts_with = "stats")]
+    #[arg(long, long_help = reconnect_help())]
     reconnect: bool,
     /// With --reconnect: give up (exit 1) after this many failed attempts in a row.
     #[arg(long, value_name = "N", requires = "reconnect")]
@@ -295,7 +295,7 @@ pub fn connect(
         let port = Arc::clone(&port);
         move || {
             let lines = port.inner.playout_stats().iter().map(|s| playout_line(port.inner.name(), s)).collect();
-            print_report(lines, "no jitter buffer")
+            print_report(lines, "not connected")
         }
     });
     if let Some(report) = stats.clone() {
