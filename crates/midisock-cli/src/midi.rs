@@ -327,15 +327,32 @@ mod backend {
     struct InputHandling {
         sink: Sink,
         notes: Held,
+        /// A virtual port midisock made: made again on a backend that restarted.
+        virtual_port: bool,
+    }
+
+    /// A virtual port is "there" whenever its backend runs: the watcher recreates it on a new
+    /// JACK server (on ALSA the backend never goes, so neither does the port).
+    fn virtual_probe(name: &str) -> Option<Probe> {
+        let name = name.to_string();
+        Some(Probe { names: Box::new(move || vec![name.clone()]), liveness: Liveness::open()? })
     }
 
     impl PortHandling<MidiInputConnection<Parser>> for InputHandling {
-        fn probe(&mut self) -> Option<Probe> {
-            input_probe()
+        fn probe(&mut self, full_name: &str) -> Option<Probe> {
+            if self.virtual_port {
+                virtual_probe(full_name)
+            } else {
+                input_probe()
+            }
         }
 
         fn open(&mut self, full_name: &str) -> Result<MidiInputConnection<Parser>, String> {
-            connect_input(full_name, &self.sink, &self.notes)
+            if self.virtual_port {
+                create_virtual_input(full_name, &self.sink, &self.notes)
+            } else {
+                connect_input(full_name, &self.sink, &self.notes)
+            }
         }
 
         fn lost(&mut self, connection: MidiInputConnection<Parser>) {
@@ -363,25 +380,49 @@ mod backend {
             connect_input(&full_name, &sink, &notes).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI input: {full_name}"));
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
-        let watcher = watch("input", full_name, probe, Arc::clone(&slot), InputHandling { sink, notes })?;
+        let handling = InputHandling { sink, notes, virtual_port: false };
+        let watcher = watch("input", full_name, probe, Arc::clone(&slot), handling)?;
         Ok(Input { _watcher: Some(watcher), _connection: slot })
     }
 
     #[cfg(unix)]
-    fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+    fn create_virtual_input(name: &str, sink: &Sink, notes: &Held) -> Result<MidiInputConnection<Parser>, String> {
         use midir::os::unix::VirtualInput;
-        let notes = Held::default();
-        let connection =
-            new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink, &notes), Parser::new()).map_err(|e| {
-                Failure { message: format!("cannot create virtual MIDI input {name:?}: {e}"), exit_code: FAILED }
-            })?;
-        log::info(format_args!("MIDI input: virtual port {name}"));
-        Ok(Input { _watcher: None, _connection: Arc::new(Mutex::new(Some(connection))) })
+        new_input(VIRTUAL_IN_CLIENT)
+            .map_err(|f| f.message)?
+            .create_virtual(name, deliver(sink, notes), Parser::new())
+            .map_err(|e| format!("cannot create virtual MIDI input {name:?}: {e}"))
+    }
+
+    #[cfg(unix)]
+    fn create_virtual_output(name: &str) -> Result<MidiOutputConnection, String> {
+        use midir::os::unix::VirtualOutput;
+        new_output(VIRTUAL_OUT_CLIENT)
+            .map_err(|f| f.message)?
+            .create_virtual(name)
+            .map_err(|e| format!("cannot create virtual MIDI output {name:?}: {e}"))
     }
 
     #[cfg(not(unix))]
-    fn open_virtual_input(_name: &str, _sink: Sink) -> Result<Input, Failure> {
-        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+    fn create_virtual_input(_name: &str, _sink: &Sink, _notes: &Held) -> Result<MidiInputConnection<Parser>, String> {
+        Err("this system's MIDI backend has no virtual ports".into())
+    }
+
+    #[cfg(not(unix))]
+    fn create_virtual_output(_name: &str) -> Result<MidiOutputConnection, String> {
+        Err("this system's MIDI backend has no virtual ports".into())
+    }
+
+    fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+        let probe = probe_or_fail(virtual_probe(name))?;
+        let notes = Held::default();
+        let connection =
+            create_virtual_input(name, &sink, &notes).map_err(|message| Failure { message, exit_code: FAILED })?;
+        log::info(format_args!("MIDI input: virtual port {name}"));
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let handling = InputHandling { sink, notes, virtual_port: true };
+        let watcher = watch("input", name.to_string(), probe, Arc::clone(&slot), handling)?;
+        Ok(Input { _watcher: Some(watcher), _connection: slot })
     }
 
     pub struct Output {
@@ -422,26 +463,45 @@ mod backend {
     /// device on a hub that blinked) is not left droning.
     struct OutputHandling {
         notes: Held,
+        virtual_port: bool,
+        /// What the port was left holding when it went away, taken when it is reopened and
+        /// released once the new connection is in effect (the next look): sent at once, the
+        /// note-offs could go out before JACK carries the connection. Notes played after the
+        /// reopen are tracked apart, in `notes`.
+        owed: HeldNotes,
     }
 
     impl PortHandling<MidiOutputConnection> for OutputHandling {
-        fn probe(&mut self) -> Option<Probe> {
-            output_probe()
+        fn probe(&mut self, full_name: &str) -> Option<Probe> {
+            if self.virtual_port {
+                virtual_probe(full_name)
+            } else {
+                output_probe()
+            }
         }
 
         fn open(&mut self, full_name: &str) -> Result<MidiOutputConnection, String> {
-            let mut connection = connect_output(full_name)?;
+            let connection =
+                if self.virtual_port { create_virtual_output(full_name)? } else { connect_output(full_name)? };
+            // Before the connection is visible to senders: nothing played on it is in here.
+            self.owed = std::mem::take(&mut *held(&self.notes));
+            Ok(connection)
+        }
+
+        fn settled(&mut self, connection: &mut MidiOutputConnection) {
+            if self.owed.is_silent() {
+                return;
+            }
             let mut releases = Vec::new();
-            held(&self.notes).release_all(|m| releases.push(m));
+            self.owed.release_all(|m| releases.push(m));
             for message in &releases {
                 if let Err(e) = connection.send(&message.to_bytes()) {
                     log::debug(format_args!("MIDI output: {e}"));
                 }
             }
             if !releases.is_empty() {
-                log::info(format_args!("released {} notes left held on {full_name}", releases.len()));
+                log::info(format_args!("released {} notes left held on the output port", releases.len()));
             }
-            Ok(connection)
         }
 
         fn lost(&mut self, connection: MidiOutputConnection) {
@@ -459,25 +519,20 @@ mod backend {
         log::info(format_args!("MIDI output: {full_name}"));
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
         let notes = Held::default();
-        let handling = OutputHandling { notes: Arc::clone(&notes) };
+        let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: false, owed: HeldNotes::default() };
         let watcher = watch("output", full_name, probe, Arc::clone(&slot), handling)?;
         Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }
 
-    #[cfg(unix)]
     fn open_virtual_output(name: &str) -> Result<Output, Failure> {
-        use midir::os::unix::VirtualOutput;
-        let connection = new_output(VIRTUAL_OUT_CLIENT)?.create_virtual(name).map_err(|e| Failure {
-            message: format!("cannot create virtual MIDI output {name:?}: {e}"),
-            exit_code: FAILED,
-        })?;
+        let probe = probe_or_fail(virtual_probe(name))?;
+        let connection = create_virtual_output(name).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI output: virtual port {name}"));
-        Ok(Output { _watcher: None, connection: Arc::new(Mutex::new(Some(connection))), notes: Held::default() })
-    }
-
-    #[cfg(not(unix))]
-    fn open_virtual_output(_name: &str) -> Result<Output, Failure> {
-        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let notes = Held::default();
+        let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: true, owed: HeldNotes::default() };
+        let watcher = watch("output", name.to_string(), probe, Arc::clone(&slot), handling)?;
+        Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }
 }
 

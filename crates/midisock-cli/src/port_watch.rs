@@ -43,12 +43,16 @@ impl Probe {
 
 /// How a watched port is opened and let go of; `C` is the open connection.
 pub trait PortHandling<C>: Send + 'static {
-    /// A new probe of the port's direction; None when the backend cannot be reached.
-    fn probe(&mut self) -> Option<Probe>;
+    /// A new probe for the port named `full_name`; None when the backend cannot be reached.
+    fn probe(&mut self, full_name: &str) -> Option<Probe>;
     /// Opens the port named `full_name`.
     fn open(&mut self, full_name: &str) -> Result<C, String>;
     /// The port (or its backend) went away: close `connection` and clean up after it.
     fn lost(&mut self, connection: C);
+    /// Called at each look while the port is open (from the look after it was opened on):
+    /// for what must wait until a new connection is in effect (JACK applies a new connection
+    /// at a later cycle than the one it was made in).
+    fn settled(&mut self, _connection: &mut C) {}
 }
 
 /// A port's connection, shared by the watcher and the one who sends on or reads from it;
@@ -159,7 +163,7 @@ fn look<C>(
         }
     };
     if probe.is_none() {
-        *probe = handling.probe();
+        *probe = handling.probe(full_name);
     }
     let Some(names) = probe.as_ref().and_then(Probe::names) else {
         // The probe's backend is gone (or was never reached): so is the connection's. A new
@@ -175,6 +179,9 @@ fn look<C>(
         return LOOK_INTERVAL;
     }
     if *state == State::Open {
+        if let Some(connection) = lock(slot).as_mut() {
+            handling.settled(connection);
+        }
         return LOOK_INTERVAL;
     }
     match handling.open(full_name) {

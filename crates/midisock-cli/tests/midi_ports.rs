@@ -12,7 +12,7 @@ use common::{lines_of, serving_port, wait_for_line, wait_for_lines, Running, WAI
 use midisock::{Message, PortServer};
 use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -117,23 +117,38 @@ impl Jack {
         command
     }
 
+    /// The Python peer with its ports open. libjack in a new client starts a helper thread and
+    /// gives up ("JackMessageBuffer::Create cannot start thread") when the machine is too busy
+    /// to run it within its deadline: a peer that dies opening is started again (three tries).
     fn peer(&self) -> Peer {
         let python = std::env::var("MIDISOCK_TEST_PYTHON")
             .expect("MIDISOCK_TEST_PYTHON: a Python with mido and python-rtmidi (cargo xtask test sets it)");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jack_peer.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .env("JACK_DEFAULT_SERVER", &self.name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let mut peer = Peer { stdin, lines, seen: Vec::new(), _process: Running(child) };
-        peer.command("open");
-        peer
+        for _ in 0..3 {
+            let mut child = Command::new(&python)
+                .arg(script)
+                .env("JACK_DEFAULT_SERVER", &self.name)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let stdin = child.stdin.take().unwrap();
+            let lines = lines_of(child.stdout.take().unwrap());
+            let mut peer = Peer { stdin, lines, seen: Vec::new(), _process: Running(child) };
+            writeln!(peer.stdin, "open").unwrap();
+            peer.stdin.flush().unwrap();
+            loop {
+                match peer.lines.recv_timeout(WAIT) {
+                    Ok(line) if line == "ok" => return peer,
+                    Ok(line) => peer.seen.push(line),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => panic!("the peer did not open its ports within {WAIT:?}"),
+                }
+            }
+            eprintln!("the peer died opening its ports; starting it again");
+        }
+        panic!("the peer died opening its ports three times");
     }
 }
 
@@ -162,6 +177,22 @@ impl Peer {
                 Err(e) => panic!("peer did not finish {command:?}: {e}"),
             }
         }
+    }
+
+    /// Whether a line containing `text` comes within `timeout` (lines before it are skipped).
+    fn saw(&mut self, text: &str, timeout: Duration) -> bool {
+        if let Some(at) = self.seen.iter().position(|line| line.contains(text)) {
+            self.seen.drain(..=at);
+            return true;
+        }
+        self.seen.clear();
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(text) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Waits until the peer's input port has received `text`.
@@ -334,13 +365,8 @@ fn virtual_ports_for_other_programs() {
     let listing = String::from_utf8(output.stdout).unwrap();
     assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
 
-    // The peer's ports, wired to midisock's by JACK's own tool, as a user would in a patchbay.
     let mut peer = jack.peer();
-    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
-        let status =
-            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
-        assert!(status.success(), "jack_connect {from} {to}");
-    }
+    patch_virtual_ports(&jack);
     let client = midisock::connect(("127.0.0.1", port)).unwrap();
     client.send(&Message::NoteOn { channel: 0, note: 50, velocity: 60 }).unwrap();
     peer.expect("note_on channel=0 note=50 velocity=60 time=0");
@@ -417,10 +443,19 @@ impl NetworkEnd {
     }
 }
 
-/// Both directions of a bridge work: network → output port, input port → network.
+/// Both directions of a bridge work: network → output port, input port → network. Each is
+/// tried until it gets through: JACK puts a port connection in effect a cycle or more after it
+/// is made, so the first message after a reopen may find it not there yet.
 fn check_both_directions(peer: &mut Peer, network: &NetworkEnd, note: u8) {
-    network.send(&Message::NoteOn { channel: 0, note, velocity: 1 });
-    peer.expect(&format!("note_on channel=0 note={note} velocity=1 time=0"));
+    let played = format!("got note_on channel=0 note={note} velocity=1 time=0");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        network.send(&Message::NoteOn { channel: 0, note, velocity: 1 });
+        if peer.saw(&played, Duration::from_millis(300)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{played:?} did not come within {WAIT:?}");
+    }
     let control = Message::ControlChange { channel: 4, control: 1, value: note };
     until_through(
         || {
@@ -516,4 +551,47 @@ fn serve_bridge_survives_a_jack_restart() {
 #[test]
 fn connect_bridge_survives_a_jack_restart() {
     bridge_survives_a_jack_restart("connect");
+}
+
+/// Wires the peer's ports to midisock's virtual ones with JACK's own tool, as a user would in a
+/// patchbay.
+fn patch_virtual_ports(jack: &Jack) {
+    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
+        let status =
+            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
+        assert!(status.success(), "jack_connect {from} {to}");
+    }
+}
+
+/// Virtual ports belong to the server they were made on: after a JACK restart midisock makes
+/// them again on the new one, under the same names.
+#[test]
+fn virtual_ports_are_made_again_on_a_restarted_jack_server() {
+    let mut jack = Jack::start();
+    let mut command = jack.midisock();
+    // -v: a failure shows the backend attempts in the lines the wait prints.
+    command.args(["-v", "serve", "127.0.0.1:0", "--virtual", "--midi-in", "keys", "--midi-out", "synth"]);
+    let (_server, stderr) = spawn(command);
+    let port = serving_port(&wait_for_line(&stderr, "serving on"));
+    let network = NetworkEnd::Client(midisock::connect(("127.0.0.1", port)).unwrap());
+    let mut peer = jack.peer();
+    patch_virtual_ports(&jack);
+    check_both_directions(&mut peer, &network, 20);
+
+    jack.kill();
+    drop(peer);
+    wait_for_lines(
+        &stderr,
+        &[
+            "MIDI output synth: the JACK server stopped; it will be reopened when it returns",
+            "MIDI input keys: the JACK server stopped; it will be reopened when it returns",
+        ],
+    );
+    jack.restart();
+    wait_for_lines(&stderr, &["MIDI output synth is back", "MIDI input keys is back"]);
+    let listing = String::from_utf8(jack.midisock().arg("ports").output().unwrap().stdout).unwrap();
+    assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
+    let mut peer = jack.peer();
+    patch_virtual_ports(&jack);
+    check_both_directions(&mut peer, &network, 21);
 }

@@ -82,11 +82,15 @@ pub fn wait_for_line(lines: &Receiver<String>, needle: &str) -> String {
 /// Waits until every needle has been seen in some line, in any order.
 pub fn wait_for_lines(lines: &Receiver<String>, needles: &[&str]) {
     let mut missing: Vec<&str> = needles.to_vec();
+    let mut seen = Vec::new();
     let deadline = Instant::now() + WAIT;
     while !missing.is_empty() {
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => missing.retain(|needle| !line.contains(needle)),
-            Err(e) => panic!("no lines containing {missing:?} within {WAIT:?}: {e}"),
+            Ok(line) => {
+                missing.retain(|needle| !line.contains(needle));
+                seen.push(line);
+            }
+            Err(e) => panic!("no lines containing {missing:?} within {WAIT:?} ({e}); the lines were {seen:#?}"),
         }
     }
 }
