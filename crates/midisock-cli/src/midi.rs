@@ -160,7 +160,7 @@ mod backend {
     use crate::backend_liveness::Liveness;
     use crate::commands::{Failure, FAILED};
     use crate::log;
-    use crate::port_watch::{lock, watch, PortHandling, Probe, Slot, Watcher};
+    use crate::port_watch::{backend_clients, lock, watch, PortHandling, Probe, Slot, Watcher};
     use midir::{Ignore, MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
     use midisock::{HeldNotes, Message, Parser};
     use std::sync::{Arc, Mutex};
@@ -245,6 +245,7 @@ mod backend {
     }
 
     pub fn list() -> Result<(Vec<String>, Vec<String>), Failure> {
+        let _clients = backend_clients();
         let inputs = input_names(&new_input(&format!("{CLIENT}-list"))?);
         let outputs = output_names(&new_output(&format!("{CLIENT}-list"))?);
         Ok((inputs, outputs))
@@ -373,6 +374,7 @@ mod backend {
         if virtual_port {
             return open_virtual_input(wanted, sink);
         }
+        let clients = backend_clients();
         let probe = probe_or_fail(input_probe())?;
         let full_name = resolve_or_fail("input", wanted, &(probe.names)())?;
         let notes = Held::default();
@@ -381,6 +383,7 @@ mod backend {
         log::info(format_args!("MIDI input: {full_name}"));
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
         let handling = InputHandling { sink, notes, virtual_port: false };
+        drop(clients);
         let watcher = watch("input", full_name, probe, Arc::clone(&slot), handling)?;
         Ok(Input { _watcher: Some(watcher), _connection: slot })
     }
@@ -414,6 +417,7 @@ mod backend {
     }
 
     fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+        let clients = backend_clients();
         let probe = probe_or_fail(virtual_probe(name))?;
         let notes = Held::default();
         let connection =
@@ -421,8 +425,29 @@ mod backend {
         log::info(format_args!("MIDI input: virtual port {name}"));
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
         let handling = InputHandling { sink, notes, virtual_port: true };
+        drop(clients);
         let watcher = watch("input", name.to_string(), probe, Arc::clone(&slot), handling)?;
         Ok(Input { _watcher: Some(watcher), _connection: slot })
+    }
+
+    /// Stops the watcher, then closes the connection with the backend's clients serialised
+    /// (another port's watcher may still be opening one).
+    fn close_watched<C>(watcher: &mut Option<Watcher>, slot: &Slot<C>) {
+        drop(watcher.take());
+        let _clients = backend_clients();
+        drop(lock(slot).take());
+    }
+
+    impl Drop for Input {
+        fn drop(&mut self) {
+            close_watched(&mut self._watcher, &self._connection);
+        }
+    }
+
+    impl Drop for Output {
+        fn drop(&mut self) {
+            close_watched(&mut self._watcher, &self.connection);
+        }
     }
 
     pub struct Output {
@@ -513,6 +538,7 @@ mod backend {
         if virtual_port {
             return open_virtual_output(wanted);
         }
+        let clients = backend_clients();
         let probe = probe_or_fail(output_probe())?;
         let full_name = resolve_or_fail("output", wanted, &(probe.names)())?;
         let connection = connect_output(&full_name).map_err(|message| Failure { message, exit_code: FAILED })?;
@@ -520,17 +546,20 @@ mod backend {
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
         let notes = Held::default();
         let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: false, owed: HeldNotes::default() };
+        drop(clients);
         let watcher = watch("output", full_name, probe, Arc::clone(&slot), handling)?;
         Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }
 
     fn open_virtual_output(name: &str) -> Result<Output, Failure> {
+        let clients = backend_clients();
         let probe = probe_or_fail(virtual_probe(name))?;
         let connection = create_virtual_output(name).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI output: virtual port {name}"));
         let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
         let notes = Held::default();
         let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: true, owed: HeldNotes::default() };
+        drop(clients);
         let watcher = watch("output", name.to_string(), probe, Arc::clone(&slot), handling)?;
         Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }

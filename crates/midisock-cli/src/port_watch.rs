@@ -16,6 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+/// Held by whoever opens or closes a backend client (a probe, a connection, a liveness client):
+/// libjack's process-wide state is not safe against clients of a dead server being closed on
+/// one thread while another opens a client on the new one, and with two ports watched, both
+/// happen at once after a JACK restart. Not held by the backend's own callbacks.
+static BACKEND_CLIENTS: Mutex<()> = Mutex::new(());
+
+/// Serialises opening and closing backend clients (see [`BACKEND_CLIENTS`]).
+pub fn backend_clients() -> MutexGuard<'static, ()> {
+    BACKEND_CLIENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How often a watched port is looked for: a replugged device is back within this.
 pub const LOOK_INTERVAL: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts to reach a backend or open a port.
@@ -85,6 +96,7 @@ impl Drop for Watcher {
             thread.thread().unpark();
             let _ = thread.join();
         }
+        // The probe the thread owned was closed with it.
     }
 }
 
@@ -127,6 +139,7 @@ pub fn watch<C: Send + 'static>(
                 if stopped.load(Ordering::Acquire) {
                     break;
                 }
+                let _clients = backend_clients();
                 wait = look(&what, &full_name, &mut probe, &mut state, &mut backoff, &slot, &mut handling);
             }
         })
@@ -196,5 +209,19 @@ fn look<C>(
             log::debug(format_args!("{e}"));
             backoff.failed()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_ceiling_and_starts_over_after_a_success() {
+        let mut backoff = Backoff(LOOK_INTERVAL);
+        let waits: Vec<u64> = (0..7).map(|_| backoff.failed().as_millis() as u64).collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 3200, 3200]);
+        backoff.reset();
+        assert_eq!(backoff.failed(), LOOK_INTERVAL);
     }
 }
