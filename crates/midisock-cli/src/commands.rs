@@ -154,17 +154,14 @@ pub fn serve(
     }
     let server = Arc::new(Tracked::new(PortServer::bind_with(addr, config).map_err(failure(FAILED))?));
     // What --stats prints: one line per client whose messages are played out.
-    let stats = timing.stats.then(|| {
+    let stats = timing.start_stats(|| {
         let server = Arc::clone(&server);
         move || {
             let lines =
                 server.inner.playout_stats().iter().map(|(peer, s)| playout_line(&peer.to_string(), s)).collect();
             print_report(lines, "no client connected")
         }
-    });
-    if let Some(report) = stats.clone() {
-        crate::timing::on_stats_request(report)?;
-    }
+    })?;
 
     // The MIDI input port and stdin both broadcast, through one tracker of held notes.
     let broadcaster = Arc::clone(&server);
@@ -291,16 +288,13 @@ pub fn connect(
     };
     let port = Arc::new(Tracked::new(client));
     log::info(format_args!("connected to {}", port.inner.name()));
-    let stats = timing.stats.then(|| {
+    let stats = timing.start_stats(|| {
         let port = Arc::clone(&port);
         move || {
             let lines = port.inner.playout_stats().iter().map(|s| playout_line(port.inner.name(), s)).collect();
             print_report(lines, "not connected")
         }
-    });
-    if let Some(report) = stats.clone() {
-        crate::timing::on_stats_request(report)?;
-    }
+    })?;
 
     let sender = Arc::clone(&port);
     let bridge = midi.open(Arc::new(move |m: &Message| {

@@ -73,8 +73,24 @@ pub fn print_report(lines: Vec<String>, none: &str) {
     }
 }
 
+impl TimingOptions {
+    /// With --stats: `report` runs on each SIGUSR1 from now on, and is returned for the report at
+    /// exit. Without: None, and nothing is set up.
+    pub fn start_stats<F: Fn() + Clone + Send + 'static>(
+        &self,
+        report: impl FnOnce() -> F,
+    ) -> Result<Option<F>, Failure> {
+        if !self.stats {
+            return Ok(None);
+        }
+        let report = report();
+        on_stats_request(report.clone())?;
+        Ok(Some(report))
+    }
+}
+
 /// Calls `report` on its own thread each time SIGUSR1 arrives, for as long as the process runs.
-pub fn on_stats_request(report: impl Fn() + Send + 'static) -> Result<(), Failure> {
+fn on_stats_request(report: impl Fn() + Send + 'static) -> Result<(), Failure> {
     let mut signals = Signals::new([SIGUSR1])
         .map_err(|e| Failure { message: format!("cannot handle SIGUSR1: {e}"), exit_code: FAILED })?;
     std::thread::Builder::new()
