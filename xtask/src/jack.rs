@@ -10,6 +10,12 @@ use crate::env;
 use std::path::Path;
 use std::process::Command;
 
+/// What the CLI's tests in the workspace run need besides Rust: `openssl`, whose command in
+/// docs/cli.md the TLS test runs as written (crates/midisock-cli/tests/tls.rs).
+pub fn install_cli_test_tools() -> Result<(), String> {
+    env::ensure_debian_packages(&[("openssl version", "openssl")])
+}
+
 pub fn run_midi_port_tests(python: &Path) -> Result<(), String> {
     env::ensure_debian_packages(&[
         ("pkg-config --version", "pkg-config"),

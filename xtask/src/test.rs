@@ -16,6 +16,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("test takes no arguments, got {unknown:?}"));
     }
     let python = env::python_with_mido()?;
+    crate::jack::install_cli_test_tools()?;
     // The plugin's host tests (plugins/midisock-plugin/tests) load the real bundles from
     // <target>/bundled: build them first, debug, with `assert_process_allocs` so any allocation
     // in process() aborts the tests.

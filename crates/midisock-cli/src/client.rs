@@ -33,6 +33,15 @@ impl Client {
         }
     }
 
+    /// The jitter buffer's state (a reconnecting port's: its current connection's); None
+    /// without one.
+    pub fn playout_stats(&self) -> Option<midisock::timing::PlayoutStats> {
+        match self {
+            Client::Plain(port) => port.playout_stats(),
+            Client::Reconnecting(port) => port.playout_stats(),
+        }
+    }
+
     pub fn close(&self) {
         match self {
             Client::Plain(port) => port.close(),

@@ -4,6 +4,7 @@ use crate::client::Client;
 use crate::held::Tracked;
 use crate::lines::{for_each_stdin_message, print_message};
 use crate::midi::MidiOptions;
+use crate::timing::{playout_line, print_report, TimingOptions};
 use crate::{log, signals};
 use midisock::{
     ConnectOptions, Message, PortServer, Reconnect, ReconnectingPort, ServerConfig, SysexPolicy, TlsClient, TlsServer,
@@ -51,16 +52,17 @@ pub struct ServeOptions {
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<String>,
     /// What to do with sysex from clients: `allow` or `deny` (sysex can overwrite synth patches).
-    #[arg(long, value_name = "POLICY", default_value = "allow", value_parser = ["allow", "deny"])]
+    #[arg(long, value_name = "POLICY", default_value = sysex_policy_name(ServerConfig::default().sysex),
+          value_parser = ["allow", "deny"])]
     sysex: String,
     /// Longest sysex payload accepted, in bytes; longer ones are dropped.
-    #[arg(long, value_name = "BYTES", default_value_t = midisock::DEFAULT_MAX_SYSEX_LEN)]
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_sysex_len)]
     max_sysex: usize,
     /// Clients served at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_clients)]
     max_clients: usize,
     /// Broadcast bytes that may wait for one client before it is disconnected as too slow.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_client_queue)]
     max_client_queue: usize,
     /// Also forward every client's messages to every other client (a hub).
     #[arg(long)]
@@ -111,6 +113,14 @@ impl ClientAuth {
     }
 }
 
+/// The word `--sysex` uses for a policy (the default shown in --help comes from the core's).
+fn sysex_policy_name(policy: SysexPolicy) -> &'static str {
+    match policy {
+        SysexPolicy::Allow => "allow",
+        SysexPolicy::Deny => "deny",
+    }
+}
+
 impl ServeOptions {
     fn config(&self) -> Result<ServerConfig, Failure> {
         let mut config = ServerConfig::default()
@@ -132,8 +142,26 @@ impl ServeOptions {
     }
 }
 
-pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<ExitCode, Failure> {
-    let server = Arc::new(Tracked::new(PortServer::bind_with(addr, options.config()?).map_err(failure(FAILED))?));
+pub fn serve(
+    addr: &str,
+    options: &ServeOptions,
+    timing: &TimingOptions,
+    midi: &MidiOptions,
+) -> Result<ExitCode, Failure> {
+    let mut config = options.config()?;
+    if let Some(mode) = timing.jitter_buffer {
+        config = config.jitter_buffer(mode);
+    }
+    let server = Arc::new(Tracked::new(PortServer::bind_with(addr, config).map_err(failure(FAILED))?));
+    // What --stats prints: one line per client whose messages are played out.
+    let stats = timing.start_stats(|| {
+        let server = Arc::clone(&server);
+        move || {
+            let lines =
+                server.inner.playout_stats().iter().map(|(peer, s)| playout_line(&peer.to_string(), s)).collect();
+            print_report(lines, "no client connected")
+        }
+    })?;
 
     // The MIDI input port and stdin both broadcast, through one tracker of held notes.
     let broadcaster = Arc::clone(&server);
@@ -147,7 +175,12 @@ pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<E
     log::info(format_args!("serving on {} ({})", server.inner.name(), listening.join(", ")));
 
     let closer = Arc::clone(&server);
+    let final_stats = stats.clone();
     let received = signals::on_termination(move |signal| {
+        // The clients' buffers are gone once the server is closed: report first.
+        if let Some(report) = &final_stats {
+            report();
+        }
         let released = closer.release();
         // Flushes what is queued for each client (within ServerConfig::shutdown_flush), then
         // closes their connections; the loop below then ends.
@@ -172,7 +205,12 @@ pub fn serve(addr: &str, options: &ServeOptions, midi: &MidiOptions) -> Result<E
             break;
         }
     }
-    received.wait_for_shutdown();
+    if received.wait_for_shutdown().is_none() {
+        // Ended otherwise (stdout gone): the stats are still due.
+        if let Some(report) = &stats {
+            report();
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -202,14 +240,27 @@ fn connection_end(name: &str, error: midisock::Error) -> Failure {
     Failure { message, exit_code: FAILED }
 }
 
+/// --reconnect's long help, with the core's reconnect policy (so it cannot drift from it).
+fn reconnect_help() -> String {
+    let policy = Reconnect::default();
+    format!(
+        "When the server goes away, keep reconnecting: the first attempt {} ms after the drop, then \
+         waits doubling up to {} ms between attempts (minus up to {} % at random). Notes received \
+         before a drop are released (note-offs printed and played), and lines typed while \
+         disconnected are reported and not sent. Without it, `connect` exits 1 when the server goes away.",
+        policy.initial_delay.as_millis(),
+        policy.max_delay.as_millis(),
+        policy.jitter_percent,
+    )
+}
+
 /// How `connect` reconnects.
 #[derive(clap::Args, Debug)]
 pub struct ReconnectOptions {
-    /// When the server goes away, keep reconnecting (from 100 ms between attempts, doubling up to
-    /// 5 s). Notes received before a drop are released (note-offs printed and played), and
-    /// lines typed while disconnected are reported and not sent. Without it, `connect` exits 1
-    /// when the server goes away.
-    #[arg(long)]
+    /// When the server goes away, keep reconnecting, with growing waits (--help: how long);
+    /// notes received before a drop are released. Without it, `connect` exits 1 when the server
+    /// goes away.
+    #[arg(long, long_help = reconnect_help())]
     reconnect: bool,
     /// With --reconnect: give up (exit 1) after this many failed attempts in a row.
     #[arg(long, value_name = "N", requires = "reconnect")]
@@ -220,18 +271,30 @@ pub fn connect(
     addr: &str,
     auth: &ClientAuth,
     reconnect: &ReconnectOptions,
+    timing: &TimingOptions,
     midi: &MidiOptions,
 ) -> Result<ExitCode, Failure> {
+    let mut options = auth.options()?;
+    if let Some(mode) = timing.jitter_buffer {
+        options = options.jitter_buffer(mode);
+    }
     let client = if reconnect.reconnect {
         let policy = Reconnect { max_attempts: reconnect.max_attempts, ..Reconnect::default() };
-        let port = ReconnectingPort::connect(addr, &auth.options()?.reconnect(policy)).map_err(failure(FAILED))?;
+        let port = ReconnectingPort::connect(addr, &options.reconnect(policy)).map_err(failure(FAILED))?;
         port.on_state_change(|state| log::info(format_args!("{state}")));
         Client::Reconnecting(port)
     } else {
-        Client::Plain(auth.connect(addr)?)
+        Client::Plain(midisock::connect_with(addr, &options).map_err(failure(FAILED))?)
     };
     let port = Arc::new(Tracked::new(client));
     log::info(format_args!("connected to {}", port.inner.name()));
+    let stats = timing.start_stats(|| {
+        let port = Arc::clone(&port);
+        move || {
+            let lines = port.inner.playout_stats().iter().map(|s| playout_line(port.inner.name(), s)).collect();
+            print_report(lines, "not connected")
+        }
+    })?;
 
     let sender = Arc::clone(&port);
     let bridge = midi.open(Arc::new(move |m: &Message| {
@@ -277,7 +340,12 @@ pub fn connect(
             Err(e) => break Some(e),
         }
     };
-    if received.wait_for_shutdown().is_none() {
+    let signalled = received.wait_for_shutdown().is_some();
+    // The port's buffer outlives its connection: what it played out is still there to report.
+    if let Some(report) = &stats {
+        report();
+    }
+    if !signalled {
         if let Some(error) = end {
             return Err(connection_end(port.inner.name(), error));
         }

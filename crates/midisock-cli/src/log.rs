@@ -35,3 +35,8 @@ pub fn debug(message: Arguments<'_>) {
         eprintln!("midisock: {message}");
     }
 }
+
+/// Output the user asked for on stderr (`--stats`): always printed.
+pub fn report(message: Arguments<'_>) {
+    eprintln!("midisock: {message}");
+}

@@ -2,6 +2,8 @@
 //!
 //! stdout carries messages only (one per line, flushed per line); everything else goes to stderr.
 
+#[cfg(feature = "midi")]
+mod backend_liveness;
 mod client;
 mod commands;
 mod decode;
@@ -11,8 +13,11 @@ mod lines;
 mod log;
 mod midi;
 mod play;
+#[cfg(feature = "midi")]
+mod port_watch;
 mod signals;
 mod smf;
+mod timing;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -46,6 +51,8 @@ enum Command {
         #[command(flatten)]
         limits: commands::ServeOptions,
         #[command(flatten)]
+        timing: timing::TimingOptions,
+        #[command(flatten)]
         midi: midi::MidiOptions,
     },
     /// Connect to a server: send every line read on stdin; print every message received.
@@ -56,6 +63,8 @@ enum Command {
         auth: commands::ClientAuth,
         #[command(flatten)]
         reconnect: commands::ReconnectOptions,
+        #[command(flatten)]
+        timing: timing::TimingOptions,
         #[command(flatten)]
         midi: midi::MidiOptions,
     },
@@ -96,8 +105,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     log::set_level(cli.quiet, cli.verbose);
     let result = match cli.command {
-        Command::Serve { addr, limits, midi } => commands::serve(&addr, &limits, &midi),
-        Command::Connect { addr, auth, reconnect, midi } => commands::connect(&addr, &auth, &reconnect, &midi),
+        Command::Serve { addr, limits, timing, midi } => commands::serve(&addr, &limits, &timing, &midi),
+        Command::Connect { addr, auth, reconnect, timing, midi } => {
+            commands::connect(&addr, &auth, &reconnect, &timing, &midi)
+        }
         Command::Send { addr, auth, messages, hold } => commands::send(&addr, &auth, &messages, hold),
         Command::Ports => commands::ports(),
         Command::Play { file, addr, auth } => play::play(&file, &addr, &auth),

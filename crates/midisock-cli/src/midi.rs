@@ -157,14 +157,13 @@ mod backend {
 #[cfg(feature = "midi")]
 mod backend {
     use super::{resolve, stable_name, Sink};
+    use crate::backend_liveness::Liveness;
     use crate::commands::{Failure, FAILED};
     use crate::log;
+    use crate::port_watch::{backend_clients, lock, watch, PortHandling, Probe, Slot, Watcher};
     use midir::{Ignore, MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
-    use midisock::{Message, Parser};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use midisock::{HeldNotes, Message, Parser};
     use std::sync::{Arc, Mutex};
-    use std::thread::{self, JoinHandle};
-    use std::time::Duration;
 
     /// The client name midisock's ports appear under.
     const CLIENT: &str = "midisock";
@@ -175,8 +174,6 @@ mod backend {
     const VIRTUAL_IN_CLIENT: &str = "midisock in";
     #[cfg(unix)]
     const VIRTUAL_OUT_CLIENT: &str = "midisock out";
-    /// How often a watched port is looked for. A replugged device is back within this.
-    const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
     fn backend_failure() -> Failure {
         let why = if cfg!(feature = "jack") {
@@ -248,6 +245,7 @@ mod backend {
     }
 
     pub fn list() -> Result<(Vec<String>, Vec<String>), Failure> {
+        let _clients = backend_clients();
         let inputs = input_names(&new_input(&format!("{CLIENT}-list"))?);
         let outputs = output_names(&new_output(&format!("{CLIENT}-list"))?);
         Ok((inputs, outputs))
@@ -270,54 +268,50 @@ mod backend {
         }
     }
 
-    /// A watcher thread, stopped and joined on drop.
-    struct Watcher {
-        stop: Arc<AtomicBool>,
-        thread: Option<JoinHandle<()>>,
+    /// A probe of the input ports, with the liveness of the backend it lists.
+    fn input_probe() -> Option<Probe> {
+        let liveness = Liveness::open()?;
+        let input = new_input(&format!("{CLIENT}-watch")).ok()?;
+        Some(Probe { names: Box::new(move || input_names(&input)), liveness })
     }
 
-    impl Drop for Watcher {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Release);
-            if let Some(thread) = self.thread.take() {
-                thread.thread().unpark();
-                let _ = thread.join();
-            }
-        }
+    fn output_probe() -> Option<Probe> {
+        let liveness = Liveness::open()?;
+        let output = new_output(&format!("{CLIENT}-watch")).ok()?;
+        Some(Probe { names: Box::new(move || output_names(&output)), liveness })
     }
 
-    /// Runs `poll` every WATCH_INTERVAL on its own thread until dropped.
-    fn watch(name: &str, mut poll: impl FnMut() + Send + 'static) -> Result<Watcher, Failure> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name(format!("watch {name}"))
-            .spawn(move || {
-                while !stopped.load(Ordering::Acquire) {
-                    thread::park_timeout(WATCH_INTERVAL);
-                    if !stopped.load(Ordering::Acquire) {
-                        poll();
-                    }
-                }
-            })
-            .map_err(|e| Failure { message: format!("cannot start a thread: {e}"), exit_code: FAILED })?;
-        Ok(Watcher { stop, thread: Some(thread) })
+    fn probe_or_fail(probe: Option<Probe>) -> Result<Probe, Failure> {
+        probe.ok_or_else(backend_failure)
+    }
+
+    /// Notes played on an input port and not yet released, shared with its callback.
+    type Held = Arc<Mutex<HeldNotes>>;
+
+    fn held(notes: &Held) -> std::sync::MutexGuard<'_, HeldNotes> {
+        notes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub struct Input {
         _watcher: Option<Watcher>,
         /// The open connection (taken by the watcher while the port is gone).
-        _connection: Arc<Mutex<Option<MidiInputConnection<Parser>>>>,
+        _connection: Slot<MidiInputConnection<Parser>>,
     }
 
     /// Feeds what the port delivers through the core's parser (one parser per connection, so a
-    /// sysex split across callbacks is joined).
-    fn deliver(sink: &Sink) -> impl FnMut(u64, &[u8], &mut Parser) + Send + 'static {
+    /// sysex split across callbacks is joined), noting the notes it leaves sounding.
+    fn deliver(sink: &Sink, notes: &Held) -> impl FnMut(u64, &[u8], &mut Parser) + Send + 'static {
         let sink = Arc::clone(sink);
-        move |_stamp, bytes, parser| parser.feed(bytes, |m| sink(&m))
+        let notes = Arc::clone(notes);
+        move |_stamp, bytes, parser| {
+            parser.feed(bytes, |m| {
+                held(&notes).observe(&m);
+                sink(&m)
+            })
+        }
     }
 
-    fn connect_input(full_name: &str, sink: &Sink) -> Result<MidiInputConnection<Parser>, String> {
+    fn connect_input(full_name: &str, sink: &Sink, notes: &Held) -> Result<MidiInputConnection<Parser>, String> {
         let input = new_input(&format!("{CLIENT}-in")).map_err(|f| f.message)?;
         let port = input
             .ports()
@@ -325,71 +319,142 @@ mod backend {
             .find(|p| input.port_name(p).is_ok_and(|n| stable_name(&n) == stable_name(full_name)))
             .ok_or_else(|| format!("MIDI input port {full_name:?} is gone"))?;
         input
-            .connect(&port, "in", deliver(sink), Parser::new())
+            .connect(&port, "in", deliver(sink, notes), Parser::new())
             .map_err(|e| format!("cannot open MIDI input port {full_name:?}: {e}"))
+    }
+
+    /// An input port that goes away leaves the notes it played sounding on the network side:
+    /// they are released through the sink (a keyboard unplugged mid-chord must not drone).
+    struct InputHandling {
+        sink: Sink,
+        notes: Held,
+        /// A virtual port midisock made: made again on a backend that restarted.
+        virtual_port: bool,
+    }
+
+    /// A virtual port is "there" whenever its backend runs: the watcher recreates it on a new
+    /// JACK server (on ALSA the backend never goes, so neither does the port).
+    fn virtual_probe(name: &str) -> Option<Probe> {
+        let name = name.to_string();
+        Some(Probe { names: Box::new(move || vec![name.clone()]), liveness: Liveness::open()? })
+    }
+
+    impl PortHandling<MidiInputConnection<Parser>> for InputHandling {
+        fn probe(&mut self, full_name: &str) -> Option<Probe> {
+            if self.virtual_port {
+                virtual_probe(full_name)
+            } else {
+                input_probe()
+            }
+        }
+
+        fn open(&mut self, full_name: &str) -> Result<MidiInputConnection<Parser>, String> {
+            if self.virtual_port {
+                create_virtual_input(full_name, &self.sink, &self.notes)
+            } else {
+                connect_input(full_name, &self.sink, &self.notes)
+            }
+        }
+
+        fn lost(&mut self, connection: MidiInputConnection<Parser>) {
+            // After the close no callback runs, so nothing can be noted after the release.
+            drop(connection.close());
+            let mut releases = Vec::new();
+            held(&self.notes).release_all(|m| releases.push(m));
+            for message in &releases {
+                (self.sink)(message);
+            }
+            if !releases.is_empty() {
+                log::info(format_args!("released {} held notes played on the lost port", releases.len()));
+            }
+        }
     }
 
     pub fn open_input(wanted: &str, virtual_port: bool, sink: Sink) -> Result<Input, Failure> {
         if virtual_port {
             return open_virtual_input(wanted, sink);
         }
-        let probe = new_input(&format!("{CLIENT}-watch"))?;
-        let full_name = resolve_or_fail("input", wanted, &input_names(&probe))?;
-        let connection = connect_input(&full_name, &sink).map_err(|message| Failure { message, exit_code: FAILED })?;
+        let clients = backend_clients();
+        let probe = probe_or_fail(input_probe())?;
+        let full_name = resolve_or_fail("input", wanted, &(probe.names)())?;
+        let notes = Held::default();
+        let connection =
+            connect_input(&full_name, &sink, &notes).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI input: {full_name}"));
-        let connection = Arc::new(Mutex::new(Some(connection)));
-        let held = Arc::clone(&connection);
-        let mut probe = Some(probe);
-        let watcher = watch(&full_name.clone(), move || {
-            // A probe client may die with its server (JACK restart): make a new one when needed.
-            if probe.is_none() {
-                probe = new_input(&format!("{CLIENT}-watch")).ok();
-            }
-            let present = probe
-                .as_ref()
-                .is_some_and(|p| input_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
-            let mut open = held.lock().unwrap_or_else(|e| e.into_inner());
-            match (open.is_some(), present) {
-                (true, false) => {
-                    if let Some(connection) = open.take() {
-                        connection.close();
-                    }
-                    probe = None;
-                    log::warn(format_args!("MIDI input {full_name} is gone; it will be reopened when it returns"));
-                }
-                (false, true) => match connect_input(&full_name, &sink) {
-                    Ok(connection) => {
-                        *open = Some(connection);
-                        log::warn(format_args!("MIDI input {full_name} is back"));
-                    }
-                    Err(e) => log::debug(format_args!("{e}")),
-                },
-                _ => {}
-            }
-        })?;
-        Ok(Input { _watcher: Some(watcher), _connection: connection })
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let handling = InputHandling { sink, notes, virtual_port: false };
+        drop(clients);
+        let watcher = watch("input", full_name, probe, Arc::clone(&slot), handling)?;
+        Ok(Input { _watcher: Some(watcher), _connection: slot })
     }
 
     #[cfg(unix)]
-    fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+    fn create_virtual_input(name: &str, sink: &Sink, notes: &Held) -> Result<MidiInputConnection<Parser>, String> {
         use midir::os::unix::VirtualInput;
-        let connection =
-            new_input(VIRTUAL_IN_CLIENT)?.create_virtual(name, deliver(&sink), Parser::new()).map_err(|e| Failure {
-                message: format!("cannot create virtual MIDI input {name:?}: {e}"),
-                exit_code: FAILED,
-            })?;
-        log::info(format_args!("MIDI input: virtual port {name}"));
-        Ok(Input { _watcher: None, _connection: Arc::new(Mutex::new(Some(connection))) })
+        new_input(VIRTUAL_IN_CLIENT)
+            .map_err(|f| f.message)?
+            .create_virtual(name, deliver(sink, notes), Parser::new())
+            .map_err(|e| format!("cannot create virtual MIDI input {name:?}: {e}"))
+    }
+
+    #[cfg(unix)]
+    fn create_virtual_output(name: &str) -> Result<MidiOutputConnection, String> {
+        use midir::os::unix::VirtualOutput;
+        new_output(VIRTUAL_OUT_CLIENT)
+            .map_err(|f| f.message)?
+            .create_virtual(name)
+            .map_err(|e| format!("cannot create virtual MIDI output {name:?}: {e}"))
     }
 
     #[cfg(not(unix))]
-    fn open_virtual_input(_name: &str, _sink: Sink) -> Result<Input, Failure> {
-        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+    fn create_virtual_input(_name: &str, _sink: &Sink, _notes: &Held) -> Result<MidiInputConnection<Parser>, String> {
+        Err("this system's MIDI backend has no virtual ports".into())
+    }
+
+    #[cfg(not(unix))]
+    fn create_virtual_output(_name: &str) -> Result<MidiOutputConnection, String> {
+        Err("this system's MIDI backend has no virtual ports".into())
+    }
+
+    fn open_virtual_input(name: &str, sink: Sink) -> Result<Input, Failure> {
+        let clients = backend_clients();
+        let probe = probe_or_fail(virtual_probe(name))?;
+        let notes = Held::default();
+        let connection =
+            create_virtual_input(name, &sink, &notes).map_err(|message| Failure { message, exit_code: FAILED })?;
+        log::info(format_args!("MIDI input: virtual port {name}"));
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let handling = InputHandling { sink, notes, virtual_port: true };
+        drop(clients);
+        let watcher = watch("input", name.to_string(), probe, Arc::clone(&slot), handling)?;
+        Ok(Input { _watcher: Some(watcher), _connection: slot })
+    }
+
+    /// Stops the watcher, then closes the connection with the backend's clients serialised
+    /// (another port's watcher may still be opening one).
+    fn close_watched<C>(watcher: &mut Option<Watcher>, slot: &Slot<C>) {
+        drop(watcher.take());
+        let _clients = backend_clients();
+        drop(lock(slot).take());
+    }
+
+    impl Drop for Input {
+        fn drop(&mut self) {
+            close_watched(&mut self._watcher, &self._connection);
+        }
+    }
+
+    impl Drop for Output {
+        fn drop(&mut self) {
+            close_watched(&mut self._watcher, &self.connection);
+        }
     }
 
     pub struct Output {
         _watcher: Option<Watcher>,
-        connection: Arc<Mutex<Option<MidiOutputConnection>>>,
+        connection: Slot<MidiOutputConnection>,
+        /// The notes played on the port and not released yet. Lock order: `connection`, then this.
+        notes: Held,
     }
 
     impl Output {
@@ -397,10 +462,11 @@ mod backend {
         /// back should not get a burst of stale notes).
         pub fn send(&self, message: &Message) {
             let bytes = message.to_bytes();
-            let mut open = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+            let mut open = lock(&self.connection);
             if let Some(connection) = open.as_mut() {
-                if let Err(e) = connection.send(&bytes) {
-                    log::debug(format_args!("MIDI output: {e}"));
+                match connection.send(&bytes) {
+                    Ok(()) => held(&self.notes).observe(message),
+                    Err(e) => log::debug(format_args!("MIDI output: {e}")),
                 }
             }
         }
@@ -416,61 +482,86 @@ mod backend {
         output.connect(&port, "out").map_err(|e| format!("cannot open MIDI output port {full_name:?}: {e}"))
     }
 
+    /// The notes an output port was left holding when it went away (their note-offs may have
+    /// come while it was gone, and were dropped) are released on it first when it is back: a
+    /// synth that lived through the outage (a JACK client that rejoins a restarted server, a
+    /// device on a hub that blinked) is not left droning.
+    struct OutputHandling {
+        notes: Held,
+        virtual_port: bool,
+        /// What the port was left holding when it went away, taken when it is reopened and
+        /// released once the new connection is in effect (the next look): sent at once, the
+        /// note-offs could go out before JACK carries the connection. Notes played after the
+        /// reopen are tracked apart, in `notes`.
+        owed: HeldNotes,
+    }
+
+    impl PortHandling<MidiOutputConnection> for OutputHandling {
+        fn probe(&mut self, full_name: &str) -> Option<Probe> {
+            if self.virtual_port {
+                virtual_probe(full_name)
+            } else {
+                output_probe()
+            }
+        }
+
+        fn open(&mut self, full_name: &str) -> Result<MidiOutputConnection, String> {
+            let connection =
+                if self.virtual_port { create_virtual_output(full_name)? } else { connect_output(full_name)? };
+            // Before the connection is visible to senders: nothing played on it is in here.
+            self.owed = std::mem::take(&mut *held(&self.notes));
+            Ok(connection)
+        }
+
+        fn settled(&mut self, connection: &mut MidiOutputConnection) {
+            if self.owed.is_silent() {
+                return;
+            }
+            let mut releases = Vec::new();
+            self.owed.release_all(|m| releases.push(m));
+            for message in &releases {
+                if let Err(e) = connection.send(&message.to_bytes()) {
+                    log::debug(format_args!("MIDI output: {e}"));
+                }
+            }
+            if !releases.is_empty() {
+                log::info(format_args!("released {} notes left held on the output port", releases.len()));
+            }
+        }
+
+        fn lost(&mut self, connection: MidiOutputConnection) {
+            drop(connection.close());
+        }
+    }
+
     pub fn open_output(wanted: &str, virtual_port: bool) -> Result<Output, Failure> {
         if virtual_port {
             return open_virtual_output(wanted);
         }
-        let probe = new_output(&format!("{CLIENT}-watch"))?;
-        let full_name = resolve_or_fail("output", wanted, &output_names(&probe))?;
+        let clients = backend_clients();
+        let probe = probe_or_fail(output_probe())?;
+        let full_name = resolve_or_fail("output", wanted, &(probe.names)())?;
         let connection = connect_output(&full_name).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI output: {full_name}"));
-        let connection = Arc::new(Mutex::new(Some(connection)));
-        let held = Arc::clone(&connection);
-        let mut probe = Some(probe);
-        let watcher = watch(&full_name.clone(), move || {
-            if probe.is_none() {
-                probe = new_output(&format!("{CLIENT}-watch")).ok();
-            }
-            let present = probe
-                .as_ref()
-                .is_some_and(|p| output_names(p).iter().any(|n| stable_name(n) == stable_name(&full_name)));
-            let is_open = held.lock().unwrap_or_else(|e| e.into_inner()).is_some();
-            match (is_open, present) {
-                (true, false) => {
-                    let gone = held.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(connection) = gone {
-                        connection.close();
-                    }
-                    probe = None;
-                    log::warn(format_args!("MIDI output {full_name} is gone; it will be reopened when it returns"));
-                }
-                (false, true) => match connect_output(&full_name) {
-                    Ok(connection) => {
-                        *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection);
-                        log::warn(format_args!("MIDI output {full_name} is back"));
-                    }
-                    Err(e) => log::debug(format_args!("{e}")),
-                },
-                _ => {}
-            }
-        })?;
-        Ok(Output { _watcher: Some(watcher), connection })
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let notes = Held::default();
+        let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: false, owed: HeldNotes::default() };
+        drop(clients);
+        let watcher = watch("output", full_name, probe, Arc::clone(&slot), handling)?;
+        Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }
 
-    #[cfg(unix)]
     fn open_virtual_output(name: &str) -> Result<Output, Failure> {
-        use midir::os::unix::VirtualOutput;
-        let connection = new_output(VIRTUAL_OUT_CLIENT)?.create_virtual(name).map_err(|e| Failure {
-            message: format!("cannot create virtual MIDI output {name:?}: {e}"),
-            exit_code: FAILED,
-        })?;
+        let clients = backend_clients();
+        let probe = probe_or_fail(virtual_probe(name))?;
+        let connection = create_virtual_output(name).map_err(|message| Failure { message, exit_code: FAILED })?;
         log::info(format_args!("MIDI output: virtual port {name}"));
-        Ok(Output { _watcher: None, connection: Arc::new(Mutex::new(Some(connection))) })
-    }
-
-    #[cfg(not(unix))]
-    fn open_virtual_output(_name: &str) -> Result<Output, Failure> {
-        Err(Failure { message: "this system's MIDI backend has no virtual ports".into(), exit_code: FAILED })
+        let slot: Slot<_> = Arc::new(Mutex::new(Some(connection)));
+        let notes = Held::default();
+        let handling = OutputHandling { notes: Arc::clone(&notes), virtual_port: true, owed: HeldNotes::default() };
+        drop(clients);
+        let watcher = watch("output", name.to_string(), probe, Arc::clone(&slot), handling)?;
+        Ok(Output { _watcher: Some(watcher), connection: slot, notes })
     }
 }
 

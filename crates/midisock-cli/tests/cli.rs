@@ -1,25 +1,12 @@
 //! The `midisock` binary end to end, against real sockets on loopback.
 
+mod common;
+
+use common::{midisock, serving_port, Running, WAIT};
 use midisock::{connect, Message, PortServer};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn midisock() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_midisock"))
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `midisock serve 127.0.0.1:0 EXTRA...` (customised by `setup`) and returns it with the
 /// port it reports on its first stderr line and its stdout.
@@ -36,13 +23,7 @@ fn serve_with(extra: &[&std::ffi::OsStr], setup: impl FnOnce(&mut Command)) -> (
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    // "midisock: serving on 127.0.0.1:PORT (127.0.0.1:PORT)"
-    let port = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first stderr line {line:?}"));
+    let port = serving_port(&line);
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let stdout = BufReader::new(child.stdout.take().unwrap());

@@ -6,32 +6,15 @@
 //! Each test starts its own jackd under a unique server name (JACK_DEFAULT_SERVER), so tests run
 //! in parallel without seeing each other's ports.
 
+mod common;
+
+use common::{lines_of, serving_port, wait_for_line, wait_for_lines, Running, WAIT};
 use midisock::{Message, PortServer};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Kills and reaps the child when dropped, pass or fail.
-/// Stops the child when dropped, pass or fail: SIGTERM first, so that its JACK client closes
-/// (a synchronous jackd waits for a client killed mid-cycle until its timeout), then SIGKILL.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child, not yet reaped, so the pid is still its.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A jackd of this test's own, and the environment that points clients at it.
 struct Jack {
@@ -62,6 +45,9 @@ fn claim_server_name() -> (String, std::fs::File) {
 
 impl Drop for Jack {
     fn drop(&mut self) {
+        if self.process.try_wait().ok().flatten().is_some() {
+            return; // killed by the test and not started again
+        }
         let pid = self.process.id() as libc::pid_t;
         // SAFETY: signals our own child, which has not been reaped yet (so the pid is still its).
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -80,29 +66,49 @@ impl Drop for Jack {
     }
 }
 
+fn spawn_jackd(name: &str) -> Child {
+    Command::new("jackd")
+        // Synchronous (-S) with a long client timeout: on a loaded machine a client that is late
+        // for a cycle is waited for rather than skipped (which would lose its MIDI events).
+        .args(["-S", "-t", "5000", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+        .env("JACK_DEFAULT_SERVER", name)
+        .env("JACK_NO_AUDIO_RESERVATION", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jackd must be installed (cargo xtask test installs jackd2)")
+}
+
 impl Jack {
     fn start() -> Jack {
         static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let (name, slot) = claim_server_name();
-        let process = Command::new("jackd")
-            // Synchronous (-S) with a long client timeout: on a loaded machine a client that is late
-            // for a cycle is waited for rather than skipped (which would lose its MIDI events).
-            .args(["-S", "-t", "5000", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
-            .env("JACK_DEFAULT_SERVER", &name)
-            .env("JACK_NO_AUDIO_RESERVATION", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd must be installed (cargo xtask test installs jackd2)");
+        let process = spawn_jackd(&name);
         let jack = Jack { name, process, _turn: turn, _slot: slot };
-        // Ready when `midisock ports` can open a client.
+        jack.wait_until_ready();
+        jack
+    }
+
+    /// Ready when `midisock ports` can open a client.
+    fn wait_until_ready(&self) {
         let deadline = Instant::now() + WAIT;
-        while !jack.midisock().arg("ports").output().unwrap().status.success() {
-            assert!(Instant::now() < deadline, "jackd {} did not start", jack.name);
+        while !self.midisock().arg("ports").output().unwrap().status.success() {
+            assert!(Instant::now() < deadline, "jackd {} did not start", self.name);
             std::thread::sleep(Duration::from_millis(50));
         }
-        jack
+    }
+
+    /// Kills the server as a crash would (SIGKILL: no goodbye to its clients).
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// Starts the server again under the same name, as a user restarting JACK does.
+    fn restart(&mut self) {
+        self.process = spawn_jackd(&self.name);
+        self.wait_until_ready();
     }
 
     fn midisock(&self) -> Command {
@@ -111,73 +117,47 @@ impl Jack {
         command
     }
 
+    /// The Python peer with its ports open. libjack in a new client starts a helper thread and
+    /// gives up ("JackMessageBuffer::Create cannot start thread") when the machine is too busy
+    /// to run it within its deadline: a peer that dies opening is started again (three tries).
     fn peer(&self) -> Peer {
         let python = std::env::var("MIDISOCK_TEST_PYTHON")
             .expect("MIDISOCK_TEST_PYTHON: a Python with mido and python-rtmidi (cargo xtask test sets it)");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jack_peer.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .env("JACK_DEFAULT_SERVER", &self.name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let mut peer = Peer { stdin, lines, _process: Running(child) };
-        peer.command("open");
-        peer
-    }
-}
-
-/// Every line a reader produces, through a channel (so waits can time out).
-fn serving_port(line: &str) -> u16 {
-    line.split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap()
-}
-
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+        for _ in 0..3 {
+            let mut child = Command::new(&python)
+                .arg(script)
+                .env("JACK_DEFAULT_SERVER", &self.name)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let stdin = child.stdin.take().unwrap();
+            let lines = lines_of(child.stdout.take().unwrap());
+            let mut peer = Peer { stdin, lines, seen: Vec::new(), _process: Running(child) };
+            writeln!(peer.stdin, "open").unwrap();
+            peer.stdin.flush().unwrap();
+            loop {
+                match peer.lines.recv_timeout(WAIT) {
+                    Ok(line) if line == "ok" => return peer,
+                    Ok(line) => peer.seen.push(line),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => panic!("the peer did not open its ports within {WAIT:?}"),
+                }
             }
+            eprintln!("the peer died opening its ports; starting it again");
         }
-    });
-    rx
-}
-
-/// Waits for a line containing `needle`, returning it; lines before it are skipped.
-fn wait_for_line(lines: &Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line containing {needle:?} within {WAIT:?}: {e}"),
-        }
-    }
-}
-
-/// Waits until every needle has been seen in some line, in any order.
-fn wait_for_lines(lines: &Receiver<String>, needles: &[&str]) {
-    let mut missing: Vec<&str> = needles.to_vec();
-    let deadline = Instant::now() + WAIT;
-    while !missing.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => missing.retain(|needle| !line.contains(needle)),
-            Err(e) => panic!("no lines containing {missing:?} within {WAIT:?}: {e}"),
-        }
+        panic!("the peer died opening its ports three times");
     }
 }
 
 struct Peer {
     stdin: ChildStdin,
     lines: Receiver<String>,
+    /// Lines that arrived while a command was running (a message can arrive then), kept for
+    /// `expect`.
+    seen: Vec<String>,
     _process: Running,
 }
 
@@ -189,16 +169,41 @@ impl Peer {
         let mut before = Vec::new();
         loop {
             match self.lines.recv_timeout(WAIT * 3) {
-                Ok(line) if line == "ok" => return before,
+                Ok(line) if line == "ok" => {
+                    self.seen.extend(before.iter().cloned());
+                    return before;
+                }
                 Ok(line) => before.push(line),
                 Err(e) => panic!("peer did not finish {command:?}: {e}"),
             }
         }
     }
 
+    /// Whether a line containing `text` comes within `timeout` (lines before it are skipped).
+    fn saw(&mut self, text: &str, timeout: Duration) -> bool {
+        if let Some(at) = self.seen.iter().position(|line| line.contains(text)) {
+            self.seen.drain(..=at);
+            return true;
+        }
+        self.seen.clear();
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(text) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Waits until the peer's input port has received `text`.
     fn expect(&mut self, text: &str) {
-        wait_for_line(&self.lines, &format!("got {text}"));
+        let wanted = format!("got {text}");
+        if let Some(at) = self.seen.iter().position(|line| line.contains(&wanted)) {
+            self.seen.drain(..=at);
+            return;
+        }
+        self.seen.clear();
+        wait_for_line(&self.lines, &wanted);
     }
 }
 
@@ -263,8 +268,7 @@ fn serve_plays_what_clients_send_and_broadcasts_its_input_port() {
     command.args(["serve", "127.0.0.1:0", "--midi-in", "peer-source", "--midi-out", "peer-sink"]);
     let (_server, stderr) = spawn(command);
     // "serving on" comes once the ports are open.
-    let port: u16 =
-        wait_for_line(&stderr, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = serving_port(&wait_for_line(&stderr, "serving on"));
     let client = midisock::connect(("127.0.0.1", port)).unwrap();
 
     // network → output port
@@ -325,8 +329,7 @@ fn a_port_that_vanishes_is_reopened_when_it_returns() {
     command.args(["serve", "127.0.0.1:0", "--midi-out", "peer-sink:in", "--midi-in", "peer-source:out"]);
     let (_server, stderr) = spawn(command);
     // "serving on" comes once the ports are open.
-    let port: u16 =
-        wait_for_line(&stderr, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = serving_port(&wait_for_line(&stderr, "serving on"));
     let client = midisock::connect(("127.0.0.1", port)).unwrap();
     client.send(&Message::NoteOn { channel: 0, note: 1, velocity: 1 }).unwrap();
     peer.expect("note_on channel=0 note=1 velocity=1 time=0");
@@ -362,13 +365,8 @@ fn virtual_ports_for_other_programs() {
     let listing = String::from_utf8(output.stdout).unwrap();
     assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
 
-    // The peer's ports, wired to midisock's by JACK's own tool, as a user would in a patchbay.
     let mut peer = jack.peer();
-    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
-        let status =
-            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
-        assert!(status.success(), "jack_connect {from} {to}");
-    }
+    patch_virtual_ports(&jack);
     let client = midisock::connect(("127.0.0.1", port)).unwrap();
     client.send(&Message::NoteOn { channel: 0, note: 50, velocity: 60 }).unwrap();
     peer.expect("note_on channel=0 note=50 velocity=60 time=0");
@@ -392,8 +390,7 @@ fn bridge_latency_port_to_network_to_port() {
     let mut command = jack.midisock();
     command.args(["serve", "127.0.0.1:0", "--midi-out", "peer-sink:in"]);
     let (_server, server_log) = spawn(command);
-    let port: u16 =
-        wait_for_line(&server_log, "serving on").split(':').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = serving_port(&wait_for_line(&server_log, "serving on"));
     let mut command = jack.midisock();
     command.args(["connect", &format!("127.0.0.1:{port}"), "--midi-in", "peer-source:out"]);
     let (_client, client_log) = spawn(command);
@@ -413,4 +410,188 @@ fn bridge_latency_port_to_network_to_port() {
     let report = lines.iter().find(|l| l.starts_with("latency")).expect("a latency line");
     eprintln!("bridge latency port → network → port on JACK dummy (48 kHz, 256 frames), µs: {report}");
     assert!(report.ends_with("lost=0"), "{report}");
+}
+
+/// The other end of a bridge's network side: a client of `serve`, or the server `connect`
+/// joined.
+enum NetworkEnd {
+    Client(midisock::SocketPort),
+    Server(PortServer),
+}
+
+impl NetworkEnd {
+    fn send(&self, message: &Message) {
+        match self {
+            NetworkEnd::Client(port) => port.send(message).unwrap(),
+            NetworkEnd::Server(server) => server.send(message).unwrap(),
+        }
+    }
+
+    fn receive_timeout(&self, timeout: Duration) -> Option<Message> {
+        match self {
+            NetworkEnd::Client(port) => port.receive_timeout(timeout).unwrap(),
+            NetworkEnd::Server(server) => server.receive_timeout(timeout).unwrap(),
+        }
+    }
+
+    /// Waits for `wanted`, skipping anything else (repeats of what was sent to get through).
+    fn expect(&self, wanted: &Message) {
+        let deadline = Instant::now() + WAIT;
+        while self.receive_timeout(Duration::from_millis(200)).as_ref() != Some(wanted) {
+            assert!(Instant::now() < deadline, "{wanted} did not arrive within {WAIT:?}");
+        }
+    }
+}
+
+/// Both directions of a bridge work: network → output port, input port → network. Each is
+/// tried until it gets through: JACK puts a port connection in effect a cycle or more after it
+/// is made, so the first message after a reopen may find it not there yet.
+fn check_both_directions(peer: &mut Peer, network: &NetworkEnd, note: u8) {
+    let played = format!("got note_on channel=0 note={note} velocity=1 time=0");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        network.send(&Message::NoteOn { channel: 0, note, velocity: 1 });
+        if peer.saw(&played, Duration::from_millis(300)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{played:?} did not come within {WAIT:?}");
+    }
+    let control = Message::ControlChange { channel: 4, control: 1, value: note };
+    until_through(
+        || {
+            peer.command(&format!("send {control}"));
+        },
+        || network.receive_timeout(Duration::from_millis(200)).as_ref() == Some(&control),
+    );
+}
+
+/// The CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses: utime, stime are the
+    // 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let used: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    Duration::from_secs_f64(used / ticks)
+}
+
+/// jackd killed under a running bridge and started again: the bridge notices, releases the
+/// notes its input port held on the network side, waits without spinning, reopens both ports
+/// by name once the server and the peer are back, releases on the output port the note it had
+/// left held, and carries messages both ways again. Each change is logged once.
+fn bridge_survives_a_jack_restart(command_name: &str) {
+    let mut jack = Jack::start();
+    let mut peer = jack.peer();
+    let mut command = jack.midisock();
+    let server;
+    let (bridge, stderr, network) = if command_name == "serve" {
+        command.args(["serve", "127.0.0.1:0", "--midi-in", "peer-source:out", "--midi-out", "peer-sink:in"]);
+        let (bridge, stderr) = spawn(command);
+        let port = serving_port(&wait_for_line(&stderr, "serving on"));
+        (bridge, stderr, NetworkEnd::Client(midisock::connect(("127.0.0.1", port)).unwrap()))
+    } else {
+        server = PortServer::bind("127.0.0.1:0").unwrap();
+        let address = server.local_addr().to_string();
+        command.args(["connect", &address, "--midi-in", "peer-source:out", "--midi-out", "peer-sink:in"]);
+        let (bridge, stderr) = spawn(command);
+        wait_for_line(&stderr, "MIDI output: peer-sink:in");
+        (bridge, stderr, NetworkEnd::Server(server))
+    };
+    check_both_directions(&mut peer, &network, 10);
+    // A note held on each side when the server goes: note 10 on the output port (sent above),
+    // note 70 from the input port to the network.
+    let held_in = Message::NoteOn { channel: 1, note: 70, velocity: 50 };
+    until_through(
+        || {
+            peer.command(&format!("send {held_in}"));
+        },
+        || network.receive_timeout(Duration::from_millis(200)).as_ref() == Some(&held_in),
+    );
+
+    jack.kill();
+    drop(peer);
+    wait_for_lines(
+        &stderr,
+        &[
+            "MIDI output peer-sink:in: the JACK server stopped; it will be reopened when it returns",
+            "MIDI input peer-source:out: the JACK server stopped; it will be reopened when it returns",
+        ],
+    );
+    network.expect(&Message::NoteOff { channel: 1, note: 70, velocity: 0 });
+    // While no server runs the watchers back off: measured over a second and a half, reported.
+    let before = cpu_time(bridge.0.id());
+    let outage = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let spent = cpu_time(bridge.0.id()) - before;
+    eprintln!("CPU used by `{command_name}` while jackd was down: {spent:?} in {:?}", outage.elapsed());
+
+    jack.restart();
+    let mut peer = jack.peer();
+    let peer_back = Instant::now();
+    wait_for_lines(&stderr, &["MIDI output peer-sink:in is back", "MIDI input peer-source:out is back"]);
+    eprintln!("`{command_name}` reopened both ports {:?} after the peer's ports were back", peer_back.elapsed());
+    // The output port's note left held is released on the port that came back.
+    peer.expect("note_off channel=0 note=10 velocity=0 time=0");
+    check_both_directions(&mut peer, &network, 11);
+
+    // Each change was logged once: stop the bridge and read the rest of its log.
+    drop(bridge);
+    let mut log: Vec<String> = common::remaining(&stderr);
+    log.retain(|l| l.contains("JACK server") || l.contains("is back") || l.contains("is gone"));
+    assert!(log.is_empty(), "logged again: {log:?}");
+}
+
+#[test]
+fn serve_bridge_survives_a_jack_restart() {
+    bridge_survives_a_jack_restart("serve");
+}
+
+#[test]
+fn connect_bridge_survives_a_jack_restart() {
+    bridge_survives_a_jack_restart("connect");
+}
+
+/// Wires the peer's ports to midisock's virtual ones with JACK's own tool, as a user would in a
+/// patchbay.
+fn patch_virtual_ports(jack: &Jack) {
+    for (from, to) in [("peer-source:out", "midisock in:keys"), ("midisock out:synth", "peer-sink:in")] {
+        let status =
+            Command::new("jack_connect").args([from, to]).env("JACK_DEFAULT_SERVER", &jack.name).status().unwrap();
+        assert!(status.success(), "jack_connect {from} {to}");
+    }
+}
+
+/// Virtual ports belong to the server they were made on: after a JACK restart midisock makes
+/// them again on the new one, under the same names.
+#[test]
+fn virtual_ports_are_made_again_on_a_restarted_jack_server() {
+    let mut jack = Jack::start();
+    let mut command = jack.midisock();
+    // -v: a failure shows the backend attempts in the lines the wait prints.
+    command.args(["-v", "serve", "127.0.0.1:0", "--virtual", "--midi-in", "keys", "--midi-out", "synth"]);
+    let (_server, stderr) = spawn(command);
+    let port = serving_port(&wait_for_line(&stderr, "serving on"));
+    let network = NetworkEnd::Client(midisock::connect(("127.0.0.1", port)).unwrap());
+    let mut peer = jack.peer();
+    patch_virtual_ports(&jack);
+    check_both_directions(&mut peer, &network, 20);
+
+    jack.kill();
+    drop(peer);
+    wait_for_lines(
+        &stderr,
+        &[
+            "MIDI output synth: the JACK server stopped; it will be reopened when it returns",
+            "MIDI input keys: the JACK server stopped; it will be reopened when it returns",
+        ],
+    );
+    jack.restart();
+    wait_for_lines(&stderr, &["MIDI output synth is back", "MIDI input keys is back"]);
+    let listing = String::from_utf8(jack.midisock().arg("ports").output().unwrap().stdout).unwrap();
+    assert!(listing.contains("  midisock out:synth\n") && listing.contains("  midisock in:keys\n"), "{listing}");
+    let mut peer = jack.peer();
+    patch_virtual_ports(&jack);
+    check_both_directions(&mut peer, &network, 21);
 }

@@ -130,22 +130,12 @@ fn play_interrupted_releases_what_it_held() {
     // A note held for 100 beats, then its note-off: interrupted long before.
     let file = write_smf("held", vec![vec![note(0, 64, 100), note(48_000, 64, 0), end(0)]]);
     let server = PortServer::bind("127.0.0.1:0").unwrap();
-    let mut player = Running(
-        midisock()
-            .arg("play")
-            .arg(&file.0)
-            .arg(server.local_addr().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = lines_of(player.0.stderr.take().unwrap());
+    let mut player = start(&["play", file.0.to_str().unwrap(), &server.local_addr().to_string()]);
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOn { channel: 0, note: 64, velocity: 100 }));
-    player.signal(libc::SIGINT);
-    assert_eq!(player.exit_status().code(), Some(130));
+    player.process.signal(libc::SIGINT);
+    assert_eq!(player.process.exit_status().code(), Some(130));
     assert_eq!(server.receive_timeout(WAIT).unwrap(), Some(Message::NoteOff { channel: 0, note: 64, velocity: 0 }));
-    let rest = remaining(&stderr);
+    let rest = remaining(&player.stderr);
     let last = rest.last().unwrap();
     assert!(
         last.starts_with("midisock: SIGINT: stopped at 0:00.") && last.ends_with("of 0:50.0; released 1 held notes"),
