@@ -9,6 +9,7 @@ mod connection;
 mod convert;
 mod errors;
 mod server;
+mod timing;
 mod wait;
 
 use pyo3::prelude::*;
