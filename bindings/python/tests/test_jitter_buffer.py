@@ -56,3 +56,21 @@ def test_sender_time_is_none_for_unstamped_messages(server):
         server.send(mido.Message('clock'))
         message = client.receive(timeout=WAIT)
         assert message.type == 'clock' and message.time is None
+
+
+def test_a_jitter_buffered_port_receives_every_message_in_order_with_stats(server):
+    sent = [mido.Message('note_on', note=n % 128, velocity=1 + n % 127) for n in range(300)]
+    with connect('127.0.0.1', server.address[1], jitter_buffer=5, timestamps='sender') as client:
+        wait_until(lambda: len(server.ports) == 1, what='the client served')
+        for i in range(0, len(sent), 30):
+            server.send_many(sent[i:i + 30])
+        got = receive_all(client, len(sent))
+        assert [m.copy(time=0) for m in got] == sent
+        times = [m.time for m in got]
+        assert all(isinstance(t, float) for t in times), 'a message came without the sender time'
+        assert times == sorted(times)
+        stats = client.playout_stats
+        assert isinstance(stats, dict)
+        assert stats['pushed'] == len(sent) and stats['delivered'] == len(sent)
+        assert stats['queued'] == 0
+        assert stats['delay'] >= 0.005

@@ -750,7 +750,10 @@ impl SocketPort {
             // slices because nothing can wake a blocking read except data or a close, and
             // remove_callback must be able to end this thread with the connection still open.
             while current() {
-                match inner.fill_until_pending(&mut state, Wait::Until(Instant::now() + CALLBACK_STOP_CHECK)) {
+                match inner.fill_until_pending(
+                    &mut state,
+                    net::deadline_after(CALLBACK_STOP_CHECK).map_or(Wait::Forever, Wait::Until),
+                ) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => break,
