@@ -349,10 +349,11 @@ pub fn receive_batch<'py>(
 }
 
 /// A Python list from messages (used by the server too).
-pub fn received_list<'py>(py: Python<'py>, taken: Vec<Received>, timestamps: Timestamps) -> PyResult<Bound<'py, PyList>> {
-    let messages = taken
-        .iter()
-        .map(|r| to_mido(py, r, timestamps))
-        .collect::<PyResult<Vec<_>>>()?;
+pub fn received_list<'py>(
+    py: Python<'py>,
+    taken: Vec<Received>,
+    timestamps: Timestamps,
+) -> PyResult<Bound<'py, PyList>> {
+    let messages = taken.iter().map(|r| to_mido(py, r, timestamps)).collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, messages)
 }

@@ -33,10 +33,16 @@ struct TypeInfo {
 }
 
 impl TypeInfo {
-    /// The interned key of the core's field `name`.
-    fn key<'py>(&self, py: Python<'py>, name: &str) -> &Bound<'py, PyString> {
-        let (_, key) = self.fields.iter().find(|(n, _)| *n == name).expect("the core names only its own fields");
-        key.bind(py)
+    /// The interned keys of the type's fields, one per call, in the order the core visits the
+    /// fields (`field_names` order, which `for_each_scalar` and `from_fields` both keep): a
+    /// cursor, because looking each name up by text cost more than the rest of the conversion.
+    fn keys<'a>(&'a self) -> impl FnMut(&str) -> &'a Py<PyString> + 'a {
+        let mut fields = self.fields.iter();
+        move |name| {
+            let (expected, key) = fields.next().expect("the core visits only the type's own fields");
+            debug_assert_eq!(*expected, name, "the core visits fields in field_names order");
+            key
+        }
     }
 }
 
@@ -137,9 +143,11 @@ pub fn to_mido<'py>(py: Python<'py>, received: &Received, timestamps: Timestamps
         TimeField::Missing => attributes.set_item(intern!(py, "time"), py.None())?,
     }
     let mut result = Ok(());
+    let mut key = info.keys();
     message.for_each_scalar(|name, value| {
+        let key = key(name).bind(py);
         if result.is_ok() {
-            result = attributes.set_item(info.key(py, name), value);
+            result = attributes.set_item(key, value);
         }
     });
     result?;
@@ -199,7 +207,8 @@ pub fn from_mido(message: &Bound<'_, PyAny>) -> PyResult<Message> {
     let type_attr = attributes.get_item(intern!(py, "type"))?.ok_or_else(not_a_message)?;
     let kind = message_type(py, &type_attr)?;
     let info = &m.types[type_index(kind)];
-    let field = |name: &'static str| integer(attributes, info.key(py, name)).map_err(FieldError::Python);
+    let mut key = info.keys();
+    let field = |name: &'static str| integer(attributes, key(name).bind(py)).map_err(FieldError::Python);
     let data = || sysex_data(attributes).map_err(FieldError::Python);
     Message::from_fields(kind, field, data).map_err(|e| match e {
         FieldError::Python(e) => e,
