@@ -296,6 +296,13 @@ impl Connection {
         self.port().playout_stats().map(|s| crate::timing::stats_dict(py, &s)).transpose()
     }
 
+    /// True once the peer asked for stamps (it has a jitter buffer) and this port answers:
+    /// what it sends carries its send time.
+    #[getter]
+    fn sends_stamps(&self) -> bool {
+        self.port().sends_stamps()
+    }
+
     /// What the receiving parser ignored or dropped: a dict of counters.
     fn parser_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.port().parser_stats();

@@ -265,15 +265,14 @@ impl Server {
         self.server().panic().py_err()
     }
 
-    /// Each client's jitter buffer state: a list of `((host, port), dict)` (empty without a
-    /// jitter buffer).
+    /// Each client's jitter buffer state: `{(host, port): dict}` (empty without a jitter buffer).
     #[getter]
-    fn playout_stats<'py>(&self, py: Python<'py>) -> PyResult<Vec<((String, u16), Bound<'py, PyDict>)>> {
-        self.server()
-            .playout_stats()
-            .iter()
-            .map(|(addr, stats)| Ok(((addr.ip().to_string(), addr.port()), crate::timing::stats_dict(py, stats)?)))
-            .collect()
+    fn playout_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (addr, stats) in self.server().playout_stats() {
+            dict.set_item((addr.ip().to_string(), addr.port()), crate::timing::stats_dict(py, &stats)?)?;
+        }
+        Ok(dict)
     }
 
     /// Counters: connections accepted and refused, slow clients dropped, sysex denied, ...

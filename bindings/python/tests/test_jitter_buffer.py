@@ -62,6 +62,13 @@ def test_a_jitter_buffered_port_receives_every_message_in_order_with_stats(serve
     sent = [mido.Message('note_on', note=n % 128, velocity=1 + n % 127) for n in range(300)]
     with connect('127.0.0.1', server.address[1], jitter_buffer=5, timestamps='sender') as client:
         wait_until(lambda: len(server.ports) == 1, what='the client served')
+        # The server stamps what it sends a client once it has read that client's request: a
+        # broadcast before that arrives unstamped (time None), on arrival.
+        wait_until(lambda: server.send(mido.Message('clock')) or client.receive(timeout=WAIT).time is not None,
+                   what='a stamped broadcast')
+        while client.poll() is not None:
+            pass
+        before = client.playout_stats['pushed']
         for i in range(0, len(sent), 30):
             server.send_many(sent[i:i + 30])
         got = receive_all(client, len(sent))
@@ -71,6 +78,34 @@ def test_a_jitter_buffered_port_receives_every_message_in_order_with_stats(serve
         assert times == sorted(times)
         stats = client.playout_stats
         assert isinstance(stats, dict)
-        assert stats['pushed'] == len(sent) and stats['delivered'] == len(sent)
+        assert stats['pushed'] - before == len(sent) and stats['delivered'] == stats['pushed']
         assert stats['queued'] == 0
         assert stats['delay'] >= 0.005
+
+
+def test_a_jitter_buffered_server_receives_every_message_in_order_with_stats_per_client():
+    sent = [mido.Message('control_change', control=n % 128, value=n % 128) for n in range(200)]
+    with PortServer('127.0.0.1', 0, jitter_buffer='auto', timestamps='sender') as server:
+        with connect('127.0.0.1', server.address[1]) as client:
+            # A client that only sends sees the server's request for stamps when it sends:
+            # messages sent before that arrive unstamped, on arrival.
+            warmups = 0
+
+            def warmed_up():
+                nonlocal warmups
+                client.send(mido.Message('clock'))
+                warmups += 1
+                return client.sends_stamps
+            wait_until(warmed_up, what='the client answering the request for stamps')
+            assert [m.type for m in receive_all(server, warmups)] == ['clock'] * warmups
+            before = server.playout_stats.get(f'127.0.0.1:{client.local_address[1]}', {'pushed': 0})['pushed']
+            for i in range(0, len(sent), 20):
+                client.send_many(sent[i:i + 20])
+            got = receive_all(server, len(sent))
+            assert [m.copy(time=0) for m in got] == sent
+            assert all(isinstance(m.time, float) for m in got), 'a message came without the sender time'
+            name = f'127.0.0.1:{client.local_address[1]}'
+            stats = server.playout_stats
+            assert list(stats) == [name]
+            assert stats[name]['pushed'] - before == len(sent)
+            assert stats[name]['queued'] == 0

@@ -269,6 +269,13 @@ class SocketPort(_Receiving, BaseIOPort):
         return self._conn.playout_stats
 
     @property
+    def sends_stamps(self):
+        """True once the other end asked for stamps (it has a jitter buffer) and this port
+        answered: what it sends from then on carries its send time. A port that only sends
+        notices the request when it sends."""
+        return self._conn.sends_stamps
+
+    @property
     def peer_address(self):
         """``(host, port)`` of the other end."""
         return self._conn.peer_address
@@ -380,7 +387,7 @@ class PortServer(_Receiving, MultiPort):
     @property
     def playout_stats(self):
         """``{'host:port': dict}``: the jitter buffer's state for each client that has one."""
-        return {format_address(host, port): stats for (host, port), stats in self._server.playout_stats}
+        return {format_address(host, port): stats for (host, port), stats in self._server.playout_stats.items()}
 
     def accept(self, block=True, timeout=None):
         """Accept a connection from a client.
