@@ -306,13 +306,15 @@ impl Connection {
     /// What the receiving parser ignored or dropped: a dict of counters.
     fn parser_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.port().parser_stats();
-        let dict = PyDict::new(py);
-        dict.set_item("stray_data_bytes", stats.stray_data_bytes)?;
-        dict.set_item("sysex_overflows", stats.sysex_overflows)?;
-        dict.set_item("sysex_aborted", stats.sysex_aborted)?;
-        dict.set_item("partial_messages_dropped", stats.partial_messages_dropped)?;
-        dict.set_item("undefined_status_bytes", stats.undefined_status_bytes)?;
-        Ok(dict)
+        dict_of!(
+            py,
+            stats,
+            stray_data_bytes,
+            sysex_overflows,
+            sysex_aborted,
+            partial_messages_dropped,
+            undefined_status_bytes
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -278,15 +278,17 @@ impl Server {
     /// Counters: connections accepted and refused, slow clients dropped, sysex denied, ...
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.server().stats();
-        let dict = PyDict::new(py);
-        dict.set_item("connections_accepted", s.connections_accepted)?;
-        dict.set_item("connections_refused", s.connections_refused)?;
-        dict.set_item("slow_clients_dropped", s.slow_clients_dropped)?;
-        dict.set_item("sysex_denied", s.sysex_denied)?;
-        dict.set_item("sysex_oversized", s.sysex_oversized)?;
-        dict.set_item("notes_released", s.notes_released)?;
-        dict.set_item("auth_failures", s.auth_failures)?;
-        Ok(dict)
+        dict_of!(
+            py,
+            s,
+            connections_accepted,
+            connections_refused,
+            slow_clients_dropped,
+            sysex_denied,
+            sysex_oversized,
+            notes_released,
+            auth_failures
+        )
     }
 
     /// Hands every message from every client to `callback(message)` on a delivery thread; a

@@ -32,20 +32,23 @@ pub fn delay_mode(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<DelayMode
 /// A jitter buffer's state as a dict: times in seconds (`None` before there is data), counts
 /// as ints.
 pub fn stats_dict<'py>(py: Python<'py>, stats: &PlayoutStats) -> PyResult<Bound<'py, PyDict>> {
+    let dict = dict_of!(
+        py,
+        stats,
+        queued,
+        held_note_offs,
+        pushed,
+        delivered,
+        late,
+        stale_notes_dropped,
+        stale_note_offs_dropped,
+        delivered_early_full,
+        restarts
+    )?;
     let seconds = |ns: Option<u64>| ns.map(|ns| ns as f64 / 1e9);
-    let dict = PyDict::new(py);
     dict.set_item("offset", stats.offset_ns.map(|ns| ns as f64 / 1e9))?;
     dict.set_item("jitter_p50", seconds(stats.jitter_p50_ns))?;
     dict.set_item("jitter_p999", seconds(stats.jitter_p999_ns))?;
     dict.set_item("delay", stats.delay_ns as f64 / 1e9)?;
-    dict.set_item("queued", stats.queued)?;
-    dict.set_item("held_note_offs", stats.held_note_offs)?;
-    dict.set_item("pushed", stats.pushed)?;
-    dict.set_item("delivered", stats.delivered)?;
-    dict.set_item("late", stats.late)?;
-    dict.set_item("stale_notes_dropped", stats.stale_notes_dropped)?;
-    dict.set_item("stale_note_offs_dropped", stats.stale_note_offs_dropped)?;
-    dict.set_item("delivered_early_full", stats.delivered_early_full)?;
-    dict.set_item("restarts", stats.restarts)?;
     Ok(dict)
 }
