@@ -3,7 +3,7 @@
 //! the peer's window is full and the peer may be a Python thread of this same process.
 
 use crate::callback::{self, Slot};
-use crate::convert::{from_mido, to_mido, TimeField};
+use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
 use crate::wait::{deadline, sliced};
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
@@ -20,32 +20,26 @@ use std::time::Duration;
 pub struct Connection {
     /// `Some` until the object is dropped (see `Drop`).
     port: Option<Arc<SocketPort>>,
-    timestamps: bool,
+    timestamps: Timestamps,
     callback: Slot,
 }
 
 impl Connection {
-    pub fn wrap(port: SocketPort, timestamps: bool) -> Connection {
+    pub fn wrap(port: SocketPort, timestamps: Timestamps) -> Connection {
         Connection { port: Some(Arc::new(port)), timestamps, callback: Slot::default() }
     }
 
     fn port(&self) -> &Arc<SocketPort> {
         self.port.as_ref().expect("the port is only taken by Drop")
     }
-
-    fn time(&self, received: &Received) -> TimeField {
-        if self.timestamps {
-            TimeField::Stamp(received.timestamp_ns)
-        } else {
-            TimeField::Zero
-        }
-    }
 }
 
 /// `connect(host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None,
-/// timestamps=False)`: a connection to a server (midisock's or mido's).
+/// timestamps=False, jitter_buffer=None)`: a connection to a server (midisock's or mido's).
 #[pyfunction]
-#[pyo3(signature = (host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None, timestamps=false))]
+#[pyo3(signature = (
+    host, port, timeout=None, token=None, tls_ca=None, tls_server_name=None, timestamps=None, jitter_buffer=None,
+))]
 #[allow(clippy::too_many_arguments)]
 pub fn connect(
     py: Python<'_>,
@@ -55,9 +49,14 @@ pub fn connect(
     token: Option<String>,
     tls_ca: Option<std::path::PathBuf>,
     tls_server_name: Option<String>,
-    timestamps: bool,
+    timestamps: Option<&Bound<'_, PyAny>>,
+    jitter_buffer: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Connection> {
+    let timestamps = timestamps_keyword(timestamps)?;
     let mut options = ConnectOptions::default();
+    if let Some(mode) = crate::timing::delay_mode(jitter_buffer)? {
+        options = options.jitter_buffer(mode);
+    }
     if let Some(timeout) = timeout {
         deadline(Some(timeout))?;
         options = options.timeout(Duration::from_secs_f64(timeout.max(0.001)));
@@ -86,8 +85,16 @@ pub fn connect(
 /// descriptor is a `ValueError`, one that is not a connected TCP socket (a file, a pipe, a UDP or
 /// Unix socket) a `TypeError`, one not connected an `OSError` (ENOTCONN).
 #[pyfunction]
-#[pyo3(signature = (fd, timestamps=false))]
-pub fn adopt(fd: RawFd, timestamps: bool) -> PyResult<Connection> {
+#[pyo3(signature = (fd, timestamps=None))]
+pub fn adopt(fd: RawFd, timestamps: Option<&Bound<'_, PyAny>>) -> PyResult<Connection> {
+    let timestamps = match timestamps_keyword(timestamps) {
+        Ok(t) => t,
+        Err(e) => {
+            // SAFETY: the caller handed the descriptor over; closing it on this error is ours.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+    };
     // SAFETY: F_GETFD only reads the descriptor's flags; on a number that is not open it fails
     // with EBADF and nothing else happens.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
@@ -105,6 +112,11 @@ pub fn adopt(fd: RawFd, timestamps: bool) -> PyResult<Connection> {
         ))),
         Err(e) => Err(e).py_err(),
     }
+}
+
+/// `timestamps=`: absent is `False`.
+pub fn timestamps_keyword(value: Option<&Bound<'_, PyAny>>) -> PyResult<Timestamps> {
+    value.map_or(Ok(Timestamps::Off), Timestamps::from_py)
 }
 
 /// `TypeError` unless the socket is a TCP one (stream type, IPv4 or IPv6, protocol TCP): only
@@ -174,6 +186,9 @@ impl Connection {
             .map(|m| from_mido(&m?))
             .collect::<PyResult<Vec<_>>>()?;
         let port = self.port();
+        if port.is_closed() {
+            return Err(PyValueError::new_err("send_many() called on closed port"));
+        }
         py.allow_threads(|| port.send_all(&messages)).py_err()
     }
 
@@ -191,14 +206,14 @@ impl Connection {
             Some(limit) => port.receive_timeout_stamped(limit),
             None => port.receive_stamped().map(Some),
         })?;
-        received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
+        received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
     /// A message that has arrived, or `None`; never waits.
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // Closed: nothing more will come, and mido's poll() says so with None.
         match self.port().try_receive_stamped() {
-            Ok(Some(r)) => to_mido(py, &r.message, self.time(&r)).map(Some),
+            Ok(Some(r)) => to_mido(py, &r, self.timestamps).map(Some),
             Ok(None) | Err(midisock::Error::Closed) => Ok(None),
             Err(e) => Err(crate::errors::to_py(e)),
         }
@@ -217,35 +232,25 @@ impl Connection {
     /// Waits like `receive(timeout)` for one message, then takes every other message that has
     /// arrived: a list, empty on timeout. The fast way to drain a busy stream.
     #[pyo3(signature = (timeout=None))]
-    fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let deadline = deadline(timeout)?;
+    fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
         let port = self.port();
-        let mut taken: Vec<Received> = Vec::new();
-        let first = sliced(py, deadline, |limit| match limit {
+        let wait = |limit: Option<Duration>| match limit {
             Some(limit) => port.receive_timeout_stamped(limit),
             None => port.receive_stamped().map(Some),
-        });
-        match first {
-            Ok(Some(first)) => taken.push(first),
-            Ok(None) => {}
-            // Closed with nothing left: an empty batch, like a timeout; `closed` tells which.
-            Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}
-            Err(e) => return Err(e),
-        }
-        if !taken.is_empty() {
-            // The rest of what the last read brought, then at most one more non-blocking read.
-            while let Ok(Some(r)) = port.try_receive_stamped() {
-                taken.push(r);
-            }
-        }
-        Ok(received_list(py, taken, self.timestamps)?.into_any())
+        };
+        receive_batch(py, timeout, self.timestamps, wait, || port.try_receive_stamped())
     }
 
     /// Closes the connection (the peer sees end-of-stream; a blocked receive returns). With
     /// autoreset on, hanging notes are released and mido's reset set is sent first.
     fn close(&self, py: Python<'_>) {
         let port = self.port();
-        py.allow_threads(|| port.close());
+        // The callback thread ends with the connection; joined here so no thread of this port
+        // outlives close() (or the interpreter, which closes every open port at exit).
+        py.allow_threads(|| {
+            port.close();
+            port.remove_callback();
+        });
     }
 
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
@@ -262,28 +267,54 @@ impl Connection {
         self.port().set_autoreset(on);
     }
 
-    /// Hands every incoming message to `callback(message)` on the port's reader thread. A second
-    /// call replaces the function; `None` is refused (the reader thread owns the socket now).
-    fn set_callback(&self, callback: Py<PyAny>) -> PyResult<()> {
-        let first = self.callback.replace(callback)?;
-        if first {
+    /// Hands every incoming message to `callback(message)` on the port's reader thread; a second
+    /// call replaces the function. `None` stops the reader thread (joined before this returns,
+    /// unless called from the callback itself) and messages go to `receive()` again.
+    fn set_callback(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
+        let port = self.port();
+        let Some(callback) = callback else {
+            // The reader thread may be waiting for the GIL to deliver: let go of it while joining.
+            py.allow_threads(|| port.remove_callback());
+            self.callback.clear();
+            return Ok(());
+        };
+        if self.callback.set(callback)? {
             let slot = self.callback.clone();
             let timestamps = self.timestamps;
-            self.port().set_callback(move |received| callback::deliver(&slot, &received, timestamps)).py_err()?;
+            let installed = port.set_callback(move |received| callback::deliver(&slot, &received, timestamps));
+            if let Err(e) = installed {
+                self.callback.clear();
+                return Err(crate::errors::to_py(e));
+            }
         }
         Ok(())
+    }
+
+    /// The jitter buffer's state as a dict, or `None` when the port has none.
+    #[getter]
+    fn playout_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.port().playout_stats().map(|s| crate::timing::stats_dict(py, &s)).transpose()
+    }
+
+    /// True once the peer asked for stamps (it has a jitter buffer) and this port answers:
+    /// what it sends carries its send time.
+    #[getter]
+    fn sends_stamps(&self) -> bool {
+        self.port().sends_stamps()
     }
 
     /// What the receiving parser ignored or dropped: a dict of counters.
     fn parser_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.port().parser_stats();
-        let dict = PyDict::new(py);
-        dict.set_item("stray_data_bytes", stats.stray_data_bytes)?;
-        dict.set_item("sysex_overflows", stats.sysex_overflows)?;
-        dict.set_item("sysex_aborted", stats.sysex_aborted)?;
-        dict.set_item("partial_messages_dropped", stats.partial_messages_dropped)?;
-        dict.set_item("undefined_status_bytes", stats.undefined_status_bytes)?;
-        Ok(dict)
+        dict_of!(
+            py,
+            stats,
+            stray_data_bytes,
+            sysex_overflows,
+            sysex_aborted,
+            partial_messages_dropped,
+            undefined_status_bytes
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -301,12 +332,37 @@ impl Drop for Connection {
     }
 }
 
-/// A Python list from messages (used by the server too).
-pub fn received_list<'py>(py: Python<'py>, taken: Vec<Received>, timestamps: bool) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for r in taken {
-        let time = if timestamps { TimeField::Stamp(r.timestamp_ns) } else { TimeField::Zero };
-        list.append(to_mido(py, &r.message, time)?)?;
+/// `receive_batch(timeout)` of a connection or a server: waits with `wait` (sliced, GIL
+/// released) for one message, then takes what `try_next` has without waiting (the rest of what
+/// the last read brought); a list, empty on timeout or once closed (`closed` tells which).
+pub fn receive_batch<'py>(
+    py: Python<'py>,
+    timeout: Option<f64>,
+    timestamps: Timestamps,
+    wait: impl Fn(Option<Duration>) -> midisock::Result<Option<Received>> + Sync,
+    try_next: impl Fn() -> midisock::Result<Option<Received>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let mut taken: Vec<Received> = Vec::new();
+    match sliced(py, deadline(timeout)?, wait) {
+        Ok(Some(first)) => taken.push(first),
+        Ok(None) => {}
+        Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}
+        Err(e) => return Err(e),
     }
-    Ok(list)
+    if !taken.is_empty() {
+        while let Ok(Some(r)) = try_next() {
+            taken.push(r);
+        }
+    }
+    received_list(py, taken, timestamps)
+}
+
+/// A Python list from messages (used by the server too).
+pub fn received_list<'py>(
+    py: Python<'py>,
+    taken: Vec<Received>,
+    timestamps: Timestamps,
+) -> PyResult<Bound<'py, PyList>> {
+    let messages = taken.iter().map(|r| to_mido(py, r, timestamps)).collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, messages)
 }

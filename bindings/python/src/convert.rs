@@ -6,7 +6,7 @@
 //! attribute dict is filled in), and an outgoing one is read straight from its attributes. Range
 //! checks stay in the core (`send` validates); this file only moves values.
 
-use midisock::{Message, MessageType};
+use midisock::{InvalidValue, Message, MessageType, Received};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
@@ -20,11 +20,30 @@ struct Mido {
     /// an attribute dict.
     message: Py<PyType>,
     sysex_data: Py<PyAny>,
-    /// Interned type names, in `MessageType::ALL` order.
-    type_names: Vec<Py<PyString>>,
-    /// `{'type': ..., 'time': 0, <fields>: 0}` per type, in `MessageType::ALL` order: copying one
-    /// and overwriting the fields is cheaper than building the dict key by key.
-    templates: Vec<Py<PyDict>>,
+    /// Per type, in `MessageType::ALL` order: its interned name, its interned field names (the
+    /// core's `field_names`, `data` excluded) and `{'type': ..., 'time': 0, <fields>: 0}`, which
+    /// is cheaper to copy and overwrite than to build key by key.
+    types: Vec<TypeInfo>,
+}
+
+struct TypeInfo {
+    name: Py<PyString>,
+    fields: Vec<(&'static str, Py<PyString>)>,
+    template: Py<PyDict>,
+}
+
+impl TypeInfo {
+    /// The interned keys of the type's fields, one per call, in the order the core visits the
+    /// fields (`field_names` order, which `for_each_scalar` and `from_fields` both keep): a
+    /// cursor, because looking each name up by text cost more than the rest of the conversion.
+    fn keys<'a>(&'a self) -> impl FnMut(&str) -> &'a Py<PyString> + 'a {
+        let mut fields = self.fields.iter();
+        move |name| {
+            let (expected, key) = fields.next().expect("the core visits only the type's own fields");
+            debug_assert_eq!(*expected, name, "the core visits fields in field_names order");
+            key
+        }
+    }
 }
 
 static MIDO: GILOnceCell<Mido> = GILOnceCell::new();
@@ -32,94 +51,109 @@ static MIDO: GILOnceCell<Mido> = GILOnceCell::new();
 fn mido(py: Python<'_>) -> PyResult<&Mido> {
     MIDO.get_or_try_init(py, || {
         let messages = py.import("mido.messages.messages")?;
-        let type_names: Vec<Py<PyString>> =
-            MessageType::ALL.iter().map(|t| PyString::intern(py, t.name()).unbind()).collect();
-        let mut templates = Vec::new();
-        for (kind, name) in MessageType::ALL.iter().zip(&type_names) {
+        let mut types = Vec::new();
+        for kind in MessageType::ALL {
+            let name = PyString::intern(py, kind.name());
+            let fields: Vec<_> = kind
+                .field_names()
+                .iter()
+                .filter(|n| **n != "data")
+                .map(|n| (*n, PyString::intern(py, n).unbind()))
+                .collect();
             // Same key order as mido's constructor: type, time, then the values.
             let template = PyDict::new(py);
-            template.set_item(intern!(py, "type"), name.bind(py))?;
+            template.set_item(intern!(py, "type"), &name)?;
             template.set_item(intern!(py, "time"), 0)?;
-            for field in kind.field_names() {
-                template.set_item(PyString::intern(py, field), 0)?;
+            for (_, key) in &fields {
+                template.set_item(key, 0)?;
             }
-            templates.push(template.unbind());
+            if kind == MessageType::SysEx {
+                template.set_item(intern!(py, "data"), 0)?;
+            }
+            types.push(TypeInfo { name: name.unbind(), fields, template: template.unbind() });
         }
         Ok(Mido {
             message: messages.getattr("Message")?.downcast_into::<PyType>()?.unbind(),
             sysex_data: messages.getattr("SysexData")?.unbind(),
-            type_names,
-            templates,
+            types,
         })
     })
 }
 
-/// The time a received message carries: mido's `0`, or the receive timestamp in seconds on the
-/// `time.monotonic()` clock when the port was opened with `timestamps=True`.
-#[derive(Clone, Copy)]
-pub enum TimeField {
+/// The time a received message carries (the `timestamps=` keyword of ports and servers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Timestamps {
+    /// `False` (mido's behaviour): `time` is 0.
+    Off,
+    /// `True` or `'receive'`: the receive time in seconds on the `time.monotonic()` clock (with
+    /// a jitter buffer, the time the message was played out).
+    Receive,
+    /// `'sender'`: the sender's own clock when it sent the message, in seconds, for messages a
+    /// midisock sender stamped (a jitter buffer asks for stamps); `None` for the others.
+    Sender,
+}
+
+impl Timestamps {
+    /// The keyword's value: a bool, `'receive'` or `'sender'`.
+    pub fn from_py(value: &Bound<'_, PyAny>) -> PyResult<Timestamps> {
+        if let Ok(on) = value.downcast::<pyo3::types::PyBool>() {
+            return Ok(if on.is_true() { Timestamps::Receive } else { Timestamps::Off });
+        }
+        match value.extract::<String>().as_deref() {
+            Ok("receive") => Ok(Timestamps::Receive),
+            Ok("sender") => Ok(Timestamps::Sender),
+            Ok(other) => Err(PyValueError::new_err(format!(
+                "timestamps must be True, False, 'receive' or 'sender', got {other:?}"
+            ))),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "timestamps must be True, False, 'receive' or 'sender', got {}",
+                describe(value)
+            ))),
+        }
+    }
+
+    fn time(self, received: &Received) -> TimeField {
+        match self {
+            Timestamps::Off => TimeField::Zero,
+            Timestamps::Receive => TimeField::Seconds(received.timestamp_ns),
+            Timestamps::Sender => received.sender_ns.map_or(TimeField::Missing, TimeField::Seconds),
+        }
+    }
+}
+
+enum TimeField {
     Zero,
-    Stamp(u64),
+    Seconds(u64),
+    Missing,
 }
 
 fn type_index(kind: MessageType) -> usize {
     MessageType::ALL.iter().position(|t| *t == kind).unwrap_or(0)
 }
 
-/// A new `mido.Message` for `message`.
-pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyResult<Bound<'py, PyAny>> {
+/// A new `mido.Message` for a received message, its `time` as `timestamps` says.
+pub fn to_mido<'py>(py: Python<'py>, received: &Received, timestamps: Timestamps) -> PyResult<Bound<'py, PyAny>> {
     let m = mido(py)?;
-    let attributes = m.templates[type_index(message.message_type())].bind(py).copy()?;
-    if let TimeField::Stamp(ns) = time {
-        attributes.set_item(intern!(py, "time"), ns as f64 / 1e9)?;
+    let message = &received.message;
+    let info = &m.types[type_index(message.message_type())];
+    let attributes = info.template.bind(py).copy()?;
+    match timestamps.time(received) {
+        TimeField::Zero => {}
+        TimeField::Seconds(ns) => attributes.set_item(intern!(py, "time"), ns as f64 / 1e9)?,
+        TimeField::Missing => attributes.set_item(intern!(py, "time"), py.None())?,
     }
-    let set = |name: &Bound<'py, PyString>, value: i64| attributes.set_item(name, value);
-    match message {
-        Message::NoteOff { channel, note, velocity } | Message::NoteOn { channel, note, velocity } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "note"), (*note).into())?;
-            set(intern!(py, "velocity"), (*velocity).into())?;
+    let mut result = Ok(());
+    let mut key = info.keys();
+    message.for_each_scalar(|name, value| {
+        let key = key(name).bind(py);
+        if result.is_ok() {
+            result = attributes.set_item(key, value);
         }
-        Message::PolyTouch { channel, note, value } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "note"), (*note).into())?;
-            set(intern!(py, "value"), (*value).into())?;
-        }
-        Message::ControlChange { channel, control, value } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "control"), (*control).into())?;
-            set(intern!(py, "value"), (*value).into())?;
-        }
-        Message::ProgramChange { channel, program } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "program"), (*program).into())?;
-        }
-        Message::Aftertouch { channel, value } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "value"), (*value).into())?;
-        }
-        Message::PitchWheel { channel, pitch } => {
-            set(intern!(py, "channel"), (*channel).into())?;
-            set(intern!(py, "pitch"), (*pitch).into())?;
-        }
-        Message::SysEx { data } => {
-            let bytes = PyTuple::new(py, data.iter().map(|b| i64::from(*b)))?;
-            let data = m.sysex_data.bind(py).call1((bytes,))?;
-            attributes.set_item(intern!(py, "data"), data)?;
-        }
-        Message::QuarterFrame { frame_type, frame_value } => {
-            set(intern!(py, "frame_type"), (*frame_type).into())?;
-            set(intern!(py, "frame_value"), (*frame_value).into())?;
-        }
-        Message::SongPos { pos } => set(intern!(py, "pos"), (*pos).into())?,
-        Message::SongSelect { song } => set(intern!(py, "song"), (*song).into())?,
-        Message::TuneRequest
-        | Message::Clock
-        | Message::Start
-        | Message::Continue
-        | Message::Stop
-        | Message::ActiveSensing
-        | Message::Reset => {}
+    });
+    result?;
+    if let Message::SysEx { data } = message {
+        let bytes = PyTuple::new(py, data.iter().map(|b| i64::from(*b)))?;
+        attributes.set_item(intern!(py, "data"), m.sysex_data.bind(py).call1((bytes,))?)?;
     }
     let class = m.message.bind(py);
     // SAFETY: `class` is a live type object (mido.Message, a heap type whose tp_alloc is this
@@ -147,71 +181,45 @@ pub fn to_mido<'py>(py: Python<'py>, message: &Message, time: TimeField) -> PyRe
     Ok(object)
 }
 
-/// Reads a `mido.Message` (anything whose attribute dict has mido's keys). `TypeError` when it is
-/// not a message, `ValueError` for an unknown type or a value that does not fit; the core checks
-/// MIDI ranges when it sends.
+/// A field's value that is not an int, or out of the core's range.
+enum FieldError {
+    Python(PyErr),
+    Range(InvalidValue),
+}
+
+impl From<InvalidValue> for FieldError {
+    fn from(e: InvalidValue) -> Self {
+        FieldError::Range(e)
+    }
+}
+
+/// Reads a `mido.Message` (or an instance of a subclass). `TypeError` when it is not a message or a value is not an int, `ValueError` for an unknown type or a value out of its
+/// range (the core's check).
 pub fn from_mido(message: &Bound<'_, PyAny>) -> PyResult<Message> {
     let py = message.py();
     let not_a_message = || PyTypeError::new_err(format!("expected a mido.Message, got {}", describe(message)));
+    let m = mido(py)?;
+    if !message.is_instance(m.message.bind(py))? {
+        return Err(not_a_message());
+    }
     let attributes = message.getattr(intern!(py, "__dict__")).map_err(|_| not_a_message())?;
     let attributes = attributes.downcast::<PyDict>().map_err(|_| not_a_message())?;
     let type_attr = attributes.get_item(intern!(py, "type"))?.ok_or_else(not_a_message)?;
     let kind = message_type(py, &type_attr)?;
-    let byte = |name: &Bound<'_, PyString>| -> PyResult<u8> { small(attributes, name, 0, 255).map(|v| v as u8) };
-    Ok(match kind {
-        MessageType::NoteOff => Message::NoteOff {
-            channel: byte(intern!(py, "channel"))?,
-            note: byte(intern!(py, "note"))?,
-            velocity: byte(intern!(py, "velocity"))?,
-        },
-        MessageType::NoteOn => Message::NoteOn {
-            channel: byte(intern!(py, "channel"))?,
-            note: byte(intern!(py, "note"))?,
-            velocity: byte(intern!(py, "velocity"))?,
-        },
-        MessageType::PolyTouch => Message::PolyTouch {
-            channel: byte(intern!(py, "channel"))?,
-            note: byte(intern!(py, "note"))?,
-            value: byte(intern!(py, "value"))?,
-        },
-        MessageType::ControlChange => Message::ControlChange {
-            channel: byte(intern!(py, "channel"))?,
-            control: byte(intern!(py, "control"))?,
-            value: byte(intern!(py, "value"))?,
-        },
-        MessageType::ProgramChange => {
-            Message::ProgramChange { channel: byte(intern!(py, "channel"))?, program: byte(intern!(py, "program"))? }
-        }
-        MessageType::Aftertouch => {
-            Message::Aftertouch { channel: byte(intern!(py, "channel"))?, value: byte(intern!(py, "value"))? }
-        }
-        MessageType::PitchWheel => Message::PitchWheel {
-            channel: byte(intern!(py, "channel"))?,
-            pitch: small(attributes, intern!(py, "pitch"), i16::MIN.into(), i16::MAX.into())? as i16,
-        },
-        MessageType::SysEx => Message::SysEx { data: sysex_data(attributes)? },
-        MessageType::QuarterFrame => Message::QuarterFrame {
-            frame_type: byte(intern!(py, "frame_type"))?,
-            frame_value: byte(intern!(py, "frame_value"))?,
-        },
-        MessageType::SongPos => {
-            Message::SongPos { pos: small(attributes, intern!(py, "pos"), 0, u16::MAX.into())? as u16 }
-        }
-        MessageType::SongSelect => Message::SongSelect { song: byte(intern!(py, "song"))? },
-        MessageType::TuneRequest => Message::TuneRequest,
-        MessageType::Clock => Message::Clock,
-        MessageType::Start => Message::Start,
-        MessageType::Continue => Message::Continue,
-        MessageType::Stop => Message::Stop,
-        MessageType::ActiveSensing => Message::ActiveSensing,
-        MessageType::Reset => Message::Reset,
+    let info = &m.types[type_index(kind)];
+    let mut key = info.keys();
+    let field = |name: &'static str| integer(attributes, key(name).bind(py)).map_err(FieldError::Python);
+    let data = || sysex_data(attributes).map_err(FieldError::Python);
+    Message::from_fields(kind, field, data).map_err(|e| match e {
+        FieldError::Python(e) => e,
+        FieldError::Range(e) => PyValueError::new_err(e.to_string()),
     })
 }
 
 /// The message type: interned names (mido's and ours) match by identity, others by text.
 fn message_type(py: Python<'_>, type_attr: &Bound<'_, PyAny>) -> PyResult<MessageType> {
     let m = mido(py)?;
-    if let Some(i) = m.type_names.iter().position(|name| name.bind(py).is(type_attr)) {
+    if let Some(i) = m.types.iter().position(|t| t.name.bind(py).is(type_attr)) {
         return Ok(MessageType::ALL[i]);
     }
     let name: String = type_attr
@@ -220,20 +228,14 @@ fn message_type(py: Python<'_>, type_attr: &Bound<'_, PyAny>) -> PyResult<Messag
     MessageType::from_name(&name).ok_or_else(|| PyValueError::new_err(format!("unknown message type {name:?}")))
 }
 
-/// An integer attribute within `min..=max` (the core then applies the MIDI range).
-fn small(attributes: &Bound<'_, PyDict>, name: &Bound<'_, PyString>, min: i64, max: i64) -> PyResult<i64> {
+/// An integer attribute (not a bool); its range is the core's to check.
+fn integer(attributes: &Bound<'_, PyDict>, name: &Bound<'_, PyString>) -> PyResult<i64> {
     let value =
         attributes.get_item(name)?.ok_or_else(|| PyValueError::new_err(format!("message has no {name} attribute")))?;
     if value.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err(format!("{name} must be an int, got bool")));
     }
-    let number: i64 = value
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be an int, got {}", describe(&value))))?;
-    if number < min || number > max {
-        return Err(PyValueError::new_err(format!("{name} is {number}, out of range")));
-    }
-    Ok(number)
+    value.extract().map_err(|_| PyTypeError::new_err(format!("{name} must be an int, got {}", describe(&value))))
 }
 
 fn sysex_data(attributes: &Bound<'_, PyDict>) -> PyResult<Vec<u8>> {

@@ -4,11 +4,25 @@
 //! `SocketPort` and `PortServer`; every wait releases the GIL and runs in slices so Ctrl-C works.
 //! The mido-shaped API (`midisock.sockets`, `midisock.backend`) is Python, in `python/midisock/`.
 
+/// `dict_of!(py, stats, field, ...)`: a dict of a counters struct's fields under their own
+/// names (the core's names are the Python names), for `parser_stats()`, `stats()` and
+/// `playout_stats`. Evaluates to `PyResult<Bound<PyDict>>`.
+macro_rules! dict_of {
+    ($py:expr, $stats:expr, $($field:ident),+ $(,)?) => {{
+        let dict = pyo3::types::PyDict::new($py);
+        (|| -> pyo3::PyResult<_> {
+            $(dict.set_item(stringify!($field), $stats.$field)?;)+
+            Ok(dict)
+        })()
+    }};
+}
+
 mod callback;
 mod connection;
 mod convert;
 mod errors;
 mod server;
+mod timing;
 mod wait;
 
 use pyo3::prelude::*;

@@ -3,14 +3,14 @@
 
 use crate::callback::{self, Slot};
 use crate::connection::{received_list, Connection};
-use crate::convert::{from_mido, to_mido, TimeField};
+use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
 use crate::wait::{deadline, sliced};
-use midisock::{PortServer, Received, ServerConfig, SysexPolicy, TlsServer};
+use midisock::{PortServer, ServerConfig, SysexPolicy, TlsServer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,11 +19,12 @@ use std::time::Duration;
 pub struct Server {
     /// `Some` until the object is dropped (see `Drop`).
     server: Option<Arc<PortServer>>,
-    timestamps: bool,
+    timestamps: Timestamps,
     callback: Slot,
-    /// The thread that hands received messages to the callback, once one is set.
+    /// The thread that hands received messages to the callback, while one is set.
     delivery: Mutex<Option<JoinHandle<()>>>,
-    stop_delivery: Arc<AtomicBool>,
+    /// Which delivery thread may run: each runs while this holds the number it started with.
+    delivery_generation: Arc<AtomicU64>,
 }
 
 /// How often the callback delivery thread looks at its stop flag while no message comes.
@@ -32,7 +33,7 @@ const DELIVERY_POLL: Duration = Duration::from_millis(50);
 /// `bind(host, port, ...)`: a listening server. Keywords map to the core's `ServerConfig`.
 #[pyfunction]
 #[pyo3(signature = (
-    host, port, *, timestamps=false, allow=None, sysex=true, max_sysex_len=None, max_clients=None,
+    host, port, *, timestamps=None, jitter_buffer=None, allow=None, sysex=true, max_sysex_len=None, max_clients=None,
     max_client_queue=None, max_inbox_bytes=None, relay=false, token=None, tls_cert=None, tls_key=None,
     auth_timeout=None,
 ))]
@@ -41,7 +42,8 @@ pub fn bind(
     py: Python<'_>,
     host: &str,
     port: u16,
-    timestamps: bool,
+    timestamps: Option<&Bound<'_, PyAny>>,
+    jitter_buffer: Option<&Bound<'_, PyAny>>,
     allow: Option<Vec<String>>,
     sysex: bool,
     max_sysex_len: Option<usize>,
@@ -54,7 +56,11 @@ pub fn bind(
     tls_key: Option<std::path::PathBuf>,
     auth_timeout: Option<f64>,
 ) -> PyResult<Server> {
+    let timestamps = crate::connection::timestamps_keyword(timestamps)?;
     let mut config = ServerConfig::default().relay(relay);
+    if let Some(mode) = crate::timing::delay_mode(jitter_buffer)? {
+        config = config.jitter_buffer(mode);
+    }
     if !sysex {
         config = config.sysex(SysexPolicy::Deny);
     }
@@ -101,21 +107,13 @@ pub fn bind(
         timestamps,
         callback: Slot::default(),
         delivery: Mutex::new(None),
-        stop_delivery: Arc::new(AtomicBool::new(false)),
+        delivery_generation: Arc::new(AtomicU64::new(0)),
     })
 }
 
 impl Server {
     fn server(&self) -> &Arc<PortServer> {
         self.server.as_ref().expect("the server is only taken by Drop")
-    }
-
-    fn time(&self, received: &Received) -> TimeField {
-        if self.timestamps {
-            TimeField::Stamp(received.timestamp_ns)
-        } else {
-            TimeField::Zero
-        }
     }
 
     fn check_no_callback(&self) -> PyResult<()> {
@@ -126,8 +124,10 @@ impl Server {
         }
     }
 
+    /// Ends the delivery thread (it delivers the message it holds first) and joins it, unless
+    /// called from the callback, on that very thread: it then ends once the callback returns.
     fn stop_delivery_thread(&self) {
-        self.stop_delivery.store(true, Ordering::Release);
+        self.delivery_generation.fetch_add(1, Ordering::AcqRel);
         let handle = self.delivery.lock().unwrap_or_else(PoisonError::into_inner).take();
         match handle {
             // Closed from inside the callback: the thread ends by itself once the callback returns.
@@ -177,6 +177,9 @@ impl Server {
             .map_err(|_| PyTypeError::new_err("send_many() takes an iterable of mido.Message"))?
             .map(|m| from_mido(&m?))
             .collect::<PyResult<Vec<_>>>()?;
+        if self.server().is_closed() {
+            return Err(PyValueError::new_err("send_many() called on closed port"));
+        }
         self.server().send_all(&messages).py_err()
     }
 
@@ -186,18 +189,21 @@ impl Server {
         self.check_no_callback()?;
         let deadline = deadline(timeout)?;
         let server = self.server();
+        if server.is_closed() {
+            return Err(PyValueError::new_err("receive() called on closed port"));
+        }
         let received = sliced(py, deadline, |limit| match limit {
             Some(limit) => server.receive_timeout_stamped(limit),
             None => server.receive_stamped().map(Some),
         })?;
-        received.map(|r| to_mido(py, &r.message, self.time(&r))).transpose()
+        received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.check_no_callback()?;
         // Closed: nothing more will come, and mido's poll() says so with None.
         match self.server().try_receive_stamped() {
-            Ok(Some(r)) => to_mido(py, &r.message, self.time(&r)).map(Some),
+            Ok(Some(r)) => to_mido(py, &r, self.timestamps).map(Some),
             Ok(None) | Err(midisock::Error::Closed) => Ok(None),
             Err(e) => Err(crate::errors::to_py(e)),
         }
@@ -211,6 +217,19 @@ impl Server {
             taken.push(r);
         }
         received_list(py, taken, self.timestamps)
+    }
+
+    /// Waits like `receive(timeout)` for one message from any client, then takes every other
+    /// one that has arrived: a list, empty on timeout.
+    #[pyo3(signature = (timeout=None))]
+    fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
+        self.check_no_callback()?;
+        let server = self.server();
+        let wait = |limit: Option<Duration>| match limit {
+            Some(limit) => server.receive_timeout_stamped(limit),
+            None => server.receive_stamped().map(Some),
+        };
+        crate::connection::receive_batch(py, timeout, self.timestamps, wait, || server.try_receive_stamped())
     }
 
     /// A client's connection, handed over whole; `None` after `timeout` seconds (0: don't wait).
@@ -246,43 +265,69 @@ impl Server {
         self.server().panic().py_err()
     }
 
-    /// Counters: connections accepted and refused, slow clients dropped, sysex denied, ...
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.server().stats();
+    /// Each client's jitter buffer state: `{(host, port): dict}` (empty without a jitter buffer).
+    #[getter]
+    fn playout_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        dict.set_item("connections_accepted", s.connections_accepted)?;
-        dict.set_item("connections_refused", s.connections_refused)?;
-        dict.set_item("slow_clients_dropped", s.slow_clients_dropped)?;
-        dict.set_item("sysex_denied", s.sysex_denied)?;
-        dict.set_item("sysex_oversized", s.sysex_oversized)?;
-        dict.set_item("notes_released", s.notes_released)?;
-        dict.set_item("auth_failures", s.auth_failures)?;
+        for (addr, stats) in self.server().playout_stats() {
+            dict.set_item((addr.ip().to_string(), addr.port()), crate::timing::stats_dict(py, &stats)?)?;
+        }
         Ok(dict)
     }
 
-    /// Hands every message from every client to `callback(message)` on a delivery thread.
-    fn set_callback(&self, callback: Py<PyAny>) -> PyResult<()> {
-        if !self.callback.replace(callback)? {
+    /// Counters: connections accepted and refused, slow clients dropped, sysex denied, ...
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.server().stats();
+        dict_of!(
+            py,
+            s,
+            connections_accepted,
+            connections_refused,
+            slow_clients_dropped,
+            sysex_denied,
+            sysex_oversized,
+            notes_released,
+            auth_failures
+        )
+    }
+
+    /// Hands every message from every client to `callback(message)` on a delivery thread; a
+    /// second call replaces the function, `None` stops the thread (joined before this returns,
+    /// unless called from the callback) and messages go to `receive()` again.
+    fn set_callback(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
+        let Some(callback) = callback else {
+            // The delivery thread may be waiting for the GIL to deliver: let go of it meanwhile.
+            py.allow_threads(|| self.stop_delivery_thread());
+            self.callback.clear();
+            return Ok(());
+        };
+        if !self.callback.set(callback)? {
             return Ok(());
         }
         let server = Arc::clone(self.server());
         let slot = self.callback.clone();
-        let stop = Arc::clone(&self.stop_delivery);
+        let generation = Arc::clone(&self.delivery_generation);
+        let mine = generation.fetch_add(1, Ordering::AcqRel) + 1;
         let timestamps = self.timestamps;
-        let handle = std::thread::Builder::new()
-            .name("midisock-py-server-callback".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    match server.receive_timeout_stamped(DELIVERY_POLL) {
-                        Ok(Some(received)) => callback::deliver(&slot, &received, timestamps),
-                        Ok(None) => {}
-                        Err(_) => return,
-                    }
+        let spawned = std::thread::Builder::new().name("midisock-py-server-callback".into()).spawn(move || {
+            while generation.load(Ordering::Acquire) == mine {
+                match server.receive_timeout_stamped(DELIVERY_POLL) {
+                    Ok(Some(received)) => callback::deliver(&slot, &received, timestamps),
+                    Ok(None) => {}
+                    Err(_) => return,
                 }
-            })
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
-        Ok(())
+            }
+        });
+        match spawned {
+            Ok(handle) => {
+                *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.callback.clear();
+                Err(pyo3::exceptions::PyOSError::new_err(e.to_string()))
+            }
+        }
     }
 
     fn __repr__(&self) -> String {

@@ -336,9 +336,12 @@ impl Message {
         )
     }
 
-    /// Calls `visit(name, value)` for each field except `data`, in mido's order.
+    /// Calls `visit(name, value)` for each field except `data`, in mido's order (that of
+    /// [`MessageType::field_names`]). With [`Message::from_fields`], the way a front end that
+    /// speaks in field names (a Python binding, a text format) moves messages without restating
+    /// which type has which fields.
     #[inline(always)]
-    pub(crate) fn for_each_scalar(&self, mut visit: impl FnMut(&'static str, i64)) {
+    pub fn for_each_scalar(&self, mut visit: impl FnMut(&'static str, i64)) {
         match *self {
             Message::NoteOff { channel, note, velocity } | Message::NoteOn { channel, note, velocity } => {
                 visit("channel", channel.into());
@@ -382,6 +385,49 @@ impl Message {
             | Message::ActiveSensing
             | Message::Reset => {}
         }
+    }
+
+    /// Builds a message of type `kind` from its fields by name, the inverse of
+    /// [`Message::for_each_scalar`]: `field(name)` is asked for each of `kind`'s fields except
+    /// `data`, in mido's order, and each value is range-checked; a sysex's payload comes from
+    /// `data()` (every byte checked to be 0–127), which other types never call. Errors from either
+    /// closure pass through unchanged.
+    pub fn from_fields<E: From<InvalidValue>>(
+        kind: MessageType,
+        mut field: impl FnMut(&'static str) -> Result<i64, E>,
+        data: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Message, E> {
+        let mut values: [i64; 3] = [0; 3];
+        for (slot, name) in values.iter_mut().zip(kind.field_names().iter().filter(|n| **n != "data")) {
+            *slot = check_field(name, field(name)?)?;
+        }
+        // Every value is range-checked above, so the narrowing casts below are lossless.
+        let [a, b, c] = values;
+        let (a8, b8, c8) = (a as u8, b as u8, c as u8);
+        Ok(match kind {
+            MessageType::NoteOff => Message::NoteOff { channel: a8, note: b8, velocity: c8 },
+            MessageType::NoteOn => Message::NoteOn { channel: a8, note: b8, velocity: c8 },
+            MessageType::PolyTouch => Message::PolyTouch { channel: a8, note: b8, value: c8 },
+            MessageType::ControlChange => Message::ControlChange { channel: a8, control: b8, value: c8 },
+            MessageType::ProgramChange => Message::ProgramChange { channel: a8, program: b8 },
+            MessageType::Aftertouch => Message::Aftertouch { channel: a8, value: b8 },
+            MessageType::PitchWheel => Message::PitchWheel { channel: a8, pitch: b as i16 },
+            MessageType::SysEx => {
+                let m = Message::SysEx { data: data()? };
+                m.validate()?;
+                m
+            }
+            MessageType::QuarterFrame => Message::QuarterFrame { frame_type: a8, frame_value: b8 },
+            MessageType::SongPos => Message::SongPos { pos: a as u16 },
+            MessageType::SongSelect => Message::SongSelect { song: a8 },
+            MessageType::TuneRequest => Message::TuneRequest,
+            MessageType::Clock => Message::Clock,
+            MessageType::Start => Message::Start,
+            MessageType::Continue => Message::Continue,
+            MessageType::Stop => Message::Stop,
+            MessageType::ActiveSensing => Message::ActiveSensing,
+            MessageType::Reset => Message::Reset,
+        })
     }
 
     /// Checks every field against mido's ranges.

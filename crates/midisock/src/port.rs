@@ -56,6 +56,9 @@ const CLOSED_PEER_SLICE_NS: u64 = 10_000_000;
 
 /// The callback thread's name: Linux keeps 15 bytes of a thread name, so it fits whole.
 pub(crate) const CALLBACK_THREAD_NAME: &str = "midisock-cb";
+/// How often an idle callback thread checks whether [`SocketPort::remove_callback`] asked it to
+/// end (a message arriving ends its wait at once).
+const CALLBACK_STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// Connects to a server, like mido's `connect(host, port)`.
 ///
@@ -204,6 +207,9 @@ struct PortInner {
     /// The server's refusal notice, once one was seen: the cause in its words.
     refusal: OnceLock<String>,
     callback_installed: AtomicBool,
+    /// Which callback thread may deliver: each one runs while this still holds the number it was
+    /// started with; [`SocketPort::remove_callback`] (and a new callback) move it on.
+    callback_generation: AtomicU64,
     /// [`CALLBACK_THREAD_NUMBER`] of this port's callback thread (0: none).
     callback_thread_number: AtomicU64,
     autoreset: AtomicBool,
@@ -299,6 +305,7 @@ impl SocketPort {
                 peer_gone: AtomicBool::new(false),
                 refusal: OnceLock::new(),
                 callback_installed: AtomicBool::new(false),
+                callback_generation: AtomicU64::new(0),
                 callback_thread_number: AtomicU64::new(0),
                 autoreset: AtomicBool::new(false),
                 stamps_asked: AtomicBool::new(false),
@@ -721,10 +728,10 @@ impl SocketPort {
     /// named reader thread ("midisock-cb") that this port owns.
     ///
     /// Messages already received but not yet taken are delivered first, in order. The callback
-    /// runs until the peer closes or the port is closed; dropping the port joins the thread.
-    /// The callback may send on this port (or any other), but must not block for long: the next
-    /// message waits for it to return. Only one callback can be installed
-    /// (`Err(Error::CallbackInstalled)` on a second call).
+    /// runs until the peer closes, the port is closed or [`SocketPort::remove_callback`] is
+    /// called; dropping the port joins the thread. The callback may send on this port (or any
+    /// other), but must not block for long: the next message waits for it to return. Only one
+    /// callback can be installed at a time (`Err(Error::CallbackInstalled)` on a second call).
     pub fn set_callback<F>(&self, mut callback: F) -> Result<()>
     where
         F: FnMut(Received) + Send + 'static,
@@ -734,24 +741,58 @@ impl SocketPort {
             return Err(Error::CallbackInstalled);
         }
         let inner = Arc::clone(&self.inner);
-        let handle = thread::Builder::new()
-            .name(CALLBACK_THREAD_NAME.into())
-            .spawn(move || {
-                let number = NEXT_CALLBACK_THREAD.fetch_add(1, Ordering::Relaxed);
-                CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
-                inner.callback_thread_number.store(number, Ordering::Release);
-                let mut state = inner.receiver.lock();
-                // Whole reads at a time: one wait per read, not one per message.
-                while let Ok(true) = inner.fill_until_pending(&mut state, Wait::Forever) {
-                    while let Some(received) = state.pending.pop_front() {
-                        callback(received);
-                    }
-                    inner.note_exhausted(&state);
+        let generation = inner.callback_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let spawned = thread::Builder::new().name(CALLBACK_THREAD_NAME.into()).spawn(move || {
+            let number = NEXT_CALLBACK_THREAD.fetch_add(1, Ordering::Relaxed);
+            CALLBACK_THREAD_NUMBER.with(|n| n.set(number));
+            inner.callback_thread_number.store(number, Ordering::Release);
+            let current = || inner.callback_generation.load(Ordering::Acquire) == generation;
+            let mut state = inner.receiver.lock();
+            // Whole reads at a time: one wait per read, not one per message. The wait goes in
+            // slices because nothing can wake a blocking read except data or a close, and
+            // remove_callback must be able to end this thread with the connection still open.
+            while current() {
+                match inner.fill_until_pending(
+                    &mut state,
+                    net::deadline_after(CALLBACK_STOP_CHECK).map_or(Wait::Forever, Wait::Until),
+                ) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => break,
                 }
-            })
-            .map_err(Error::Io)?;
-        *self.callback_thread.lock() = Some(handle);
-        Ok(())
+                // Checked before each message: once the callback is removed, what is left stays
+                // pending for the receive methods.
+                while current() {
+                    let Some(received) = state.pending.pop_front() else { break };
+                    callback(received);
+                }
+                inner.note_exhausted(&state);
+            }
+        });
+        match spawned {
+            Ok(handle) => {
+                *self.callback_thread.lock() = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.callback_installed.store(false, Ordering::Release);
+                Err(Error::Io(e))
+            }
+        }
+    }
+
+    /// Stops delivering to the callback installed by [`SocketPort::set_callback`] and joins its
+    /// thread; messages it had not delivered yet, and every later one, go to the receive methods
+    /// again (mido's `port.callback = None`). Called from the callback itself, it returns at once
+    /// and the thread ends when the callback returns. Does nothing when no callback is installed.
+    pub fn remove_callback(&self) {
+        let handle = self.callback_thread.lock().take();
+        let Some(handle) = handle else { return };
+        self.inner.callback_generation.fetch_add(1, Ordering::AcqRel);
+        if CALLBACK_THREAD_NUMBER.with(Cell::get) != self.inner.callback_thread_number.load(Ordering::Acquire) {
+            let _ = handle.join();
+        }
+        self.inner.callback_installed.store(false, Ordering::Release);
     }
 }
 

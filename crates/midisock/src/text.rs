@@ -171,28 +171,7 @@ impl FromStr for Message {
             }
         }
 
-        // Every value is range-checked above, so the narrowing casts below are lossless.
-        let [a, b, c] = values;
-        let (a8, b8, c8) = (a as u8, b as u8, c as u8);
-        Ok(match message_type {
-            MessageType::NoteOff => Message::NoteOff { channel: a8, note: b8, velocity: c8 },
-            MessageType::NoteOn => Message::NoteOn { channel: a8, note: b8, velocity: c8 },
-            MessageType::PolyTouch => Message::PolyTouch { channel: a8, note: b8, value: c8 },
-            MessageType::ControlChange => Message::ControlChange { channel: a8, control: b8, value: c8 },
-            MessageType::ProgramChange => Message::ProgramChange { channel: a8, program: b8 },
-            MessageType::Aftertouch => Message::Aftertouch { channel: a8, value: b8 },
-            MessageType::PitchWheel => Message::PitchWheel { channel: a8, pitch: b as i16 },
-            MessageType::SysEx => Message::SysEx { data },
-            MessageType::QuarterFrame => Message::QuarterFrame { frame_type: a8, frame_value: b8 },
-            MessageType::SongPos => Message::SongPos { pos: a as u16 },
-            MessageType::SongSelect => Message::SongSelect { song: a8 },
-            MessageType::TuneRequest => Message::TuneRequest,
-            MessageType::Clock => Message::Clock,
-            MessageType::Start => Message::Start,
-            MessageType::Continue => Message::Continue,
-            MessageType::Stop => Message::Stop,
-            MessageType::ActiveSensing => Message::ActiveSensing,
-            MessageType::Reset => Message::Reset,
-        })
+        let mut next = values.into_iter();
+        Message::from_fields(message_type, |_| Ok(next.next().unwrap_or(0)), || Ok(data))
     }
 }

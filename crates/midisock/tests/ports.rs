@@ -205,6 +205,31 @@ fn callback_receives_every_message_with_a_monotonic_timestamp() {
 }
 
 #[test]
+fn a_removed_callback_hands_every_later_message_back_to_receive_in_order() {
+    let server = server();
+    let client = connect(addr(&server)).unwrap();
+    let accepted = server.accept_timeout(WAIT).unwrap().unwrap();
+    let (tx, rx) = mpsc::channel();
+    accepted.set_callback(move |received: Received| tx.send(received.message).unwrap()).unwrap();
+    client.send_all(&(0..5).map(note).collect::<Vec<_>>()).unwrap();
+    for n in 0..5 {
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), note(n));
+    }
+    accepted.remove_callback(); // joins the thread: nothing reaches the callback afterwards
+    client.send_all(&(5..10).map(note).collect::<Vec<_>>()).unwrap();
+    for n in 5..10 {
+        assert_eq!(accepted.receive_timeout(WAIT).unwrap(), Some(note(n)));
+    }
+    assert!(rx.try_recv().is_err(), "a message reached the removed callback");
+    accepted.remove_callback(); // none installed: nothing happens
+                                // A new callback gets the messages from then on.
+    let (tx, rx) = mpsc::channel();
+    accepted.set_callback(move |received: Received| tx.send(received.message).unwrap()).unwrap();
+    client.send(&note(10)).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), note(10));
+}
+
+#[test]
 fn concurrent_senders_never_interleave_bytes() {
     let server = server();
     let client = Arc::new(connect(addr(&server)).unwrap());

@@ -112,7 +112,94 @@ def _adopt_socket(sock, timestamps):
     return _core.adopt(os.dup(fd), timestamps=timestamps)
 
 
-class SocketPort(BaseIOPort):
+class _Receiving:
+    """What a SocketPort and a PortServer share: a callback, and receive(), poll(),
+    iter_pending(), receive_batch() and iteration, on the ``_core`` object in ``self._source``
+    (a connection or a server, which have the same receiving methods)."""
+
+    @property
+    def callback(self):
+        """The function incoming messages go to, or None (then receive() and iteration work)."""
+        return self._callback
+
+    @callback.setter
+    def callback(self, function):
+        # None stops the reader thread (joined before this returns) and hands messages back to
+        # receive(); messages it had not delivered yet are not lost.
+        self._source.set_callback(function)
+        self._callback = function
+
+    def _check_receivable(self):
+        if not self.is_input:
+            raise ValueError('Not an input port')
+        if self._callback is not None:
+            raise ValueError('a callback is set for this port')
+
+    def receive(self, block=True, timeout=None):
+        """Return the next message.
+
+        Waits for one when ``block`` is true: for ever, or at most ``timeout`` seconds (then
+        None). With ``block=False``, return None at once if nothing has arrived. Raises
+        ValueError when called on a closed port with nothing left to read, and OSError when the
+        port closes while waiting.
+        """
+        self._check_receivable()
+        if not block:
+            return self._source.poll()
+        try:
+            # ValueError when the port is closed before the call, as in mido.
+            return self._source.receive(timeout)
+        except PortClosedError as error:
+            raise OSError('port closed during receive()') from error
+
+    def poll(self):
+        """The next message if one has arrived, else None. Same as ``receive(block=False)``."""
+        self._check_receivable()
+        return self._source.poll()
+
+    def iter_pending(self):
+        """Iterate through the messages that have arrived, without waiting."""
+        self._check_receivable()
+        poll = self._source.poll
+        while True:
+            msg = poll()
+            if msg is None:
+                return
+            yield msg
+
+    def receive_batch(self, timeout=None):
+        """Wait for a message like receive(timeout=...), then return a list of it and every
+        other message that has arrived (empty on timeout, or once the port is closed)."""
+        self._check_receivable()
+        try:
+            return self._source.receive_batch(timeout)
+        except PortClosedError:
+            return []
+
+    def __iter__(self):
+        """Iterate through messages until the port closes (or, for a client, the other end)."""
+        self._check_receivable()
+        receive = self._source.receive
+        while True:
+            try:
+                yield receive(None)
+            except (PortClosedError, ValueError):
+                # Closed before or during the wait: every message has been yielded.
+                if self._source.closed:
+                    return
+                raise
+
+    def _send_many(self, messages):
+        if not self.is_output:
+            raise ValueError('Not an output port')
+        try:
+            # TypeError for anything but mido.Message, ValueError when closed, nothing sent then.
+            self._source.send_many(messages)
+        except PortClosedError as error:
+            raise OSError('the other end has disconnected') from error
+
+
+class SocketPort(_Receiving, BaseIOPort):
     """One end of a connection: what ``connect()`` and ``PortServer.accept()`` return.
 
     ``SocketPort(host, portno)`` connects to a server; ``SocketPort(host, portno, conn=sock)``
@@ -124,21 +211,29 @@ class SocketPort(BaseIOPort):
 
     Keywords beyond mido: ``callback=`` (called with each message on a reader thread; the port
     can then not be read directly), ``timestamps=True`` (``msg.time`` is the receive time on the
-    ``time.monotonic()`` clock instead of 0), ``autoreset=True`` (release held notes and send
-    reset() on close), ``timeout=`` (seconds for connecting), ``token=`` (for a server started
-    with one), ``tls_ca=``/``tls_server_name=`` (TLS with that CA file).
+    ``time.monotonic()`` clock instead of 0; ``'sender'``: the sender's clock, see
+    docs/python.md), ``autoreset=True`` (release held notes and send reset() on close),
+    ``timeout=`` (seconds for connecting), ``token=`` (for a server started with one),
+    ``tls_ca=``/``tls_server_name=`` (TLS with that CA file), ``jitter_buffer=`` (milliseconds or
+    ``'auto'``: play messages out at the sender's pace plus a fixed or adaptive delay; a midisock
+    sender stamps them, others are received as they arrive).
     """
 
     def __init__(self, host, portno, conn=None, *, callback=None, timestamps=False, autoreset=False,
-                 timeout=None, token=None, tls_ca=None, tls_server_name=None):
+                 timeout=None, token=None, tls_ca=None, tls_server_name=None, jitter_buffer=None):
         if conn is None:
             _check_host(host)
             _check_port_number(portno, allow_zero=False)
             conn = _core.connect(host, portno, timeout=timeout, token=token, tls_ca=tls_ca,
-                                 tls_server_name=tls_server_name, timestamps=timestamps)
+                                 tls_server_name=tls_server_name, timestamps=timestamps,
+                                 jitter_buffer=jitter_buffer)
         elif not isinstance(conn, _core.Connection):
+            if jitter_buffer is not None:
+                # The stamps are asked for while connecting; a socket connected elsewhere has
+                # passed that point (and one accepted here has no server to set it).
+                raise ValueError('jitter_buffer needs a connection midisock makes: not with conn=')
             conn = _adopt_socket(conn, timestamps)
-        self._conn = conn
+        self._conn = self._source = conn
         self._callback = None
         _init_port_attributes(self, format_address(host, portno))
         self.autoreset = autoreset
@@ -168,18 +263,17 @@ class SocketPort(BaseIOPort):
         self._conn.set_autoreset(self._autoreset)
 
     @property
-    def callback(self):
-        """The function incoming messages go to, or None. Can be set once it is not None."""
-        return self._callback
+    def playout_stats(self):
+        """The jitter buffer's state (a dict: offset, jitter, delay in force, late messages, ...;
+        times in seconds), or None when the port has no jitter buffer."""
+        return self._conn.playout_stats
 
-    @callback.setter
-    def callback(self, function):
-        if function is None:
-            if self._callback is not None:
-                raise ValueError('a callback cannot be removed from a socket port; close the port instead')
-            return
-        self._conn.set_callback(function)
-        self._callback = function
+    @property
+    def sends_stamps(self):
+        """True once the other end asked for stamps (it has a jitter buffer) and this port
+        answered: what it sends from then on carries its send time. A port that only sends
+        notices the request when it sends."""
+        return self._conn.sends_stamps
 
     @property
     def peer_address(self):
@@ -205,81 +299,7 @@ class SocketPort(BaseIOPort):
 
     def send_many(self, messages):
         """Send several messages in one write: all of them, or none if one is invalid."""
-        if not self.is_output:
-            raise ValueError('Not an output port')
-        messages = list(messages)
-        for msg in messages:
-            if not isinstance(msg, Message):
-                raise TypeError('send_many() takes mido.Message objects')
-        if self._conn.closed:
-            raise ValueError('send_many() called on closed port')
-        try:
-            self._conn.send_many(messages)
-        except PortClosedError as error:
-            raise OSError('the other end has disconnected') from error
-
-    def _check_receivable(self):
-        if not self.is_input:
-            raise ValueError('Not an input port')
-        if self._callback is not None:
-            raise ValueError('a callback is set for this port')
-
-    def receive(self, block=True, timeout=None):
-        """Return the next message.
-
-        Waits for one when ``block`` is true: for ever, or at most ``timeout`` seconds (then
-        None). With ``block=False``, return None at once if nothing has arrived. Raises
-        ValueError when called on a closed port with nothing left to read, and OSError when the
-        port closes while waiting.
-        """
-        if not self.is_input:
-            raise ValueError('Not an input port')
-        if self._callback is not None:
-            raise ValueError('a callback is set for this port')
-        if not block:
-            return self._conn.poll()
-        try:
-            # ValueError when the port is closed before the call, as in mido.
-            return self._conn.receive(timeout)
-        except PortClosedError as error:
-            raise OSError('port closed during receive()') from error
-
-    def poll(self):
-        """The next message if one has arrived, else None. Same as ``receive(block=False)``."""
-        self._check_receivable()
-        return self._conn.poll()
-
-    def iter_pending(self):
-        """Iterate through the messages that have arrived, without waiting."""
-        self._check_receivable()
-        poll = self._conn.poll
-        while True:
-            msg = poll()
-            if msg is None:
-                return
-            yield msg
-
-    def receive_batch(self, timeout=None):
-        """Wait for a message like receive(timeout=...), then return a list of it and every
-        other message that has arrived (empty on timeout, or once the port is closed)."""
-        self._check_receivable()
-        try:
-            return self._conn.receive_batch(timeout)
-        except PortClosedError:
-            return []
-
-    def __iter__(self):
-        """Iterate through messages until the port closes (or the other end does)."""
-        self._check_receivable()
-        receive = self._conn.receive
-        while True:
-            try:
-                yield receive(None)
-            except (PortClosedError, ValueError):
-                # Closed before or during the wait: every message has been yielded.
-                if self._conn.closed:
-                    return
-                raise
+        self._send_many(messages)
 
     def reset(self):
         """Send "All Notes Off" and "Reset All Controllers" on all channels."""
@@ -306,7 +326,7 @@ class SocketPort(BaseIOPort):
         self.close()
 
 
-class PortServer(MultiPort):
+class PortServer(_Receiving, MultiPort):
     """A server that any number of clients (midisock or mido) connect to.
 
     Use it as a port (receive from every client, send to every client, iterate) or call
@@ -320,7 +340,8 @@ class PortServer(MultiPort):
     (peers allowed to connect), ``sysex=False`` (drop sysex from clients), ``token=`` (clients
     must connect with the same token), ``tls_cert=``/``tls_key=`` (PEM files), ``relay=True``
     (pass each client's messages on to the others), ``max_clients=``, ``max_sysex_len=``,
-    ``max_client_queue=``, ``max_inbox_bytes=``, ``auth_timeout=``.
+    ``max_client_queue=``, ``max_inbox_bytes=``, ``auth_timeout=``, ``jitter_buffer=``
+    (milliseconds or ``'auto'``, for every client that stamps its messages).
     """
 
     def __init__(self, host, portno, backlog=1, *, callback=None, timestamps=False, **protections):
@@ -328,8 +349,7 @@ class PortServer(MultiPort):
         _check_port_number(portno, allow_zero=True)
         if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
             raise ValueError('backlog must be an int >= 0')
-        self._server = _core.bind(host, portno, timestamps=timestamps, **protections)
-        self._timestamps = timestamps
+        self._server = self._source = _core.bind(host, portno, timestamps=timestamps, **protections)
         self._callback = None
         self.yield_ports = False
         _init_port_attributes(self, format_address(host, self._server.addresses[0][1]))
@@ -365,18 +385,9 @@ class PortServer(MultiPort):
         return self._server.addresses
 
     @property
-    def callback(self):
-        """The function messages from every client go to, or None."""
-        return self._callback
-
-    @callback.setter
-    def callback(self, function):
-        if function is None:
-            if self._callback is not None:
-                raise ValueError('a callback cannot be removed from a server; close it instead')
-            return
-        self._server.set_callback(function)
-        self._callback = function
+    def playout_stats(self):
+        """``{'host:port': dict}``: the jitter buffer's state for each client that has one."""
+        return {format_address(host, port): stats for (host, port), stats in self._server.playout_stats.items()}
 
     def accept(self, block=True, timeout=None):
         """Accept a connection from a client.
@@ -405,46 +416,7 @@ class PortServer(MultiPort):
 
     def send_many(self, messages):
         """Send several messages to every client, in order."""
-        messages = list(messages)
-        for msg in messages:
-            if not isinstance(msg, Message):
-                raise TypeError('send_many() takes mido.Message objects')
-        if self._server.closed:
-            raise ValueError('send_many() called on closed port')
-        self._server.send_many(messages)
-
-    def receive(self, block=True, timeout=None):
-        """The next message from any client: waits (at most ``timeout`` seconds, then None)
-        unless ``block=False``."""
-        if not block:
-            return self._server.poll()
-        if self._server.closed:
-            raise ValueError('receive() called on closed port')
-        try:
-            return self._server.receive(timeout)
-        except PortClosedError as error:
-            raise OSError('port closed during receive()') from error
-
-    def poll(self):
-        """The next message from any client if one has arrived, else None."""
-        return self._server.poll()
-
-    def iter_pending(self):
-        """Iterate through the messages that have arrived from every client, without waiting."""
-        poll = self._server.poll
-        while True:
-            msg = poll()
-            if msg is None:
-                return
-            yield msg
-
-    def __iter__(self):
-        """Iterate through messages from every client until the server is closed."""
-        while True:
-            try:
-                yield self._server.receive(None)
-            except PortClosedError:
-                return
+        self._send_many(messages)
 
     def reset(self):
         """Send "All Notes Off" and "Reset All Controllers" to every client."""
