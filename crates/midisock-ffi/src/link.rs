@@ -2,6 +2,7 @@
 //! policy, or accepted by a server) or a core `ReconnectingPort`. The C functions speak to this
 //! one type; each call goes to the core's own method, so no behaviour is written twice.
 
+use midisock_core::timing::PlayoutStats;
 use midisock_core::{
     panic_messages, reset_messages, Error, LinkState, Message, ParserStats, Received, ReconnectingPort, SocketPort,
 };
@@ -104,6 +105,17 @@ impl Link {
         match self {
             Link::Plain(p) => p.parser_stats(),
             Link::Reconnecting(p) => p.parser_stats(),
+        }
+    }
+
+    /// The jitter buffer's state; `None` when it is off.
+    pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
+        match self {
+            Link::Plain(p) => p.playout_stats(),
+            // NOTE: the core's ReconnectingPort has no playout_stats() yet (its connections do
+            // play out through the buffer, the options carry it). Until it has, a reconnecting
+            // port reports its buffer as off.
+            Link::Reconnecting(_) => None,
         }
     }
 
