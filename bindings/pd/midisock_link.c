@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void say(char error[MSG_ERROR_LEN], const char *format, ...) {
     va_list args;
@@ -314,7 +315,7 @@ int msg_link_reset(msg_link *link, char error[MSG_ERROR_LEN]) {
 }
 
 int msg_link_set_jitter_buffer(msg_link *link, const char *setting, char error[MSG_ERROR_LEN]) {
-    if (strcmp(setting, "off") == 0) {
+    if (strcasecmp(setting, "off") == 0) { /* any case, as libmidisock takes "auto" */
         link->jitter_mode = MIDISOCK_JITTER_MODE_OFF;
         link->jitter_delay_us = 0;
         return 0;
