@@ -24,7 +24,7 @@
 
 use super::playout::{Played, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 use super::wire::{Decoded, DecoderStats, StampDecoder};
-use crate::message::Received;
+use crate::message::{Message, Received};
 use crate::parser::{Parser, ParserStats};
 
 /// The receiving state of one connection: decoder, optional playout buffer, and whether the peer
@@ -72,11 +72,26 @@ impl TimedInput {
     /// already late, and the oldest queued ones a full buffer pushes out. The rest waits for
     /// [`TimedInput::pop_due`].
     #[inline]
-    pub(crate) fn feed(&mut self, bytes: &[u8], arrival_ns: u64, mut deliver: impl FnMut(Received)) {
+    pub(crate) fn feed(&mut self, bytes: &[u8], arrival_ns: u64, deliver: impl FnMut(Received)) {
+        self.feed_observed(bytes, arrival_ns, |_, _| {}, deliver);
+    }
+
+    /// [`TimedInput::feed`], showing `arrived` each message as it arrives, with its stamp, before
+    /// a playout buffer holds it back: a relaying server forwards on arrival, so the jitter of
+    /// both legs is removed once, by the final receiver's buffer.
+    #[inline]
+    pub(crate) fn feed_observed(
+        &mut self,
+        bytes: &[u8],
+        arrival_ns: u64,
+        mut arrived: impl FnMut(&Message, Option<u64>),
+        mut deliver: impl FnMut(Received),
+    ) {
         let TimedInput { decoder, playout, stamps_requested, last_played_ns } = self;
         match playout {
             None => decoder.feed(bytes, |decoded| match decoded {
                 Decoded::Message { sender_ns, message } => {
+                    arrived(&message, sender_ns);
                     deliver(Received { message, timestamp_ns: arrival_ns, sender_ns })
                 }
                 Decoded::StampsRequested => *stamps_requested = true,
@@ -85,12 +100,16 @@ impl TimedInput {
             Some(buffer) => {
                 decoder.feed(bytes, |decoded| match decoded {
                     Decoded::Message { sender_ns: None, message } if buffer.is_empty() => {
+                        arrived(&message, None);
                         *last_played_ns = arrival_ns.max(*last_played_ns);
                         deliver(Received::unstamped(message, *last_played_ns))
                     }
-                    Decoded::Message { sender_ns, message } => buffer.push(sender_ns, arrival_ns, message, |played| {
-                        deliver(received(played, arrival_ns, last_played_ns))
-                    }),
+                    Decoded::Message { sender_ns, message } => {
+                        arrived(&message, sender_ns);
+                        buffer.push(sender_ns, arrival_ns, message, |played| {
+                            deliver(received(played, arrival_ns, last_played_ns))
+                        })
+                    }
                     Decoded::StampsRequested => *stamps_requested = true,
                     Decoded::StampsStart => {}
                 });
