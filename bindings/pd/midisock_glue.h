@@ -160,7 +160,8 @@ typedef void (*msg_stat_callback)(void *context, const char *peer, const char *n
 
 /**
  * Reports the jitter buffer's state through `each`, figure by figure, for the connection (a
- * client) or for every connected client whose messages are played out (a server): offset_ms and
+ * client) or for every connected client that stamps its messages (a server: midisock peers, not
+ * mido): offset_ms and
  * jitter_p50_ms / jitter_p999_ms once measured, then delay_ms, queued, held_note_offs, pushed,
  * delivered, late, stale_notes_dropped, stale_note_offs_dropped, delivered_early_full, restarts.
  * Returns 1 when the buffer is on (a server with no such client reports nothing), 0 when it is

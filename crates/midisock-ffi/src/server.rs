@@ -264,8 +264,10 @@ impl midisock_server {
 
     /// Writes the state of each connected client's jitter buffer
     /// (`midisock_server_config_set_jitter_buffer`) to `items[0..capacity]`, one
-    /// `midisock_client_playout_stats` (the client's address and its stats) per client whose
-    /// messages are played out, and their number to `*count_out`. Call it with `items` NULL and
+    /// `midisock_client_playout_stats` (the client's address and its stats) per client that
+    /// stamps its messages (a midisock peer that answered the server's request; mido clients,
+    /// whose messages are delivered on arrival, are not listed), and their number to
+    /// `*count_out`. Call it with `items` NULL and
     /// `capacity` 0 to learn the number; clients come and go, so allow a few more.
     ///
     /// Never blocks for longer than a copy. Thread: any.

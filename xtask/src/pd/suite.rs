@@ -477,6 +477,8 @@ impl Suite {
         mido.send("note_on channel=0 note=61 velocity=90", 1)?;
         pd.out.expect("typed: note 61 90 1")?;
         pd.out.expect("raw: 144 61 90")?;
+        // NOTE: a client's port reconnects, and the core does not report a reconnecting port's
+        // buffer yet (stats off); when it does, these figures are checked.
         if let Some(figures) = read_stats(&mut pd)? {
             let address = format!("127.0.0.1:{port}");
             if figure(&figures, &address, "delay_ms").is_none() || figure(&figures, &address, "late") != Some(0.0) {
@@ -501,15 +503,11 @@ impl Suite {
             client.send(&format!("note_on channel=0 note={i} velocity=100"), i + 1)?;
         }
         expect_notes_in_order(&mut pd, 10)?;
+        // The server has a buffer (not off), but lists only clients that stamp: not mido.
         match read_stats(&mut pd)? {
             None => return Err("stats: a server with jitter_buffer 12.5 says off".into()),
-            Some(figures) => {
-                for (peer, name, value) in &figures {
-                    if !peer.starts_with("127.0.0.1:") || (name == "delay_ms" && *value != 12.5) {
-                        return Err(format!("stats with a mido client: {figures:?}"));
-                    }
-                }
-            }
+            Some(figures) if !figures.is_empty() => return Err(format!("stats list a mido client: {figures:?}")),
+            Some(_) => {}
         }
         client.close()?;
         pd.out.expect("status: peers 0")?;
@@ -545,6 +543,7 @@ impl Suite {
         }
         expect_notes_in_order(&mut pd, NOTES)?;
         let address = format!("127.0.0.1:{port}");
+        // NOTE: as above, "stats off" until the core reports a reconnecting port's buffer.
         if let Some(figures) = read_stats(&mut pd)? {
             let delivered = figure(&figures, &address, "delivered").unwrap_or(-1.0);
             if delivered != NOTES as f64 || figure(&figures, &address, "queued") != Some(0.0) {
@@ -564,21 +563,17 @@ impl Suite {
             pd.send(&format!("sender note {i} 100 1"))?;
         }
         expect_notes_in_order(&mut pd, NOTES)?;
-        match read_stats(&mut pd)? {
-            None => return Err("stats: a server with jitter_buffer 5 says off".into()),
-            Some(figures) => {
-                let peers: Vec<&String> = figures.iter().map(|(peer, _, _)| peer).collect();
-                if peers.iter().any(|p| !p.starts_with("127.0.0.1:")) {
-                    return Err(format!("server stats: {figures:?}"));
-                }
-                if let Some(peer) = peers.first() {
-                    if figure(&figures, peer, "delay_ms") != Some(5.0)
-                        || figure(&figures, peer, "delivered") != Some(NOTES as f64)
-                    {
-                        return Err(format!("server stats after {NOTES} notes: {figures:?}"));
-                    }
-                }
-            }
+        let figures = read_stats(&mut pd)?.ok_or("stats: a server with jitter_buffer 5 says off")?;
+        let peers: std::collections::BTreeSet<&str> = figures.iter().map(|(peer, _, _)| peer.as_str()).collect();
+        let peer = match peers.into_iter().collect::<Vec<_>>()[..] {
+            [peer] if peer.starts_with("127.0.0.1:") => peer.to_owned(),
+            ref other => return Err(format!("stats: expected one client, got {other:?}")),
+        };
+        let expected = [("delay_ms", 5.0), ("delivered", NOTES as f64), ("queued", 0.0)];
+        if expected.iter().any(|(name, value)| figure(&figures, &peer, name) != Some(*value))
+            || figure(&figures, &peer, "offset_ms").is_none()
+        {
+            return Err(format!("server stats after {NOTES} stamped notes: {figures:?}"));
         }
         self.finish(pd)
     }
