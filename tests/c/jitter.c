@@ -162,11 +162,12 @@ static void round_trip(uint32_t mode, uint64_t delay_us) {
         EXPECT(midisock_server_playout_stats(server, clients, 4, &count), MIDISOCK_RESULT_NOT_ENABLED);
         CHECK(count == 99);
     } else {
-        /* The client's buffer played out everything the server sent: the warm-up (unstamped, on
-         * arrival) and MESSAGES stamped notes. */
+        /* The client's buffer played out the MESSAGES stamped notes, and the warm-up too when the
+         * server had read the client's request before sending it (then it was stamped). */
         memset(&stats, 0xAB, sizeof stats);
         OK(midisock_port_playout_stats(client, &stats));
-        CHECK(stats.pushed == MESSAGES + 1 && stats.delivered == MESSAGES + 1 && stats.queued == 0);
+        CHECK(stats.pushed >= MESSAGES && stats.pushed <= MESSAGES + 1);
+        CHECK(stats.delivered == stats.pushed && stats.queued == 0);
         CHECK(stats.has_offset == 1 && stats.has_jitter == 1);
         CHECK(stats.jitter_p50_ns <= stats.jitter_p999_ns);
         CHECK(stats.stale_notes_dropped == 0 && stats.delivered_early_full == 0);
@@ -180,7 +181,8 @@ static void round_trip(uint32_t mode, uint64_t delay_us) {
         CHECK(count == 1);
         CHECK(strncmp(clients[0].peer, "127.0.0.1:", 10) == 0);
         CHECK(memchr(clients[0].peer, 0, MIDISOCK_PEER_TEXT_LEN) != NULL);
-        CHECK(clients[0].stats.pushed == MESSAGES + 1 && clients[0].stats.delivered == MESSAGES + 1);
+        CHECK(clients[0].stats.pushed >= MESSAGES && clients[0].stats.pushed <= MESSAGES + 1);
+        CHECK(clients[0].stats.delivered == clients[0].stats.pushed);
         CHECK(clients[0].stats.has_offset == 1 && clients[0].stats.queued == 0);
         if (mode == MIDISOCK_JITTER_MODE_FIXED) CHECK(clients[0].stats.delay_ns == delay_us * 1000);
         EXPECT(midisock_server_playout_stats(server, NULL, 1, &count), MIDISOCK_RESULT_NULL_ARGUMENT);
