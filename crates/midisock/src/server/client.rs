@@ -513,7 +513,9 @@ impl Client {
             },
         );
         if relay {
-            let offset_ns = input.playout_stats().and_then(|stats| stats.offset_ns);
+            // The offset estimate costs a look at the buffer's statistics: only for stamped copies.
+            let offset_ns =
+                if relayed.has_stamps() { input.playout_stats().and_then(|stats| stats.offset_ns) } else { None };
             relayed.set_times(offset_ns, arrival_ns);
         }
         let stamps_requested = input.stamps_requested() && !*answered;

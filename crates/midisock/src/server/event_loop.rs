@@ -296,8 +296,8 @@ impl EventLoop {
         Counters::add(&self.shared.stats.connections_accepted, 1);
         if self.shared.config.jitter_buffer.is_some() {
             // Its first bytes, before any broadcast (it is not sent to while admitting). A
-            // client without the extension ignores them; one that stamps answers, and its
-            // buffer is made when the answer arrives. A failed write is settled like any other.
+            // client without the extension ignores them and is delivered on arrival; one that
+            // answers is played out through its buffer. A failed write is settled like any other.
             if let Delivery::Failed(_) = client.request_stamps(STAMP_REQUEST, self.shared.config.max_client_queue) {
                 self.shared.hand_to_io_thread(vec![Arc::clone(client)]);
             }
