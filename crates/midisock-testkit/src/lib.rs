@@ -3,11 +3,14 @@
 //! - [`JitterProxy`]: a loopback TCP proxy that holds each chunk for a random delay while keeping
 //!   the stream in order — a jittery link for tests and benchmarks on a machine without `netem`.
 //! - [`DelayDistribution`] and [`SplitMix64`]: the delays it draws, reproducible from a seed.
+//! - [`latency`]: one-way latency of a 1 kHz stream through the proxy, received by plain TCP or
+//!   by a midisock port with or without its jitter buffer (the real API).
 //!
 //! The `midisock-jitter-proxy` binary runs the proxy by hand; the `playout_latency` example
-//! measures one-way latency through it with and without the playout buffer.
+//! prints [`latency`]'s measurements with and without the playout buffer.
 
 mod jitter_proxy;
+pub mod latency;
 mod random;
 
 pub use jitter_proxy::{JitterProxy, ProxyConfig, ProxyStats};
