@@ -108,14 +108,12 @@ impl Link {
         }
     }
 
-    /// The jitter buffer's state; `None` when it is off.
+    /// The jitter buffer's state (a reconnecting port: its current connection's); `None` when it
+    /// is off, or while a reconnecting port is down.
     pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
         match self {
             Link::Plain(p) => p.playout_stats(),
-            // NOTE: the core's ReconnectingPort has no playout_stats() yet (its connections do
-            // play out through the buffer, the options carry it). Until it has, a reconnecting
-            // port reports its buffer as off.
-            Link::Reconnecting(_) => None,
+            Link::Reconnecting(p) => p.playout_stats(),
         }
     }
 

@@ -741,8 +741,11 @@ impl midisock_port {
     ///
     /// Never blocks for longer than a copy. Thread: any.
     ///
-    /// Results: `MIDISOCK_RESULT_NOT_ENABLED` when the port has no jitter buffer (nothing
-    /// written); a port made with a reconnect policy reports that too, for now.
+    /// A port made with a reconnect policy reports its current connection's buffer (each
+    /// connection starts its own, with counters from 0).
+    ///
+    /// Results: `MIDISOCK_RESULT_NOT_ENABLED` when the port has no jitter buffer, or a
+    /// reconnecting port's connection is down (nothing written).
     ///
     /// # Safety
     /// `port` is a live port handle; `stats_out` is valid for a write.

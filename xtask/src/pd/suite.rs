@@ -477,13 +477,12 @@ impl Suite {
         mido.send("note_on channel=0 note=61 velocity=90", 1)?;
         pd.out.expect("typed: note 61 90 1")?;
         pd.out.expect("raw: 144 61 90")?;
-        // NOTE: a client's port reconnects, and the core does not report a reconnecting port's
-        // buffer yet (stats off); when it does, these figures are checked.
-        if let Some(figures) = read_stats(&mut pd)? {
-            let address = format!("127.0.0.1:{port}");
-            if figure(&figures, &address, "delay_ms").is_none() || figure(&figures, &address, "late") != Some(0.0) {
-                return Err(format!("stats with a mido server: {figures:?}"));
-            }
+        // The client's buffer is on: its delay in force, nothing late (mido's messages are not
+        // stamped, so they come out on arrival).
+        let address = format!("127.0.0.1:{port}");
+        let figures = read_stats(&mut pd)?.ok_or("stats: a client with jitter_buffer auto says off")?;
+        if figure(&figures, &address, "delay_ms").is_none() || figure(&figures, &address, "late") != Some(0.0) {
+            return Err(format!("stats with a mido server: {figures:?}"));
         }
         // Off again, for the next connect.
         pd.send("jitter_buffer off")?;
@@ -517,13 +516,16 @@ impl Suite {
     fn jitter_buffer_end_to_end(&self) -> Result<(), String> {
         const NOTES: usize = 30;
         let mut pd = self.pd()?;
-        // A second [midisock] in the patch, driven by `sender ...`, its status printed.
+        // A second [midisock] in the patch, driven by `sender ...`, its typed messages and status
+        // printed.
         for line in [
             "patch obj 200 20 r sender-in",
             "patch obj 200 50 midisock",
             "patch obj 200 80 print sender-status",
+            "patch obj 300 80 print sender-typed",
             "patch connect 5 0 6 0",
             "patch connect 6 2 7 0",
+            "patch connect 6 1 8 0",
         ] {
             pd.send(line)?;
         }
@@ -538,17 +540,22 @@ impl Suite {
         pd.send(&format!("connect 127.0.0.1:{port}"))?;
         // Both ends see it, in either order.
         pd.out.expect_all(&[&format!("status: connected 127.0.0.1:{port}"), "sender-status: peers 1"])?;
+        // A note to the sender first: once it is in, the sender has read the request for stamps
+        // that came before it, and stamps every note that follows.
+        pd.send("note 127 1 16")?;
+        pd.out.expect("sender-typed: note 127 1 16")?;
         for i in 0..NOTES {
             pd.send(&format!("sender note {i} 100 1"))?;
         }
         expect_notes_in_order(&mut pd, NOTES)?;
         let address = format!("127.0.0.1:{port}");
-        // NOTE: as above, "stats off" until the core reports a reconnecting port's buffer.
-        if let Some(figures) = read_stats(&mut pd)? {
-            let delivered = figure(&figures, &address, "delivered").unwrap_or(-1.0);
-            if delivered != NOTES as f64 || figure(&figures, &address, "queued") != Some(0.0) {
-                return Err(format!("client stats after {NOTES} notes: {figures:?}"));
-            }
+        let figures = read_stats(&mut pd)?.ok_or("stats: a client with jitter_buffer auto says off")?;
+        let expected = [("delivered", NOTES as f64), ("queued", 0.0)];
+        if expected.iter().any(|(name, value)| figure(&figures, &address, name) != Some(*value))
+            || figure(&figures, &address, "offset_ms").is_none()
+            || figure(&figures, &address, "delay_ms").is_none_or(|ms| ms < 1.0)
+        {
+            return Err(format!("client stats after {NOTES} stamped notes: {figures:?}"));
         }
         pd.send("disconnect")?;
         // Both ends see it, in either order.
@@ -559,6 +566,9 @@ impl Suite {
         let port = serve(&mut pd, "127.0.0.1:0")?;
         pd.send(&format!("sender connect 127.0.0.1:{port}"))?;
         pd.out.expect("status: peers 1")?;
+        // The same the other way: once the sender has the server's note, it has read the request.
+        pd.send("note 127 1 16")?;
+        pd.out.expect("sender-typed: note 127 1 16")?;
         for i in 0..NOTES {
             pd.send(&format!("sender note {i} 100 1"))?;
         }
