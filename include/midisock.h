@@ -899,7 +899,9 @@ midisock_result midisock_port_send(const midisock_port *port, const uint8_t *byt
 
 /**
  * Waits for the next message and writes its bytes to `buf[0..len]`, their count to
- * `*len_out` and its receive time (`CLOCK_MONOTONIC` ns) to `*timestamp_out`.
+ * `*len_out` and its receive time (`CLOCK_MONOTONIC` ns; through a jitter buffer, its
+ * played-out time) to `*timestamp_out`. `midisock_port_receive_message` also gives the
+ * sender's time.
  *
  * Blocks until a message arrives, the peer closes, or another thread closes the port (no
  * polling). Thread: any; concurrent receivers each get different messages.
@@ -1335,8 +1337,9 @@ midisock_result midisock_server_send(const midisock_server *server,
 
 /**
  * Waits for the next message from any client and writes it like `midisock_port_receive`:
- * bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
- * Messages from all clients are merged in arrival order.
+ * bytes to `buf[0..len]`, their count to `*len_out`, receive time (through a jitter
+ * buffer, the played-out time) to `*timestamp_out`. Messages from all clients are merged
+ * in arrival order (through a jitter buffer, in played-out order).
  *
  * Besides what clients send, this delivers the note-offs the server makes when a client
  * goes away (closed, vanished, or disconnected for not reading) with notes still held: one

@@ -332,7 +332,9 @@ impl midisock_port {
     }
 
     /// Waits for the next message and writes its bytes to `buf[0..len]`, their count to
-    /// `*len_out` and its receive time (`CLOCK_MONOTONIC` ns) to `*timestamp_out`.
+    /// `*len_out` and its receive time (`CLOCK_MONOTONIC` ns; through a jitter buffer, its
+    /// played-out time) to `*timestamp_out`. `midisock_port_receive_message` also gives the
+    /// sender's time.
     ///
     /// Blocks until a message arrives, the peer closes, or another thread closes the port (no
     /// polling). Thread: any; concurrent receivers each get different messages.

@@ -349,8 +349,9 @@ impl midisock_server {
     }
 
     /// Waits for the next message from any client and writes it like `midisock_port_receive`:
-    /// bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
-    /// Messages from all clients are merged in arrival order.
+    /// bytes to `buf[0..len]`, their count to `*len_out`, receive time (through a jitter
+    /// buffer, the played-out time) to `*timestamp_out`. Messages from all clients are merged
+    /// in arrival order (through a jitter buffer, in played-out order).
     ///
     /// Besides what clients send, this delivers the note-offs the server makes when a client
     /// goes away (closed, vanished, or disconnected for not reading) with notes still held: one
