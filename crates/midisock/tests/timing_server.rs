@@ -380,6 +380,28 @@ fn a_departing_client_and_a_closing_server_deliver_everything_the_buffers_held()
     assert!(server.receive().is_err(), "closed once drained");
 }
 
+#[test]
+fn a_denied_sysex_is_dropped_whether_it_came_stamped_or_not() {
+    let config = ServerConfig::default().jitter_buffer(DelayMode::fixed(5_000_000)).sysex(midisock::SysexPolicy::Deny);
+    let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+    assert_eq!(server.try_receive().unwrap(), None);
+    let stamping = connect(server.local_addr()).unwrap();
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    until_stamping(&stamping);
+    let sysex = Message::SysEx { data: vec![0x41, 0x10, 0x42] };
+    stamping.send_all(&[numbered(0), sysex.clone(), numbered(1), sysex.clone(), numbered(2)]).unwrap();
+    std::io::Write::write_all(&mut raw, &plain_bytes(&[sysex.clone(), numbered(10)])).unwrap();
+    let mut got = server_receive_until(&server, 2);
+    if !got.iter().any(|r| number_of(&r.message) == Some(10)) {
+        got.extend(server_receive_until(&server, 10));
+    }
+    assert!(got.iter().all(|r| !matches!(r.message, Message::SysEx { .. })), "no sysex gets through");
+    let mut seen = numbers(&got);
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2, 10]);
+    assert_eq!(server.stats().sysex_denied, 3, "counted once each, stamped or not");
+}
+
 struct Identity {
     cert: midisock::rustls::pki_types::CertificateDer<'static>,
     key_der: Vec<u8>,
@@ -528,4 +550,53 @@ fn mido_clients_of_a_jitter_server_receive_exactly_the_broadcast_and_send_unstam
     assert!(received.iter().all(|r| r.sender_ns.is_none()));
     assert!(server.playout_stats().is_empty(), "mido never answers, so no client is played out");
     assert_eq!(server.receive_timeout(Duration::from_millis(100)).unwrap(), None, "nothing more");
+}
+
+/// A connection taken with `accept()` from a server with a jitter buffer keeps what the server
+/// set up for it: the buffer (the client was asked for stamps while in the lobby, so it stamps
+/// what it sends), and the server's answer to the client's own request (so the accepted port
+/// stamps what it sends, however late its first send comes).
+#[test]
+fn an_accepted_connection_keeps_the_servers_jitter_buffer_and_stamping() {
+    let server =
+        PortServer::bind_with("127.0.0.1:0", ServerConfig::default().jitter_buffer(DelayMode::fixed(1_000_000)))
+            .unwrap();
+    let client = stamped_port(server.local_addr(), 1);
+    // The server answers the client's request from the lobby and stamps a broadcast for it.
+    eventually("the server to see the client", || server.client_count() == 1);
+    let mut warmup = 0;
+    let first = loop {
+        server.send(&numbered(warmup)).unwrap();
+        warmup += 1;
+        if let Some(received) = client.receive_timeout_stamped(Duration::from_millis(20)).unwrap() {
+            break received;
+        }
+        assert!(warmup < 1500, "the client received no broadcast");
+    };
+    let accepted = server.accept_timeout(WAIT).unwrap().expect("the connection in the lobby");
+    assert!(accepted.playout_stats().is_some(), "the accepted port has the server's jitter buffer");
+
+    // The client answered the server's request: what it sends arrives stamped and played out.
+    until_stamping(&client);
+    client.send(&numbered(7)).unwrap();
+    let received = loop {
+        let received = accepted.receive_timeout_stamped(WAIT).unwrap().expect("the client's message");
+        if received.message != Message::ActiveSensing {
+            break received;
+        }
+    };
+    assert_eq!(received.message, numbered(7));
+    assert!(received.sender_ns.is_some(), "the client's message came stamped");
+
+    // The accepted port stamps for the client from its first send, as the server did.
+    accepted.send(&numbered(9)).unwrap();
+    let back = loop {
+        let received = client.receive_timeout_stamped(WAIT).unwrap().expect("the accepted port's message");
+        if number_of(&received.message) == Some(9) {
+            break received;
+        }
+    };
+    assert!(first.sender_ns.is_some(), "the server stamped its broadcast for the asking client");
+    assert!(back.sender_ns.is_some(), "the accepted port stamps as the server did");
+    assert_eq!(client.decoder_stats().garbage_bytes, 0, "the client's decoder skipped nothing");
 }
