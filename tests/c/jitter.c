@@ -1,6 +1,6 @@
 /* jitter.c — the jitter buffer through the C ABI: the text form, the setters' checks, a port
  * pair with the buffer OFF, FIXED and AUTO on both ends (every message, in order, with its
- * times), and the stats of a port and of a server. */
+ * times), the stats of a port and of a server, a reconnecting port and an accepted one. */
 #include "check.h"
 
 #define MESSAGES 40
@@ -254,6 +254,48 @@ static void reconnecting_port(void) {
     OK(midisock_server_free(server));
 }
 
+/* A connection taken with midisock_server_accept from a server with a jitter buffer keeps it:
+ * the accepted port plays the client's stamped messages out and reports its stats. */
+static void accepted_port(void) {
+    midisock_server_config *config = NULL;
+    midisock_server *server = NULL;
+    OK(midisock_server_config_new(&config));
+    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, 3000));
+    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
+    OK(midisock_server_config_free(config));
+    uint16_t tcp_port = 0;
+    OK(midisock_server_local_port(server, &tcp_port));
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)tcp_port);
+    midisock_port *client = NULL, *accepted = NULL;
+    OK(midisock_port_connect(address, &client)); /* no buffer of its own: it only stamps */
+    OK(midisock_server_accept_timeout(server, 10000, &accepted));
+    /* Once the client has read the accepted port's note, it has read the request before it. */
+    const uint8_t warm_up[3] = {0xB0, 1, 2};
+    uint8_t buf[16];
+    size_t len = 0;
+    midisock_received_info info;
+    OK(midisock_port_send(accepted, warm_up, sizeof warm_up));
+    OK(midisock_port_receive_message(client, 10000, buf, sizeof buf, &len, &info));
+    CHECK(info.has_sender_ns == 0); /* the client asked for nothing */
+    for (int i = 0; i < 5; i++) {
+        const uint8_t note[3] = {0x90, (uint8_t)i, 1};
+        OK(midisock_port_send(client, note, sizeof note));
+    }
+    for (int i = 0; i < 5; i++) {
+        OK(midisock_port_receive_message(accepted, 10000, buf, sizeof buf, &len, &info));
+        CHECK(len == 3 && buf[1] == (uint8_t)i && info.has_sender_ns == 1);
+        CHECK(info.timestamp_ns - info.sender_ns >= 3000000);
+    }
+    midisock_playout_stats stats;
+    OK(midisock_port_playout_stats(accepted, &stats));
+    CHECK(stats.delivered == stats.pushed && stats.pushed >= 5 && stats.delay_ns == 3000000);
+    EXPECT(midisock_port_playout_stats(client, &stats), MIDISOCK_RESULT_NOT_ENABLED);
+    OK(midisock_port_free(accepted));
+    OK(midisock_port_free(client));
+    OK(midisock_server_free(server));
+}
+
 int main(void) {
     parse_accepts_the_text_form();
     setters_refuse_bad_values();
@@ -262,6 +304,7 @@ int main(void) {
     round_trip(MIDISOCK_JITTER_MODE_FIXED, FIXED_DELAY_US);
     round_trip(MIDISOCK_JITTER_MODE_AUTO, 0);
     reconnecting_port();
+    accepted_port();
     printf("jitter: ok\n");
     return 0;
 }
