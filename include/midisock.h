@@ -47,6 +47,24 @@
 
 
 /**
+ * The longest fixed delay `MIDISOCK_JITTER_MODE_FIXED` takes, in microseconds (10 s), the same limit
+ * as the text form's 10000 ms.
+ */
+#define MIDISOCK_JITTER_MAX_DELAY_US 10000000
+
+/**
+ * Room for a client's address as text in `midisock_client_playout_stats.peer`, NUL included
+ * (the longest, an IPv6 address with a scope and a port, takes 64).
+ */
+#define MIDISOCK_PEER_TEXT_LEN 72
+
+/**
+ * The `timeout_ms` of `midisock_port_receive_message` / `midisock_server_receive_message` that
+ * waits until a message comes or the handle is closed (`UINT64_MAX`).
+ */
+#define MIDISOCK_WAIT_FOREVER UINT64_MAX
+
+/**
  * What a libmidisock function returns. `MIDISOCK_RESULT_OK` (0) is success; every other value
  * says what went wrong, and `midisock_last_error_message` gives the details for the calling
  * thread.
@@ -151,6 +169,11 @@ enum midisock_result
      * A reconnecting port gave up after its maximum number of attempts; it is closed.
      */
     MIDISOCK_RESULT_GAVE_UP = 7306,
+    /**
+     * The feature asked about is not on for this port or server (e.g. playout stats without a
+     * jitter buffer: `midisock_connect_options_set_jitter_buffer`).
+     */
+    MIDISOCK_RESULT_NOT_ENABLED = 7307,
     /**
      * **7400–7499: messages.**
      *
@@ -270,6 +293,44 @@ typedef uint32_t midisock_link_state;
 #endif // __cplusplus
 
 /**
+ * Whether and how received messages are played out through a jitter buffer
+ * (`midisock_connect_options_set_jitter_buffer`, `midisock_server_config_set_jitter_buffer`).
+ *
+ * With a buffer on, this side asks its peer for sender timestamps (a hello that mido peers
+ * ignore); a midisock peer then stamps what it sends, and each stamped message is delivered at
+ * its sender time + the estimated clock offset + a delay, in sender order, so network jitter
+ * becomes a fixed latency. Unstamped messages (mido peers) are delivered on arrival, as without
+ * a buffer. Values are explicit and never reused.
+ */
+enum midisock_jitter_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No buffer: messages are delivered when they arrive (the default). `delay_us` must be 0.
+     */
+    MIDISOCK_JITTER_MODE_OFF = 0,
+    /**
+     * A fixed delay of `delay_us` microseconds (0 to `MIDISOCK_JITTER_MAX_DELAY_US`) on top of
+     * the link's smallest recent delay.
+     */
+    MIDISOCK_JITTER_MODE_FIXED = 1,
+    /**
+     * The smallest delay that keeps all but 0.1 % of messages on time over the last 5–10 s
+     * (1 ms to 1 s; 20 ms until there is data). `delay_us` must be 0.
+     */
+    MIDISOCK_JITTER_MODE_AUTO = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum midisock_jitter_mode midisock_jitter_mode;
+#else
+typedef uint32_t midisock_jitter_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `midisock_port_connect_with`: a connect timeout, an authentication token, TLS.
  * Opaque; made by `midisock_connect_options_new` with every default, changed by the
  * `midisock_connect_options_set_*` setters, freed by `midisock_connect_options_free`.
@@ -319,12 +380,36 @@ typedef struct midisock_server midisock_server;
 typedef struct midisock_server_config midisock_server_config;
 
 /**
+ * A received message's times (`midisock_port_receive_message`,
+ * `midisock_server_receive_message`).
+ */
+typedef struct {
+    /**
+     * `CLOCK_MONOTONIC` ns when the message was delivered: when it was read, or, through a
+     * jitter buffer, its played-out time.
+     */
+    uint64_t timestamp_ns;
+    /**
+     * The sender's own `CLOCK_MONOTONIC` when it sent the message (ns, microsecond resolution;
+     * another machine's clock: compare only with other `sender_ns` of the same peer). 0 when
+     * `has_sender_ns` is 0.
+     */
+    uint64_t sender_ns;
+    /**
+     * 1 when the sender stamped the message (a midisock peer asked for stamps by a jitter
+     * buffer on this side), 0 for everything else (always from mido peers).
+     */
+    uint32_t has_sender_ns;
+} midisock_received_info;
+
+/**
  * Called for every message a port receives after `midisock_port_set_callback`.
  *
  * - `user_data`: the pointer given to `midisock_port_set_callback`, untouched.
  * - `bytes[0..len]`: one whole MIDI message (status byte first; sysex with F0 ... F7). The
  *   bytes are valid only during the call: copy what you keep.
- * - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
+ * - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read (through a jitter
+ *   buffer: its played-out time, so the callback runs at that time).
  *
  * Runs on the port's own reader thread, named "midisock-cb", one call at a time, in
  * arrival order. The callback may send on this port or any other and may call
@@ -384,6 +469,64 @@ typedef struct {
 } midisock_parser_statistics;
 
 /**
+ * A jitter buffer's state (`midisock_port_playout_stats`, `midisock_server_playout_stats`).
+ * Times are `CLOCK_MONOTONIC` nanoseconds; counters count from the connection's start.
+ */
+typedef struct {
+    /**
+     * 1 when `offset_ns` is known (after the first stamped message), else 0.
+     */
+    uint32_t has_offset;
+    /**
+     * 1 when `jitter_p50_ns` and `jitter_p999_ns` are known (after the first stamped message
+     * of the last 5–10 s), else 0.
+     */
+    uint32_t has_jitter;
+    /**
+     * The estimated receiver clock − sender clock, plus the link's smallest recent delay: a
+     * message is due at its sender time + this + `delay_ns`. 0 when not known.
+     */
+    int64_t offset_ns;
+    /**
+     * Network jitter over the last 5–10 s: the median and the 99.9th percentile of each
+     * arrival's delay above the smallest. 0 when not known.
+     */
+    uint64_t jitter_p50_ns;
+    uint64_t jitter_p999_ns;
+    /**
+     * The delay in force (fixed, or the one the adaptive mode chose).
+     */
+    uint64_t delay_ns;
+    /**
+     * Messages waiting for their time now, and note-offs held so late notes keep their length.
+     */
+    uint64_t queued;
+    uint64_t held_note_offs;
+    /**
+     * Messages that went into the buffer, and came out of it.
+     */
+    uint64_t pushed;
+    uint64_t delivered;
+    /**
+     * Messages that arrived after their time (delivered at once).
+     */
+    uint64_t late;
+    /**
+     * Note-ons more than 200 ms late dropped as stale, and the note-offs dropped with them.
+     */
+    uint64_t stale_notes_dropped;
+    uint64_t stale_note_offs_dropped;
+    /**
+     * Messages delivered before their time because the buffer was full.
+     */
+    uint64_t delivered_early_full;
+    /**
+     * Times the estimate restarted after the link's delay went up for good.
+     */
+    uint64_t restarts;
+} midisock_playout_stats;
+
+/**
  * What a server has accepted, refused and dropped (`midisock_server_stats`). Every field counts
  * from the bind on.
  */
@@ -417,6 +560,17 @@ typedef struct {
      */
     uint64_t auth_failures;
 } midisock_server_statistics;
+
+/**
+ * One client's jitter buffer (`midisock_server_playout_stats`).
+ */
+typedef struct {
+    /**
+     * The client's address, `"ip:port"` or `"[v6]:port"`, NUL-terminated.
+     */
+    char peer[MIDISOCK_PEER_TEXT_LEN];
+    midisock_playout_stats stats;
+} midisock_client_playout_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -548,6 +702,28 @@ midisock_result midisock_connect_options_set_tls_server_name(midisock_connect_op
                                                              const char *name);
 
 /**
+ * Plays received messages out through a jitter buffer (see `midisock_jitter_mode`):
+ * `MIDISOCK_JITTER_MODE_FIXED` with `delay_us` from 0 to `MIDISOCK_JITTER_MAX_DELAY_US`,
+ * `MIDISOCK_JITTER_MODE_AUTO` or `MIDISOCK_JITTER_MODE_OFF` with `delay_us` 0. The port
+ * asks its peer for sender timestamps when it connects; a midisock peer stamps what it
+ * sends from then on, a mido peer ignores the request and its messages are delivered on
+ * arrival. Received messages then carry the played-out time as their timestamp, and the
+ * sender's time (`midisock_port_receive_message`); `midisock_port_playout_stats` reads the
+ * buffer. Default: off.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` (an unknown mode, a delay above the limit, or
+ * a delay other than 0 with OFF or AUTO; nothing changed).
+ *
+ * # Safety
+ * `options` is a live options handle.
+ */
+midisock_result midisock_connect_options_set_jitter_buffer(midisock_connect_options *options,
+                                                           uint32_t mode,
+                                                           uint64_t delay_us);
+
+/**
  * Frees the options. Ports connected with them are not affected.
  * `midisock_connect_options_free(NULL)` does nothing. Returns `MIDISOCK_RESULT_OK`.
  *
@@ -575,6 +751,27 @@ midisock_result midisock_connect_options_free(midisock_connect_options *options)
  * `buf` is valid for writes of `len` bytes; `len_out` is valid for a write.
  */
 midisock_result midisock_last_error_message(char *buf, size_t len, size_t *len_out);
+
+/**
+ * Reads a jitter buffer setting written as text, the one form every midisock front end takes
+ * (the command line's `--jitter-buffer`, Pd's `jitter_buffer` message): `"auto"` (any case),
+ * or a delay in milliseconds from 0 to 10000 written with digits and at most one point
+ * (`"15"`, `"12.5"`). Writes the mode and the delay in microseconds (0 for auto, rounded to
+ * the microsecond) for `midisock_connect_options_set_jitter_buffer` /
+ * `midisock_server_config_set_jitter_buffer`. Turning the buffer off has no text: pass
+ * `MIDISOCK_JITTER_MODE_OFF` to the setter.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` (anything else; the last error message names the
+ * accepted forms; nothing written), `MIDISOCK_RESULT_INVALID_UTF8`.
+ *
+ * # Safety
+ * `text` is a NUL-terminated string; `mode_out` and `delay_us_out` are valid for a write.
+ */
+midisock_result midisock_jitter_buffer_parse(const char *text,
+                                             uint32_t *mode_out,
+                                             uint64_t *delay_us_out);
 
 /**
  * Parses one line of mido text (`"note_on channel=0 note=60 velocity=64 time=0"`; omitted
@@ -702,7 +899,9 @@ midisock_result midisock_port_send(const midisock_port *port, const uint8_t *byt
 
 /**
  * Waits for the next message and writes its bytes to `buf[0..len]`, their count to
- * `*len_out` and its receive time (`CLOCK_MONOTONIC` ns) to `*timestamp_out`.
+ * `*len_out` and its receive time (`CLOCK_MONOTONIC` ns; through a jitter buffer, its
+ * played-out time) to `*timestamp_out`. `midisock_port_receive_message` also gives the
+ * sender's time.
  *
  * Blocks until a message arrives, the peer closes, or another thread closes the port (no
  * polling). Thread: any; concurrent receivers each get different messages.
@@ -760,6 +959,29 @@ midisock_result midisock_port_receive_timeout(const midisock_port *port,
                                               size_t len,
                                               size_t *len_out,
                                               uint64_t *timestamp_out);
+
+/**
+ * One receive for every need: waits at most `timeout_ms` milliseconds (0: not at all;
+ * `MIDISOCK_WAIT_FOREVER`: until a message comes or the port is closed), writes the
+ * message's bytes to `buf[0..len]`, their count to `*len_out`, and its times to
+ * `*info_out`: the delivery time (through a jitter buffer, the played-out time) and, for a
+ * message its sender stamped, the sender's time (`midisock_received_info`).
+ *
+ * Blocks up to `timeout_ms`. Thread: any.
+ *
+ * Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK` (`timeout_ms` 0,
+ * nothing waiting) and `MIDISOCK_RESULT_TIMED_OUT` (nothing within `timeout_ms`).
+ *
+ * # Safety
+ * `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` and
+ * `info_out` are valid for a write.
+ */
+midisock_result midisock_port_receive_message(const midisock_port *port,
+                                              uint64_t timeout_ms,
+                                              uint8_t *buf,
+                                              size_t len,
+                                              size_t *len_out,
+                                              midisock_received_info *info_out);
 
 /**
  * Delivers every message this port receives to `callback(user_data, bytes, len,
@@ -933,6 +1155,25 @@ midisock_result midisock_port_parser_stats(const midisock_port *port,
                                            midisock_parser_statistics *stats_out);
 
 /**
+ * Writes the state of the port's jitter buffer (`midisock_connect_options_set_jitter_buffer`)
+ * to `*stats_out`: the clock offset and network jitter it measured, the delay in force, late
+ * and dropped messages (see `midisock_playout_stats`).
+ *
+ * Never blocks for longer than a copy. Thread: any.
+ *
+ * A port made with a reconnect policy reports its current connection's buffer (each
+ * connection starts its own, with counters from 0).
+ *
+ * Results: `MIDISOCK_RESULT_NOT_ENABLED` when the port has no jitter buffer, or a
+ * reconnecting port's connection is down (nothing written).
+ *
+ * # Safety
+ * `port` is a live port handle; `stats_out` is valid for a write.
+ */
+midisock_result midisock_port_playout_stats(const midisock_port *port,
+                                            midisock_playout_stats *stats_out);
+
+/**
  * Closes the port (if open), waits for a running callback call to return, and frees the
  * handle. `midisock_port_free(NULL)` does nothing. Returns `MIDISOCK_RESULT_OK`.
  *
@@ -1053,6 +1294,30 @@ midisock_result midisock_server_stats(const midisock_server *server,
                                       midisock_server_statistics *stats_out);
 
 /**
+ * Writes the state of each connected client's jitter buffer
+ * (`midisock_server_config_set_jitter_buffer`) to `items[0..capacity]`, one
+ * `midisock_client_playout_stats` (the client's address and its stats) per client that
+ * stamps its messages (a midisock peer that answered the server's request; mido clients,
+ * whose messages are delivered on arrival, are not listed), and their number to
+ * `*count_out`. Call it with `items` NULL and
+ * `capacity` 0 to learn the number; clients come and go, so allow a few more.
+ *
+ * Never blocks for longer than a copy. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_NOT_ENABLED` when the server was bound without a jitter buffer;
+ * `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the number of clients in `*count_out` and nothing
+ * else written; `MIDISOCK_RESULT_NULL_ARGUMENT` for a NULL `items` with a `capacity` above 0.
+ *
+ * # Safety
+ * `server` is a live server handle; `items` is NULL (with `capacity` 0) or valid for writes
+ * of `capacity` elements; `count_out` is valid for a write.
+ */
+midisock_result midisock_server_playout_stats(const midisock_server *server,
+                                              midisock_client_playout_stats *items,
+                                              size_t capacity,
+                                              size_t *count_out);
+
+/**
  * Broadcasts the MIDI messages in `bytes[0..len]` (one or more whole messages, as for
  * `midisock_port_send`) to every connected client. Sending with no client connected is not
  * an error.
@@ -1072,8 +1337,9 @@ midisock_result midisock_server_send(const midisock_server *server,
 
 /**
  * Waits for the next message from any client and writes it like `midisock_port_receive`:
- * bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
- * Messages from all clients are merged in arrival order.
+ * bytes to `buf[0..len]`, their count to `*len_out`, receive time (through a jitter
+ * buffer, the played-out time) to `*timestamp_out`. Messages from all clients are merged
+ * in arrival order (through a jitter buffer, in played-out order).
  *
  * Besides what clients send, this delivers the note-offs the server makes when a client
  * goes away (closed, vanished, or disconnected for not reading) with notes still held: one
@@ -1130,6 +1396,28 @@ midisock_result midisock_server_receive_timeout(const midisock_server *server,
                                                 size_t len,
                                                 size_t *len_out,
                                                 uint64_t *timestamp_out);
+
+/**
+ * `midisock_port_receive_message` for a server: waits at most `timeout_ms` milliseconds (0:
+ * not at all; `MIDISOCK_WAIT_FOREVER`: until a message comes or the server is closed) for a
+ * message from any client, and writes its bytes, their count and its times (the delivery
+ * time and, for a stamped message, the sender's) to `buf`, `*len_out` and `*info_out`.
+ *
+ * Blocks up to `timeout_ms`. Thread: any.
+ *
+ * Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK` (`timeout_ms` 0,
+ * nothing waiting) and `MIDISOCK_RESULT_TIMED_OUT` (nothing within `timeout_ms`).
+ *
+ * # Safety
+ * `server` is a live server handle; `buf` is valid for writes of `len` bytes; `len_out` and
+ * `info_out` are valid for a write.
+ */
+midisock_result midisock_server_receive_message(const midisock_server *server,
+                                                uint64_t timeout_ms,
+                                                uint8_t *buf,
+                                                size_t len,
+                                                size_t *len_out,
+                                                midisock_received_info *info_out);
 
 /**
  * Waits for a client to connect and hands its connection to the caller as a new port in
@@ -1391,6 +1679,28 @@ midisock_result midisock_server_config_set_tls_pem_files(midisock_server_config 
  */
 midisock_result midisock_server_config_set_shutdown_flush_ms(midisock_server_config *config,
                                                              uint64_t flush_ms);
+
+/**
+ * Plays each client's messages out through its own jitter buffer (see
+ * `midisock_jitter_mode`): `MIDISOCK_JITTER_MODE_FIXED` with `delay_us` from 0 to
+ * `MIDISOCK_JITTER_MAX_DELAY_US`, `MIDISOCK_JITTER_MODE_AUTO` or `MIDISOCK_JITTER_MODE_OFF`
+ * with `delay_us` 0. The server asks each client it admits for sender timestamps; midisock
+ * clients stamp what they send, mido clients ignore the request and their messages are
+ * delivered on arrival. Received messages then carry the played-out time as their
+ * timestamp, and the sender's time (`midisock_server_receive_message`);
+ * `midisock_server_playout_stats` reads the buffers. Default: off.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` (an unknown mode, a delay above the limit, or
+ * a delay other than 0 with OFF or AUTO; nothing changed).
+ *
+ * # Safety
+ * `config` is a live configuration handle.
+ */
+midisock_result midisock_server_config_set_jitter_buffer(midisock_server_config *config,
+                                                         uint32_t mode,
+                                                         uint64_t delay_us);
 
 /**
  * Frees the configuration. Servers bound with it keep their own copy and are not affected.

@@ -9,8 +9,8 @@
 // - server, port, server_config and connect_options own their C handle: move-only, freed (and
 //   closed) by the destructor.
 // - Protections: a server_config (limits, allowlist, sysex policy, token, TLS) for
-//   server(address, config), connect_options (timeout, token, TLS) for port::connect(address,
-//   options). Their setters return *this, so they chain; both are copied by the bind/connect.
+//   server(address, config), connect_options (timeout, token, TLS, jitter buffer) for
+//   port::connect(address, options). Their setters return *this, so they chain; both are copied by the bind/connect.
 // - Every failure throws midisock::error, which carries the midisock_result code and the
 //   detailed message of midisock_last_error_message(). Only "nothing came" is not a failure:
 //   try_receive/receive_for/try_accept/accept_for return an empty std::optional instead.
@@ -89,10 +89,13 @@ inline uint64_t millis(std::chrono::milliseconds timeout) {
 
 } // namespace detail
 
-/// One MIDI message as raw bytes, with its receive time (CLOCK_MONOTONIC ns; 0 when unsent).
+/// One MIDI message as raw bytes, with its receive time (CLOCK_MONOTONIC ns; 0 when unsent;
+/// through a jitter buffer, the played-out time) and, for a message its sender stamped (a
+/// jitter buffer on this side asked for stamps), the sender's clock when it was sent.
 struct message {
     std::vector<uint8_t> bytes;
     uint64_t timestamp_ns = 0;
+    std::optional<uint64_t> sender_ns;
 
     /// Parses mido's text format ("note_on channel=0 note=60 velocity=64 time=0").
     static message from_text(const std::string &text) {
@@ -120,22 +123,31 @@ struct message {
 
 namespace detail {
 
-/// Runs a C receive function (`call(buf, len, len_out, stamp_out)`), growing the buffer when a
-/// message does not fit (the library keeps it for the retry). Empty when nothing came.
+/// Runs a C `_receive_message` function (`call(buf, len, len_out, info_out)`), growing the
+/// buffer when a message does not fit (the library keeps it for the retry). Empty when nothing
+/// came.
 template <typename Receive>
 std::optional<message> receive_with(Receive call) {
     message m;
     m.bytes.resize(64);
     size_t len = 0;
-    midisock_result r = call(m.bytes.data(), m.bytes.size(), &len, &m.timestamp_ns);
+    midisock_received_info info{};
+    midisock_result r = call(m.bytes.data(), m.bytes.size(), &len, &info);
     while (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
         m.bytes.resize(len);
-        r = call(m.bytes.data(), m.bytes.size(), &len, &m.timestamp_ns);
+        r = call(m.bytes.data(), m.bytes.size(), &len, &info);
     }
     if (r == MIDISOCK_RESULT_WOULD_BLOCK || r == MIDISOCK_RESULT_TIMED_OUT) return std::nullopt;
     check(r);
     m.bytes.resize(len);
+    m.timestamp_ns = info.timestamp_ns;
+    if (info.has_sender_ns) m.sender_ns = info.sender_ns;
     return m;
+}
+
+/// A jitter buffer's mode and delay for the C setters.
+inline uint64_t delay_micros(std::chrono::microseconds delay) {
+    return delay.count() < 0 ? UINT64_MAX : static_cast<uint64_t>(delay.count()); /* negative: refused */
 }
 
 } // namespace detail
@@ -237,6 +249,14 @@ public:
         detail::check(midisock_server_config_set_shutdown_flush_ms(get(), detail::millis(limit)));
         return *this;
     }
+    /// Plays each client's messages out through a jitter buffer: MIDISOCK_JITTER_MODE_FIXED with
+    /// `delay` (0 to 10 s), MIDISOCK_JITTER_MODE_AUTO or _OFF without one.
+    server_config &jitter_buffer(midisock_jitter_mode mode,
+                                 std::chrono::microseconds delay = std::chrono::microseconds(0)) {
+        detail::check(midisock_server_config_set_jitter_buffer(get(), static_cast<uint32_t>(mode),
+                                                               detail::delay_micros(delay)));
+        return *this;
+    }
 
     /// The C handle, still owned by this object (nullptr after a move).
     midisock_server_config *get() const noexcept { return handle_.get(); }
@@ -275,6 +295,15 @@ public:
                                uint32_t max_attempts = 0) {
         detail::check(midisock_connect_options_set_reconnect(get(), detail::millis(initial),
                                                              detail::millis(max), max_attempts));
+        return *this;
+    }
+
+    /// Plays received messages out through a jitter buffer: MIDISOCK_JITTER_MODE_FIXED with
+    /// `delay` (0 to 10 s), MIDISOCK_JITTER_MODE_AUTO or _OFF without one.
+    connect_options &jitter_buffer(midisock_jitter_mode mode,
+                                   std::chrono::microseconds delay = std::chrono::microseconds(0)) {
+        detail::check(midisock_connect_options_set_jitter_buffer(get(), static_cast<uint32_t>(mode),
+                                                                 detail::delay_micros(delay)));
         return *this;
     }
 
@@ -344,23 +373,24 @@ public:
 
     /// Blocks until a message comes; throws error(MIDISOCK_RESULT_CLOSED) at the end.
     message receive() const {
-        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_port_receive(handle_, b, n, len, ts);
+        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_port_receive_message(handle_, MIDISOCK_WAIT_FOREVER, b, n, len, info);
         });
     }
 
     /// The next message if one has arrived; never blocks.
     std::optional<message> try_receive() const {
-        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_port_try_receive(handle_, b, n, len, ts);
+        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_port_receive_message(handle_, 0, b, n, len, info);
         });
     }
 
     /// Waits at most `timeout` for a message.
     std::optional<message> receive_for(std::chrono::milliseconds timeout) const {
+        // 0 is a poll (nothing: MIDISOCK_RESULT_WOULD_BLOCK), the same empty result.
         uint64_t ms = detail::millis(timeout);
-        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_port_receive_timeout(handle_, ms, b, n, len, ts);
+        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_port_receive_message(handle_, ms, b, n, len, info);
         });
     }
 
@@ -420,6 +450,15 @@ public:
     midisock_parser_statistics parser_stats() const {
         midisock_parser_statistics stats{};
         detail::check(midisock_port_parser_stats(handle_, &stats));
+        return stats;
+    }
+
+    /// The jitter buffer's state; empty when the port has none.
+    std::optional<midisock_playout_stats> playout_stats() const {
+        midisock_playout_stats stats{};
+        midisock_result r = midisock_port_playout_stats(handle_, &stats);
+        if (r == MIDISOCK_RESULT_NOT_ENABLED) return std::nullopt;
+        detail::check(r);
         return stats;
     }
 
@@ -497,6 +536,22 @@ public:
         return stats;
     }
 
+    /// Each played-out client's jitter buffer (its address in `peer`); empty when the server has
+    /// no jitter buffer.
+    std::optional<std::vector<midisock_client_playout_stats>> playout_stats() const {
+        std::vector<midisock_client_playout_stats> clients;
+        size_t count = 0;
+        midisock_result r = midisock_server_playout_stats(handle_, nullptr, 0, &count);
+        while (r == MIDISOCK_RESULT_BUFFER_TOO_SMALL) {
+            clients.resize(count + 4); // clients may arrive meanwhile
+            r = midisock_server_playout_stats(handle_, clients.data(), clients.size(), &count);
+        }
+        if (r == MIDISOCK_RESULT_NOT_ENABLED) return std::nullopt;
+        detail::check(r);
+        clients.resize(count);
+        return clients;
+    }
+
     /// Broadcasts to every connected client; never blocks on a client.
     void send(const uint8_t *bytes, size_t len) const {
         detail::check(midisock_server_send(handle_, bytes, len));
@@ -506,21 +561,22 @@ public:
 
     /// The next message from any client; blocks. Throws error(MIDISOCK_RESULT_CLOSED) once closed.
     message receive() const {
-        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_server_receive(handle_, b, n, len, ts);
+        return *detail::receive_with([this](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_server_receive_message(handle_, MIDISOCK_WAIT_FOREVER, b, n, len, info);
         });
     }
 
     std::optional<message> try_receive() const {
-        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_server_try_receive(handle_, b, n, len, ts);
+        return detail::receive_with([this](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_server_receive_message(handle_, 0, b, n, len, info);
         });
     }
 
     std::optional<message> receive_for(std::chrono::milliseconds timeout) const {
+        // 0 is a poll (nothing: MIDISOCK_RESULT_WOULD_BLOCK), the same empty result.
         uint64_t ms = detail::millis(timeout);
-        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, uint64_t *ts) {
-            return midisock_server_receive_timeout(handle_, ms, b, n, len, ts);
+        return detail::receive_with([this, ms](uint8_t *b, size_t n, size_t *len, midisock_received_info *info) {
+            return midisock_server_receive_message(handle_, ms, b, n, len, info);
         });
     }
 

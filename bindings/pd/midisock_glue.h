@@ -144,6 +144,32 @@ int msg_link_panic(msg_link *link, char error[MSG_ERROR_LEN]);
 int msg_link_reset(msg_link *link, char error[MSG_ERROR_LEN]);
 
 /**
+ * Sets the jitter buffer for the link's next msg_link_connect or msg_link_serve (an open
+ * connection or server keeps the one it was made with): "off" (the default), "auto" (adaptive),
+ * or a fixed delay in milliseconds, 0 to 10000 ("15", "12.5"). With it on, received messages
+ * come out at their played-out time: the sender's time plus the estimated clock offset plus the
+ * delay, so network jitter becomes a fixed latency (midisock peers stamp what they send when
+ * asked; messages from mido peers come out on arrival). Returns -1 with a sentence in `error`
+ * for anything else, and changes nothing.
+ */
+int msg_link_set_jitter_buffer(msg_link *link, const char *setting, char error[MSG_ERROR_LEN]);
+
+/** One figure of msg_link_stats: `peer` (the server's or the client's address), a name and a
+ *  value (times in milliseconds). */
+typedef void (*msg_stat_callback)(void *context, const char *peer, const char *name, double value);
+
+/**
+ * Reports the jitter buffer's state through `each`, figure by figure, for the connection (a
+ * client) or for every connected client that stamps its messages (a server: midisock peers, not
+ * mido): offset_ms and
+ * jitter_p50_ms / jitter_p999_ms once measured, then delay_ms, queued, held_note_offs, pushed,
+ * delivered, late, stale_notes_dropped, stale_note_offs_dropped, delivered_early_full, restarts.
+ * Returns 1 when the buffer is on (a server with no such client reports nothing), 0 when it is
+ * off, -1 with a sentence in `error` when not connected or listening.
+ */
+int msg_link_stats(msg_link *link, msg_stat_callback each, void *context, char error[MSG_ERROR_LEN]);
+
+/**
  * Hands the host what happened since the last poll: status changes, then at most
  * `max_messages` received messages in arrival order. Never blocks. Returns 1 while the link
  * is connecting, connected or listening (keep polling), 0 when idle.

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void say(char error[MSG_ERROR_LEN], const char *format, ...) {
     va_list args;
@@ -43,6 +44,8 @@ typedef struct {
     pthread_mutex_t lock;
     int references;
     int done;
+    uint32_t jitter_mode; /* the link's jitter buffer when the attempt started */
+    uint64_t jitter_delay_us;
     midisock_port *port; /* the result, when done and connected */
     char error[MSG_ERROR_LEN];
     char address[];
@@ -66,6 +69,8 @@ struct msg_link {
     size_t pending_count;
     uint8_t *buffer; /* received bytes; grown for long sysex */
     size_t buffer_len;
+    uint32_t jitter_mode; /* for the next connect or serve (msg_link_set_jitter_buffer) */
+    uint64_t jitter_delay_us;
 };
 
 static void queue_status(msg_link *link, msg_status status, long number, const char *text) {
@@ -107,6 +112,9 @@ static void *attempt_run(void *arg) {
     if (result == MIDISOCK_RESULT_OK) {
         result = midisock_connect_options_set_reconnect(options, RECONNECT_INITIAL_MS, RECONNECT_MAX_MS,
                                                         RECONNECT_MAX_ATTEMPTS);
+    }
+    if (result == MIDISOCK_RESULT_OK) {
+        result = midisock_connect_options_set_jitter_buffer(options, attempt->jitter_mode, attempt->jitter_delay_us);
     }
     if (result == MIDISOCK_RESULT_OK) result = midisock_port_connect_with(attempt->address, options, &port);
     if (result != MIDISOCK_RESULT_OK) library_error(result, "cannot connect", error);
@@ -189,6 +197,8 @@ int msg_link_connect(msg_link *link, const char *address, char error[MSG_ERROR_L
         return -1;
     }
     memcpy(attempt->address, address, length + 1);
+    attempt->jitter_mode = link->jitter_mode;
+    attempt->jitter_delay_us = link->jitter_delay_us;
     attempt->references = 2; /* the link and the thread */
     if (pthread_mutex_init(&attempt->lock, NULL) != 0) {
         free(attempt);
@@ -221,6 +231,9 @@ int msg_link_serve(msg_link *link, const char *address, char error[MSG_ERROR_LEN
     midisock_server *server = NULL;
     midisock_result result = midisock_server_config_new(&config);
     if (result == MIDISOCK_RESULT_OK) result = midisock_server_config_set_shutdown_flush_ms(config, SERVER_SHUTDOWN_FLUSH_MS);
+    if (result == MIDISOCK_RESULT_OK) {
+        result = midisock_server_config_set_jitter_buffer(config, link->jitter_mode, link->jitter_delay_us);
+    }
     if (result == MIDISOCK_RESULT_OK) result = midisock_server_bind_with(address, config, &server);
     if (result != MIDISOCK_RESULT_OK) library_error(result, "cannot serve", error);
     midisock_server_config_free(config);
@@ -299,6 +312,96 @@ int msg_link_reset(msg_link *link, char error[MSG_ERROR_LEN]) {
     if (link->port != NULL) return link_send_with(link, "reset", midisock_port_reset(link->port), 0, 1, error);
     if (link->server != NULL) return link_send_with(link, "reset", 0, midisock_server_reset(link->server), 0, error);
     return not_open(link, error);
+}
+
+int msg_link_set_jitter_buffer(msg_link *link, const char *setting, char error[MSG_ERROR_LEN]) {
+    if (strcasecmp(setting, "off") == 0) { /* any case, as libmidisock takes "auto" */
+        link->jitter_mode = MIDISOCK_JITTER_MODE_OFF;
+        link->jitter_delay_us = 0;
+        return 0;
+    }
+    /* libmidisock reads the one text form every midisock front end takes. */
+    uint32_t mode = 0;
+    uint64_t delay_us = 0;
+    midisock_result result = midisock_jitter_buffer_parse(setting, &mode, &delay_us);
+    if (result != MIDISOCK_RESULT_OK) {
+        char detail[MSG_ERROR_LEN];
+        size_t len = 0;
+        if (midisock_last_error_message(detail, sizeof detail, &len) != MIDISOCK_RESULT_OK) detail[0] = '\0';
+        const char *colon = strstr(detail, ": "); /* after the function's name */
+        say(error, "%s, or off", colon != NULL ? colon + 2 : midisock_result_str(result));
+        return -1;
+    }
+    link->jitter_mode = mode;
+    link->jitter_delay_us = delay_us;
+    return 0;
+}
+
+/* The figures of one jitter buffer, in msg_link_stats's order. */
+static void report_stats(const char *peer, const midisock_playout_stats *stats, msg_stat_callback each,
+                         void *context) {
+    if (stats->has_offset) each(context, peer, "offset_ms", (double)stats->offset_ns / 1e6);
+    if (stats->has_jitter) {
+        each(context, peer, "jitter_p50_ms", (double)stats->jitter_p50_ns / 1e6);
+        each(context, peer, "jitter_p999_ms", (double)stats->jitter_p999_ns / 1e6);
+    }
+    each(context, peer, "delay_ms", (double)stats->delay_ns / 1e6);
+    each(context, peer, "queued", (double)stats->queued);
+    each(context, peer, "held_note_offs", (double)stats->held_note_offs);
+    each(context, peer, "pushed", (double)stats->pushed);
+    each(context, peer, "delivered", (double)stats->delivered);
+    each(context, peer, "late", (double)stats->late);
+    each(context, peer, "stale_notes_dropped", (double)stats->stale_notes_dropped);
+    each(context, peer, "stale_note_offs_dropped", (double)stats->stale_note_offs_dropped);
+    each(context, peer, "delivered_early_full", (double)stats->delivered_early_full);
+    each(context, peer, "restarts", (double)stats->restarts);
+}
+
+/* A server's clients' buffers: asks how many, then reads them into an array that size (a few
+ * more, as clients come and go meanwhile). */
+static int server_stats(msg_link *link, msg_stat_callback each, void *context, char error[MSG_ERROR_LEN]) {
+    size_t count = 0;
+    midisock_result result = midisock_server_playout_stats(link->server, NULL, 0, &count);
+    for (int tries = 0; result == MIDISOCK_RESULT_BUFFER_TOO_SMALL && tries < 3; tries++) {
+        size_t capacity = count + 8;
+        midisock_client_playout_stats *clients = malloc(capacity * sizeof *clients);
+        if (clients == NULL) {
+            say(error, "out of memory");
+            return -1;
+        }
+        result = midisock_server_playout_stats(link->server, clients, capacity, &count);
+        if (result == MIDISOCK_RESULT_OK) {
+            for (size_t i = 0; i < count; i++) report_stats(clients[i].peer, &clients[i].stats, each, context);
+        }
+        free(clients);
+    }
+    if (result == MIDISOCK_RESULT_NOT_ENABLED) return 0;
+    if (result != MIDISOCK_RESULT_OK) {
+        library_error(result, "cannot read the server's stats", error);
+        return -1;
+    }
+    return 1;
+}
+
+int msg_link_stats(msg_link *link, msg_stat_callback each, void *context, char error[MSG_ERROR_LEN]) {
+    if (link->server != NULL) return server_stats(link, each, context, error);
+    if (link->port == NULL) {
+        if (link->attempt != NULL) {
+            say(error, "still connecting to %s", link->address);
+        } else {
+            say(error, "not connected: send 'connect host:port' or 'serve host:port' first");
+        }
+        return -1;
+    }
+    midisock_playout_stats stats;
+    midisock_result result = midisock_port_playout_stats(link->port, &stats);
+    if (result == MIDISOCK_RESULT_NOT_ENABLED) return 0;
+    if (result != MIDISOCK_RESULT_OK) {
+        library_error(result, "cannot read the connection's stats", error);
+        return -1;
+    }
+    report_stats(link->address, &stats, each, context);
+    return 1;
 }
 
 /* A connection attempt that finished becomes the link's port (or an error). */

@@ -234,11 +234,53 @@ static void midisock_reset(t_midisock *x) {
     if (msg_link_reset(x->link, error) != 0 && error[0] != '\0') pd_error(x, "midisock: %s", error);
 }
 
+/* jitter_buffer off | auto | <ms>: kept for the next connect or serve (see midisock_glue.h). */
+static void midisock_jitter_buffer(t_midisock *x, t_symbol *s, int argc, t_atom *argv) {
+    (void)s;
+    char setting[64], error[MSG_ERROR_LEN];
+    if (argc == 1 && argv[0].a_type == A_SYMBOL) {
+        snprintf(setting, sizeof setting, "%s", atom_getsymbol(&argv[0])->s_name);
+    } else if (argc == 1 && argv[0].a_type == A_FLOAT) {
+        /* Plain decimal digits, as the text form takes them: 12.5 -> "12.5", 1e-05 -> "0.00001". */
+        snprintf(setting, sizeof setting, "%.6f", (double)atom_getfloat(&argv[0]));
+        char *end = setting + strlen(setting) - 1;
+        while (*end == '0') *end-- = '\0';
+        if (*end == '.') *end = '\0';
+    } else {
+        pd_error(x, "midisock: jitter_buffer takes off, auto or a delay in milliseconds (0 to 10000)");
+        return;
+    }
+    if (msg_link_set_jitter_buffer(x->link, setting, error) != 0) pd_error(x, "midisock: jitter_buffer: %s", error);
+}
+
+/* stats: the jitter buffer's figures on the status outlet, `stats <peer> <name> <value>` each,
+ * or `stats off`. */
+static void on_stat(void *context, const char *peer, const char *name, double value) {
+    t_midisock *x = context;
+    t_atom figure[3];
+    SETSYMBOL(&figure[0], gensym(peer));
+    SETSYMBOL(&figure[1], gensym(name));
+    SETFLOAT(&figure[2], (t_float)value);
+    outlet_anything(x->status_out, gensym("stats"), 3, figure);
+}
+
+static void midisock_stats(t_midisock *x) {
+    char error[MSG_ERROR_LEN];
+    int on = msg_link_stats(x->link, on_stat, x, error);
+    if (on < 0) {
+        pd_error(x, "midisock: stats: %s", error);
+    } else if (on == 0) {
+        t_atom off;
+        SETSYMBOL(&off, gensym("off"));
+        outlet_anything(x->status_out, gensym("stats"), 1, &off);
+    }
+}
+
 static void midisock_anything(t_midisock *x, t_symbol *s, int argc, t_atom *argv) {
     (void)argc, (void)argv;
     pd_error(x,
              "midisock: unknown message '%s' (try connect, serve, disconnect, note, noteoff, cc, bend, "
-             "program, touch, polytouch, sysex, send, panic, reset)",
+             "program, touch, polytouch, sysex, send, panic, reset, jitter_buffer, stats)",
              s->s_name);
 }
 
@@ -291,6 +333,8 @@ __attribute__((visibility("default"))) void midisock_setup(void) {
     }
     class_addmethod(midisock_class, (t_method)midisock_panic, gensym("panic"), 0);
     class_addmethod(midisock_class, (t_method)midisock_reset, gensym("reset"), 0);
+    class_addmethod(midisock_class, (t_method)midisock_jitter_buffer, gensym("jitter_buffer"), A_GIMME, 0);
+    class_addmethod(midisock_class, (t_method)midisock_stats, gensym("stats"), 0);
     class_addlist(midisock_class, (t_method)midisock_list);
     class_addfloat(midisock_class, (t_method)midisock_float);
     class_addanything(midisock_class, (t_method)midisock_anything);

@@ -3,7 +3,8 @@
 //! - `cargo xtask install-pd [--dir DIR]` builds libmidisock (release) and the external, linked
 //!   statically (nothing else to install), and copies it with its help patch into
 //!   `DIR/midisock/` — by default `~/.local/lib/pd/extra`, which Pd searches on Linux.
-//! - `cargo xtask pd-test` (also part of `cargo xtask test`) installs Debian's Pd
+//! - `cargo xtask pd-test [WORD]` (also part of `cargo xtask test`; WORD: only the tests whose
+//!   name contains it) installs Debian's Pd
 //!   (`puredata-core`, `puredata-dev`) and valgrind where missing, installs the external into
 //!   `target/pd/extra` the same way, and runs a headless Pd (`bindings/pd/tests/harness.pd`)
 //!   against real mido 1.3.3 peers: Pd → mido server (every channel message type, sysex,
@@ -158,8 +159,17 @@ fn ensure_build_tools() -> Result<(), String> {
 }
 
 pub fn test(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("pd-test takes no arguments, got {unknown:?}"));
+    // `cargo xtask pd-test WORD`: only the tests whose name contains WORD (and no throughput),
+    // for working on one feature.
+    let only = match args {
+        [] => None,
+        [word] if !word.starts_with('-') => Some(word.as_str()),
+        other => return Err(format!("usage: cargo xtask pd-test [WORD], got {other:?}")),
+    };
+    let selected: Vec<&(&str, suite::Test)> =
+        TESTS.iter().filter(|(name, _)| only.is_none_or(|word| name.contains(word))).collect();
+    if selected.is_empty() {
+        return Err(format!("no Pd test's name contains {:?}", only.unwrap_or_default()));
     }
     ensure_build_tools()?;
     env::ensure_debian_packages(&[("test -x /usr/bin/pd", "puredata-core"), ("valgrind --version", "valgrind")])?;
@@ -179,14 +189,16 @@ pub fn test(args: &[String]) -> Result<(), String> {
     let mut tally = Tally::default();
     tally.record("glue_test.c: the Pd-free half on its own [ASan+UBSan]", glue_test(&work));
     tally.record("the help patch opens and creates every object", suite.help_patch_loads());
-    for (name, test) in TESTS {
+    for (name, test) in &selected {
         tally.record(name, test(&suite).map(|_| ()));
     }
-    tally.record("throughput", suite.throughput());
+    if only.is_none() {
+        tally.record("throughput", suite.throughput());
+    }
 
     let logs = work.join("valgrind");
     fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    for (index, (name, test)) in TESTS.iter().enumerate() {
+    for (index, (name, test)) in selected.iter().enumerate() {
         let log = logs.join(format!("{index}.log"));
         let suite = Suite { valgrind: Some(log.clone()), ..suite.clone() };
         let result = test(&suite).and_then(|_| check_valgrind_log(&log));

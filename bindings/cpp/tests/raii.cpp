@@ -286,6 +286,39 @@ static void reconnecting() {
           MIDISOCK_RESULT_INVALID_ARGUMENT);
 }
 
+static void jitter_buffer() {
+    // Bad settings throw before anything connects.
+    CHECK(error_code([] { midisock::connect_options().jitter_buffer(MIDISOCK_JITTER_MODE_AUTO, 5ms); }) ==
+          MIDISOCK_RESULT_INVALID_ARGUMENT);
+    CHECK(error_code([] { midisock::server_config().jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, 11s); }) ==
+          MIDISOCK_RESULT_INVALID_ARGUMENT);
+    CHECK(error_code([] { midisock::server_config().jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, -1us); }) ==
+          MIDISOCK_RESULT_INVALID_ARGUMENT);
+
+    // Without a buffer: no stats, no sender times.
+    midisock::server plain("127.0.0.1:0");
+    auto plain_client = midisock::port::connect(address_of(plain));
+    CHECK(!plain_client.playout_stats() && !plain.playout_stats());
+    plain_client.send(midisock::message::from_text("note_on channel=0 note=1 velocity=2"));
+    CHECK(!plain.receive().sender_ns);
+
+    // Both ends with a fixed delay: every message in order; a stamped one carries the sender's
+    // time, played out no earlier than that + the delay.
+    midisock::server server("127.0.0.1:0", midisock::server_config().jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, 3ms));
+    auto client = midisock::port::connect(
+        address_of(server), midisock::connect_options().jitter_buffer(MIDISOCK_JITTER_MODE_AUTO));
+    wait_for_clients(server, 1);
+    for (uint8_t note = 0; note < 20; note++) client.send({0x90, note, 100});
+    for (uint8_t note = 0; note < 20; note++) {
+        auto m = server.receive_for(10s);
+        CHECK(m && m->bytes == std::vector<uint8_t>({0x90, note, 100}));
+        if (m->sender_ns) CHECK(m->timestamp_ns >= *m->sender_ns + 3000000);
+    }
+    auto clients = server.playout_stats();
+    CHECK(clients && clients->size() <= 1);
+    for (const auto &entry : *clients) CHECK(entry.stats.delay_ns == 3000000);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         std::cerr << "usage: raii CERT.pem KEY.pem\n";
@@ -298,6 +331,7 @@ int main(int argc, char **argv) {
     threads();
     protections(argv[1], argv[2]);
     reconnecting();
+    jitter_buffer();
     std::cout << "raii: ok (libmidisock " << midisock::version() << ")\n";
     return 0;
 }

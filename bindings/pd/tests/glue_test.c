@@ -127,6 +127,19 @@ int main(void) {
     CHECK(msg_link_serve(link, "localhost:-1", error) == -1, "port -1");
     CHECK(msg_link_send(link, (const uint8_t[]){0xF8}, 1, error) == -1 && strstr(error, "not connected") != NULL,
           "send while idle");
+
+    /* The jitter buffer setting: the text form, or off; anything else refused with the forms. */
+    const char *good[] = {"off", "Off", "auto", "AUTO", "0", "12.5", "10000"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        CHECK(msg_link_set_jitter_buffer(link, good[i], error) == 0, "jitter_buffer %s: %s", good[i], error);
+    }
+    const char *bad[] = {"", "-1", "10000.5", "soon", "of", "1e3", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        error[0] = '\0';
+        CHECK(msg_link_set_jitter_buffer(link, bad[i], error) == -1 && strstr(error, "\"auto\", or off") != NULL,
+              "jitter_buffer %s: %s", bad[i], error);
+    }
+    CHECK(msg_link_stats(link, NULL, NULL, error) == -1 && strstr(error, "not connected") != NULL, "stats while idle");
     msg_link_free(link);
     msg_link_free(NULL);
 

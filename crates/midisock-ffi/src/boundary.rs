@@ -123,6 +123,46 @@ pub(crate) unsafe fn try_out<'a, T: Copy>(ptr: *mut T, argument: &str) -> Result
     unsafe { ptr.as_mut() }.map(Out).ok_or_else(|| Failure::null(argument))
 }
 
+/// An output array of `capacity` elements (`T *items, size_t capacity`), written whole or not
+/// at all. NULL is accepted with a capacity of 0 only: the usual way to ask how many there are.
+pub(crate) struct OutArray<'a, T> {
+    ptr: *mut T,
+    capacity: usize,
+    _slots: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T: Copy> OutArray<'_, T> {
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Writes `items`, which the caller checked fit.
+    pub fn write(self, items: &[T]) {
+        assert!(items.len() <= self.capacity, "the caller checks the capacity");
+        for (i, item) in items.iter().enumerate() {
+            // SAFETY: `i < capacity`, and the creator of this value guarantees `capacity`
+            // writable elements. `write` does not read the (possibly uninitialised) old value.
+            unsafe { self.ptr.add(i).write(*item) };
+        }
+    }
+}
+
+/// The output array behind `items` and `capacity`.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `capacity` properly aligned `T`s for `'a`, and nothing
+/// else accesses them meanwhile.
+pub(crate) unsafe fn try_out_array<'a, T>(
+    ptr: *mut T,
+    capacity: usize,
+    argument: &str,
+) -> Result<OutArray<'a, T>, Failure> {
+    if ptr.is_null() && capacity > 0 {
+        return Err(Failure::null(argument));
+    }
+    Ok(OutArray { ptr, capacity, _slots: std::marker::PhantomData })
+}
+
 /// The bytes of an input buffer. NULL is refused even with `len` 0: a NULL buffer is almost
 /// always a bug in the caller.
 ///

@@ -2,7 +2,9 @@
 
 use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str};
 use crate::errors::Failure;
+use crate::jitter::delay_mode;
 use crate::result::midisock_result;
+use midisock_core::timing::PlayoutConfig;
 use midisock_core::{ConnectOptions, Reconnect, TlsClient};
 use parking_lot::Mutex;
 use std::ffi::c_char;
@@ -243,6 +245,35 @@ impl midisock_connect_options {
             let name = unsafe { try_str(name, "name")? };
             // SAFETY: the caller guarantees `options` is a live handle.
             unsafe { midisock_connect_options::update(options, |s| s.tls_server_name = Some(name.to_owned())) }
+        })
+    }
+
+    /// Plays received messages out through a jitter buffer (see `midisock_jitter_mode`):
+    /// `MIDISOCK_JITTER_MODE_FIXED` with `delay_us` from 0 to `MIDISOCK_JITTER_MAX_DELAY_US`,
+    /// `MIDISOCK_JITTER_MODE_AUTO` or `MIDISOCK_JITTER_MODE_OFF` with `delay_us` 0. The port
+    /// asks its peer for sender timestamps when it connects; a midisock peer stamps what it
+    /// sends from then on, a mido peer ignores the request and its messages are delivered on
+    /// arrival. Received messages then carry the played-out time as their timestamp, and the
+    /// sender's time (`midisock_port_receive_message`); `midisock_port_playout_stats` reads the
+    /// buffer. Default: off.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` (an unknown mode, a delay above the limit, or
+    /// a delay other than 0 with OFF or AUTO; nothing changed).
+    ///
+    /// # Safety
+    /// `options` is a live options handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_connect_options_set_jitter_buffer(
+        options: *mut midisock_connect_options,
+        mode: u32,
+        delay_us: u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_connect_options_set_jitter_buffer", {
+            let playout = delay_mode(mode, delay_us)?.map(PlayoutConfig::new);
+            // SAFETY: the caller guarantees `options` is a live handle.
+            unsafe { midisock_connect_options::update(options, |s| s.options.jitter_buffer = playout) }
         })
     }
 

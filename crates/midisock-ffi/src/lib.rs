@@ -47,6 +47,7 @@
 mod boundary;
 mod connect_options;
 mod errors;
+mod jitter;
 mod link;
 mod message;
 mod port;
@@ -57,10 +58,15 @@ mod server_config;
 
 pub use connect_options::midisock_connect_options;
 pub use errors::midisock_last_error_message;
+pub use jitter::{
+    midisock_client_playout_stats, midisock_jitter_buffer_parse, midisock_jitter_mode, midisock_playout_stats,
+    midisock_received_info, MIDISOCK_JITTER_MAX_DELAY_US, MIDISOCK_PEER_TEXT_LEN,
+};
 pub use message::{midisock_message_from_text, midisock_message_to_text};
 pub use port::{
     midisock_link_state, midisock_link_status, midisock_parser_statistics, midisock_port, midisock_receive_callback,
 };
+pub use receive::MIDISOCK_WAIT_FOREVER;
 pub use result::midisock_result;
 pub use server::{midisock_server, midisock_server_statistics};
 pub use server_config::{midisock_server_config, midisock_sysex_policy};

@@ -2,6 +2,7 @@
 //! policy, or accepted by a server) or a core `ReconnectingPort`. The C functions speak to this
 //! one type; each call goes to the core's own method, so no behaviour is written twice.
 
+use midisock_core::timing::PlayoutStats;
 use midisock_core::{
     panic_messages, reset_messages, Error, LinkState, Message, ParserStats, Received, ReconnectingPort, SocketPort,
 };
@@ -104,6 +105,15 @@ impl Link {
         match self {
             Link::Plain(p) => p.parser_stats(),
             Link::Reconnecting(p) => p.parser_stats(),
+        }
+    }
+
+    /// The jitter buffer's state (a reconnecting port: its current connection's); `None` when it
+    /// is off, or while a reconnecting port is down.
+    pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
+        match self {
+            Link::Plain(p) => p.playout_stats(),
+            Link::Reconnecting(p) => p.playout_stats(),
         }
     }
 

@@ -5,9 +5,10 @@ use crate::boundary::{
 };
 use crate::connect_options::midisock_connect_options;
 use crate::errors::Failure;
+use crate::jitter::{midisock_playout_stats, midisock_received_info};
 use crate::link::Link;
 use crate::message::{decode_outgoing, write_text, Outgoing};
-use crate::receive::{self, receive_out, Kept, ReceiveOut, Wait};
+use crate::receive::{self, receive_message_out, receive_out, wait_for, Kept, ReceiveOut, Wait};
 use crate::result::midisock_result;
 use midisock_core::{LinkState, ParserStats, Received, SocketPort};
 use std::ffi::{c_char, c_void};
@@ -116,7 +117,8 @@ impl From<&LinkState> for midisock_link_status {
 /// - `user_data`: the pointer given to `midisock_port_set_callback`, untouched.
 /// - `bytes[0..len]`: one whole MIDI message (status byte first; sysex with F0 ... F7). The
 ///   bytes are valid only during the call: copy what you keep.
-/// - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read.
+/// - `timestamp_ns`: `CLOCK_MONOTONIC` nanoseconds when the message was read (through a jitter
+///   buffer: its played-out time, so the callback runs at that time).
 ///
 /// Runs on the port's own reader thread, named "midisock-cb", one call at a time, in
 /// arrival order. The callback may send on this port or any other and may call
@@ -330,7 +332,9 @@ impl midisock_port {
     }
 
     /// Waits for the next message and writes its bytes to `buf[0..len]`, their count to
-    /// `*len_out` and its receive time (`CLOCK_MONOTONIC` ns) to `*timestamp_out`.
+    /// `*len_out` and its receive time (`CLOCK_MONOTONIC` ns; through a jitter buffer, its
+    /// played-out time) to `*timestamp_out`. `midisock_port_receive_message` also gives the
+    /// sender's time.
     ///
     /// Blocks until a message arrives, the peer closes, or another thread closes the port (no
     /// polling). Thread: any; concurrent receivers each get different messages.
@@ -408,6 +412,38 @@ impl midisock_port {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (port, out) = unsafe { port_args(port, buf, len, len_out, timestamp_out)? };
             port.receive(Wait::Millis(timeout_ms), out)
+        })
+    }
+
+    /// One receive for every need: waits at most `timeout_ms` milliseconds (0: not at all;
+    /// `MIDISOCK_WAIT_FOREVER`: until a message comes or the port is closed), writes the
+    /// message's bytes to `buf[0..len]`, their count to `*len_out`, and its times to
+    /// `*info_out`: the delivery time (through a jitter buffer, the played-out time) and, for a
+    /// message its sender stamped, the sender's time (`midisock_received_info`).
+    ///
+    /// Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// Results: as `midisock_port_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK` (`timeout_ms` 0,
+    /// nothing waiting) and `MIDISOCK_RESULT_TIMED_OUT` (nothing within `timeout_ms`).
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `buf` is valid for writes of `len` bytes; `len_out` and
+    /// `info_out` are valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_receive_message(
+        port: *const midisock_port,
+        timeout_ms: u64,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        info_out: *mut midisock_received_info,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_receive_message", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees every other pointer is valid as documented.
+            let out = unsafe { receive_message_out(buf, len, len_out, info_out)? };
+            port.receive(wait_for(timeout_ms), out)
         })
     }
 
@@ -697,6 +733,41 @@ impl midisock_port {
             // SAFETY: the caller guarantees `stats_out` is valid for a write.
             let stats_out = unsafe { try_out(stats_out, "stats_out")? };
             stats_out.write(port.port.parser_stats().into());
+            Ok(())
+        })
+    }
+
+    /// Writes the state of the port's jitter buffer (`midisock_connect_options_set_jitter_buffer`)
+    /// to `*stats_out`: the clock offset and network jitter it measured, the delay in force, late
+    /// and dropped messages (see `midisock_playout_stats`).
+    ///
+    /// Never blocks for longer than a copy. Thread: any.
+    ///
+    /// A port made with a reconnect policy reports its current connection's buffer (each
+    /// connection starts its own, with counters from 0).
+    ///
+    /// Results: `MIDISOCK_RESULT_NOT_ENABLED` when the port has no jitter buffer, or a
+    /// reconnecting port's connection is down (nothing written).
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `stats_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_playout_stats(
+        port: *const midisock_port,
+        stats_out: *mut midisock_playout_stats,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_playout_stats", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `stats_out` is valid for a write.
+            let stats_out = unsafe { try_out(stats_out, "stats_out")? };
+            let stats = port.port.playout_stats().ok_or_else(|| {
+                Failure::new(
+                    midisock_result::NotEnabled,
+                    "the port has no jitter buffer: midisock_connect_options_set_jitter_buffer turns it on",
+                )
+            })?;
+            stats_out.write(stats.into());
             Ok(())
         })
     }

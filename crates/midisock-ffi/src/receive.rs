@@ -5,6 +5,7 @@
 
 use crate::boundary::{try_bytes_mut, try_out, Out, Outcome};
 use crate::errors::Failure;
+use crate::jitter::midisock_received_info;
 use crate::link::Link;
 use crate::result::midisock_result;
 use midisock_core::{Error, PortServer, Received};
@@ -74,7 +75,24 @@ pub(crate) fn receive(kept: &Kept, source: &impl Source, wait: Wait, out: Receiv
 pub(crate) struct ReceiveOut<'a> {
     pub buf: &'a mut [u8],
     pub len_out: Out<'a, usize>,
-    pub timestamp_out: Out<'a, u64>,
+    pub times: TimesOut<'a>,
+}
+
+/// Where a receive call writes a message's times.
+pub(crate) enum TimesOut<'a> {
+    /// The delivery time only (`_receive`, `_try_receive`, `_receive_timeout`).
+    Timestamp(Out<'a, u64>),
+    /// The delivery time and the sender's (`_receive_message`).
+    Info(Out<'a, midisock_received_info>),
+}
+
+impl TimesOut<'_> {
+    fn write(self, received: &Received) {
+        match self {
+            TimesOut::Timestamp(out) => out.write(received.timestamp_ns),
+            TimesOut::Info(out) => out.write(received.into()),
+        }
+    }
 }
 
 /// What came of asking the core for a message.
@@ -152,7 +170,7 @@ impl Kept {
         }
         let len = received.message.encode(out.buf).expect("the length was checked above");
         out.len_out.write(len);
-        out.timestamp_out.write(received.timestamp_ns);
+        out.times.write(&received);
         Ok(())
     }
 }
@@ -173,10 +191,46 @@ pub(crate) unsafe fn receive_out<'a>(
         Ok(ReceiveOut {
             buf: try_bytes_mut(buf, len, "buf")?,
             len_out: try_out(len_out, "len_out")?,
-            timestamp_out: try_out(timestamp_out, "timestamp_out")?,
+            times: TimesOut::Timestamp(try_out(timestamp_out, "timestamp_out")?),
         })
     }
 }
+
+/// The output arguments of a `_receive_message` function.
+///
+/// # Safety
+/// `buf` is NULL or valid for writes of `len` bytes; `len_out` and `info_out` are NULL or valid
+/// for a write.
+pub(crate) unsafe fn receive_message_out<'a>(
+    buf: *mut u8,
+    len: usize,
+    len_out: *mut usize,
+    info_out: *mut midisock_received_info,
+) -> Result<ReceiveOut<'a>, Failure> {
+    // SAFETY: forwarded from the caller, argument by argument.
+    unsafe {
+        Ok(ReceiveOut {
+            buf: try_bytes_mut(buf, len, "buf")?,
+            len_out: try_out(len_out, "len_out")?,
+            times: TimesOut::Info(try_out(info_out, "info_out")?),
+        })
+    }
+}
+
+/// `MIDISOCK_WAIT_FOREVER` and the other `timeout_ms` of a `_receive_message` function as a
+/// [`Wait`]: 0 does not wait (`MIDISOCK_RESULT_WOULD_BLOCK`), anything else waits that long
+/// (`MIDISOCK_RESULT_TIMED_OUT`).
+pub(crate) fn wait_for(timeout_ms: u64) -> Wait {
+    match timeout_ms {
+        0 => Wait::No,
+        MIDISOCK_WAIT_FOREVER => Wait::Forever,
+        ms => Wait::Millis(ms),
+    }
+}
+
+/// The `timeout_ms` of `midisock_port_receive_message` / `midisock_server_receive_message` that
+/// waits until a message comes or the handle is closed (`UINT64_MAX`).
+pub const MIDISOCK_WAIT_FOREVER: u64 = u64::MAX;
 
 /// A non-blocking or timed receive's answer: the message, or the failure for "nothing came".
 pub(crate) fn fetched(received: Option<Received>, nothing: impl FnOnce() -> Failure) -> Fetched {

@@ -73,6 +73,9 @@ pub enum midisock_result {
     Disconnected = 7305,
     /// A reconnecting port gave up after its maximum number of attempts; it is closed.
     GaveUp = 7306,
+    /// The feature asked about is not on for this port or server (e.g. playout stats without a
+    /// jitter buffer: `midisock_connect_options_set_jitter_buffer`).
+    NotEnabled = 7307,
 
     /// **7400–7499: messages.**
     ///
@@ -126,6 +129,7 @@ impl midisock_result {
             Refused => c"refused by the server",
             Disconnected => c"disconnected, reconnecting",
             GaveUp => c"gave up reconnecting",
+            NotEnabled => c"not enabled",
             InvalidBytes => c"not whole MIDI messages",
             InvalidMessage => c"message value out of range",
             MessageText => c"invalid message text",

@@ -1,12 +1,13 @@
 //! `midisock_server`: listens, broadcasts, receives from every client, hands out connections.
 
 use crate::boundary::{
-    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_ref, try_str, try_text_buf, Outcome,
+    ffi_boundary, from_handle, into_handle, try_bytes, try_out, try_out_array, try_ref, try_str, try_text_buf, Outcome,
 };
 use crate::errors::Failure;
+use crate::jitter::{midisock_client_playout_stats, midisock_received_info};
 use crate::message::{decode_outgoing, write_text, Outgoing};
 use crate::port::midisock_port;
-use crate::receive::{self, receive_out, Kept, ReceiveOut, Wait};
+use crate::receive::{self, receive_message_out, receive_out, wait_for, Kept, ReceiveOut, Wait};
 use crate::result::midisock_result;
 use crate::server_config::midisock_server_config;
 use midisock_core::{PortServer, ServerStats, SocketPort};
@@ -26,6 +27,9 @@ use std::time::Duration;
 pub struct midisock_server {
     server: PortServer,
     kept: Kept,
+    /// Whether the server was bound with a jitter buffer: with one and no client yet, the
+    /// playout stats are an empty list, not "not enabled".
+    jitter_buffer: bool,
 }
 
 /// What a server has accepted, refused and dropped (`midisock_server_stats`). Every field counts
@@ -125,7 +129,7 @@ impl midisock_server {
             // SAFETY: the caller guarantees `server_out` is valid for a write.
             let server_out = unsafe { try_out(server_out, "server_out")? };
             let server = PortServer::bind(address)?;
-            server_out.write(into_handle(midisock_server { server, kept: Kept::default() }));
+            server_out.write(into_handle(midisock_server { server, kept: Kept::default(), jitter_buffer: false }));
             Ok(())
         })
     }
@@ -155,8 +159,10 @@ impl midisock_server {
             let config = unsafe { midisock_server_config::from_ptr(config)? };
             // SAFETY: the caller guarantees `server_out` is valid for a write.
             let server_out = unsafe { try_out(server_out, "server_out")? };
-            let server = PortServer::bind_with(address, config.snapshot())?;
-            server_out.write(into_handle(midisock_server { server, kept: Kept::default() }));
+            let config = config.snapshot();
+            let jitter_buffer = config.jitter_buffer.is_some();
+            let server = PortServer::bind_with(address, config)?;
+            server_out.write(into_handle(midisock_server { server, kept: Kept::default(), jitter_buffer }));
             Ok(())
         })
     }
@@ -256,6 +262,61 @@ impl midisock_server {
         })
     }
 
+    /// Writes the state of each connected client's jitter buffer
+    /// (`midisock_server_config_set_jitter_buffer`) to `items[0..capacity]`, one
+    /// `midisock_client_playout_stats` (the client's address and its stats) per client that
+    /// stamps its messages (a midisock peer that answered the server's request; mido clients,
+    /// whose messages are delivered on arrival, are not listed), and their number to
+    /// `*count_out`. Call it with `items` NULL and
+    /// `capacity` 0 to learn the number; clients come and go, so allow a few more.
+    ///
+    /// Never blocks for longer than a copy. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_NOT_ENABLED` when the server was bound without a jitter buffer;
+    /// `MIDISOCK_RESULT_BUFFER_TOO_SMALL` with the number of clients in `*count_out` and nothing
+    /// else written; `MIDISOCK_RESULT_NULL_ARGUMENT` for a NULL `items` with a `capacity` above 0.
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `items` is NULL (with `capacity` 0) or valid for writes
+    /// of `capacity` elements; `count_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_playout_stats(
+        server: *const midisock_server,
+        items: *mut midisock_client_playout_stats,
+        capacity: usize,
+        count_out: *mut usize,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_playout_stats", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `items` is NULL or valid for `capacity` elements.
+            let items = unsafe { try_out_array(items, capacity, "items")? };
+            // SAFETY: the caller guarantees `count_out` is valid for a write.
+            let count_out = unsafe { try_out(count_out, "count_out")? };
+            if !server.jitter_buffer {
+                return Err(Failure::new(
+                    midisock_result::NotEnabled,
+                    "the server has no jitter buffer: midisock_server_config_set_jitter_buffer turns it on",
+                ));
+            }
+            let clients: Vec<midisock_client_playout_stats> = server
+                .server
+                .playout_stats()
+                .into_iter()
+                .map(|(peer, stats)| midisock_client_playout_stats::new(peer, stats))
+                .collect();
+            count_out.write(clients.len());
+            if clients.len() > items.capacity() {
+                return Err(Failure::new(
+                    midisock_result::BufferTooSmall,
+                    format!("{} clients, room for {}", clients.len(), items.capacity()),
+                ));
+            }
+            items.write(&clients);
+            Ok(())
+        })
+    }
+
     /// Broadcasts the MIDI messages in `bytes[0..len]` (one or more whole messages, as for
     /// `midisock_port_send`) to every connected client. Sending with no client connected is not
     /// an error.
@@ -288,8 +349,9 @@ impl midisock_server {
     }
 
     /// Waits for the next message from any client and writes it like `midisock_port_receive`:
-    /// bytes to `buf[0..len]`, their count to `*len_out`, receive time to `*timestamp_out`.
-    /// Messages from all clients are merged in arrival order.
+    /// bytes to `buf[0..len]`, their count to `*len_out`, receive time (through a jitter
+    /// buffer, the played-out time) to `*timestamp_out`. Messages from all clients are merged
+    /// in arrival order (through a jitter buffer, in played-out order).
     ///
     /// Besides what clients send, this delivers the note-offs the server makes when a client
     /// goes away (closed, vanished, or disconnected for not reading) with notes still held: one
@@ -366,6 +428,37 @@ impl midisock_server {
             // SAFETY: the caller guarantees every pointer is valid as documented.
             let (server, out) = unsafe { server_args(server, buf, len, len_out, timestamp_out)? };
             server.receive(Wait::Millis(timeout_ms), out)
+        })
+    }
+
+    /// `midisock_port_receive_message` for a server: waits at most `timeout_ms` milliseconds (0:
+    /// not at all; `MIDISOCK_WAIT_FOREVER`: until a message comes or the server is closed) for a
+    /// message from any client, and writes its bytes, their count and its times (the delivery
+    /// time and, for a stamped message, the sender's) to `buf`, `*len_out` and `*info_out`.
+    ///
+    /// Blocks up to `timeout_ms`. Thread: any.
+    ///
+    /// Results: as `midisock_server_receive`, plus `MIDISOCK_RESULT_WOULD_BLOCK` (`timeout_ms` 0,
+    /// nothing waiting) and `MIDISOCK_RESULT_TIMED_OUT` (nothing within `timeout_ms`).
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `buf` is valid for writes of `len` bytes; `len_out` and
+    /// `info_out` are valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_receive_message(
+        server: *const midisock_server,
+        timeout_ms: u64,
+        buf: *mut u8,
+        len: usize,
+        len_out: *mut usize,
+        info_out: *mut midisock_received_info,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_receive_message", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees every other pointer is valid as documented.
+            let out = unsafe { receive_message_out(buf, len, len_out, info_out)? };
+            server.receive(wait_for(timeout_ms), out)
         })
     }
 

@@ -2,7 +2,9 @@
 
 use crate::boundary::{ffi_boundary, from_handle, into_handle, try_out, try_ref, try_str};
 use crate::errors::Failure;
+use crate::jitter::delay_mode;
 use crate::result::midisock_result;
+use midisock_core::timing::PlayoutConfig;
 use midisock_core::{ServerConfig, SysexPolicy, TlsServer};
 use parking_lot::Mutex;
 use std::ffi::c_char;
@@ -356,6 +358,40 @@ impl midisock_server_config {
         ffi_boundary!("midisock_server_config_set_shutdown_flush_ms", {
             // SAFETY: the caller guarantees `config` is a live handle.
             unsafe { midisock_server_config::update(config, |c| Ok(c.shutdown_flush(Duration::from_millis(flush_ms)))) }
+        })
+    }
+
+    /// Plays each client's messages out through its own jitter buffer (see
+    /// `midisock_jitter_mode`): `MIDISOCK_JITTER_MODE_FIXED` with `delay_us` from 0 to
+    /// `MIDISOCK_JITTER_MAX_DELAY_US`, `MIDISOCK_JITTER_MODE_AUTO` or `MIDISOCK_JITTER_MODE_OFF`
+    /// with `delay_us` 0. The server asks each client it admits for sender timestamps; midisock
+    /// clients stamp what they send, mido clients ignore the request and their messages are
+    /// delivered on arrival. Received messages then carry the played-out time as their
+    /// timestamp, and the sender's time (`midisock_server_receive_message`);
+    /// `midisock_server_playout_stats` reads the buffers. Default: off.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_INVALID_ARGUMENT` (an unknown mode, a delay above the limit, or
+    /// a delay other than 0 with OFF or AUTO; nothing changed).
+    ///
+    /// # Safety
+    /// `config` is a live configuration handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_config_set_jitter_buffer(
+        config: *mut midisock_server_config,
+        mode: u32,
+        delay_us: u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_config_set_jitter_buffer", {
+            let playout = delay_mode(mode, delay_us)?.map(PlayoutConfig::new);
+            // SAFETY: the caller guarantees `config` is a live handle.
+            unsafe {
+                midisock_server_config::update(config, |mut c| {
+                    c.jitter_buffer = playout;
+                    Ok(c)
+                })
+            }
         })
     }
 

@@ -19,6 +19,14 @@ pub const TESTS: &[(&str, Test)] = &[
     ("connects under way: refused sends, replaced, freed", Suite::pending_connects),
     ("reconnect after the mido server restarts: held notes released, sends dropped while down", Suite::reconnect),
     ("bad arguments: a clear error, nothing sent, the connection kept", Suite::bad_arguments),
+    (
+        "jitter_buffer with mido peers: checked, applied at the next connect or serve, no extra bytes",
+        Suite::jitter_buffer_with_mido,
+    ),
+    (
+        "jitter_buffer against a [midisock] sender, both ways: every message in order, stats",
+        Suite::jitter_buffer_end_to_end,
+    ),
 ];
 
 #[derive(Clone)]
@@ -52,12 +60,102 @@ impl Suite {
     fn finish(&self, pd: Pd) -> Result<(), String> {
         pd.quit().map(|_| ())
     }
+}
 
+/// Makes the object serve on `address` and returns the port it listens on (after its
+/// `peers 0`).
+fn serve(pd: &mut Pd, address: &str) -> Result<u16, String> {
+    pd.send(&format!("serve {address}"))?;
+    let port = pd.out.wait_for(
+        "the listening port",
+        |l| l.starts_with("error:"),
+        |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
+    )?;
+    pd.out.expect("status: peers 0")?;
+    Ok(port)
+}
+
+/// Connects the object to a mido server (`address` as typed in the patch, `shown` as the
+/// status outlet reports it) and waits until mido has the connection.
+fn connect_to_mido(pd: &mut Pd, mido: &mut Mido, address: &str, shown: &str) -> Result<(), String> {
+    pd.send_expect(&format!("connect {address}"), &format!("status: connected {shown}"))?;
+    mido.out.expect("connected")
+}
+
+/// Closes the object's connection and waits until the mido peer has seen it close.
+fn disconnect_from_mido(pd: &mut Pd, mido: &mut Mido) -> Result<(), String> {
+    pd.send_expect("disconnect", "status: disconnected")?;
+    mido.out.expect("closed")
+}
+
+/// Asks the harness for its count and waits for the answer: control messages are handled in
+/// order, so everything sent before has been handled once it comes.
+fn sync(pd: &mut Pd) -> Result<(), String> {
+    pd.send("count")?;
+    pd.out.wait_for("the count", |l| l.starts_with("error:"), |l| l.strip_prefix("count: ").map(|_| ()))
+}
+
+/// What `stats` put out: `None` for `stats off`, else each `stats <peer> <name> <value>`.
+type Stats = Option<Vec<(String, String, f64)>>;
+
+/// Sends `stats` and collects its lines (up to the count that follows it).
+fn read_stats(pd: &mut Pd) -> Result<Stats, String> {
+    pd.send("stats")?;
+    pd.send("count")?;
+    let mut figures = Vec::new();
+    let mut off = false;
+    loop {
+        let line = pd.out.wait_for(
+            "the stats",
+            |l| l.starts_with("error:"),
+            |l| (l.starts_with("status: stats ") || l.starts_with("count: ")).then(|| l.to_owned()),
+        )?;
+        if line.starts_with("count: ") {
+            break;
+        }
+        let words: Vec<&str> = line["status: stats ".len()..].split(' ').collect();
+        match words[..] {
+            ["off"] => off = true,
+            [peer, name, value] => {
+                let value = value.parse().map_err(|_| format!("stats: {value:?} in {line:?} is not a number"))?;
+                figures.push((peer.to_owned(), name.to_owned(), value));
+            }
+            _ => return Err(format!("unexpected stats line {line:?}")),
+        }
+    }
+    match (off, figures.is_empty()) {
+        (true, true) => Ok(None),
+        (false, _) => Ok(Some(figures)),
+        (true, false) => Err(format!("stats said off and gave figures: {figures:?}")),
+    }
+}
+
+/// The value of `name` for `peer` among `figures`.
+fn figure(figures: &[(String, String, f64)], peer: &str, name: &str) -> Option<f64> {
+    figures.iter().find(|(p, n, _)| p == peer && n == name).map(|(_, _, v)| *v)
+}
+
+/// Waits for `typed` and `raw` lines of `notes` note-ons (note `i`, velocity 100, channel 1), in
+/// exactly that order: any other typed line on the way fails.
+fn expect_notes_in_order(pd: &mut Pd, notes: usize) -> Result<(), String> {
+    for i in 0..notes {
+        let typed = format!("typed: note {i} 100 1");
+        pd.out.wait_for(
+            &typed,
+            |l| l.starts_with("error:") || l.starts_with("typed:"),
+            |l| (l == typed).then_some(()),
+        )?;
+        let raw = format!("raw: 144 {i} 100");
+        pd.out.wait_for(&raw, |l| l.starts_with("error:") || l.starts_with("typed:"), |l| (l == raw).then_some(()))?;
+    }
+    Ok(())
+}
+
+impl Suite {
     fn pd_to_mido(&self) -> Result<(), String> {
         let (mut mido, port) = self.mido_server()?;
         let mut pd = self.pd()?;
-        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
-        mido.out.expect("connected")?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
         let cases: &[(&str, &str)] = &[
             ("note 60 100 1", "144 60 100"),
             ("note 60 100", "144 60 100"),
@@ -114,15 +212,12 @@ impl Suite {
             pd.out.expect(&format!("typed: {typed}"))?;
             pd.out.expect(&format!("raw: {raw}"))?;
         }
-        pd.send_expect("disconnect", "status: disconnected")?;
-        mido.out.expect("closed")?;
+        disconnect_from_mido(&mut pd, &mut mido)?;
         // The two-atom address form, like [netsend]'s.
-        pd.send_expect(&format!("connect localhost {port}"), &format!("status: connected localhost:{port}"))?;
-        mido.out.expect("connected")?;
+        connect_to_mido(&mut pd, &mut mido, &format!("localhost {port}"), &format!("localhost:{port}"))?;
         pd.send("note 1 2 3")?;
         mido.out.expect("message 146 1 2")?;
-        pd.send_expect("disconnect", "status: disconnected")?;
-        mido.out.expect("closed")?;
+        disconnect_from_mido(&mut pd, &mut mido)?;
         // A second object, made by dynamic patching, connects from its creation arguments.
         pd.send(&format!("patch obj 10 40 midisock connect 127.0.0.1:{port}"))?;
         mido.out.expect("connected")?;
@@ -132,13 +227,7 @@ impl Suite {
 
     fn mido_to_pd(&self) -> Result<(), String> {
         let mut pd = self.pd()?;
-        pd.send("serve 127.0.0.1:0")?;
-        let port = pd.out.wait_for(
-            "the listening port",
-            |l| l.starts_with("error:"),
-            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
-        )?;
-        pd.out.expect("status: peers 0")?;
+        let port = serve(&mut pd, "127.0.0.1:0")?;
         let mut mido = Mido::client(&self.python, &self.peer, port)?;
         pd.out.expect("status: peers 1")?;
         // (mido text, typed outlet, raw outlet)
@@ -184,13 +273,7 @@ impl Suite {
 
     fn pd_broadcast(&self) -> Result<(), String> {
         let mut pd = self.pd()?;
-        pd.send("serve localhost 0")?;
-        let port = pd.out.wait_for(
-            "the listening port",
-            |l| l.starts_with("error:"),
-            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
-        )?;
-        pd.out.expect("status: peers 0")?;
+        let port = serve(&mut pd, "localhost 0")?;
         let mut first = Mido::listener(&self.python, &self.peer, port)?;
         let mut second = Mido::listener(&self.python, &self.peer, port)?;
         pd.out.wait_for("peers 2", |l| l.starts_with("error:"), |l| (l == "status: peers 2").then_some(()))?;
@@ -221,8 +304,7 @@ impl Suite {
         pd.send("note 1 2 3")?;
         pd.expect_error(&format!("note: still connecting to 127.0.0.1:{stalled}: nothing sent"))?;
         // A new connect abandons the one under way.
-        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
-        mido.out.expect("connected")?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
         pd.send("note 1 2 3")?;
         mido.out.expect("message 146 1 2")?;
         // An object freed while its connect is under way (quit frees it): Pd exits cleanly.
@@ -234,8 +316,7 @@ impl Suite {
     fn reconnect(&self) -> Result<(), String> {
         let (mut mido, port) = self.mido_server()?;
         let mut pd = self.pd()?;
-        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
-        mido.out.expect("connected")?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
         // The server starts a note in the patch, then goes away (killed: no goodbye).
         mido.send("note_on channel=2 note=64 velocity=90", 1)?;
         pd.out.expect("typed: note 64 90 3")?;
@@ -255,8 +336,7 @@ impl Suite {
         pd.send("note 4 5 6")?;
         // Control messages are handled in order: once this count is answered, both notes were
         // handled while the link was down (before the server below exists).
-        pd.send("count")?;
-        pd.out.wait_for("the count", |l| l.starts_with("error:"), |l| l.strip_prefix("count: ").map(|_| ()))?;
+        sync(&mut pd)?;
         // The server comes back on the same port; the object finds it by itself.
         let (mut mido, _) = Mido::server(&self.python, &self.peer, port)?;
         pd.out.wait_for(
@@ -303,8 +383,7 @@ impl Suite {
         )?;
         pd.out.expect("status: disconnected")?;
 
-        pd.send_expect(&format!("connect 127.0.0.1:{port}"), &format!("status: connected 127.0.0.1:{port}"))?;
-        mido.out.expect("connected")?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
         let errors: &[(&str, &str)] = &[
             ("note 128 100 1", "note: note 128 is out of range 0..127"),
             ("note 60 100 17", "note: channel 17 is out of range 1..16"),
@@ -328,7 +407,7 @@ impl Suite {
                 "send 60 100",
                 "send: cannot send: midisock_port_send: the bytes hold stray data bytes, undefined status bytes or cut-off messages",
             ),
-            ("frobnicate 1 2", "unknown message 'frobnicate' (try connect, serve, disconnect, note, noteoff, cc, bend, program, touch, polytouch, sysex, send, panic, reset)"),
+            ("frobnicate 1 2", "unknown message 'frobnicate' (try connect, serve, disconnect, note, noteoff, cc, bend, program, touch, polytouch, sysex, send, panic, reset, jitter_buffer, stats)"),
             ("connect", "connect takes an address, host:port (e.g. localhost:8080) or host port"),
             ("connect 8080", "connect takes an address, host:port (e.g. localhost:8080) or host port"),
             ("connect localhost:99999", "connect: address 'localhost:99999': the port must be a number 0..65535"),
@@ -352,6 +431,161 @@ impl Suite {
         mido.out.expect("message 146 1 2")?;
         self.finish(pd)?;
         mido.out.expect("closed")
+    }
+
+    fn jitter_buffer_with_mido(&self) -> Result<(), String> {
+        let (mut mido, port) = self.mido_server()?;
+        let mut pd = self.pd()?;
+        pd.send("stats")?;
+        pd.expect_error("stats: not connected: send 'connect host:port' or 'serve host:port' first")?;
+        let takes = "jitter_buffer takes off, auto or a delay in milliseconds (0 to 10000)";
+        let invalid = |text: &str| {
+            format!(
+                "jitter_buffer: invalid jitter buffer \"{text}\": expected a delay in milliseconds from 0 to 10000 (e.g. \
+                 15 or 12.5) or \"auto\", or off"
+            )
+        };
+        let errors: &[(&str, String)] = &[
+            ("jitter_buffer", takes.to_owned()),
+            ("jitter_buffer 1 2", takes.to_owned()),
+            ("jitter_buffer auto 5", takes.to_owned()),
+            ("jitter_buffer -1", invalid("-1")),
+            ("jitter_buffer 10000.5", invalid("10000.5")),
+            ("jitter_buffer soon", invalid("soon")),
+            ("jitter_buffer 15ms", invalid("15ms")),
+        ];
+        for (command, error) in errors {
+            pd.send(command)?;
+            pd.expect_error(error)?;
+        }
+        // A setting refused leaves the one before: off, so the stats say so.
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
+        if read_stats(&mut pd)?.is_some() {
+            return Err("stats: a connection made without a jitter buffer reports one".into());
+        }
+        // Set while connected: applies from the next connect on.
+        pd.send("jitter_buffer auto")?;
+        if read_stats(&mut pd)?.is_some() {
+            return Err("stats: jitter_buffer applied to the open connection".into());
+        }
+        disconnect_from_mido(&mut pd, &mut mido)?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
+        // mido ignores the request for stamps: the first message it reads is the patch's first.
+        pd.send("note 60 100 1")?;
+        mido.out.wait_for("the note", |l| l.starts_with("message"), |l| (l == "message 144 60 100").then_some(()))?;
+        // And mido's messages, unstamped, come out on arrival.
+        mido.send("note_on channel=0 note=61 velocity=90", 1)?;
+        pd.out.expect("typed: note 61 90 1")?;
+        pd.out.expect("raw: 144 61 90")?;
+        // The client's buffer is on: its delay in force, nothing late (mido's messages are not
+        // stamped, so they come out on arrival).
+        let address = format!("127.0.0.1:{port}");
+        let figures = read_stats(&mut pd)?.ok_or("stats: a client with jitter_buffer auto says off")?;
+        if figure(&figures, &address, "delay_ms").is_none() || figure(&figures, &address, "late") != Some(0.0) {
+            return Err(format!("stats with a mido server: {figures:?}"));
+        }
+        // Off again, for the next connect.
+        pd.send("jitter_buffer off")?;
+        disconnect_from_mido(&mut pd, &mut mido)?;
+        connect_to_mido(&mut pd, &mut mido, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))?;
+        if read_stats(&mut pd)?.is_some() {
+            return Err("stats: jitter_buffer off was not applied at the next connect".into());
+        }
+        disconnect_from_mido(&mut pd, &mut mido)?;
+
+        // A server with a fixed delay and a mido client: every message, on arrival.
+        pd.send("jitter_buffer 12.5")?;
+        let port = serve(&mut pd, "127.0.0.1:0")?;
+        let mut client = Mido::client(&self.python, &self.peer, port)?;
+        pd.out.expect("status: peers 1")?;
+        for i in 0..10 {
+            client.send(&format!("note_on channel=0 note={i} velocity=100"), i + 1)?;
+        }
+        expect_notes_in_order(&mut pd, 10)?;
+        // The server has a buffer (not off), but lists only clients that stamp: not mido.
+        match read_stats(&mut pd)? {
+            None => return Err("stats: a server with jitter_buffer 12.5 says off".into()),
+            Some(figures) if !figures.is_empty() => return Err(format!("stats list a mido client: {figures:?}")),
+            Some(_) => {}
+        }
+        client.close()?;
+        pd.out.expect("status: peers 0")?;
+        self.finish(pd)
+    }
+
+    fn jitter_buffer_end_to_end(&self) -> Result<(), String> {
+        const NOTES: usize = 30;
+        let mut pd = self.pd()?;
+        // A second [midisock] in the patch, driven by `sender ...`, its typed messages and status
+        // printed.
+        for line in [
+            "patch obj 200 20 r sender-in",
+            "patch obj 200 50 midisock",
+            "patch obj 200 80 print sender-status",
+            "patch obj 300 80 print sender-typed",
+            "patch connect 5 0 6 0",
+            "patch connect 6 2 7 0",
+            "patch connect 6 1 8 0",
+        ] {
+            pd.send(line)?;
+        }
+        pd.send("sender serve 127.0.0.1:0")?;
+        let port = pd.out.wait_for(
+            "the sender's port",
+            |l| l.starts_with("error:"),
+            |l| l.strip_prefix("sender-status: listening ")?.parse::<u16>().ok(),
+        )?;
+        // The object under test, a client with an adaptive buffer, receives from the sender.
+        pd.send("jitter_buffer auto")?;
+        pd.send(&format!("connect 127.0.0.1:{port}"))?;
+        // Both ends see it, in either order.
+        pd.out.expect_all(&[&format!("status: connected 127.0.0.1:{port}"), "sender-status: peers 1"])?;
+        // A note to the sender first: once it is in, the sender has read the request for stamps
+        // that came before it, and stamps every note that follows.
+        pd.send("note 127 1 16")?;
+        pd.out.expect("sender-typed: note 127 1 16")?;
+        for i in 0..NOTES {
+            pd.send(&format!("sender note {i} 100 1"))?;
+        }
+        expect_notes_in_order(&mut pd, NOTES)?;
+        let address = format!("127.0.0.1:{port}");
+        let figures = read_stats(&mut pd)?.ok_or("stats: a client with jitter_buffer auto says off")?;
+        let expected = [("delivered", NOTES as f64), ("queued", 0.0)];
+        if expected.iter().any(|(name, value)| figure(&figures, &address, name) != Some(*value))
+            || figure(&figures, &address, "offset_ms").is_none()
+            || figure(&figures, &address, "delay_ms").is_none_or(|ms| ms < 1.0)
+        {
+            return Err(format!("client stats after {NOTES} stamped notes: {figures:?}"));
+        }
+        pd.send("disconnect")?;
+        // Both ends see it, in either order.
+        pd.out.expect_all(&["status: disconnected", "sender-status: peers 0"])?;
+
+        // The other way: the object under test serves with a fixed delay, the sender connects.
+        pd.send("jitter_buffer 5")?;
+        let port = serve(&mut pd, "127.0.0.1:0")?;
+        pd.send(&format!("sender connect 127.0.0.1:{port}"))?;
+        pd.out.expect("status: peers 1")?;
+        // The same the other way: once the sender has the server's note, it has read the request.
+        pd.send("note 127 1 16")?;
+        pd.out.expect("sender-typed: note 127 1 16")?;
+        for i in 0..NOTES {
+            pd.send(&format!("sender note {i} 100 1"))?;
+        }
+        expect_notes_in_order(&mut pd, NOTES)?;
+        let figures = read_stats(&mut pd)?.ok_or("stats: a server with jitter_buffer 5 says off")?;
+        let peers: std::collections::BTreeSet<&str> = figures.iter().map(|(peer, _, _)| peer.as_str()).collect();
+        let peer = match peers.into_iter().collect::<Vec<_>>()[..] {
+            [peer] if peer.starts_with("127.0.0.1:") => peer.to_owned(),
+            ref other => return Err(format!("stats: expected one client, got {other:?}")),
+        };
+        let expected = [("delay_ms", 5.0), ("delivered", NOTES as f64), ("queued", 0.0)];
+        if expected.iter().any(|(name, value)| figure(&figures, &peer, name) != Some(*value))
+            || figure(&figures, &peer, "offset_ms").is_none()
+        {
+            return Err(format!("server stats after {NOTES} stamped notes: {figures:?}"));
+        }
+        self.finish(pd)
     }
 
     pub fn help_patch_loads(&self) -> Result<(), String> {
@@ -385,13 +619,7 @@ impl Suite {
         const FROM_PD: usize = 100_000;
         let mut pd = self.pd()?;
         pd.send("quiet 1")?;
-        pd.send("serve 127.0.0.1:0")?;
-        let port = pd.out.wait_for(
-            "the listening port",
-            |l| l.starts_with("error:"),
-            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
-        )?;
-        pd.out.expect("status: peers 0")?;
+        let port = serve(&mut pd, "127.0.0.1:0")?;
         let mut client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         pd.out.expect("status: peers 1")?;
         let notes: Vec<u8> = (0..INTO_PD).flat_map(|i| [0x90, (i % 128) as u8, 100]).collect();
@@ -452,17 +680,9 @@ impl Suite {
     fn round_trip(&self, pd_args: &[&str]) -> Result<String, String> {
         let mut pd = self.pd_with(pd_args)?;
         pd.send("quiet 1")?;
-        pd.send("serve 127.0.0.1:0")?;
-        let port = pd.out.wait_for(
-            "the listening port",
-            |l| l.starts_with("error:"),
-            |l| l.strip_prefix("status: listening ")?.parse::<u16>().ok(),
-        )?;
+        let port = serve(&mut pd, "127.0.0.1:0")?;
         pd.send("patch connect 1 0 1 0")?;
-        // Control messages are handled in order: once the count after it is answered, the
-        // connection is made.
-        pd.send("count")?;
-        pd.out.wait_for("the count", |l| l.starts_with("error:"), |l| l.strip_prefix("count: ").map(|_| ()))?;
+        sync(&mut pd)?; // the patch connection is made
         let mut client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         client.set_nodelay(true).map_err(|e| e.to_string())?;
         client.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
