@@ -1,6 +1,6 @@
 //! `cargo xtask plugin-gui [--screenshots]`: opens the plugin's real editor (the standalone app,
 //! dummy audio backend) on a virtual X display (Xvfb, Mesa software OpenGL), reads it back with
-//! OCR (tesseract) and drives it with xdotool (at 100 % scaling; see [`run`] for why not 200 %):
+//! OCR (tesseract) and drives it with xdotool, once at 100 % and once at 200 % scaling:
 //!
 //! 1. every label of the window is drawn as text, and the starting state shows (a window of
 //!    empty glyph boxes reads as nothing and fails);
@@ -14,11 +14,18 @@
 //!    then "listening on <address>", and a client connecting shows as "1 client";
 //! 5. resized to 760×700 points, the window grows and every label still reads.
 //!
-//! `--screenshots` also writes three of the screenshots to `docs/` for the README; every run
-//! keeps them all in `<target>/plugin-gui/`.
+//! **200 %** is set the way a Linux desktop sets it: the X resource `Xft.dpi: 192` (what GNOME,
+//! KDE and Xfce write for 200 % scaling), which baseview reads when the window opens. On X11 it
+//! takes precedence over a host's CLAP `gui.set_scale` / VST3 `setContentScaleFactor`, so it is
+//! also what the editor does inside a DAW on such a desktop. The display keeps the resource only
+//! if the X server does not reset when its last client leaves (`Xvfb -noreset`). The 200 % run
+//! checks that the window and its text really are twice as large, then runs the same steps.
+//!
+//! `--screenshots` also writes four of the screenshots to `docs/` for the README; every run
+//! keeps them all in `<target>/plugin-gui/{100,200}/`.
 
 use crate::env;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +42,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ls /usr/lib/*/libGL.so.1", "libgl1"),
     ("ls /usr/lib/*/libX11.so.6", "libx11-6"),
     ("command -v xdotool", "xdotool"),
+    ("command -v xrdb", "x11-xserver-utils"),
     ("command -v tesseract", "tesseract-ocr"),
     ("ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata", "tesseract-ocr-eng"),
     ("command -v import", "imagemagick"),
@@ -45,8 +53,9 @@ const PACKAGES: &[(&str, &str)] = &[
 /// Every wait ends after this long (debug build, software GL and OCR on a busy 2-core machine).
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// OCR reads small UI text better enlarged.
-const OCR_UPSCALE: f64 = 2.0;
+/// OCR reads text best at about twice the size of 100 % UI text: screenshots are enlarged by
+/// this over the editor's scale before OCR.
+const OCR_TEXT_SCALE: f64 = 2.0;
 
 /// The labels the editor always shows.
 const LABELS: &[&str] = &[
@@ -77,6 +86,9 @@ const LABELS: &[&str] = &[
     "Dropped",
 ];
 
+/// The editor's width when it opens, in logical points (the plugin's `editor::DEFAULT_SIZE`).
+const EDITOR_WIDTH: f64 = 480.0;
+
 const LONG_HOST: &str = "a-deliberately-long-host-name-that-does-not-exist-anywhere-at-all.invalid";
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -98,32 +110,65 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let app = env::target_dir().join("debug").join("midisock-standalone");
     let out = env::target_dir().join("plugin-gui");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let display = VirtualDisplay::start()?;
-    // Only 100 %: nice-plug 0.4.2's standalone wrapper accepts `--dpi-scale` but never uses it,
-    // and baseview did not take an `Xft.dpi: 192` resource under Xvfb either, so a 200 % window
-    // cannot be made here (the host sets the scale in a DAW).
-    let editor = Editor::open(&app, &display, 1.0, out.clone())?;
-    check_editor(&editor)?;
+    let mut text_width_100 = None;
+    for scale in [1.0, 2.0] {
+        let percent = (scale * 100.0) as u32;
+        eprintln!("xtask: plugin-gui: the editor at {percent} %");
+        let display = VirtualDisplay::start(scale)?;
+        let editor = Editor::open(&app, &display, scale, out.join(percent.to_string()))?;
+        let start = check_editor(&editor)?;
+        // The 200 % window must really be twice as large, text included (a window that ignored
+        // the scale would pass every other check at 100 % size).
+        let text_width = ["Address", "Direction", "Received"]
+            .iter()
+            .map(|label| start.word(label).map(|w| w.width).ok_or(format!("no {label:?} label at {percent} %")))
+            .sum::<Result<f64, String>>()?;
+        match text_width_100 {
+            None => text_width_100 = Some(text_width),
+            Some(at_100) => {
+                let ratio = text_width / at_100;
+                if !(1.8..=2.2).contains(&ratio) || start.width < 2.0 * EDITOR_WIDTH - 1.0 {
+                    return Err(format!(
+                        "the editor at 200 % is not twice as large: its labels are {ratio:.2}× as wide as at 100 %, \
+                         the window {} px wide (want ≥ {} px)",
+                        start.width,
+                        2.0 * EDITOR_WIDTH
+                    ));
+                }
+                eprintln!(
+                    "xtask: plugin-gui: at 200 % the labels are {ratio:.2}× as wide as at 100 %, the window {} px wide",
+                    start.width
+                );
+            }
+        }
+    }
     if screenshots {
         let docs = env::repo_root().join("docs");
-        for shot in ["connected", "error", "server"] {
-            let from = out.join(format!("{shot}.png"));
-            let to = docs.join(format!("plugin-gui-{shot}.png"));
+        for (percent, shot, name) in [
+            ("100", "connected", "plugin-gui-connected.png"),
+            ("100", "error", "plugin-gui-error.png"),
+            ("100", "server", "plugin-gui-server.png"),
+            ("200", "error", "plugin-gui-error-200.png"),
+        ] {
+            let from = out.join(percent).join(format!("{shot}.png"));
+            let to = docs.join(name);
             std::fs::copy(&from, &to)
                 .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
             eprintln!("xtask: wrote {}", to.display());
         }
     }
     eprintln!(
-        "xtask: plugin-gui: the editor draws its text, connects, shows errors and serves; screenshots in {}",
+        "xtask: plugin-gui: at 100 % and 200 % the editor draws its text, connects, shows errors and serves; \
+         screenshots in {}",
         out.display()
     );
     Ok(())
 }
 
-fn check_editor(editor: &Editor) -> Result<(), String> {
+/// Runs the steps; returns what it read at the start.
+fn check_editor(editor: &Editor) -> Result<Ocr, String> {
     // 1. Text is drawn: every label, and the state of the default address.
-    editor.wait_for("every label and the starting state", "start", |ocr| {
+    let start = editor.wait_for("every label and the starting state", "start", |ocr| {
         LABELS.iter().all(|label| ocr.contains(label))
             && ocr.contains("127.0.0.1:8080")
             && ["could not connect", "connecting to", "connected to"].iter().any(|s| ocr.contains(s))
@@ -185,19 +230,22 @@ fn check_editor(editor: &Editor) -> Result<(), String> {
                 .iter()
                 .all(|label| ocr.contains(label))
     })?;
-    Ok(())
+    Ok(start)
 }
 
-/// Xvfb on a display number it picks itself; stopped on drop.
+/// Xvfb on a display number it picks itself, with the desktop's scale as `Xft.dpi`; stopped on
+/// drop.
 struct VirtualDisplay {
     child: Child,
     name: String,
 }
 
 impl VirtualDisplay {
-    fn start() -> Result<VirtualDisplay, String> {
+    fn start(scale: f64) -> Result<VirtualDisplay, String> {
+        // `-noreset`: otherwise the server resets when xrdb (its only client) leaves, and the
+        // reset clears the resources.
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "2048x1536x24", "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-noreset", "-screen", "0", "2048x1536x24", "-nolisten", "tcp"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -211,7 +259,38 @@ impl VirtualDisplay {
             let _ = child.wait();
             return Err("Xvfb did not report its display number".into());
         }
-        Ok(VirtualDisplay { name: format!(":{number}"), child })
+        let display = VirtualDisplay { name: format!(":{number}"), child };
+        display.set_dpi((96.0 * scale).round() as u32)?;
+        Ok(display)
+    }
+
+    /// Sets `Xft.dpi` (96 per 100 %) and checks that the server kept it.
+    fn set_dpi(&self, dpi: u32) -> Result<(), String> {
+        let resource = format!("Xft.dpi: {dpi}\n");
+        // `-nocpp`: xrdb runs its input through cpp by default, which Debian does not install
+        // with it (xrdb then sets nothing and still exits 0).
+        let mut xrdb = Command::new("xrdb")
+            .args(["-nocpp", "-merge"])
+            .env("DISPLAY", &self.name)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run xrdb: {e}"))?;
+        let written = xrdb.stdin.take().ok_or("xrdb has no stdin")?.write_all(resource.as_bytes());
+        let status = xrdb.wait().map_err(|e| format!("xrdb: {e}"))?;
+        written.map_err(|e| format!("cannot write to xrdb: {e}"))?;
+        if !status.success() {
+            return Err(format!("xrdb -merge failed ({status})"));
+        }
+        let query = Command::new("xrdb")
+            .arg("-query")
+            .env("DISPLAY", &self.name)
+            .output()
+            .map_err(|e| format!("cannot run xrdb: {e}"))?;
+        let resources = String::from_utf8_lossy(&query.stdout);
+        if !resources.lines().any(|line| line.split_whitespace().eq(["Xft.dpi:", &dpi.to_string()])) {
+            return Err(format!("the X server did not keep Xft.dpi: {dpi}; xrdb -query says:\n{resources}"));
+        }
+        Ok(())
     }
 }
 
@@ -291,7 +370,8 @@ impl Editor {
             return Err(format!("import could not screenshot the window ({status})"));
         }
         let big = self.dir.join(format!("{name}.ocr.png"));
-        let resize = format!("{}%", OCR_UPSCALE * 100.0);
+        let upscale = self.ocr_upscale();
+        let resize = format!("{}%", upscale * 100.0);
         let status = Command::new("convert")
             .arg(&png)
             .args(["-resize", &resize])
@@ -311,7 +391,12 @@ impl Editor {
         if !output.status.success() {
             return Err(format!("tesseract failed ({})", output.status));
         }
-        Ok(Ocr::from_tsv(&String::from_utf8_lossy(&output.stdout)))
+        Ok(Ocr::from_tsv(&String::from_utf8_lossy(&output.stdout), upscale))
+    }
+
+    /// How much a screenshot is enlarged for OCR.
+    fn ocr_upscale(&self) -> f64 {
+        OCR_TEXT_SCALE / self.scale
     }
 
     /// Screenshots until `check` passes (the last screenshot stays as `<name>.png`).
@@ -394,7 +479,7 @@ struct Ocr {
 impl Ocr {
     /// Parses tesseract's TSV (level, page, block, par, line, word, left, top, width, height,
     /// conf, text).
-    fn from_tsv(tsv: &str) -> Ocr {
+    fn from_tsv(tsv: &str, upscale: f64) -> Ocr {
         let mut words = Vec::new();
         let mut text = String::new();
         let mut last_line = None;
@@ -402,7 +487,7 @@ impl Ocr {
         for row in tsv.lines().skip(1) {
             let cells: Vec<&str> = row.split('\t').collect();
             if cells.len() >= 10 && cells[0] == "1" {
-                width = cells[8].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+                width = cells[8].parse::<f64>().unwrap_or(0.0) / upscale;
             }
             if cells.len() < 12 || cells[0] != "5" || cells[11].trim().is_empty() {
                 continue;
@@ -415,7 +500,7 @@ impl Ocr {
             }
             last_line = Some(line);
             text.push_str(cells[11]);
-            let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+            let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0) / upscale;
             words.push(Word {
                 text: cells[11].to_string(),
                 x: number(6),
