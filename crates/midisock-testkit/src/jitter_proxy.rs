@@ -61,6 +61,8 @@ pub struct ProxyStats {
     /// For each chunk forwarded towards the upstream (up to `max_recorded`): the time from its
     /// read to the end of its write, in ns. The link's one-way delay as the proxy made it.
     pub held_ns: Vec<u64>,
+    /// The same for chunks going back to the client (a client that receives through the link).
+    pub held_to_client_ns: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -169,8 +171,8 @@ fn accept_loop(listener: TcpListener, config: ProxyConfig, shared: Arc<Shared>) 
         // Finished pumps need no joining later (a dropped handle detaches a finished thread).
         shared.threads.lock().unwrap().retain(|thread| !thread.is_finished());
         let seed = config.seed ^ connection.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let forward = Direction { delay: config.to_upstream, seed, record: true };
-        let back = Direction { delay: config.to_client, seed: !seed, record: false };
+        let forward = Direction { delay: config.to_upstream, seed, towards_upstream: true };
+        let back = Direction { delay: config.to_client, seed: !seed, towards_upstream: false };
         for (from, to, direction) in [(c1, u1, forward), (u2, c2, back)] {
             if let Err(error) = spawn_pump(from, to, direction, &config, &shared) {
                 eprintln!("jitter proxy: cannot start a thread: {error}");
@@ -183,8 +185,8 @@ fn accept_loop(listener: TcpListener, config: ProxyConfig, shared: Arc<Shared>) 
 struct Direction {
     delay: DelayDistribution,
     seed: u64,
-    /// Record held delays (the direction towards the upstream).
-    record: bool,
+    /// Which held delays to record into ([`ProxyStats::held_ns`] or `held_to_client_ns`).
+    towards_upstream: bool,
 }
 
 /// Chunks waiting in one direction, with their release times; `closed` once the reader ended.
@@ -290,8 +292,10 @@ fn write_side(mut to: TcpStream, direction: Direction, max_recorded: usize, pipe
         let mut stats = shared.stats.lock().unwrap();
         stats.chunks += 1;
         stats.bytes += chunk.len() as u64;
-        if direction.record && stats.held_ns.len() < max_recorded {
-            stats.held_ns.push(read_at.elapsed().as_nanos() as u64);
+        let held = read_at.elapsed().as_nanos() as u64;
+        let record = if direction.towards_upstream { &mut stats.held_ns } else { &mut stats.held_to_client_ns };
+        if record.len() < max_recorded {
+            record.push(held);
         }
     }
 }

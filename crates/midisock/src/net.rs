@@ -1,12 +1,13 @@
 //! Socket plumbing shared by ports and the server: connecting, listening, waiting.
 
 use crate::address::Address;
+use crate::clock::monotonic_ns;
 use crate::error::{Error, Result};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The listen backlog: large enough that an accept storm is queued, not refused.
 pub(crate) const LISTEN_BACKLOG: i32 = 1024;
@@ -108,24 +109,25 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Waits until `fd` is readable (data, EOF or error) or `deadline` passes; `None` waits forever.
-/// Returns false on timeout.
-pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
+/// Waits until `fd` is readable (data, EOF or error) or the monotonic clock
+/// ([`crate::monotonic_ns`]) reaches `deadline_ns`; `None` waits forever. Returns false on
+/// timeout.
+///
+/// NOTE: `ppoll`, whose timeout is in nanoseconds, rather than `poll` (milliseconds, which would
+/// have to be rounded up and would wake a playout deadline up to 1 ms late) or `SO_RCVTIMEO`
+/// (rounded to scheduler ticks, 4 ms here). The kernel's timer slack (50 µs by default) is the
+/// only rounding left.
+pub(crate) fn wait_readable(fd: RawFd, deadline_ns: Option<u64>) -> io::Result<bool> {
     loop {
-        let timeout_ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up, so a wait never ends early and spins.
-                left.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
+        let timeout = deadline_ns.map(|deadline| timespec_of(deadline.saturating_sub(monotonic_ns())));
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: `pfd` is one valid pollfd and we pass a count of 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `pfd` is one valid pollfd and we pass a count of 1; `timeout_ptr` is null or
+        // points to a timespec that lives until the call returns; a null signal mask keeps ours.
+        let rc = unsafe { libc::ppoll(&mut pfd, 1, timeout_ptr, std::ptr::null()) };
         match rc {
             1.. => return Ok(true),
-            0 if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
+            0 if deadline_ns.is_some_and(|d| monotonic_ns() >= d) => return Ok(false),
             0 => continue,
             _ => {
                 let e = io::Error::last_os_error();
@@ -134,5 +136,47 @@ pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<
                 }
             }
         }
+    }
+}
+
+/// Sleeps until the monotonic clock reaches `deadline_ns` (at once if it has).
+pub(crate) fn sleep_until(deadline_ns: u64) {
+    let ts = timespec_of(deadline_ns);
+    // SAFETY: `ts` is a valid timespec; with TIMER_ABSTIME the remaining-time pointer is unused.
+    while unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) }
+        == libc::EINTR
+    {}
+}
+
+fn timespec_of(ns: u64) -> libc::timespec {
+    libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long }
+}
+
+/// The monotonic time `timeout` from now, `None` when that is beyond the clock's range (wait
+/// forever).
+pub(crate) fn deadline_after(timeout: Duration) -> Option<u64> {
+    u64::try_from(timeout.as_nanos()).ok().and_then(|ns| monotonic_ns().checked_add(ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn waits_end_at_their_deadline_to_well_under_a_millisecond_and_data_ends_them_early() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&server);
+        let deadline = monotonic_ns() + 3_300_000;
+        assert!(!wait_readable(fd, Some(deadline)).unwrap());
+        assert!(monotonic_ns() >= deadline, "never early");
+        assert!(!wait_readable(fd, Some(0)).unwrap(), "a past deadline only looks");
+        client.write_all(&[0xF8]).unwrap();
+        assert!(wait_readable(fd, deadline_after(Duration::from_secs(60))).unwrap());
+        let before = monotonic_ns() + 1_200_000;
+        sleep_until(before);
+        assert!(monotonic_ns() >= before);
     }
 }

@@ -18,23 +18,37 @@ use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use crate::reconnect::Reconnect;
 use crate::refusal::{self, NoticeScan};
-use crate::timing::{DecoderStats, DelayMode, PlayoutConfig, PlayoutStats};
+use crate::timing::{
+    hello, DecoderStats, DelayMode, PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, STAMP_REQUEST,
+};
 use crate::tls::{self, TlsClient};
 use parking_lot::Mutex;
 use rustls::Connection;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// How long after connecting a port that only sends still looks for its peer's request for
+/// stamps ([`crate::timing`]): a peer asks in its first bytes, so a request is in long before.
+const PROBE_FOR_REQUEST_NS: u64 = 10_000_000_000;
+/// A port that only sends looks at most this often (one `recv(MSG_PEEK)` per look).
+const PROBE_EVERY_NS: u64 = 1_000_000;
+/// The most bytes a look takes in: room for a token hello or a refusal notice (at most 130
+/// bytes each) and a timing hello (at most 19) after it.
+const PROBE_LEN: usize = 256;
+/// While a port whose peer has closed still plays out queued messages, it checks this often
+/// whether it was closed meanwhile.
+const CLOSED_PEER_SLICE_NS: u64 = 10_000_000;
 
 /// The callback thread's name: Linux keeps 15 bytes of a thread name, so it fits whole.
 pub(crate) const CALLBACK_THREAD_NAME: &str = "midisock-cb";
@@ -56,22 +70,31 @@ pub fn connect_timeout(address: impl IntoAddress, timeout: Duration) -> Result<S
 /// reconnect (see [`crate::ReconnectingPort`] for one that does).
 pub fn connect_with(address: impl IntoAddress, options: &ConnectOptions) -> Result<SocketPort> {
     let address = address.into_address()?;
-    let hello = match &options.token {
+    // The first bytes: the token hello, then the request for stamps, in one write.
+    let mut hello = match &options.token {
         Some(token) => {
             crate::auth::validate_token(token)?;
-            Some(crate::auth::hello(token))
+            crate::auth::hello(token)
         }
-        None => None,
+        None => Vec::new(),
     };
+    if options.jitter_buffer.is_some() {
+        hello.extend_from_slice(STAMP_REQUEST);
+    }
     let mut stream = net::connect(&address, options.timeout)?;
     let tls = match &options.tls {
         Some(tls) => Some(handshake_within(tls, &address.host, &mut stream, options.timeout)?),
         None => None,
     };
     let port = SocketPort::from_connected(stream, address.to_string(), tls);
-    // Only a client looks for a refusal notice: servers never receive one.
-    port.inner.receiver.lock().notice_head = Some(Vec::new());
-    if let Some(hello) = hello {
+    {
+        let mut receiver = port.inner.receiver.lock();
+        // Only a client looks for a refusal notice: servers never receive one.
+        receiver.notice_head = Some(Vec::new());
+        receiver.input = TimedInput::new(Parser::new(), options.jitter_buffer);
+        port.inner.stats.lock().playout = receiver.input.playout_stats();
+    }
+    if !hello.is_empty() {
         port.write(&hello)?;
     }
     Ok(port)
@@ -180,9 +203,19 @@ struct PortInner {
     /// [`CALLBACK_THREAD_NUMBER`] of this port's callback thread (0: none).
     callback_thread_number: AtomicU64,
     autoreset: AtomicBool,
-    /// A copy of the parser's counters, updated after each read, so reading them never waits for
-    /// a receiver blocked on the socket.
-    parser_stats: Mutex<ParserStats>,
+    /// The peer asked for stamps (its request was read): the next send answers and stamps from
+    /// then on. Set by whichever thread read the request, read by senders.
+    stamps_asked: AtomicBool,
+    /// A copy of the receiving counters, updated after each read (and each playout), so reading
+    /// them never waits for a receiver blocked on the socket.
+    stats: Mutex<ReceiveStats>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ReceiveStats {
+    parser: ParserStats,
+    decoder: DecoderStats,
+    playout: Option<PlayoutStats>,
 }
 
 struct SendState {
@@ -190,10 +223,18 @@ struct SendState {
     scratch: Vec<u8>,
     /// Notes this port has left sounding on the peer, released by autoreset on close.
     held: HeldNotes,
+    /// Plain, or stamped once the peer asked (see [`crate::timing`]).
+    output: TimedOutput,
+    /// Until when (monotonic ns) a send still looks for the peer's request itself, for a port
+    /// that never receives; `None` once that is decided.
+    probe_until: Option<u64>,
+    /// The earliest time of the next look.
+    next_probe: u64,
 }
 
 struct ReceiveState {
-    parser: Parser,
+    /// The stamp decoder (on the port's parser) and, when asked for, the playout buffer.
+    input: TimedInput,
     pending: VecDeque<Received>,
     peer_closed: bool,
     buf: Box<[u8]>,
@@ -201,13 +242,19 @@ struct ReceiveState {
     /// be MIDI or a refusal notice (see [`crate::refusal`]); `None` once decided, and always on
     /// an accepted port.
     notice_head: Option<Vec<u8>>,
+    /// Bytes taken from the connection so far, and how many of them a send's look for the
+    /// peer's request took (see [`SocketPort::send_all`]): while the two are equal, no receive
+    /// has read anything.
+    bytes_taken: u64,
+    bytes_probed: u64,
 }
 
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
 enum Wait {
     Forever,
-    Until(Instant),
+    /// Until this monotonic time ([`monotonic_ns`]).
+    Until(u64),
     No,
 }
 
@@ -239,13 +286,21 @@ impl SocketPort {
                 stream,
                 tls: tls.map(Mutex::new),
                 name,
-                sender: Mutex::new(SendState { scratch: Vec::new(), held: HeldNotes::default() }),
+                sender: Mutex::new(SendState {
+                    scratch: Vec::new(),
+                    held: HeldNotes::default(),
+                    output: TimedOutput::new(),
+                    probe_until: Some(monotonic_ns().saturating_add(PROBE_FOR_REQUEST_NS)),
+                    next_probe: 0,
+                }),
                 receiver: Mutex::new(ReceiveState {
-                    parser: Parser::new(),
+                    input: TimedInput::new(Parser::new(), None),
                     pending: VecDeque::new(),
                     peer_closed: false,
                     buf: vec![0; READ_CHUNK].into_boxed_slice(),
                     notice_head: None,
+                    bytes_taken: 0,
+                    bytes_probed: 0,
                 }),
                 locally_closed: AtomicBool::new(false),
                 exhausted: AtomicBool::new(false),
@@ -254,7 +309,8 @@ impl SocketPort {
                 callback_installed: AtomicBool::new(false),
                 callback_thread_number: AtomicU64::new(0),
                 autoreset: AtomicBool::new(false),
-                parser_stats: Mutex::new(ParserStats::default()),
+                stamps_asked: AtomicBool::new(false),
+                stats: Mutex::new(ReceiveStats::default()),
             }),
             callback_thread: Mutex::new(None),
         }
@@ -320,12 +376,23 @@ impl SocketPort {
 
     /// Sends several messages in one write (one system call for the batch). Either every message
     /// is valid and all are written in order, or nothing is sent.
+    ///
+    /// When the peer asked for stamps (its jitter buffer is on, see [`crate::timing`]), the first
+    /// send after its request carries the answer, and every message from then on carries this
+    /// port's send time; a peer that did not ask (mido) always gets today's bytes.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
         let mut sender = self.inner.sender.lock();
-        let SendState { scratch, held } = &mut *sender;
+        if sender.output.is_plain() {
+            self.answer_if_asked(&mut sender);
+        }
+        let SendState { scratch, held, output, .. } = &mut *sender;
         scratch.clear();
         // Checked and encoded in one pass: an invalid message fails the batch before any write.
-        let encoded = Message::encode_all_checked(messages, scratch);
+        let encoded = if output.is_plain() {
+            Message::encode_all_checked(messages, scratch)
+        } else {
+            output.encode_all_checked(monotonic_ns(), messages, scratch)
+        };
         let result = encoded.map_err(Error::from).and_then(|()| {
             self.check_sendable()?;
             self.write(scratch).map_err(|e| self.write_failed(e))
@@ -340,6 +407,34 @@ impl SocketPort {
             }
         }
         result
+    }
+
+    /// Switches the output to stamps when the peer asked. A port that never receives would
+    /// never read the request, so during the first seconds after connecting a send looks for it
+    /// itself (see [`PortInner::probe_for_request`]), at most once a millisecond.
+    #[inline]
+    fn answer_if_asked(&self, sender: &mut SendState) {
+        if let Some(until) = sender.probe_until {
+            if !self.inner.stamps_asked.load(Ordering::Acquire) {
+                let now = monotonic_ns();
+                if now >= until {
+                    sender.probe_until = None;
+                } else if now >= sender.next_probe {
+                    sender.next_probe = now.saturating_add(PROBE_EVERY_NS);
+                    // A thread in a receive holds the receiving state: it reads the request
+                    // itself, so there is nothing to look for here.
+                    if let Some(mut state) = self.inner.receiver.try_lock() {
+                        if self.inner.probe_for_request(&mut state) {
+                            sender.probe_until = None;
+                        }
+                    }
+                }
+            }
+        }
+        if self.inner.stamps_asked.load(Ordering::Acquire) {
+            sender.output.answer_stamps();
+            sender.probe_until = None;
+        }
     }
 
     fn write(&self, bytes: &[u8]) -> Result<()> {
@@ -399,7 +494,7 @@ impl SocketPort {
         if let Some(mut state) = self.inner.receiver.try_lock() {
             // A notice may need more than one read; each read here is non-blocking.
             while state.notice_head.is_some() && !state.peer_closed {
-                match self.inner.read_once(&mut state, Some(Instant::now())) {
+                match self.inner.read_once(&mut state, Some(0)) {
                     Ok(true) => continue,
                     Ok(false) | Err(_) => break,
                 }
@@ -437,7 +532,7 @@ impl SocketPort {
 
     /// [`SocketPort::receive_timeout`] with the message's receive timestamp.
     pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
-        let wait = Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until);
+        let wait = net::deadline_after(timeout).map_or(Wait::Forever, Wait::Until);
         self.next(wait)
     }
 
@@ -529,7 +624,7 @@ impl SocketPort {
     /// With a callback installed ([`SocketPort::set_callback`]), the callback thread does the
     /// reading and this call checks its progress every few milliseconds.
     pub fn finish(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = net::deadline_after(timeout);
         if let Err(e) = self.check_open() {
             self.inner.close();
             return Err(e);
@@ -537,7 +632,7 @@ impl SocketPort {
         self.send_releases();
         self.inner.shutdown_write();
         if self.inner.callback_installed.load(Ordering::Acquire) {
-            while !self.is_closed() && deadline.is_none_or(|d| Instant::now() < d) {
+            while !self.is_closed() && deadline.is_none_or(|d| monotonic_ns() < d) {
                 thread::sleep(Duration::from_millis(5));
             }
         } else {
@@ -598,20 +693,26 @@ impl SocketPort {
     /// What the receiving parser has ignored or dropped so far (stray bytes, oversized sysex).
     /// Never blocks, even while another thread (or the callback thread) waits in a receive.
     pub fn parser_stats(&self) -> ParserStats {
-        *self.inner.parser_stats.lock()
+        self.inner.stats.lock().parser
     }
 
-    /// The jitter buffer's state (offset, jitter, delay in force, late messages), or `None`
-    /// when [`ConnectOptions::jitter_buffer`] is off. Never blocks.
+    /// The jitter buffer's state (offset, jitter, delay in force, queued and late messages), or
+    /// `None` when [`ConnectOptions::jitter_buffer`] is off. As of the last read or playout;
+    /// never blocks.
     pub fn playout_stats(&self) -> Option<PlayoutStats> {
-        // SKELETON (timing integration in progress): replaced by the port's real buffer.
-        None
+        self.inner.stats.lock().playout
     }
 
-    /// What the stamp decoder skipped in the received stream (see [`crate::timing`]).
+    /// What the stamp decoder skipped in the received stream (see [`crate::timing`]); zeros for
+    /// a stream without stamps. Never blocks.
     pub fn decoder_stats(&self) -> DecoderStats {
-        // SKELETON (timing integration in progress): replaced by the port's real decoder.
-        DecoderStats::default()
+        self.inner.stats.lock().decoder
+    }
+
+    /// True once this port's peer asked for stamps and this port answers them: what it sends
+    /// carries its send time (see [`crate::timing`]).
+    pub fn sends_stamps(&self) -> bool {
+        self.inner.stamps_asked.load(Ordering::Acquire)
     }
 
     /// Delivers every incoming message to `callback` instead of the receive methods, from a
@@ -697,32 +798,70 @@ impl PortInner {
 
     /// Reads until at least one message is pending: true when one is, false on timeout,
     /// `Err(Closed)` once the port is closed or the peer's stream is exhausted.
+    ///
+    /// With a playout buffer the wait ends at the caller's deadline or when the next queued
+    /// message is due, whichever is first; due messages are moved to `pending` whenever it
+    /// wakes. After the peer closed, what is still queued plays out on schedule before
+    /// `Err(Closed)`.
     fn fill_until_pending(&self, state: &mut ReceiveState, wait: Wait) -> Result<bool> {
         loop {
             self.check_refused()?;
             if self.locally_closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
+            let playout_due = state.input.next_deadline();
+            if playout_due.is_some() {
+                self.play_due(state);
+            }
             if !state.pending.is_empty() {
                 return Ok(true);
             }
-            if state.peer_closed {
-                return Err(Error::Closed);
-            }
-            let deadline = match wait {
+            let caller_deadline = match wait {
                 Wait::Forever => None,
                 Wait::Until(deadline) => Some(deadline),
-                Wait::No => Some(Instant::now()),
+                // Only what the socket holds now.
+                Wait::No => Some(0),
             };
-            if !self.read_once(state, deadline)? {
-                return Ok(false);
+            let playout_due = state.input.next_deadline();
+            let deadline = match (caller_deadline, playout_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if state.peer_closed {
+                // The socket has nothing more to say (and is always readable): wait for the
+                // queue alone, in slices, so a close meanwhile is noticed.
+                let Some(due) = playout_due else { return Err(Error::Closed) };
+                let now = monotonic_ns();
+                if caller_deadline.is_some_and(|d| d <= now && d < due) {
+                    return Ok(false);
+                }
+                net::sleep_until(deadline.unwrap_or(due).min(now.saturating_add(CLOSED_PEER_SLICE_NS)));
+                continue;
             }
+            if !self.read_once(state, deadline)? {
+                // Timed out: at the caller's deadline (done, unless a message fell due at the
+                // same moment), or at the playout's (take it, and wait on).
+                if caller_deadline.is_some_and(|d| monotonic_ns() >= d) {
+                    self.play_due(state);
+                    return Ok(!state.pending.is_empty());
+                }
+            }
+        }
+    }
+
+    /// Moves every queued message that is due now to `pending`.
+    fn play_due(&self, state: &mut ReceiveState) {
+        let ReceiveState { input, pending, .. } = state;
+        let before = pending.len();
+        input.pop_due(monotonic_ns(), |received| pending.push_back(received));
+        if pending.len() != before {
+            self.stats.lock().playout = input.playout_stats();
         }
     }
 
     /// Waits for the socket until `deadline` (forever when `None`) and takes one read: false on
     /// timeout.
-    fn read_once(&self, state: &mut ReceiveState, deadline: Option<Instant>) -> Result<bool> {
+    fn read_once(&self, state: &mut ReceiveState, deadline: Option<u64>) -> Result<bool> {
         let read = match &self.tls {
             None => self.read_plain(&mut state.buf, deadline)?,
             Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
@@ -738,7 +877,7 @@ impl PortInner {
 
     /// One read from the socket, after waiting for it until `deadline` (blocking when `None`).
     /// `None` on timeout; `Some(0)` at the end of the stream.
-    fn read_plain(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>> {
+    fn read_plain(&self, buf: &mut [u8], deadline: Option<u64>) -> Result<Option<usize>> {
         if deadline.is_some() && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)? {
             return Ok(None);
         }
@@ -757,7 +896,7 @@ impl PortInner {
 
     /// [`PortInner::read_plain`] through TLS: waits for the socket without holding the session
     /// lock, so sends go on while a receive waits.
-    fn read_tls(&self, tls: &Mutex<Connection>, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>> {
+    fn read_tls(&self, tls: &Mutex<Connection>, buf: &mut [u8], deadline: Option<u64>) -> Result<Option<usize>> {
         let stream = &self.stream;
         loop {
             if let Some(n) = tls::buffered_plaintext(&mut tls.lock(), buf).map_err(from_stream_error)? {
@@ -783,10 +922,10 @@ impl PortInner {
 
     /// Parses `n` bytes just read into `pending`; 0 means the peer closed.
     fn take(&self, state: &mut ReceiveState, n: usize) {
-        let ReceiveState { parser, pending, peer_closed, buf, notice_head } = state;
-        let timestamp_ns = monotonic_ns();
-        let mut deliver =
-            |bytes: &[u8]| parser.feed(bytes, |message| pending.push_back(Received::unstamped(message, timestamp_ns)));
+        state.bytes_taken += n as u64;
+        let ReceiveState { input, pending, peer_closed, buf, notice_head, .. } = state;
+        let arrival_ns = monotonic_ns();
+        let mut deliver = |bytes: &[u8]| input.feed(bytes, arrival_ns, |received| pending.push_back(received));
         if let Some(head) = notice_head {
             // The start of a client's connection: a refusal notice, or the MIDI stream.
             let scanned = if head.is_empty() && n > 0 {
@@ -827,21 +966,198 @@ impl PortInner {
         } else if n > 0 {
             deliver(&buf[..n]);
         }
+        if input.stamps_requested() && !self.stamps_asked.load(Ordering::Relaxed) {
+            self.stamps_asked.store(true, Ordering::Release);
+        }
+        {
+            let mut stats = self.stats.lock();
+            stats.parser = input.parser_stats();
+            stats.decoder = input.decoder_stats();
+            if input.has_playout() {
+                stats.playout = input.playout_stats();
+            }
+        }
         if n == 0 {
             // A message cut off by the close is dropped by the parser, never delivered in part.
             *peer_closed = true;
             self.peer_gone.store(true, Ordering::Release);
             self.note_exhausted(state);
-            return;
         }
-        *self.parser_stats.lock() = state.parser.stats();
     }
 
     fn note_exhausted(&self, state: &ReceiveState) {
-        if state.peer_closed && state.pending.is_empty() {
+        if state.peer_closed && state.pending.is_empty() && state.input.is_idle() {
             self.exhausted.store(true, Ordering::Release);
         }
     }
+
+    /// For a port that only sends: looks, without blocking and without taking anything but
+    /// hellos, for the peer's request for stamps at the start of what it sent (after a token
+    /// hello, if any). Hellos found are taken through the receive path, which notes a request
+    /// (and a refusal notice) as a receive would; every other byte stays in the socket for
+    /// whoever receives. True when this is decided: the request was taken, or something else
+    /// comes first, or a receive has read already (it sees the request itself), or the peer is
+    /// gone.
+    fn probe_for_request(&self, state: &mut ReceiveState) -> bool {
+        if state.peer_closed || state.bytes_taken != state.bytes_probed {
+            return true;
+        }
+        let mut peeked = [0u8; PROBE_LEN];
+        let n = match self.peek(&mut peeked) {
+            Ok(Some(0)) | Err(_) => return true,
+            Ok(Some(n)) => n,
+            Ok(None) => return false,
+        };
+        let (take, decided) = match scan_hellos(&peeked[..n]) {
+            HelloScan::Request(len) => (len, true),
+            HelloScan::OnlyHellos(0) => return false,
+            // Take the whole hellos before a partial one, so the next look starts at a hello.
+            HelloScan::OnlyHellos(complete) => (complete, false),
+            HelloScan::Other => return true,
+        };
+        // Take exactly those bytes, the way a receive would have read them.
+        let taken = match &self.tls {
+            None => {
+                let mut got = 0;
+                while got < take {
+                    // SAFETY: the destination is `take - got` writable bytes of the buffer.
+                    let rc = unsafe {
+                        libc::recv(
+                            self.stream.as_raw_fd(),
+                            state.buf[got..take].as_mut_ptr().cast(),
+                            take - got,
+                            libc::MSG_DONTWAIT,
+                        )
+                    };
+                    if rc <= 0 {
+                        break;
+                    }
+                    got += rc as usize;
+                }
+                got
+            }
+            Some(tls) => {
+                let mut conn = tls.lock();
+                let mut got = 0;
+                while got < take {
+                    match conn.reader().read(&mut state.buf[got..take]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got += k,
+                    }
+                }
+                got
+            }
+        };
+        if taken == 0 {
+            return true;
+        }
+        self.take(state, taken);
+        state.bytes_probed = state.bytes_taken;
+        decided || taken < take
+    }
+
+    /// The first unread bytes of the stream, without taking them and without blocking: `None`
+    /// when there are none yet, `Some(0)` at its end. With TLS, records the socket holds are
+    /// decrypted into the session (where a receive finds them first) and its plaintext looked
+    /// at.
+    fn peek(&self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let fd = self.stream.as_raw_fd();
+        let Some(tls) = &self.tls else {
+            // SAFETY: `out` is `out.len()` writable bytes.
+            let rc = unsafe { libc::recv(fd, out.as_mut_ptr().cast(), out.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+            return match rc {
+                0.. => Ok(Some(rc as usize)),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                        _ => Err(e),
+                    }
+                }
+            };
+        };
+        let mut conn = tls.lock();
+        let copy = |conn: &mut Connection, out: &mut [u8]| match conn.reader().fill_buf() {
+            Ok([]) => Ok(Some(0)),
+            Ok(plain) => {
+                let n = plain.len().min(out.len());
+                out[..n].copy_from_slice(&plain[..n]);
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(0)),
+            Err(e) => Err(e),
+        };
+        if let Some(n) = copy(&mut conn, out)? {
+            return Ok(Some(n));
+        }
+        if !net::wait_readable(fd, Some(0))? {
+            return Ok(None);
+        }
+        if conn.read_tls(&mut &self.stream)? == 0 {
+            return Ok(Some(0));
+        }
+        let processed = conn.process_new_packets();
+        tls::flush_records(&mut conn, &self.stream)?;
+        processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        copy(&mut conn, out)
+    }
+}
+
+/// What a stream starts with, for [`PortInner::probe_for_request`].
+#[derive(Debug, PartialEq, Eq)]
+enum HelloScan {
+    /// Hellos a parser ignores (a token hello, a refusal notice), then a request for stamps
+    /// ending after this many bytes.
+    Request(usize),
+    /// Nothing but hellos so far, this many bytes of them whole (the rest is the start of one):
+    /// look again later.
+    OnlyHellos(usize),
+    /// Something else comes first (MIDI, an answer): there is no request at the start.
+    Other,
+}
+
+/// Looks for a request for stamps at the start of `bytes`, past at most one `F4 <printable> F7`
+/// (a token hello or a refusal notice).
+fn scan_hellos(bytes: &[u8]) -> HelloScan {
+    let mut at = 0;
+    let mut skipped_one = false;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest[0] != 0xF4 {
+            return HelloScan::Other;
+        }
+        match rest.get(1) {
+            None => return HelloScan::OnlyHellos(at),
+            Some(0x20..=0x7E) if !skipped_one => {
+                // A token hello or a notice: printable bytes up to F7.
+                let body = &rest[1..];
+                match body.iter().position(|&b| !(0x20..=0x7E).contains(&b)) {
+                    None if body.len() <= PROBE_LEN => return HelloScan::OnlyHellos(at),
+                    Some(end) if body[end] == 0xF7 => {
+                        at += 1 + end + 1;
+                        skipped_one = true;
+                    }
+                    _ => return HelloScan::Other,
+                }
+            }
+            Some(_) => {
+                for end in 2..=rest.len() {
+                    match hello::classify(&rest[..end]) {
+                        hello::HelloMatch::Prefix => continue,
+                        hello::HelloMatch::Complete(hello::Hello::Request { .. }) => {
+                            return HelloScan::Request(at + end)
+                        }
+                        hello::HelloMatch::Complete(hello::Hello::Answer { .. }) | hello::HelloMatch::No => {
+                            return HelloScan::Other
+                        }
+                    }
+                }
+                return HelloScan::OnlyHellos(at);
+            }
+        }
+    }
+    HelloScan::OnlyHellos(at)
 }
 
 impl Drop for SocketPort {

@@ -13,11 +13,15 @@ mod admission;
 pub(crate) use admission::{refuse_stream, Admission};
 use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 
+use super::arrivals::Arrivals;
 use super::events::DisconnectCause;
+use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
-use crate::message::Message;
+use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
+use crate::timing::hello::{classify, Hello, HelloMatch, MAX_HELLO_LEN};
+use crate::timing::{PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
@@ -65,7 +69,12 @@ pub(crate) struct Client {
 
 /// The receiving state of a client.
 struct Reader {
-    parser: Parser,
+    /// Plain MIDI, or stamped after the client's answer to our request, played out through the
+    /// client's own jitter buffer when the server has one; also notices the client's own request
+    /// for stamps.
+    input: TimedInput,
+    /// The client's request for stamps has been passed on to its output.
+    answered: bool,
     /// Notes this client holds down, released for everyone else when it disconnects.
     held: HeldNotes,
     /// The check of its hello, while it is [`Role::Admitting`].
@@ -76,6 +85,9 @@ struct Reader {
     /// Its only byte so far was 0x16 (a TLS record's first byte, or stray MIDI data): the next
     /// byte decides the transport.
     lone_record_byte: bool,
+    /// While in the lobby (not read): its first bytes were looked at for a request for stamps,
+    /// and a verdict reached.
+    lobby_request_checked: bool,
     /// Once the client is marked failed: how many more bytes it may deliver before it is dropped.
     drain_budget: Option<usize>,
 }
@@ -86,6 +98,9 @@ struct Output {
     queue: Vec<u8>,
     /// How much of `queue` has been written.
     written: usize,
+    /// Plain, until the client asks for stamps: then the answer goes out before the next
+    /// message, and every message after it is stamped with the client's own encoder.
+    timed: TimedOutput,
 }
 
 /// Why a write to a client could not be completed.
@@ -115,8 +130,15 @@ pub(crate) enum Delivery {
 
 /// What one read from a served client gave.
 pub(crate) enum ReadOutcome {
-    /// Bytes were read and parsed (the messages are in the caller's vector).
-    Parsed { sysex_denied: u64, sysex_oversized: u64 },
+    /// Bytes were read and parsed (the messages are in the caller's [`Arrivals`]).
+    Parsed {
+        sysex_denied: u64,
+        sysex_oversized: u64,
+        /// The client asked for stamps: answer it ([`Client::start_stamping`]).
+        stamps_requested: bool,
+        /// When its jitter buffer next has a message due (`None`: nothing queued).
+        playout_deadline: Option<u64>,
+    },
     /// Nothing to read now.
     WouldBlock,
     /// The connection ended, for this reason.
@@ -127,8 +149,9 @@ pub(crate) enum ReadOutcome {
 
 /// Where a lobby connection stands.
 pub(crate) enum LobbyCheck {
-    /// Still there; `has_bytes` when it sent something not read yet.
-    Waiting { has_bytes: bool },
+    /// Still there; `has_bytes` when it sent something not read yet, `stamps_requested` when
+    /// its first bytes ask for stamps (reported once).
+    Waiting { has_bytes: bool, stamps_requested: bool },
     /// Gone without sending anything: nothing to keep it for.
     Gone(DisconnectCause),
     /// Its first bytes are a TLS handshake, and the server speaks plain MIDI.
@@ -188,6 +211,7 @@ impl Client {
         stream: TcpStream,
         role: Role,
         parser: Parser,
+        jitter: Option<PlayoutConfig>,
         hello: Option<HelloCheck>,
         tls: Option<Connection>,
     ) -> Client {
@@ -199,11 +223,13 @@ impl Client {
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader {
-                parser,
+                input: TimedInput::new(parser, jitter),
+                answered: false,
                 held: HeldNotes::default(),
                 hello,
                 transport_checked: false,
                 lone_record_byte: false,
+                lobby_request_checked: false,
                 drain_budget: None,
             }),
             tls: tls.map(|conn| Mutex::new(Some(conn))),
@@ -267,18 +293,48 @@ impl Client {
 
     // ----- Broadcasting (any thread) -----
 
-    /// Writes `bytes` now as far as the socket takes them and queues the rest, so the caller
-    /// never blocks on a slow client. The queue is bounded by `max_queued`: a client that would
-    /// exceed it has stopped reading and is marked failed (never thinned — a stream with holes in
-    /// it leaves notes stuck). A failed write only marks the client: the I/O thread reads what
-    /// the client still sent, then drops it and releases its notes.
-    pub(crate) fn write_or_queue(&self, bytes: &[u8], max_queued: usize) -> Delivery {
+    /// Writes `outgoing` now as far as the socket takes it and queues the rest, so the caller
+    /// never blocks on a slow client: plain, or stamped with the client's own encoder once it
+    /// asked for stamps (`stamped` is scratch for batches too long for the stack). The queue is
+    /// bounded by `max_queued`: a client that would exceed it has stopped reading and is marked
+    /// failed (never thinned — a stream with holes in it leaves notes stuck). A failed write
+    /// only marks the client: the I/O thread reads what the client still sent, then drops it and
+    /// releases its notes.
+    pub(crate) fn write_or_queue(&self, outgoing: &Outgoing<'_>, max_queued: usize, stamped: &mut Vec<u8>) -> Delivery {
         let mut output = self.output.lock();
         match self.role() {
             Role::Lobby | Role::Served => {}
             // Not admitted yet: it gets the stream from the moment it is. Or no longer ours.
             Role::Admitting | Role::Gone | Role::HandedOver => return Delivery::Done,
         }
+        if output.timed.is_plain() {
+            return self.write_locked(&mut output, outgoing.plain(), max_queued);
+        }
+        let mut stack = [0u8; MAX_TIMED_SHORT_LEN];
+        let bytes = outgoing.encode_for(&mut output.timed, &mut stack, stamped);
+        self.write_locked(&mut output, bytes, max_queued)
+    }
+
+    /// Queues the request for stamps as a new client's first bytes (the server has a jitter
+    /// buffer). Called by the I/O thread while the client is still [`Role::Admitting`], so no
+    /// broadcast can come before it.
+    pub(crate) fn request_stamps(&self, request: &[u8], max_queued: usize) -> Delivery {
+        let mut output = self.output.lock();
+        if self.role() != Role::Admitting {
+            return Delivery::Done;
+        }
+        self.write_locked(&mut output, request, max_queued)
+    }
+
+    /// The client asked for stamps: the answer goes out before the next message it is sent,
+    /// between two whole messages (under the output lock every writer takes), and every message
+    /// after it is stamped.
+    pub(crate) fn start_stamping(&self) {
+        self.output.lock().timed.answer_stamps();
+    }
+
+    /// Writes or queues `bytes` under the output lock the caller holds.
+    fn write_locked(&self, output: &mut Output, bytes: &[u8], max_queued: usize) -> Delivery {
         if self.failure().is_some() {
             return Delivery::Done;
         }
@@ -293,13 +349,13 @@ impl Client {
         }) {
             Some(Some(result)) => result,
             Some(None) => return Delivery::Done,
-            None => Self::write_plain(&self.stream, &mut output, bytes, max_queued),
+            None => Self::write_plain(&self.stream, output, bytes, max_queued),
         };
         match result {
             Ok(()) => Delivery::Done,
             Err(failure) => {
                 let cause = failure.cause();
-                if self.mark_failed(&mut output, cause) {
+                if self.mark_failed(output, cause) {
                     Delivery::Failed(cause)
                 } else {
                     Delivery::Done
@@ -383,10 +439,17 @@ impl Client {
         kernel + if self.tls.is_some() { TLS_BUFFERED } else { 0 }
     }
 
-    /// One read from a served client into `buf`, parsed into `messages` (sysex dropped when
-    /// `deny_sysex`; held notes tracked). The reader lock is held throughout, and the role
-    /// checked under it.
-    pub(crate) fn read_messages(&self, buf: &mut [u8], deny_sysex: bool, messages: &mut Vec<Message>) -> ReadOutcome {
+    /// One read from a served client into `buf`, decoded into `arrivals` (sysex dropped when
+    /// `deny_sysex`; held notes tracked; copies for the other clients when `relay`). Messages
+    /// go to the client's jitter buffer once it stamps, and come out of it through
+    /// [`Client::play_out`]. The reader lock is held throughout, and the role checked under it.
+    pub(crate) fn read_messages(
+        &self,
+        buf: &mut [u8],
+        deny_sysex: bool,
+        relay: bool,
+        arrivals: &mut Arrivals,
+    ) -> ReadOutcome {
         let Some(mut reader) = self.reader_if(Role::Served) else {
             return ReadOutcome::WouldBlock;
         };
@@ -410,6 +473,7 @@ impl Client {
                 Err(e) => return ReadOutcome::Ended(DisconnectCause::of_error(&e)),
             }
         };
+        let arrival_ns = crate::clock::monotonic_ns();
         if let Some(budget) = reader.drain_budget.as_mut() {
             *budget = budget.saturating_sub(n);
         }
@@ -429,18 +493,64 @@ impl Client {
                 _ => reader.transport_checked = true,
             }
         }
-        let Reader { parser, held, .. } = &mut *reader;
-        let overflows_before = parser.stats().sysex_overflows;
+        let Reader { input, answered, held, .. } = &mut *reader;
+        let Arrivals { to_inbox, relayed } = arrivals;
+        let overflows_before = input.parser_stats().sysex_overflows;
         let mut denied = 0;
-        parser.feed(bytes, |message| {
-            if deny_sysex && matches!(message, Message::SysEx { .. }) {
-                denied += 1;
-                return;
-            }
-            held.observe(&message);
-            messages.push(message);
-        });
-        ReadOutcome::Parsed { sysex_denied: denied, sysex_oversized: parser.stats().sysex_overflows - overflows_before }
+        input.feed_observed(
+            bytes,
+            arrival_ns,
+            |message, sender_ns| {
+                if deny_sysex && matches!(message, Message::SysEx { .. }) {
+                    denied += 1;
+                    return;
+                }
+                held.observe(message);
+                if relay {
+                    relayed.copy(message, sender_ns);
+                }
+            },
+            |received| {
+                keep(received, deny_sysex, to_inbox);
+            },
+        );
+        if relay {
+            let offset_ns = input.playout_stats().and_then(|stats| stats.offset_ns);
+            relayed.set_times(offset_ns, arrival_ns);
+        }
+        let stamps_requested = input.stamps_requested() && !*answered;
+        *answered |= stamps_requested;
+        ReadOutcome::Parsed {
+            sysex_denied: denied,
+            sysex_oversized: input.parser_stats().sysex_overflows - overflows_before,
+            stamps_requested,
+            playout_deadline: input.next_deadline(),
+        }
+    }
+
+    /// Moves what the client's jitter buffer has due at `now_ns` into `out`; returns when the
+    /// next message is due. Only the I/O thread plays out, under the reader lock.
+    pub(crate) fn play_out(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) -> Option<u64> {
+        let mut reader = self.reader.lock();
+        reader.input.pop_due(now_ns, |received| keep(received, deny_sysex, out));
+        reader.input.next_deadline()
+    }
+
+    /// Moves everything the client's jitter buffer holds into `out` at once, in order: the client
+    /// is leaving (or the server closing) and nothing it sent may be lost.
+    pub(crate) fn drain_playout(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) {
+        self.reader.lock().input.drain(now_ns, |received| keep(received, deny_sysex, out));
+    }
+
+    /// The client's jitter buffer stats, once it stamps its messages (the server has a jitter
+    /// buffer and the client answered its request).
+    pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
+        let reader = self.reader.lock();
+        if reader.input.is_stamped() {
+            reader.input.playout_stats()
+        } else {
+            None
+        }
     }
 
     /// Looks at a lobby connection without reading it (its bytes belong to whoever claims it).
@@ -450,22 +560,38 @@ impl Client {
         let Some(mut reader) = self.reader_if(Role::Lobby) else {
             return LobbyCheck::NotInLobby;
         };
-        let mut first = [0u8; 2];
+        let mut first = [0u8; MAX_HELLO_LEN];
         match self.stream.peek(&mut first) {
             Ok(0) => LobbyCheck::Gone(DisconnectCause::ClosedByPeer),
             Ok(n) => {
                 if !reader.transport_checked {
                     // Peeked, not read: a lone 0x16 is looked at again with the next byte.
-                    match (self.tls.is_some(), sniff_transport(&first[..n])) {
+                    match (self.tls.is_some(), sniff_transport(&first[..n.min(2)])) {
                         (false, Transport::Tls) => return LobbyCheck::TlsOnPlain,
                         (false, Transport::Undecided) => {}
                         _ => reader.transport_checked = true,
                     }
                 }
-                LobbyCheck::Waiting { has_bytes: true }
+                let mut stamps_requested = false;
+                if self.tls.is_none() && !reader.lobby_request_checked {
+                    // A client asks for stamps in its first bytes (after the token hello, which
+                    // admission took). Answered now, so a server that only broadcasts stamps for
+                    // it too; the request stays unread for whoever claims the connection (a
+                    // served client's decoder sees it again, harmlessly; a port taken by
+                    // accept() reads it and answers itself).
+                    match first_hello(&first[..n]) {
+                        HelloMatch::Prefix => {}
+                        HelloMatch::Complete(Hello::Request { speaks_ours: true }) => {
+                            reader.lobby_request_checked = true;
+                            stamps_requested = true;
+                        }
+                        HelloMatch::Complete(_) | HelloMatch::No => reader.lobby_request_checked = true,
+                    }
+                }
+                LobbyCheck::Waiting { has_bytes: true, stamps_requested }
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                LobbyCheck::Waiting { has_bytes: false }
+                LobbyCheck::Waiting { has_bytes: false, stamps_requested: false }
             }
             Err(e) => LobbyCheck::Gone(DisconnectCause::of_error(&e)),
         }
@@ -511,6 +637,26 @@ impl Client {
         let unsent = output.take_pending();
         let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
         Ok(Some(HandedOver { stream, unsent, tls }))
+    }
+}
+
+/// Whether a stream starts with a timing hello: the verdict on its shortest prefix that is not
+/// a proper prefix of one.
+fn first_hello(bytes: &[u8]) -> HelloMatch {
+    if bytes.first() != Some(&0xF4) {
+        return HelloMatch::No;
+    }
+    (1..=bytes.len())
+        .map(|end| classify(&bytes[..end]))
+        .find(|m| *m != HelloMatch::Prefix)
+        .unwrap_or(HelloMatch::Prefix)
+}
+
+/// Adds a played-out message to `out`, unless it is a sysex the server denies (counted on
+/// arrival).
+fn keep(received: Received, deny_sysex: bool, out: &mut Vec<Received>) {
+    if !(deny_sysex && matches!(received.message, Message::SysEx { .. })) {
+        out.push(received);
     }
 }
 

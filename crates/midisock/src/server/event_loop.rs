@@ -3,18 +3,28 @@
 //! blocking, and is the only thread that drops clients and releases their notes.
 //!
 //! One thread serves any number of clients: everything is non-blocking and edge-triggered (mio).
+//!
+//! With a jitter buffer ([`super::ServerConfig::jitter_buffer`]) each stamping client's messages
+//! wait in its own buffer until their playout time. The thread keeps every client's next
+//! deadline in an ordered set and a `timerfd` armed for the earliest one (mio's own timeout is
+//! in whole milliseconds), and moves what is due into the inbox each time it wakes.
 
-use super::client::{self, Admission, Client, LobbyCheck, ReadOutcome, Role};
+use super::arrivals::Arrivals;
+use super::client::{self, Admission, Client, Delivery, LobbyCheck, ReadOutcome, Role};
 use super::config::SysexPolicy;
 use super::events::{DisconnectCause, ServerEvent};
+use super::outgoing::Outgoing;
 use super::shared::{Counters, Shared};
+use super::timer::PlayoutTimer;
 use crate::auth::FailureLimiter;
 use crate::clock::monotonic_ns;
-use crate::message::Message;
+use crate::message::Received;
 use crate::parser::Parser;
 use crate::refusal::RefusalCause;
+use crate::timing::STAMP_REQUEST;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
@@ -22,8 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) const WAKER: Token = Token(0);
-/// Listener tokens are 1..=FIRST_CLIENT-1; client tokens count up from here and are never reused,
-/// so a stale event can never be mistaken for a newer connection's.
+/// The playout timer's token, just below the clients'.
+const TIMER: Token = Token(FIRST_CLIENT - 1);
+/// Listener tokens are 1..TIMER; client tokens count up from here and are never reused, so a
+/// stale event can never be mistaken for a newer connection's.
 const FIRST_CLIENT: usize = 1 << 16;
 /// The most bytes one socket read takes.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -34,8 +46,18 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     next_token: usize,
     buf: Box<[u8]>,
-    /// Parsed messages on their way to the inbox (kept for its capacity).
-    messages: Vec<Message>,
+    /// Decoded messages on their way to the inbox and the relay (kept for its capacity).
+    arrivals: Arrivals,
+    /// Messages played out of jitter buffers on their way to the inbox (kept for its capacity).
+    played: Vec<Received>,
+    /// Stamped relay bytes for one client at a time (kept for its capacity).
+    stamped: Vec<u8>,
+    /// Wakes the loop at the earliest playout deadline.
+    timer: PlayoutTimer,
+    /// Every client with something in its jitter buffer, by when its next message is due
+    /// (`CLOCK_MONOTONIC` ns), and the deadline each is filed under.
+    deadlines: BTreeSet<(u64, Token)>,
+    deadline_of: HashMap<Token, u64>,
     /// A descriptor held in reserve for running out of them (EMFILE): closing it frees one slot,
     /// enough to accept the pending connection and close it at once, instead of leaving it in the
     /// backlog where edge-triggered polling would never report it again.
@@ -50,13 +72,19 @@ impl EventLoop {
         for (i, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(listener, Token(1 + i), Interest::READABLE)?;
         }
+        let timer = PlayoutTimer::new(poll.registry(), TIMER)?;
         Ok(EventLoop {
             poll,
             listeners,
             shared,
             next_token: FIRST_CLIENT,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            messages: Vec::new(),
+            arrivals: Arrivals::default(),
+            played: Vec::new(),
+            stamped: Vec::new(),
+            timer,
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
             reserve_fd: File::open("/dev/null").ok(),
             admission_deadlines: Vec::new(),
             auth_failures: FailureLimiter::default(),
@@ -67,6 +95,10 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.expire_admissions();
+            if let Err(e) = self.timer.set(self.deadlines.first().map(|&(deadline, _)| deadline)) {
+                eprintln!("midisock: server playout timer failed: {e}");
+                break;
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -77,10 +109,12 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
+                    TIMER => self.timer.acknowledge(),
                     Token(t) if t < FIRST_CLIENT => self.accept_all(t - 1),
                     token => self.client_event(token, event),
                 }
             }
+            self.play_out_due();
             self.settle_failed();
             if !self.handle_requests() {
                 break;
@@ -88,6 +122,10 @@ impl EventLoop {
             self.settle_failed();
         }
         self.shut_down(&mut events);
+    }
+
+    fn deny_sysex(&self) -> bool {
+        self.shared.config.sysex == SysexPolicy::Deny
     }
 
     /// Runs the user's event hook, if any. Called only where the loop holds no lock.
@@ -240,7 +278,8 @@ impl EventLoop {
             None => None,
         };
         let checks = hello.is_some() || tls.is_some();
-        let client = Arc::new(Client::new(token, peer, stream, Role::Admitting, parser, hello, tls));
+        let client =
+            Arc::new(Client::new(token, peer, stream, Role::Admitting, parser, config.jitter_buffer, hello, tls));
         self.shared.clients_mut().insert(token, Arc::clone(&client));
         if checks {
             self.admission_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
@@ -254,6 +293,14 @@ impl EventLoop {
     /// A connection is in (authenticated, or no auth needed): it joins the lobby or is served.
     fn welcome(&mut self, client: &Arc<Client>) {
         Counters::add(&self.shared.stats.connections_accepted, 1);
+        if self.shared.config.jitter_buffer.is_some() {
+            // Its first bytes, before any broadcast (it is not sent to while admitting). A
+            // client without the extension ignores them; one that stamps answers, and its
+            // buffer is made when the answer arrives. A failed write is settled like any other.
+            if let Delivery::Failed(_) = client.request_stamps(STAMP_REQUEST, self.shared.config.max_client_queue) {
+                self.shared.hand_to_io_thread(vec![Arc::clone(client)]);
+            }
+        }
         let served = {
             let mut state = self.shared.state();
             let serve = state.reads_claimed && state.accept_waiters == 0;
@@ -342,7 +389,10 @@ impl EventLoop {
     /// claimed: what it sent before going is delivered to whoever claims it.
     fn lobby_event(&mut self, client: &Arc<Client>) {
         match client.check_lobby() {
-            LobbyCheck::Waiting { has_bytes } => {
+            LobbyCheck::Waiting { has_bytes, stamps_requested } => {
+                if stamps_requested {
+                    client.start_stamping();
+                }
                 if let (Some(cause), false) = (client.failure(), has_bytes) {
                     self.drop_client(client, cause);
                 }
@@ -356,7 +406,8 @@ impl EventLoop {
     /// Reads everything the socket has, while the inbox has room. A client marked failed is
     /// dropped once nothing more is readable; any client, when its stream ends.
     fn read_client(&mut self, client: &Arc<Client>) {
-        let deny_sysex = self.shared.config.sysex == SysexPolicy::Deny;
+        let deny_sysex = self.deny_sysex();
+        let relay = self.shared.config.relay;
         let max = self.shared.config.max_inbox_bytes;
         loop {
             let limit = {
@@ -370,18 +421,34 @@ impl EventLoop {
                 }
                 limit
             };
-            let mut messages = std::mem::take(&mut self.messages);
-            let outcome = client.read_messages(&mut self.buf[..limit], deny_sysex, &mut messages);
-            let timestamp_ns = monotonic_ns();
-            match outcome {
-                ReadOutcome::Parsed { sysex_denied, sysex_oversized } => {
+            let mut arrivals = std::mem::take(&mut self.arrivals);
+            arrivals.clear();
+            let outcome = client.read_messages(&mut self.buf[..limit], deny_sysex, relay, &mut arrivals);
+            let ended = match outcome {
+                ReadOutcome::Parsed { sysex_denied, sysex_oversized, stamps_requested, playout_deadline } => {
                     Counters::add(&self.shared.stats.sysex_denied, sysex_denied);
                     Counters::add(&self.shared.stats.sysex_oversized, sysex_oversized);
-                    self.deliver(client, &mut messages, timestamp_ns);
-                    self.messages = messages;
+                    if stamps_requested {
+                        // Answered before the next message it is sent; stamped from then on.
+                        client.start_stamping();
+                    }
+                    self.deliver(client, &mut arrivals);
+                    self.file_deadline(client.token, playout_deadline);
+                    None
                 }
-                ReadOutcome::WouldBlock => {
-                    self.messages = messages;
+                ReadOutcome::WouldBlock => Some(None),
+                ReadOutcome::Ended(cause) => Some(Some(cause)),
+                ReadOutcome::TlsOnPlain => {
+                    self.arrivals = arrivals;
+                    self.refuse_client(client, RefusalCause::TlsNotOffered);
+                    return;
+                }
+            };
+            self.arrivals = arrivals;
+            match ended {
+                None => {}
+                Some(None) => {
+                    self.arrivals.shrink();
                     if let Some(cause) = client.failure() {
                         if client.role() == Role::Served {
                             self.drop_client(client, cause);
@@ -389,9 +456,8 @@ impl EventLoop {
                     }
                     return;
                 }
-                ReadOutcome::Ended(cause) => {
-                    self.messages = messages;
-                    // A message cut off mid-way stays in the parser and is dropped with it: a
+                Some(Some(cause)) => {
+                    // A message cut off mid-way stays in the decoder and is dropped with it: a
                     // fragment is never forwarded. A writer's verdict on a live but slow client
                     // says more than the reset that follows it.
                     let cause = match client.failure() {
@@ -401,42 +467,79 @@ impl EventLoop {
                     self.drop_client(client, cause);
                     return;
                 }
-                ReadOutcome::TlsOnPlain => {
-                    self.messages = messages;
-                    self.refuse_client(client, RefusalCause::TlsNotOffered);
-                    return;
-                }
             }
         }
     }
 
-    /// Hands messages from `source` to `receive()`, and relays them to the other clients when
-    /// relaying is on. Takes the messages out of `messages` (left empty, its capacity kept), so
-    /// none is copied on the way to the inbox.
-    fn deliver(&self, source: &Client, messages: &mut Vec<Message>, timestamp_ns: u64) {
-        if messages.is_empty() {
+    /// Hands what `source` sent to `receive()` (what no jitter buffer holds back), and relays
+    /// every arrival to the other clients when relaying is on. Takes the messages out of
+    /// `arrivals` (its capacity kept), so none is copied on the way to the inbox.
+    fn deliver(&mut self, source: &Client, arrivals: &mut Arrivals) {
+        if arrivals.is_empty() {
             return;
         }
-        // Encoded before the messages move into the inbox; written after.
-        let relayed = self.shared.config.relay.then(|| {
-            let mut bytes = Vec::new();
-            Message::encode_all(messages, &mut bytes);
-            bytes
-        });
-        {
+        if !arrivals.to_inbox.is_empty() {
             let mut state = self.shared.state();
-            state.inbox.push_all(messages, timestamp_ns);
+            state.inbox.push_received(&mut arrivals.to_inbox);
             self.shared.changed.notify_all();
         }
-        if let Some(bytes) = relayed {
+        if !arrivals.relayed.messages.is_empty() {
             // Clients this fails are settled after the current event, by this thread.
-            self.shared.broadcast_bytes(&bytes, Some(source.token));
+            let outgoing = Outgoing::at(&arrivals.relayed.plain, &arrivals.relayed.messages, &arrivals.relayed.times);
+            self.shared.broadcast(&outgoing, Some(source.token), &mut self.stamped);
         }
+    }
+
+    /// Files the client's next playout deadline (`None`: nothing queued) for the timer.
+    fn file_deadline(&mut self, token: Token, deadline: Option<u64>) {
+        if self.deadline_of.get(&token) == deadline.as_ref() {
+            return;
+        }
+        if let Some(old) = self.deadline_of.remove(&token) {
+            self.deadlines.remove(&(old, token));
+        }
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, token));
+            self.deadline_of.insert(token, deadline);
+        }
+    }
+
+    /// Moves every message due by now out of the clients' jitter buffers into the inbox.
+    fn play_out_due(&mut self) {
+        let Some(&(first, _)) = self.deadlines.first() else {
+            return;
+        };
+        let now = monotonic_ns();
+        if first > now {
+            return;
+        }
+        let mut played = std::mem::take(&mut self.played);
+        while let Some(&(deadline, token)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.deadline_of.remove(&token);
+            let client = self.shared.clients().get(&token).cloned();
+            if let Some(client) = client {
+                let next = client.play_out(now, self.deny_sysex(), &mut played);
+                self.file_deadline(token, next);
+            }
+        }
+        if !played.is_empty() {
+            let mut state = self.shared.state();
+            state.inbox.push_received(&mut played);
+            self.shared.changed.notify_all();
+        }
+        // A departing client's or a stall's backlog must not pin its peak.
+        played.shrink_to(1024);
+        self.played = played;
     }
 
     /// Ends a client's connection and forgets it, then releases the notes it held down: note-offs
     /// go to `receive()` and, when relaying, to every other client — no stuck notes. Called only
-    /// once everything it sent has been read.
+    /// once everything it sent has been read; what its jitter buffer still holds is delivered
+    /// first, at once.
     fn drop_client(&mut self, client: &Arc<Client>, cause: DisconnectCause) {
         let was_served = client.role() == Role::Served;
         let closed = client.close();
@@ -446,13 +549,22 @@ impl EventLoop {
             return;
         }
         if was_served {
-            let mut releases = std::mem::take(&mut self.messages);
+            let now = monotonic_ns();
+            let mut arrivals = std::mem::take(&mut self.arrivals);
+            arrivals.clear();
+            client.drain_playout(now, self.deny_sysex(), &mut arrivals.to_inbox);
+            self.file_deadline(client.token, None);
+            let mut releases = Vec::new();
             client.release_held(|m| releases.push(m));
             if !releases.is_empty() {
                 Counters::add(&self.shared.stats.notes_released, releases.len() as u64);
-                self.deliver(client, &mut releases, monotonic_ns());
+                if self.shared.config.relay {
+                    arrivals.relayed.copy_at(&releases, now);
+                }
+                arrivals.to_inbox.extend(releases.into_iter().map(|m| Received::unstamped(m, now)));
             }
-            self.messages = releases;
+            self.deliver(client, &mut arrivals);
+            self.arrivals = arrivals;
         }
         self.emit(ServerEvent::Disconnected { peer: client.peer, cause });
     }
@@ -479,6 +591,14 @@ impl EventLoop {
             let _ = self.poll.poll(events, Some(left.min(Duration::from_millis(50))));
         }
         let clients: Vec<Arc<Client>> = self.shared.clients_mut().drain().map(|(_, c)| c).collect();
+        // What jitter buffers still hold is delivered now: `receive` gives it out after the close.
+        let now = monotonic_ns();
+        let mut played = std::mem::take(&mut self.played);
+        for client in &clients {
+            client.drain_playout(now, self.deny_sysex(), &mut played);
+        }
+        self.deadlines.clear();
+        self.deadline_of.clear();
         let mut closed = Vec::new();
         for client in &clients {
             let connected = matches!(client.role(), Role::Lobby | Role::Served);
@@ -488,6 +608,7 @@ impl EventLoop {
         }
         {
             let mut state = self.shared.state();
+            state.inbox.push_received(&mut played);
             state.lobby.clear();
             state.stopped = true;
             self.shared.changed.notify_all();

@@ -81,16 +81,17 @@ impl Inbox {
         self.free_slots() + blocks * BLOCK_SLOTS
     }
 
-    /// Appends `messages` (left empty, its capacity kept), adding blocks as needed.
-    pub(crate) fn push_all(&mut self, messages: &mut Vec<Message>, timestamp_ns: u64) {
-        for message in messages.drain(..) {
-            self.payload_bytes += payload_bytes(&message);
+    /// Appends received messages, each with its own timestamps (`messages` is left empty, its
+    /// capacity kept), adding blocks as needed.
+    pub(crate) fn push_received(&mut self, messages: &mut Vec<Received>) {
+        for received in messages.drain(..) {
+            self.payload_bytes += payload_bytes(&received.message);
             if self.free_slots() == 0 {
                 let block = self.spare.take().unwrap_or_else(|| VecDeque::with_capacity(BLOCK_SLOTS));
                 self.blocks.push_back(block);
             }
             let block = self.blocks.back_mut().expect("a block with room was just ensured");
-            block.push_back(Received::unstamped(message, timestamp_ns));
+            block.push_back(received);
         }
     }
 
@@ -164,6 +165,13 @@ mod tests {
 
     fn clocks(n: usize) -> Vec<Message> {
         vec![Message::Clock; n]
+    }
+
+    impl Inbox {
+        fn push_all(&mut self, messages: &mut Vec<Message>, timestamp_ns: u64) {
+            let mut received = messages.drain(..).map(|m| Received::unstamped(m, timestamp_ns)).collect();
+            self.push_received(&mut received);
+        }
     }
 
     #[test]

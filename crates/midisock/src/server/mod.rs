@@ -26,13 +26,16 @@
 //! refuses is first told why, in a notice a MIDI parser ignores (see [`crate::RefusalCause`]).
 //! [`ServerConfig::on_event`] reports every connect, disconnect and refusal with its cause.
 
+mod arrivals;
 mod client;
 mod config;
 mod event_loop;
 mod events;
 mod inbox;
 mod memory;
+mod outgoing;
 mod shared;
+mod timer;
 
 pub use config::{ServerConfig, SysexPolicy};
 pub use events::{DisconnectCause, EventHook, ServerEvent};
@@ -45,6 +48,7 @@ use crate::port::{panic_messages, reset_messages, SocketPort};
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};
+use outgoing::{BroadcastScratch, Outgoing};
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use shared::{Counters, Shared, State};
 use std::collections::HashMap;
@@ -95,7 +99,7 @@ impl PortServer {
             // A relay serves every connection from the start: it exists to pass messages on.
             state: Mutex::new(State { reads_claimed: relay, ..State::default() }),
             changed: Condvar::new(),
-            broadcast: Mutex::new(Vec::new()),
+            broadcast: Mutex::new(BroadcastScratch::default()),
             failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
         });
@@ -155,16 +159,14 @@ impl PortServer {
     /// Broadcasts several messages as one write per client. All are validated first; either every
     /// message goes out or none does.
     pub fn send_all(&self, messages: &[Message]) -> Result<()> {
-        let mut bytes = self.shared.broadcast.lock();
-        bytes.clear();
-        Message::encode_all_checked(messages, &mut bytes)?;
+        let mut scratch = self.shared.broadcast.lock();
+        scratch.encode(messages)?;
         if self.shared.state().stopped {
             return Err(Error::Closed);
         }
-        self.shared.broadcast_bytes(&bytes, None);
-        if bytes.capacity() > 64 * 1024 {
-            *bytes = Vec::new();
-        }
+        let BroadcastScratch { plain, stamped } = &mut *scratch;
+        self.shared.broadcast(&Outgoing::now(plain, messages), None, stamped);
+        scratch.shrink();
         Ok(())
     }
 
@@ -177,8 +179,12 @@ impl PortServer {
     /// messages are played out; empty when [`ServerConfig::jitter_buffer`] is off. Never waits
     /// for the I/O thread for longer than a copy.
     pub fn playout_stats(&self) -> Vec<(SocketAddr, PlayoutStats)> {
-        // SKELETON (timing integration in progress): replaced by the clients' real buffers.
-        Vec::new()
+        self.shared
+            .clients()
+            .values()
+            .filter(|c| c.role() == Role::Served)
+            .filter_map(|c| c.playout_stats().map(|stats| (c.peer, stats)))
+            .collect()
     }
 
     /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).

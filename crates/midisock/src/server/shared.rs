@@ -24,6 +24,7 @@ use super::client::{Client, Delivery};
 use super::config::ServerConfig;
 use super::events::DisconnectCause;
 use super::inbox::Inbox;
+use super::outgoing::{BroadcastScratch, Outgoing};
 use mio::unix::SourceFd;
 use mio::Token;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -43,8 +44,8 @@ pub(crate) struct Shared {
     /// Signalled when the inbox or lobby gains an entry, and when the server stops.
     pub(crate) changed: Condvar,
     /// Serializes broadcasts (so two sending threads never interleave bytes) and holds the
-    /// scratch buffer they encode into.
-    pub(crate) broadcast: Mutex<Vec<u8>>,
+    /// scratch buffers they encode into.
+    pub(crate) broadcast: Mutex<BroadcastScratch>,
     /// Clients a writer marked failed, for the I/O thread to drain and drop.
     pub(crate) failed: Mutex<Vec<Arc<Client>>>,
     pub(crate) stats: Counters,
@@ -165,16 +166,20 @@ impl Shared {
         self.state().lobby.retain(|c| c.token != client.token);
     }
 
-    /// Writes `bytes` to every client except `skip`. A client whose write fails or whose queue
-    /// would pass its limit is only marked failed here and handed to the I/O thread, which
+    /// Writes `outgoing` to every client except `skip` (plain, or stamped for the clients that
+    /// asked; `stamped` is the scratch buffer for that). A client whose write fails or whose
+    /// queue would pass its limit is only marked failed here and handed to the I/O thread, which
     /// drops it (see the module docs): a broadcast never drops, releases or relays.
-    pub(crate) fn broadcast_bytes(&self, bytes: &[u8], skip: Option<Token>) {
+    pub(crate) fn broadcast(&self, outgoing: &Outgoing<'_>, skip: Option<Token>, stamped: &mut Vec<u8>) {
+        if outgoing.is_empty() {
+            return;
+        }
         let mut failed: Vec<Arc<Client>> = Vec::new();
         for client in self.clients().values() {
             if Some(client.token) == skip {
                 continue;
             }
-            if let Delivery::Failed(cause) = client.write_or_queue(bytes, self.config.max_client_queue) {
+            if let Delivery::Failed(cause) = client.write_or_queue(outgoing, self.config.max_client_queue, stamped) {
                 if cause == DisconnectCause::TooSlow {
                     Counters::add(&self.stats.slow_clients_dropped, 1);
                 }

@@ -15,18 +15,27 @@
 //! - [`PlayoutBuffer`]: `push` on arrival, `next_deadline` for a poll timeout, `pop_due` when
 //!   woken; fixed or adaptive delay; fixed capacity, allocation-free once built.
 //!
+//! Ports and servers use them through two crate-private wrappers, so no layer re-implements the
+//! glue: `TimedInput` (decoder + optional playout buffer + "the peer asked" latch, delivering
+//! [`crate::Received`]) and `TimedOutput` (plain → answer due → stamping).
+//!
 //! The wire forms and the playout algorithm are described in `docs/timing.md`.
 
 pub mod hello;
 mod histogram;
+mod input;
 mod late_notes;
 mod mode_text;
+mod output;
 mod playout;
 mod window;
 pub mod wire;
 
 pub use hello::{Hello, STAMP_ANSWER, STAMP_REQUEST, STAMP_VERSION};
+pub(crate) use input::TimedInput;
 pub use mode_text::{ParseDelayModeError, MAX_FIXED_DELAY_MS};
+#[allow(unused_imports)] // NOTE: MAX_TIMED_SHORT_LEN is for the server.
+pub(crate) use output::{TimedOutput, MAX_TIMED_SHORT_LEN};
 pub use playout::{DelayMode, Played, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 pub use wire::{
     Decoded, DecoderStats, StampDecoder, StampEncoder, FULL_STAMP_EVERY_US, MAX_STAMPED_SHORT_LEN, MAX_STAMP_LEN,

@@ -1,0 +1,320 @@
+//! [`TimedInput`]: the receiving half of the timing extension, as ports and servers use it.
+//!
+//! One connection's incoming bytes go through a [`StampDecoder`] (built on the core's
+//! [`Parser`], so the sysex limit and the parser's counters are exactly those of a plain
+//! connection) and, when the user turned a jitter buffer on, through a [`PlayoutBuffer`]:
+//!
+//! - a message that came **unstamped** (every message from mido, and from any peer before its
+//!   answer) is delivered at once, stamped with its arrival time, exactly as without the
+//!   extension — unless stamped messages are still queued ahead of it, in which case it waits its
+//!   turn behind them (due on arrival, so it comes out with the first `pop_due`), so sender order
+//!   holds;
+//! - a **stamped** message goes into the playout buffer when there is one (it comes out of
+//!   [`TimedInput::pop_due`] at its played-out time), and is delivered at once, carrying its
+//!   `sender_ns`, when there is none;
+//! - the peer's **request** for stamps is latched ([`TimedInput::stamps_requested`]): the owner
+//!   then answers on its output ([`super::TimedOutput::answer_stamps`]).
+//!
+//! The owner drives it like the playout buffer: `feed` what the socket gave, wait for the socket
+//! or until [`TimedInput::next_deadline`], whichever is first, and `pop_due` when woken.
+//!
+//! Every delivered message is a [`Received`]: `timestamp_ns` is when it was delivered on the
+//! receiver's clock (its arrival without a buffer; its played-out time with one, see
+//! [`played_timestamp`]), `sender_ns` the stamp it carried.
+
+use super::playout::{Played, PlayoutBuffer, PlayoutConfig, PlayoutStats};
+use super::wire::{Decoded, DecoderStats, StampDecoder};
+use crate::message::{Message, Received};
+use crate::parser::{Parser, ParserStats};
+
+/// The receiving state of one connection: decoder, optional playout buffer, and whether the peer
+/// asked for stamps. Single-threaded, like the parser; allocates nothing per message beyond what
+/// the parser does (a sysex payload) and what the caller's `deliver` does.
+#[derive(Debug)]
+pub(crate) struct TimedInput {
+    decoder: StampDecoder,
+    playout: Option<PlayoutBuffer>,
+    stamps_requested: bool,
+    /// The last `timestamp_ns` the buffer delivered: played-out timestamps never go backwards.
+    last_played_ns: u64,
+}
+
+/// The `timestamp_ns` a played-out message is delivered with, delivered at `now_ns` after a
+/// message delivered at `last_ns`: its due time, but never before it arrived (a late message is
+/// delivered on arrival), never after `now_ns` (a message pushed out early by a full buffer is
+/// delivered now), and never before the message delivered ahead of it (an unstamped message
+/// that waited behind stamped ones comes out with them).
+fn played_timestamp(played: &Played, now_ns: u64, last_ns: u64) -> u64 {
+    played.due_ns.min(now_ns).max(played.arrival_ns).max(last_ns).min(now_ns.max(played.arrival_ns))
+}
+
+fn received(played: Played, now_ns: u64, last_ns: &mut u64) -> Received {
+    let timestamp_ns = played_timestamp(&played, now_ns, *last_ns);
+    *last_ns = timestamp_ns;
+    Received { message: played.message, timestamp_ns, sender_ns: played.sender_ns }
+}
+
+impl TimedInput {
+    /// Input parsed with `parser` (its limits apply), played out through a buffer built from
+    /// `playout` when given, delivered on arrival otherwise.
+    pub(crate) fn new(parser: Parser, playout: Option<PlayoutConfig>) -> TimedInput {
+        TimedInput {
+            decoder: StampDecoder::new(parser),
+            playout: playout.map(PlayoutBuffer::new),
+            stamps_requested: false,
+            last_played_ns: 0,
+        }
+    }
+
+    /// Decodes `bytes`, read at `arrival_ns` (on the clock later given to `pop_due`, normally
+    /// [`crate::monotonic_ns`]). `deliver` gets, in order, every message that is due now:
+    /// everything when there is no playout buffer; with one, unstamped messages, messages
+    /// already late, and the oldest queued ones a full buffer pushes out. The rest waits for
+    /// [`TimedInput::pop_due`].
+    #[inline]
+    pub(crate) fn feed(&mut self, bytes: &[u8], arrival_ns: u64, deliver: impl FnMut(Received)) {
+        self.feed_observed(bytes, arrival_ns, |_, _| {}, deliver);
+    }
+
+    /// [`TimedInput::feed`], showing `arrived` each message as it arrives, with its stamp, before
+    /// a playout buffer holds it back: a relaying server forwards on arrival, so the jitter of
+    /// both legs is removed once, by the final receiver's buffer.
+    #[inline]
+    pub(crate) fn feed_observed(
+        &mut self,
+        bytes: &[u8],
+        arrival_ns: u64,
+        mut arrived: impl FnMut(&Message, Option<u64>),
+        mut deliver: impl FnMut(Received),
+    ) {
+        let TimedInput { decoder, playout, stamps_requested, last_played_ns } = self;
+        match playout {
+            None => decoder.feed(bytes, |decoded| match decoded {
+                Decoded::Message { sender_ns, message } => {
+                    arrived(&message, sender_ns);
+                    deliver(Received { message, timestamp_ns: arrival_ns, sender_ns })
+                }
+                Decoded::StampsRequested => *stamps_requested = true,
+                Decoded::StampsStart => {}
+            }),
+            Some(buffer) => {
+                decoder.feed(bytes, |decoded| match decoded {
+                    Decoded::Message { sender_ns: None, message } if buffer.is_empty() => {
+                        arrived(&message, None);
+                        *last_played_ns = arrival_ns.max(*last_played_ns);
+                        deliver(Received::unstamped(message, *last_played_ns))
+                    }
+                    Decoded::Message { sender_ns, message } => {
+                        arrived(&message, sender_ns);
+                        buffer.push(sender_ns, arrival_ns, message, |played| {
+                            deliver(received(played, arrival_ns, last_played_ns))
+                        })
+                    }
+                    Decoded::StampsRequested => *stamps_requested = true,
+                    Decoded::StampsStart => {}
+                });
+                // Late arrivals and unstamped ones queued behind others are due now.
+                buffer.pop_due(arrival_ns, |played| deliver(received(played, arrival_ns, last_played_ns)));
+            }
+        }
+    }
+
+    /// When the next queued message is due (`None`: nothing queued, or no playout buffer).
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.playout.as_ref().and_then(PlayoutBuffer::next_deadline)
+    }
+
+    /// Delivers, in order, every queued message due at or before `now_ns`.
+    pub(crate) fn pop_due(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) {
+        if let Some(buffer) = &mut self.playout {
+            let last = &mut self.last_played_ns;
+            buffer.pop_due(now_ns, |played| deliver(received(played, now_ns, last)));
+        }
+    }
+
+    /// Delivers everything queued at once, in order (nothing queued is ever lost).
+    #[allow(dead_code)] // NOTE: for the server, when a client goes.
+    pub(crate) fn drain(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) {
+        if let Some(buffer) = &mut self.playout {
+            let last = &mut self.last_played_ns;
+            buffer.drain(now_ns, |played| deliver(received(played, now_ns, last)));
+        }
+    }
+
+    /// True when nothing waits to be played out.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.playout.as_ref().is_none_or(PlayoutBuffer::is_empty)
+    }
+
+    /// True once the peer's request for stamps was read (it stays true): answer it with
+    /// [`super::TimedOutput::answer_stamps`].
+    pub(crate) fn stamps_requested(&self) -> bool {
+        self.stamps_requested
+    }
+
+    /// True when a playout buffer was asked for.
+    pub(crate) fn has_playout(&self) -> bool {
+        self.playout.is_some()
+    }
+
+    /// True once the peer's answer was read: its messages carry stamps now.
+    #[allow(dead_code)] // NOTE: for the server.
+    pub(crate) fn is_stamped(&self) -> bool {
+        self.decoder.is_stamped()
+    }
+
+    /// The playout buffer's statistics, `None` without a buffer.
+    pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
+        self.playout.as_ref().map(PlayoutBuffer::stats)
+    }
+
+    /// What the stamp decoder skipped.
+    pub(crate) fn decoder_stats(&self) -> DecoderStats {
+        self.decoder.stats()
+    }
+
+    /// What the parser inside ignored or dropped (the same counters as a plain connection's).
+    pub(crate) fn parser_stats(&self) -> ParserStats {
+        self.decoder.parser_stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::timing::{DelayMode, StampEncoder, STAMP_ANSWER, STAMP_REQUEST};
+
+    fn note(n: u8) -> Message {
+        Message::NoteOn { channel: 0, note: n, velocity: 100 }
+    }
+
+    fn feed(input: &mut TimedInput, bytes: &[u8], arrival_ns: u64) -> Vec<Received> {
+        let mut out = Vec::new();
+        input.feed(bytes, arrival_ns, |r| out.push(r));
+        out
+    }
+
+    /// The answer, then `notes` stamped at the given sender times.
+    fn stamped(times: &[(u8, u64)]) -> Vec<u8> {
+        let mut encoder = StampEncoder::new();
+        let mut bytes = STAMP_ANSWER.to_vec();
+        for &(n, t) in times {
+            encoder.encode_to_vec(t, &note(n), &mut bytes);
+        }
+        bytes
+    }
+
+    #[test]
+    fn without_a_buffer_everything_is_delivered_on_arrival_with_its_stamp() {
+        let mut input = TimedInput::new(Parser::new(), None);
+        let mut bytes = vec![0x90, 1, 100];
+        bytes.extend_from_slice(&stamped(&[(2, 5_000_000)]));
+        let out = feed(&mut input, &bytes, 77);
+        assert_eq!(
+            out,
+            [
+                Received { message: note(1), timestamp_ns: 77, sender_ns: None },
+                Received { message: note(2), timestamp_ns: 77, sender_ns: Some(5_000_000) },
+            ]
+        );
+        assert!(input.is_idle() && input.next_deadline().is_none() && input.playout_stats().is_none());
+        assert!(input.is_stamped() && !input.stamps_requested());
+    }
+
+    #[test]
+    fn a_request_is_latched_and_parsing_goes_on() {
+        let mut input = TimedInput::new(Parser::new(), None);
+        let mut bytes = STAMP_REQUEST.to_vec();
+        bytes.extend_from_slice(&[0x90, 1, 100]);
+        let out = feed(&mut input, &bytes[..4], 0);
+        assert!(out.is_empty() && !input.stamps_requested());
+        let out = feed(&mut input, &bytes[4..], 0);
+        assert_eq!(out, [Received::unstamped(note(1), 0)]);
+        assert!(input.stamps_requested());
+        assert_eq!(input.parser_stats(), ParserStats::default());
+        assert_eq!(input.decoder_stats(), DecoderStats::default());
+    }
+
+    #[test]
+    fn stamped_messages_are_played_out_at_sender_time_plus_offset_plus_delay() {
+        let delay = 10_000_000;
+        let mut input = TimedInput::new(Parser::new(), Some(PlayoutConfig::new(DelayMode::fixed(delay))));
+        // Sender clock 1 s behind the receiver's, 2 ms of transit: the first message sets the floor.
+        let out = feed(&mut input, &stamped(&[(1, 1_000_000_000)]), 2_002_000_000);
+        assert!(out.is_empty(), "queued, not delivered: {out:?}");
+        let due = 2_002_000_000 + delay;
+        assert_eq!(input.next_deadline(), Some(due));
+        let mut out = Vec::new();
+        input.pop_due(due - 1, |r| out.push(r));
+        assert!(out.is_empty());
+        input.pop_due(due + 500, |r| out.push(r));
+        assert_eq!(out, [Received { message: note(1), timestamp_ns: due, sender_ns: Some(1_000_000_000) }]);
+        assert!(input.is_idle());
+        let stats = input.playout_stats().unwrap();
+        assert_eq!((stats.pushed, stats.delivered, stats.late, stats.delay_ns), (1, 1, 0, delay));
+        assert_eq!(stats.offset_ns, Some(1_002_000_000));
+    }
+
+    #[test]
+    fn an_unstamped_message_waits_behind_queued_stamped_ones() {
+        let mut input = TimedInput::new(Parser::new(), Some(PlayoutConfig::new(DelayMode::fixed(5_000_000))));
+        let bytes = stamped(&[(1, 1_000_000)]);
+        assert!(feed(&mut input, &bytes, 1_000_000).is_empty());
+        // A plain message cannot follow a stamped one on one stream, so push through the buffer
+        // the way `feed` does for an unstamped arrival while others are queued.
+        let buffer = input.playout.as_mut().unwrap();
+        buffer.push(None, 2_000_000, note(2), |_| panic!("not full"));
+        let mut out = Vec::new();
+        input.pop_due(2_000_000, |r| out.push(r));
+        assert!(out.is_empty(), "the stamped note is due at 6 ms and the plain one waits behind it");
+        input.pop_due(6_000_000, |r| out.push(r));
+        let notes: Vec<_> = out.iter().map(|r| (r.message.clone(), r.sender_ns, r.timestamp_ns)).collect();
+        // The plain one is stamped when it came out, not before the one it waited behind.
+        assert_eq!(notes, [(note(1), Some(1_000_000), 6_000_000), (note(2), None, 6_000_000)]);
+    }
+
+    #[test]
+    fn plain_messages_pass_a_buffer_at_once() {
+        let mut input = TimedInput::new(Parser::new(), Some(PlayoutConfig::new(DelayMode::adaptive())));
+        assert_eq!(
+            feed(&mut input, &[0x90, 1, 100, 0xF8], 9),
+            [Received::unstamped(note(1), 9), Received::unstamped(Message::Clock, 9)]
+        );
+        assert!(input.is_idle());
+        assert_eq!(input.playout_stats().unwrap().pushed, 0);
+    }
+
+    #[test]
+    fn a_late_message_comes_out_of_feed_and_drain_empties_the_buffer() {
+        let mut input = TimedInput::new(Parser::new(), Some(PlayoutConfig::new(DelayMode::fixed(1_000_000))));
+        let mut encoder = StampEncoder::new();
+        let mut bytes = STAMP_ANSWER.to_vec();
+        encoder.encode_to_vec(0, &note(1), &mut bytes);
+        assert!(feed(&mut input, &bytes, 1_000_000).is_empty());
+        // Sent 1 ms later but arriving 50 ms later: late (due at 3 ms), delivered by `feed`
+        // together with the first one, which is due too by then.
+        let mut later = Vec::new();
+        encoder.encode_to_vec(1_000_000, &Message::Stop, &mut later);
+        let out = feed(&mut input, &later, 51_000_000);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].timestamp_ns, 51_000_000, "a late message is delivered on arrival");
+        assert_eq!(input.playout_stats().unwrap().late, 1);
+        let mut tail = Vec::new();
+        encoder.encode_to_vec(60_000_000, &note(3), &mut tail);
+        assert!(feed(&mut input, &tail, 60_000_000).is_empty());
+        let mut out = Vec::new();
+        input.drain(60_000_000, |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].timestamp_ns, 60_000_000, "drained now, before its time");
+        assert!(input.is_idle());
+    }
+
+    #[test]
+    fn the_parser_limit_still_applies() {
+        let mut input = TimedInput::new(Parser::with_max_sysex_len(4), None);
+        let out = feed(&mut input, &[0xF0, 1, 2, 3, 4, 5, 6, 0xF7, 0xFA], 0);
+        assert_eq!(out, [Received::unstamped(Message::Start, 0)]);
+        assert_eq!(input.parser_stats().sysex_overflows, 1);
+    }
+}
