@@ -301,6 +301,9 @@ fn jitter_buffer_choice(ui: &mut egui::Ui, setting: &mut JitterBuffer) {
 
 /// The jitter buffers in force: the delay, the network's jitter and the late messages, per peer.
 fn playout_ui(ui: &mut egui::Ui, mode: Mode, peers: &[PeerPlayout]) {
+    // A peer that has not stamped a message (mido, or a midisock peer that has not sent yet) has
+    // nothing in its buffer to show.
+    let peers: Vec<&PeerPlayout> = peers.iter().filter(|p| p.stats.pushed > 0).collect();
     if peers.is_empty() {
         let who = if mode == Mode::Server { "no client stamps" } else { "the server does not stamp" };
         ui.add(

@@ -29,6 +29,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// server that accepts and then refuses (wrong token, not on the allowlist) must not look fixed,
 /// nor be reconnected to at the shortest backoff forever.
 pub const STABLE_AFTER: Duration = Duration::from_millis(1000);
+/// Messages played out by the jitter buffer go into the track this much after their played-out
+/// time (see [`Worker::deliver`]).
+pub const PLAYOUT_LEAD_NS: u64 = 2_000_000;
 /// How often the jitter buffers' stats are copied for the GUI.
 const PLAYOUT_STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Events from the track waiting for their send time; beyond this they are sent at once.
@@ -388,7 +391,12 @@ impl Worker {
             self.status.count_dropped(1);
             return;
         };
-        let sample = self.clock.target_sample(received.timestamp_ns, monotonic_ns());
+        // A played-out message goes into the next block at the offset of its played-out time, so
+        // it must reach the audio thread before that block starts: between 0 and one block
+        // after its time, depending on where in a block it falls. The lead keeps a late wake-up
+        // of this thread from missing the block (at the cost of that much latency).
+        let lead = if received.sender_ns.is_some() { PLAYOUT_LEAD_NS } else { 0 };
+        let sample = self.clock.target_sample(received.timestamp_ns + lead, monotonic_ns());
         if self.to_audio.push(ToTrack::Midi { sample, midi }, sysex).is_err() {
             self.status.count_dropped(1);
         }

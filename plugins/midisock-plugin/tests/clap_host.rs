@@ -321,79 +321,17 @@ fn a_wrong_token_is_refused_by_the_protected_server() {
     assert_eq!(server.client_count(), 0);
 }
 
-/// The jitter buffer, end to end: the server's messages reach the plugin through a proxy that
-/// holds each chunk 5–25 ms (in order, like TCP over a jittery link). With a fixed 40 ms buffer,
-/// the notes come out of the plugin with the spacing they were sent with, to the sample (within
-/// the tolerance below), instead of the network's ±10 ms.
+/// The jitter buffer, end to end (see [`JitterRun`]): notes come out at their sent spacing.
 #[test]
 fn with_a_jitter_buffer_notes_land_at_their_sent_spacing_in_the_block() {
-    use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
-    const FRAMES: u32 = 480; // 10 ms at 48 kHz: the network thread has a block of lead
-    const NOTES: u8 = 12;
-    const SPACING: Duration = Duration::from_millis(15);
-    let server = server();
-    let mut config = ProxyConfig::new(server.local_addr(), DelayDistribution::Fixed(Duration::ZERO));
-    config.to_client =
-        DelayDistribution::Uniform { centre: Duration::from_millis(15), spread: Duration::from_millis(10) };
-    let proxy = JitterProxy::start(config).expect("start the jitter proxy");
-    let state = format!(
-        r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":"\"Client\"","jitter_buffer":{:?}}}}}"#,
-        format!("{:?}", proxy.local_addr().to_string()),
-        r#"{"Fixed":{"ms":40}}"#
-    );
-    let mut rig = Rig::with_state(state.as_bytes());
-    rig.wait_for_clients(&server, 1);
-
-    // Blocks in real time: block k is processed at start + k × 10 ms. Each output note-on is
-    // recorded at its absolute sample; each note is sent at a measured instant.
-    let start = Instant::now();
-    let mut block = 0u64;
-    let mut sent_at = Vec::new(); // midpoint of each send call, ns since start
-    let mut out_at = Vec::new(); // absolute sample of each note-on that came out
-                                 // The first 600 ms only warm up: the server reads the plugin's stamp request, and the buffer
-                                 // sees a few quarter-second windows of arrivals for its estimate of the link's floor.
-    let warm_up = Duration::from_millis(600);
-    let mut next_send = warm_up;
-    while out_at.len() < usize::from(NOTES) {
-        let now = start.elapsed();
-        assert!(now < DEADLINE, "timed out: {} of {NOTES} notes came out", out_at.len());
-        if now < warm_up && block.is_multiple_of(10) {
-            server.send(&Message::control_change(0, 1, 0).unwrap()).unwrap();
-        }
-        if now >= next_send && sent_at.len() < usize::from(NOTES) {
-            let before = start.elapsed();
-            server.send(&Message::note_on(0, 60 + sent_at.len() as u8, 100).unwrap()).unwrap();
-            sent_at.push(((before + start.elapsed()) / 2).as_nanos() as f64);
-            next_send += SPACING;
-        }
-        for (time, bytes) in rig.process_frames(&[], FRAMES) {
-            if bytes[0] == 0x90 {
-                out_at.push((block * u64::from(FRAMES) + u64::from(time)) as f64);
-            }
-        }
-        block += 1;
-        let due = Duration::from_millis(10 * block);
-        if let Some(wait) = due.checked_sub(start.elapsed()) {
-            std::thread::sleep(wait);
-        }
-    }
-    // Spacing error of each consecutive pair, in ms.
-    let errors: Vec<f64> = (1..usize::from(NOTES))
-        .map(|i| {
-            let sent = (sent_at[i] - sent_at[i - 1]) / 1e6;
-            let out = (out_at[i] - out_at[i - 1]) / 48.0;
-            (out - sent).abs()
-        })
-        .collect();
-    let close = errors.iter().filter(|&&e| e <= 1.0).count();
-    let mut sorted = errors.clone();
-    sorted.sort_by(f64::total_cmp);
-    // Without the buffer, the proxy's 5–25 ms holds move nearly every note by milliseconds (up
-    // to 20). With it, a thread held up for a whole block under heavy CPU load can still miss
-    // its block now and then: each such note spoils two spacings, so two such notes are allowed.
-    assert!(
-        close + 4 >= errors.len() && sorted[errors.len() / 2] <= 0.5,
-        "spacing errors (ms) out of the plugin: {errors:.2?}"
-    );
-    eprintln!("spacing errors (ms): {errors:.2?}");
+    let run = JitterRun::new();
+    let mut rig = Rig::with_state(&run.state);
+    rig.wait_for_clients(&run.server, 1);
+    run.check(|| {
+        rig.process_frames(&[], JitterRun::FRAMES)
+            .into_iter()
+            .filter(|(_, bytes)| bytes[0] == 0x90)
+            .map(|(time, _)| time)
+            .collect()
+    });
 }
