@@ -8,6 +8,9 @@
 //!    "connected to <address>", Peers 1, and the listener really accepted a connection;
 //!    the listener then closes: "Disconnected: the server closed the connection" stays in view
 //!    beside "Last attempt: Connection refused" of the retries;
+//!    then the jitter buffer: choosing Auto and applying it with the address of a midisock server
+//!    (`midisock serve`, which stamps what it sends when asked) that plays notes, the window
+//!    shows the buffer's stats ("Jitter buffer: delay … late");
 //! 3. a long, unresolvable address: the error shows, reason first, wrapped, with the end of the
 //!    address and the attempt countdown still in view;
 //! 4. choosing Server says "not applied yet" and changes nothing until the address is applied;
@@ -110,6 +113,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--bin",
         "midisock-standalone",
     ]))?;
+    // The midisock server the jitter-buffer step connects to.
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["build", "-p", "midisock-cli"]))?;
+    let cli = env::target_dir().join("debug").join("midisock");
     let app = env::target_dir().join("debug").join("midisock-standalone");
     let out = env::target_dir().join("plugin-gui");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -119,7 +125,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("xtask: plugin-gui: the editor at {percent} %");
         let display = VirtualDisplay::start(scale)?;
         let editor = Editor::open(&app, &display, scale, out.join(percent.to_string()))?;
-        let start = check_editor(&editor)?;
+        let start = check_editor(&editor, &cli)?;
         // The 200 % window must really be twice as large, text included (a window that ignored
         // the scale would pass every other check at 100 % size).
         let text_width = ["Address", "Direction", "Received"]
@@ -148,7 +154,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if screenshots {
         let docs = env::repo_root().join("docs");
         for (percent, shot, name) in [
-            ("100", "connected", "plugin-gui-connected.png"),
+            ("100", "jitter", "plugin-gui-connected.png"),
             ("100", "error", "plugin-gui-error.png"),
             ("100", "server", "plugin-gui-server.png"),
             ("200", "error", "plugin-gui-error-200.png"),
@@ -169,7 +175,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Runs the steps; returns what it read at the start.
-fn check_editor(editor: &Editor) -> Result<Ocr, String> {
+fn check_editor(editor: &Editor, cli: &Path) -> Result<Ocr, String> {
     // 1. Text is drawn: every label, and the state of the default address.
     let start = editor.wait_for("every label and the starting state", "start", |ocr| {
         LABELS.iter().all(|label| ocr.contains(label))
@@ -193,6 +199,18 @@ fn check_editor(editor: &Editor) -> Result<Ocr, String> {
             && ocr.contains("Last attempt: Connection refused")
             && ocr.contains("could not connect (")
     })?;
+
+    // 2c. The jitter buffer: Auto, applied with the address of a midisock server that plays
+    //     notes; it stamps them because the plugin asks, and the window shows the buffer's stats.
+    let serve = Serve::start(cli)?;
+    editor.click_on("Auto")?;
+    editor.type_into("Address", &serve.address)?;
+    editor.wait_for("the jitter buffer's stats", "jitter", |ocr| {
+        ocr.contains(&format!("connected to {}", serve.address))
+            && ocr.contains("Jitter buffer: delay")
+            && ocr.contains("late")
+    })?;
+    drop(serve);
 
     // 3. A long address that cannot resolve: the reason, the whole address and the retry timing.
     editor.type_into("Address", &format!("{LONG_HOST}:5004"))?;
@@ -580,6 +598,63 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// `midisock serve 127.0.0.1:0` playing a note every 40 ms to its clients; stopped on drop.
+struct Serve {
+    child: Child,
+    address: String,
+    stop: Arc<AtomicBool>,
+    feeder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Serve {
+    fn start(cli: &Path) -> Result<Serve, String> {
+        let mut child = Command::new(cli)
+            .args(["serve", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", cli.display()))?;
+        let mut stderr = BufReader::new(child.stderr.take().ok_or("midisock serve has no stderr")?);
+        // "midisock: serving on 127.0.0.1:PORT (…)"
+        let mut line = String::new();
+        let _ = stderr.read_line(&mut line);
+        let address = line.split("serving on ").nth(1).and_then(|rest| rest.split_whitespace().next());
+        let Some(address) = address.map(str::to_string) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("midisock serve did not say where it listens: {line:?}"));
+        };
+        // Its later messages (clients coming and going) must not fill the pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let mut stdin = child.stdin.take().ok_or("midisock serve has no stdin")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let feeder = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Acquire) {
+                for line in ["note_on channel=0 note=60 velocity=64", "note_off channel=0 note=60 velocity=0"] {
+                    if writeln!(stdin, "{line}").and_then(|()| stdin.flush()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Ok(Serve { child, address, stop, feeder: Some(feeder) })
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(feeder) = self.feeder.take() {
+            let _ = feeder.join();
+        }
     }
 }
 
