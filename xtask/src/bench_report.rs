@@ -4,7 +4,8 @@
 //! - `summary.json` — percentiles and rates per system (`rtt_p50_ns`, `rtt_p99_ns`,
 //!   `stream_msgs_per_s`, `jitter_p999_minus_p50_ns`, ...), midisock-only figures (parser, fan-out)
 //!   and every performance target of docs/performance.md with its measured ratio;
-//! - `summary.md` — the same as Markdown tables (the README's bench section is one of these);
+//! - `summary.md` — the same as Markdown tables (a full run publishes it to docs/bench/, which
+//!   the README links);
 //! - `*_cdf.svg`, `*_hist.svg` — latency CDF and histogram per system, per workload;
 //! - `raw/` — the samples (`<workload>_<system>.samples`, ns per line) and scalars they came from.
 //!
@@ -90,12 +91,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
 
     let python = env::python_with_mido()?;
+    let load_before = load_average();
     let started = std::time::Instant::now();
     measure_rust(&raw, quick)?;
     measure_mido(&python, &raw, quick)?;
     measure_python(&raw, quick)?;
     let measured = load(&raw)?;
-    let machine = machine();
+    let machine = Machine { load: format!("{load_before} before, {} after", load_average()), ..machine() };
 
     let json = summary_json(&measured, &machine, quick);
     write(&out.join("summary.json"), &json)?;
@@ -113,7 +115,38 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     print!("{markdown}");
     eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
+    if !quick {
+        publish(&out)?;
+    }
     Ok(())
+}
+
+/// A full run's summary and plots are what the README links to: copied into `docs/bench/`, so
+/// the published tables are always one run's output, never edited by hand. A `--quick` run is
+/// for checking a change and publishes nothing.
+fn publish(out: &Path) -> Result<(), String> {
+    let docs = env::repo_root().join("docs").join("bench");
+    std::fs::create_dir_all(&docs).map_err(|e| format!("cannot create {}: {e}", docs.display()))?;
+    let entries = std::fs::read_dir(out).map_err(|e| format!("cannot read {}: {e}", out.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let published = path.extension().is_some_and(|ext| ext == "svg" || ext == "md" || ext == "json");
+        if published && path.is_file() {
+            let to = docs.join(path.file_name().expect("a file has a name"));
+            std::fs::copy(&path, &to)
+                .map_err(|e| format!("cannot copy {} to {}: {e}", path.display(), to.display()))?;
+        }
+    }
+    eprintln!("xtask: published the summary and plots to {}", docs.display());
+    Ok(())
+}
+
+/// The 1-minute load average (`/proc/loadavg`), so a table says how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn cargo() -> String {
@@ -188,6 +221,8 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub kernel: String,
+    /// The 1-minute load average before and after measuring.
+    pub load: String,
 }
 
 fn machine() -> Machine {
@@ -199,7 +234,12 @@ fn machine() -> Machine {
         })
         .unwrap_or_else(|| "unknown".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    Machine { cpus: std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model, kernel }
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model,
+        kernel,
+        load: String::new(),
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -407,10 +447,11 @@ fn summary_json(m: &Measured, machine: &Machine, quick: bool) -> String {
     let _ = writeln!(out, "  \"mode\": {},", json_string(if quick { "quick" } else { "full" }));
     let _ = writeln!(
         out,
-        "  \"machine\": {{\"nproc\": {}, \"cpu_model\": {}, \"kernel\": {}}},",
+        "  \"machine\": {{\"nproc\": {}, \"cpu_model\": {}, \"kernel\": {}, \"load_average\": {}}},",
         machine.cpus,
         json_string(&machine.cpu_model),
-        json_string(&machine.kernel)
+        json_string(&machine.kernel),
+        json_string(&machine.load)
     );
     for metric in &METRICS {
         let values: Vec<String> =
@@ -464,11 +505,12 @@ fn summary_markdown(m: &Measured, machine: &Machine, quick: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Measured by `cargo xtask bench-report{}` on {} CPUs ({}), Linux {}.\n",
+        "Measured by `cargo xtask bench-report{}` on {} CPUs ({}), Linux {}; load average {}.\n",
         if quick { " --quick" } else { "" },
         machine.cpus,
         machine.cpu_model,
-        machine.kernel
+        machine.kernel,
+        machine.load
     );
     out.push_str(
         "| | midisock | plain TCP | mido 1.3.3 | midisock (Python) | midisock / plain TCP |\n\

@@ -56,10 +56,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let c_dir = env::repo_root().join("tests").join("c");
     let cpp_dir = env::repo_root().join("bindings").join("cpp").join("tests");
 
-    // The install test: the README's example, built with nothing but pkg-config's flags.
+    // The install test: the example of the README and docs/c.md, built with nothing but pkg-config's flags.
     let example = c_dir.join("example.c");
     tally.record(
-        "example.c (README) built with only `pkg-config --cflags --libs midisock`",
+        "example.c (README, docs/c.md) built with only `pkg-config --cflags --libs midisock`",
         runner.build_and_run(
             &example,
             "pkgconfig",
