@@ -191,16 +191,17 @@ fn vst3_reaches_a_server_protected_by_a_token_and_tls() {
 /// the sample offsets VST3 carries.
 #[test]
 fn vst3_with_a_jitter_buffer_notes_land_at_their_sent_spacing_in_the_block() {
-    let run = JitterRun::new();
+    let mut run = JitterRun::client();
     let mut rig = Rig::with_block(&run.state, JitterRun::FRAMES as usize);
-    rig.wait_for_clients(&run.server, 1);
-    run.check(|| {
+    let mut note_on_offsets = move || {
         rig.process_block(&[]);
         rig.plugin()
             .take_output_events()
             .into_iter()
             .filter(|e| matches!(e.data, vst3_host::PluginEventData::NoteOn { .. }))
             .map(|e| u32::try_from(e.sample_offset).expect("a sample offset inside the block"))
-            .collect()
-    });
+            .collect::<Vec<u32>>()
+    };
+    run.connect(&mut note_on_offsets);
+    run.check(note_on_offsets);
 }

@@ -133,37 +133,100 @@ pub fn bytes(m: &Message) -> Vec<u8> {
     m.to_bytes()
 }
 
-/// The jitter buffer, end to end: a server's messages reach the plugin through a proxy that
-/// holds each chunk 5–25 ms (in order, like TCP over a jittery link), and the plugin (a client
-/// with a fixed 40 ms buffer, set in its saved state) must put the notes into the track with
-/// the spacing they were sent with, to within a millisecond, instead of the network's ±10 ms.
+/// The jitter buffer, end to end: the network's messages reach the plugin through a proxy that
+/// holds each chunk 5–25 ms (in order, like TCP over a jittery link), and the plugin (with a
+/// fixed 40 ms buffer, set in its saved state) must put the notes into the track with the
+/// spacing they were sent with, to within a millisecond, instead of the network's ±10 ms.
+///
+/// - [`JitterRun::client`]: the plugin is a client; a `PortServer` sends.
+/// - [`JitterRun::server`]: the plugin is a server; a midisock client sends.
 pub struct JitterRun {
-    pub server: PortServer,
-    /// The state that points the plugin at the proxy with the buffer on.
+    /// The test's end of the link.
+    pub sender: JitterSender,
+    /// The state that sets the plugin's mode, address and buffer.
     pub state: Vec<u8>,
     proxy: midisock_testkit::JitterProxy,
 }
 
+pub enum JitterSender {
+    /// The plugin connects (through the proxy) to this server.
+    Server(PortServer),
+    /// The plugin listens on `plugin`; the client connects through the proxy once it does.
+    Client { plugin: std::net::SocketAddr, proxy: std::net::SocketAddr, port: Option<midisock::SocketPort> },
+}
+
+const JITTER: midisock_testkit::DelayDistribution = midisock_testkit::DelayDistribution::Uniform {
+    centre: Duration::from_millis(15),
+    spread: Duration::from_millis(10),
+};
+const BUFFER: &str = r#"{"Fixed":{"ms":40}}"#;
+
+fn jitter_state(mode: &str, address: &str) -> Vec<u8> {
+    format!(
+        r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":{:?},"jitter_buffer":{:?}}}}}"#,
+        format!("{address:?}"),
+        format!("{mode:?}"),
+        BUFFER
+    )
+    .into_bytes()
+}
+
 impl JitterRun {
-    /// 10 ms blocks at 48 kHz: the network thread hands each message over a block ahead.
+    /// 10 ms blocks at 48 kHz.
     pub const FRAMES: u32 = 480;
     const NOTES: u8 = 12;
     const SPACING: Duration = Duration::from_millis(15);
 
-    pub fn new() -> JitterRun {
+    /// The plugin as a client of a server that sends.
+    pub fn client() -> JitterRun {
         use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
         let server = server();
         let mut config = ProxyConfig::new(server.local_addr(), DelayDistribution::Fixed(Duration::ZERO));
-        config.to_client =
-            DelayDistribution::Uniform { centre: Duration::from_millis(15), spread: Duration::from_millis(10) };
+        config.to_client = JITTER;
         let proxy = JitterProxy::start(config).expect("start the jitter proxy");
-        let state = format!(
-            r#"{{"version":"0.1.0","params":{{}},"fields":{{"address":{:?},"mode":"\"Client\"","jitter_buffer":{:?}}}}}"#,
-            format!("{:?}", proxy.local_addr().to_string()),
-            r#"{"Fixed":{"ms":40}}"#
-        )
-        .into_bytes();
-        JitterRun { server, state, proxy }
+        let state = jitter_state("Client", &proxy.local_addr().to_string());
+        JitterRun { sender: JitterSender::Server(server), state, proxy }
+    }
+
+    /// The plugin as a server; a client sends to it.
+    pub fn server() -> JitterRun {
+        use midisock_testkit::{JitterProxy, ProxyConfig};
+        // A port nobody listens on now, for the plugin to listen on.
+        let plugin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let proxy = JitterProxy::start(ProxyConfig::new(plugin, JITTER)).expect("start the jitter proxy");
+        let state = jitter_state("Server", &plugin.to_string());
+        JitterRun { sender: JitterSender::Client { plugin, proxy: proxy.local_addr(), port: None }, state, proxy }
+    }
+
+    /// Processes blocks (`process`, as in [`JitterRun::check`]) until the plugin's peer is
+    /// connected: the plugin has connected to the server, or the client to the plugin.
+    pub fn connect(&mut self, mut process: impl FnMut() -> Vec<u32>) {
+        let start = Instant::now();
+        loop {
+            match &mut self.sender {
+                JitterSender::Server(server) if server.client_count() == 1 => return,
+                JitterSender::Client { port: Some(_), .. } => return,
+                JitterSender::Client { plugin, proxy, port } => {
+                    // The proxy accepts at once and only then connects to the plugin: connect
+                    // through it once the plugin listens (this probe is a client that leaves).
+                    if std::net::TcpStream::connect(*plugin).is_ok() {
+                        *port = Some(midisock::connect(*proxy).expect("connect through the proxy"));
+                    }
+                }
+                JitterSender::Server(_) => {}
+            }
+            process();
+            assert!(start.elapsed() < DEADLINE, "the plugin and its peer never connected");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn send(&self, message: &Message) {
+        match &self.sender {
+            JitterSender::Server(server) => server.send(message).unwrap(),
+            JitterSender::Client { port: Some(port), .. } => port.send(message).unwrap(),
+            JitterSender::Client { port: None, .. } => panic!("not connected"),
+        }
     }
 
     /// Runs blocks in real time (block k at start + k × 10 ms; `process` runs one and returns the
@@ -182,11 +245,11 @@ impl JitterRun {
             let now = start.elapsed();
             assert!(now < DEADLINE, "timed out: {} of {} notes came out", out_at.len(), Self::NOTES);
             if now < warm_up {
-                self.server.send(&Message::control_change(0, 1, 0).unwrap()).unwrap();
+                self.send(&Message::control_change(0, 1, 0).unwrap());
             }
             if now >= next_send && sent_at.len() < usize::from(Self::NOTES) {
                 let before = start.elapsed();
-                self.server.send(&Message::note_on(0, 60 + sent_at.len() as u8, 100).unwrap()).unwrap();
+                self.send(&Message::note_on(0, 60 + sent_at.len() as u8, 100).unwrap());
                 sent_at.push(((before + start.elapsed()) / 2).as_nanos() as f64);
                 next_send += Self::SPACING;
             }
