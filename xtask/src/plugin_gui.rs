@@ -17,6 +17,10 @@
 //!    then "listening on <address>", and a client connecting shows as "1 client";
 //! 5. resized to 760×700 points, the window grows and every label still reads.
 //!
+//! Then the same editor in a CLAP host (the `clap_gui_host` example: `gui.create`,
+//! `gui.set_scale(2)`, `gui.get_size`, an X11 parent window, `set_parent`, `show`) on a display
+//! without `Xft.dpi`: every label reads and the window and text are twice as large.
+//!
 //! **200 %** is set the way a Linux desktop sets it: the X resource `Xft.dpi: 192` (what GNOME,
 //! KDE and Xfce write for 200 % scaling), which baseview reads when the window opens. On X11 it
 //! takes precedence over a host's CLAP `gui.set_scale` / VST3 `setContentScaleFactor`, so it is
@@ -119,38 +123,41 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let app = env::target_dir().join("debug").join("midisock-standalone");
     let out = env::target_dir().join("plugin-gui");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let mut text_width_100 = None;
+    let mut text_width_100 = 0.0;
     for scale in [1.0, 2.0] {
         let percent = (scale * 100.0) as u32;
-        eprintln!("xtask: plugin-gui: the editor at {percent} %");
-        let display = VirtualDisplay::start(scale)?;
+        eprintln!("xtask: plugin-gui: the editor at {percent} % (Xft.dpi {})", 96.0 * scale);
+        let display = VirtualDisplay::start(Some(scale))?;
         let editor = Editor::open(&app, &display, scale, out.join(percent.to_string()))?;
         let start = check_editor(&editor, &cli)?;
-        // The 200 % window must really be twice as large, text included (a window that ignored
-        // the scale would pass every other check at 100 % size).
-        let text_width = ["Address", "Direction", "Received"]
-            .iter()
-            .map(|label| start.word(label).map(|w| w.width).ok_or(format!("no {label:?} label at {percent} %")))
-            .sum::<Result<f64, String>>()?;
-        match text_width_100 {
-            None => text_width_100 = Some(text_width),
-            Some(at_100) => {
-                let ratio = text_width / at_100;
-                if !(1.8..=2.2).contains(&ratio) || start.width < 2.0 * EDITOR_WIDTH - 1.0 {
-                    return Err(format!(
-                        "the editor at 200 % is not twice as large: its labels are {ratio:.2}× as wide as at 100 %, \
-                         the window {} px wide (want ≥ {} px)",
-                        start.width,
-                        2.0 * EDITOR_WIDTH
-                    ));
-                }
-                eprintln!(
-                    "xtask: plugin-gui: at 200 % the labels are {ratio:.2}× as wide as at 100 %, the window {} px wide",
-                    start.width
-                );
-            }
+        if scale == 1.0 {
+            text_width_100 = label_width(&start)?;
+        } else {
+            check_twice_as_large(&start, text_width_100, "the desktop's 200 % (Xft.dpi 192)")?;
         }
     }
+
+    // The scale a host asks for: the CLAP GUI sequence with set_scale(2), on a display without
+    // Xft.dpi (which would take precedence).
+    eprintln!("xtask: plugin-gui: the editor in a CLAP host that asks for 200 %");
+    crate::bundle::run(&["midisock-plugin".into(), "--features".into(), "assert_process_allocs".into()])?;
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args([
+        "build",
+        "-p",
+        "midisock-plugin",
+        "--example",
+        "clap_gui_host",
+    ]))?;
+    let host = env::target_dir().join("debug").join("examples").join("clap_gui_host");
+    let clap = env::target_dir().join("bundled").join("midisock.clap");
+    let display = VirtualDisplay::start(None)?;
+    let editor = Editor::open_in_clap_host(&host, &clap, &display, 2.0, out.join("clap-host-200"))?;
+    let ocr = editor.wait_for("every label in the CLAP host's window", "editor", |ocr| {
+        LABELS.iter().all(|label| ocr.contains(label)) && ocr.contains("idle: the host has not started the plugin")
+    })?;
+    check_twice_as_large(&ocr, text_width_100, "a CLAP host's set_scale(2)")?;
+    drop(editor);
+
     if screenshots {
         let docs = env::repo_root().join("docs");
         for (percent, shot, name) in [
@@ -170,6 +177,33 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "xtask: plugin-gui: at 100 % and 200 % the editor draws its text, connects, shows errors and serves; \
          screenshots in {}",
         out.display()
+    );
+    Ok(())
+}
+
+/// The summed width of three labels, in window pixels.
+fn label_width(ocr: &Ocr) -> Result<f64, String> {
+    ["Address", "Direction", "Received"]
+        .iter()
+        .map(|label| ocr.word(label).map(|w| w.width).ok_or(format!("no {label:?} label")))
+        .sum()
+}
+
+/// The window (and its text) is twice as large as at 100 %: a window that ignored the scale
+/// would pass every other check at 100 % size.
+fn check_twice_as_large(ocr: &Ocr, label_width_100: f64, how: &str) -> Result<(), String> {
+    let ratio = label_width(ocr)? / label_width_100;
+    if !(1.8..=2.2).contains(&ratio) || ocr.width < 2.0 * EDITOR_WIDTH - 1.0 {
+        return Err(format!(
+            "the editor at {how} is not twice as large: its labels are {ratio:.2}× as wide as at 100 %, the window \
+             {} px wide (want ≥ {} px)",
+            ocr.width,
+            2.0 * EDITOR_WIDTH
+        ));
+    }
+    eprintln!(
+        "xtask: plugin-gui: at {how} the labels are {ratio:.2}× as wide as at 100 %, the window {} px wide",
+        ocr.width
     );
     Ok(())
 }
@@ -262,7 +296,8 @@ struct VirtualDisplay {
 }
 
 impl VirtualDisplay {
-    fn start(scale: f64) -> Result<VirtualDisplay, String> {
+    /// `scale`: the desktop's scale, as `Xft.dpi`; `None` leaves it unset.
+    fn start(scale: Option<f64>) -> Result<VirtualDisplay, String> {
         // `-noreset`: otherwise the server resets when xrdb (its only client) leaves, and the
         // reset clears the resources.
         let mut child = Command::new("Xvfb")
@@ -281,7 +316,9 @@ impl VirtualDisplay {
             return Err("Xvfb did not report its display number".into());
         }
         let display = VirtualDisplay { name: format!(":{number}"), child };
-        display.set_dpi((96.0 * scale).round() as u32)?;
+        if let Some(scale) = scale {
+            display.set_dpi((96.0 * scale).round() as u32)?;
+        }
         Ok(display)
     }
 
@@ -362,6 +399,45 @@ impl Editor {
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The editor inside the `clap_gui_host` example (a CLAP host asking for `scale`).
+    fn open_in_clap_host(
+        host: &Path,
+        clap: &Path,
+        display: &VirtualDisplay,
+        scale: f64,
+        dir: PathBuf,
+    ) -> Result<Editor, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut child = Command::new(host)
+            .arg(clap)
+            .arg(scale.to_string())
+            .env("DISPLAY", &display.name)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(Stdio::piped())
+            .stderr(log_file(&dir.join("host.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", host.display()))?;
+        // "window 0x… size W×H", once the editor is shown.
+        let stdout = child.stdout.take().ok_or("the host has no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_default();
+        let window = line.split_whitespace().nth(1).filter(|_| line.starts_with("window ")).map(str::to_string);
+        let editor =
+            Editor { child, display: display.name.clone(), window: window.clone().unwrap_or_default(), scale, dir };
+        match window {
+            Some(_) => Ok(editor),
+            None => Err(format!(
+                "the CLAP host did not show the editor (it said {line:?}; its log: {})",
+                editor.dir.join("host.log").display()
+            )),
         }
     }
 
