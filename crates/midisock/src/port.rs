@@ -323,9 +323,19 @@ impl SocketPort {
         peer: SocketAddr,
         unsent: &[u8],
         tls: Option<Connection>,
+        input: TimedInput,
+        output: TimedOutput,
     ) -> Result<SocketPort> {
         net::configure_stream(&stream).map_err(Error::Io)?;
         let port = SocketPort::from_connected(stream, socket_addr_name(peer), tls);
+        // The server's reading setup (sysex limit, jitter buffer) and stamping state carry over:
+        // the peer may already stamp for it, or expect stamps from it.
+        {
+            let mut receiver = port.inner.receiver.lock();
+            port.inner.stats.lock().playout = input.playout_stats();
+            receiver.input = input;
+        }
+        port.inner.sender.lock().output = output;
         // With TLS, unsent output sits in the session as records; `write` sends them first.
         port.write(unsent)?;
         Ok(port)
@@ -344,7 +354,7 @@ impl SocketPort {
         stream.set_nonblocking(false).map_err(Error::Io)?;
         stream.set_read_timeout(None).map_err(Error::Io)?;
         stream.set_write_timeout(None).map_err(Error::Io)?;
-        SocketPort::from_accepted(stream, peer, &[], None)
+        SocketPort::from_accepted(stream, peer, &[], None, TimedInput::new(Parser::new(), None), TimedOutput::new())
     }
 
     /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port or

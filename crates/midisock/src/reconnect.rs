@@ -362,6 +362,18 @@ impl ReconnectingPort {
         self.shared.link.lock().port.as_ref().map(|port| port.parser_stats()).unwrap_or_default()
     }
 
+    /// The current connection's jitter buffer ([`ConnectOptions::jitter_buffer`], which every
+    /// connection gets: each asks its server for stamps again), `None` while down or with the
+    /// buffer off. Each connection starts a new estimate.
+    pub fn playout_stats(&self) -> Option<crate::timing::PlayoutStats> {
+        self.shared.link.lock().port.as_ref().and_then(|port| port.playout_stats())
+    }
+
+    /// What the current connection's stamp decoder skipped (zeros while down).
+    pub fn decoder_stats(&self) -> crate::timing::DecoderStats {
+        self.shared.link.lock().port.as_ref().map(|port| port.decoder_stats()).unwrap_or_default()
+    }
+
     /// True once closed, or given up.
     pub fn is_closed(&self) -> bool {
         matches!(self.shared.link.lock().state, LinkState::Closed | LinkState::GaveUp { .. })

@@ -317,3 +317,40 @@ fn a_wrong_token_is_still_refused_with_the_request_behind_it() {
     let error = client.finish(WAIT).unwrap_err();
     assert!(matches!(error, midisock::Error::Refused { .. }), "{error:?}");
 }
+
+#[test]
+fn a_reconnecting_port_asks_again_on_every_connection() {
+    let listener = listener();
+    let options = ConnectOptions::default()
+        .jitter_buffer(DelayMode::fixed(1_000_000))
+        .reconnect(midisock::Reconnect { initial_delay: Duration::from_millis(10), ..Default::default() });
+    let port = midisock::ReconnectingPort::connect(listener.local_addr().unwrap(), &options).unwrap();
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    let accepting = std::thread::spawn(move || {
+        for _ in 0..2 {
+            accepted_tx.send(accept_port(&listener)).unwrap();
+        }
+    });
+    for round in 0..2u32 {
+        // The port notices a drop when it next reads: keep it reading while it reconnects.
+        let sender = loop {
+            if let Ok(sender) = accepted_rx.try_recv() {
+                break sender;
+            }
+            let _ = port.receive_timeout(Duration::from_millis(5));
+        };
+        until_stamping(&sender);
+        sender.send(&numbered(round)).unwrap();
+        let received = loop {
+            let received = port.receive_timeout_stamped(WAIT).unwrap().expect("a message within the wait");
+            if number_of(&received.message).is_some() {
+                break received;
+            }
+        };
+        assert_eq!((number_of(&received.message), received.sender_ns.is_some()), (Some(round), true));
+        assert!(port.playout_stats().is_some_and(|stats| stats.pushed >= 1));
+        // The server goes away; the port reconnects and asks its new peer.
+        sender.close();
+    }
+    accepting.join().unwrap();
+}

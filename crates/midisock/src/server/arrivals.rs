@@ -69,6 +69,11 @@ impl Relayed {
         self.stamps.push(sender_ns);
     }
 
+    /// True when a copy made since the last [`Relayed::set_times`] carried a stamp.
+    pub(crate) fn has_stamps(&self) -> bool {
+        self.stamps.iter().any(Option::is_some)
+    }
+
     /// Sets the times of the copies made since the last call: sender time plus `offset_ns`
     /// (receiver clock − sender clock, as the client's jitter buffer estimates it); a copy with
     /// no stamp, or no estimate yet, takes `arrival_ns`.

@@ -21,7 +21,7 @@ use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
 use crate::parser::Parser;
 use crate::timing::hello::{classify, Hello, HelloMatch, MAX_HELLO_LEN};
-use crate::timing::{PlayoutConfig, PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
+use crate::timing::{PlayoutStats, TimedInput, TimedOutput, MAX_TIMED_SHORT_LEN};
 use crate::tls;
 use mio::net::TcpStream;
 use parking_lot::{Mutex, MutexGuard};
@@ -166,6 +166,11 @@ pub(crate) struct HandedOver {
     /// Broadcast output queued for it and not yet written.
     pub(crate) unsent: Vec<u8>,
     pub(crate) tls: Option<Connection>,
+    /// What the server set up for reading it (the sysex limit, the jitter buffer whose request
+    /// was queued to it), untouched: a lobby connection has not been read.
+    pub(crate) input: TimedInput,
+    /// Whether it was answered a request for stamps (so the port keeps stamping what it sends).
+    pub(crate) output: TimedOutput,
 }
 
 impl Output {
@@ -210,8 +215,7 @@ impl Client {
         peer: SocketAddr,
         stream: TcpStream,
         role: Role,
-        parser: Parser,
-        jitter: Option<PlayoutConfig>,
+        input: TimedInput,
         hello: Option<HelloCheck>,
         tls: Option<Connection>,
     ) -> Client {
@@ -223,7 +227,7 @@ impl Client {
             failure: AtomicU8::new(0),
             output: Mutex::new(Output::default()),
             reader: Mutex::new(Reader {
-                input: TimedInput::new(parser, jitter),
+                input,
                 answered: false,
                 held: HeldNotes::default(),
                 hello,
@@ -515,7 +519,9 @@ impl Client {
             },
         );
         if relay {
-            let offset_ns = input.playout_stats().and_then(|stats| stats.offset_ns);
+            // The offset estimate costs a look at the buffer's statistics: only for stamped copies.
+            let offset_ns =
+                if relayed.has_stamps() { input.playout_stats().and_then(|stats| stats.offset_ns) } else { None };
             relayed.set_times(offset_ns, arrival_ns);
         }
         let stamps_requested = input.stamps_requested() && !*answered;
@@ -624,7 +630,7 @@ impl Client {
     /// Takes a lobby connection out for `accept()`: `None` if it is no longer in the lobby.
     pub(crate) fn hand_over(&self) -> io::Result<Option<HandedOver>> {
         let mut output = self.output.lock();
-        let _reader = self.reader.lock();
+        let mut reader = self.reader.lock();
         if !self.promote(Role::Lobby, Role::HandedOver) {
             return Ok(None);
         }
@@ -636,7 +642,9 @@ impl Client {
         stream.set_nonblocking(false)?;
         let unsent = output.take_pending();
         let tls = self.tls.as_ref().and_then(|tls| tls.lock().take());
-        Ok(Some(HandedOver { stream, unsent, tls }))
+        let input = std::mem::replace(&mut reader.input, TimedInput::new(Parser::new(), None));
+        let output = std::mem::take(&mut output.timed);
+        Ok(Some(HandedOver { stream, unsent, tls, input, output }))
     }
 }
 
@@ -672,4 +680,30 @@ fn write_some<'a>(mut stream: &TcpStream, mut bytes: &'a [u8]) -> Result<&'a [u8
         }
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timing::{STAMP_ANSWER, STAMP_REQUEST};
+
+    #[test]
+    fn a_lobby_client_asks_only_when_its_first_bytes_are_a_request() {
+        let asks = HelloMatch::Complete(Hello::Request { speaks_ours: true });
+        assert_eq!(first_hello(STAMP_REQUEST), asks);
+        let mut then_midi = STAMP_REQUEST.to_vec();
+        then_midi.extend_from_slice(&[0x90, 60, 100]);
+        assert_eq!(first_hello(&then_midi), asks, "MIDI after the request changes nothing");
+        for cut in 1..STAMP_REQUEST.len() {
+            assert_eq!(first_hello(&STAMP_REQUEST[..cut]), HelloMatch::Prefix, "undecided until whole");
+        }
+        assert_eq!(first_hello(&[0x90, 60, 100]), HelloMatch::No);
+        assert_eq!(first_hello(b"\xF4midisock-token\xF7"), HelloMatch::No, "a token hello is not a request");
+        assert!(!matches!(first_hello(STAMP_ANSWER), HelloMatch::Complete(Hello::Request { .. })));
+        assert_eq!(
+            first_hello(b"\xF4\x00stamps?\x02\xF7"),
+            HelloMatch::Complete(Hello::Request { speaks_ours: false })
+        );
+        assert_eq!(first_hello(&[]), HelloMatch::No);
+    }
 }

@@ -79,7 +79,10 @@ pub struct ServerConfig {
     /// client to stamp its messages, and delivers each one (to `receive()`) at its sender time
     /// plus that client's estimated offset plus the delay the config chooses; each client has
     /// its own buffer (see [`crate::timing`]). Clients that do not speak the extension (mido)
-    /// ignore the request and are received on arrival, as without it. Default: none.
+    /// ignore the request and are received on arrival, as without it. Messages waiting in the
+    /// buffers are not counted in `max_inbox_bytes`: each buffer holds at most its
+    /// `capacity` messages and `max_sysex_bytes` of sysex. [`crate::PortServer::playout_stats`]
+    /// reports each buffer. Default: none.
     pub jitter_buffer: Option<PlayoutConfig>,
 }
 

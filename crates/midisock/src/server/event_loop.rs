@@ -21,7 +21,7 @@ use crate::clock::monotonic_ns;
 use crate::message::Received;
 use crate::parser::Parser;
 use crate::refusal::RefusalCause;
-use crate::timing::STAMP_REQUEST;
+use crate::timing::{TimedInput, STAMP_REQUEST};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeSet, HashMap};
@@ -264,7 +264,9 @@ impl EventLoop {
         if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
             return;
         }
-        let parser = Parser::with_max_sysex_len(config.max_sysex_len);
+        // Plain MIDI parsed with the server's limits; stamps decoded once the client answers our
+        // request, and played out through its own buffer when the server has one.
+        let input = TimedInput::new(Parser::with_max_sysex_len(config.max_sysex_len), config.jitter_buffer);
         let hello = config.token.as_deref().map(crate::auth::HelloCheck::new);
         let tls = match &config.tls {
             Some(tls) => match tls.accept() {
@@ -278,8 +280,7 @@ impl EventLoop {
             None => None,
         };
         let checks = hello.is_some() || tls.is_some();
-        let client =
-            Arc::new(Client::new(token, peer, stream, Role::Admitting, parser, config.jitter_buffer, hello, tls));
+        let client = Arc::new(Client::new(token, peer, stream, Role::Admitting, input, hello, tls));
         self.shared.clients_mut().insert(token, Arc::clone(&client));
         if checks {
             self.admission_deadlines.push((Instant::now() + config.auth_timeout, Arc::clone(&client)));
@@ -295,8 +296,8 @@ impl EventLoop {
         Counters::add(&self.shared.stats.connections_accepted, 1);
         if self.shared.config.jitter_buffer.is_some() {
             // Its first bytes, before any broadcast (it is not sent to while admitting). A
-            // client without the extension ignores them; one that stamps answers, and its
-            // buffer is made when the answer arrives. A failed write is settled like any other.
+            // client without the extension ignores them and is delivered on arrival; one that
+            // answers is played out through its buffer. A failed write is settled like any other.
             if let Delivery::Failed(_) = client.request_stamps(STAMP_REQUEST, self.shared.config.max_client_queue) {
                 self.shared.hand_to_io_thread(vec![Arc::clone(client)]);
             }

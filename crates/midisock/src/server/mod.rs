@@ -357,7 +357,8 @@ impl PortServer {
         let Some(handed) = client.hand_over().map_err(Error::Io)? else {
             return Ok(None);
         };
-        SocketPort::from_accepted(handed.stream, client.peer, &handed.unsent, handed.tls).map(Some)
+        SocketPort::from_accepted(handed.stream, client.peer, &handed.unsent, handed.tls, handed.input, handed.output)
+            .map(Some)
     }
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked
