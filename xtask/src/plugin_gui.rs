@@ -17,10 +17,6 @@
 //!    then "listening on <address>", and a client connecting shows as "1 client";
 //! 5. resized to 760×700 points, the window grows and every label still reads.
 //!
-//! Then the same editor in a CLAP host (the `clap_gui_host` example: `gui.create`,
-//! `gui.set_scale(2)`, `gui.get_size`, an X11 parent window, `set_parent`, `show`) on a display
-//! without `Xft.dpi`: every label reads and the window and text are twice as large.
-//!
 //! **200 %** is set the way a Linux desktop sets it: the X resource `Xft.dpi: 192` (what GNOME,
 //! KDE and Xfce write for 200 % scaling), which baseview reads when the window opens. On X11 it
 //! takes precedence over a host's CLAP `gui.set_scale` / VST3 `setContentScaleFactor`, so it is
@@ -28,8 +24,12 @@
 //! if the X server does not reset when its last client leaves (`Xvfb -noreset`). The 200 % run
 //! checks that the window and its text really are twice as large, then runs the same steps.
 //!
+//! Then the scale a host asks for: the same editor in a CLAP host (the `clap_gui_host` example:
+//! `gui.create`, `gui.set_scale(2)`, `gui.get_size`, an X11 parent window, `set_parent`, `show`)
+//! on a display without `Xft.dpi`: every label reads and the window and text are twice as large.
+//!
 //! `--screenshots` also writes four of the screenshots to `docs/` for the README; every run
-//! keeps them all in `<target>/plugin-gui/{100,200}/`.
+//! keeps them all in `<target>/plugin-gui/{100,200,clap-host-200}/`.
 
 use crate::env;
 use std::io::{BufRead, BufReader, Write};
