@@ -10,6 +10,7 @@ mod header;
 mod install;
 mod jack;
 mod pd;
+mod plugin_daw;
 mod plugin_gui;
 mod plugin_install;
 mod python;
@@ -30,6 +31,8 @@ commands:
   plugin-gui [--screenshots]
                             open the plugin's editor under Xvfb, check it with OCR and xdotool
                             (--screenshots: also write docs/plugin-gui-*.png)
+  plugin-daw                record, in a headless Ardour 7 session, what a network peer sends
+                            through the midisock VST3 (needs target/bundled: cargo xtask bundle)
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         "install" => install::run(rest),
         "install-plugin" => plugin_install::run(rest),
         "plugin-gui" => plugin_gui::run(rest),
+        "plugin-daw" => plugin_daw::run(rest),
         "bench-report" => bench_report::run(rest),
         "fuzz" => fuzz::run(rest),
         "c-tests" => c_tests::run(rest),

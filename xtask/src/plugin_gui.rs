@@ -1,6 +1,6 @@
 //! `cargo xtask plugin-gui [--screenshots]`: opens the plugin's real editor (the standalone app,
 //! dummy audio backend) on a virtual X display (Xvfb, Mesa software OpenGL), reads it back with
-//! OCR (tesseract) and drives it with xdotool (at 100 % scaling; see [`run`] for why not 200 %):
+//! OCR (tesseract) and drives it with xdotool, once at 100 % and once at 200 % scaling:
 //!
 //! 1. every label of the window is drawn as text, and the starting state shows (a window of
 //!    empty glyph boxes reads as nothing and fails);
@@ -8,17 +8,31 @@
 //!    "connected to <address>", Peers 1, and the listener really accepted a connection;
 //!    the listener then closes: "Disconnected: the server closed the connection" stays in view
 //!    beside "Last attempt: Connection refused" of the retries;
+//!    then the jitter buffer: choosing Auto and applying it with the address of a midisock server
+//!    (`midisock serve`, which stamps what it sends when asked) that plays notes, the window
+//!    shows the buffer's stats ("Jitter buffer: delay … late");
 //! 3. a long, unresolvable address: the error shows, reason first, wrapped, with the end of the
 //!    address and the attempt countdown still in view;
 //! 4. choosing Server says "not applied yet" and changes nothing until the address is applied;
 //!    then "listening on <address>", and a client connecting shows as "1 client";
 //! 5. resized to 760×700 points, the window grows and every label still reads.
 //!
-//! `--screenshots` also writes three of the screenshots to `docs/` for the README; every run
-//! keeps them all in `<target>/plugin-gui/`.
+//! **200 %** is set the way a Linux desktop sets it: the X resource `Xft.dpi: 192` (what GNOME,
+//! KDE and Xfce write for 200 % scaling), which baseview reads when the window opens. On X11 it
+//! takes precedence over a host's CLAP `gui.set_scale` / VST3 `setContentScaleFactor`, so it is
+//! also what the editor does inside a DAW on such a desktop. The display keeps the resource only
+//! if the X server does not reset when its last client leaves (`Xvfb -noreset`). The 200 % run
+//! checks that the window and its text really are twice as large, then runs the same steps.
+//!
+//! Then the scale a host asks for: the same editor in a CLAP host (the `clap_gui_host` example:
+//! `gui.create`, `gui.set_scale(2)`, `gui.get_size`, an X11 parent window, `set_parent`, `show`)
+//! on a display without `Xft.dpi`: every label reads and the window and text are twice as large.
+//!
+//! `--screenshots` also writes four of the screenshots to `docs/` for the README; every run
+//! keeps them all in `<target>/plugin-gui/{100,200,clap-host-200}/`.
 
 use crate::env;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +49,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ls /usr/lib/*/libGL.so.1", "libgl1"),
     ("ls /usr/lib/*/libX11.so.6", "libx11-6"),
     ("command -v xdotool", "xdotool"),
+    ("command -v xrdb", "x11-xserver-utils"),
     ("command -v tesseract", "tesseract-ocr"),
     ("ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata", "tesseract-ocr-eng"),
     ("command -v import", "imagemagick"),
@@ -45,8 +60,9 @@ const PACKAGES: &[(&str, &str)] = &[
 /// Every wait ends after this long (debug build, software GL and OCR on a busy 2-core machine).
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// OCR reads small UI text better enlarged.
-const OCR_UPSCALE: f64 = 2.0;
+/// OCR reads text best at about twice the size of 100 % UI text: screenshots are enlarged by
+/// this over the editor's scale before OCR.
+const OCR_TEXT_SCALE: f64 = 2.0;
 
 /// The labels the editor always shows.
 const LABELS: &[&str] = &[
@@ -59,6 +75,9 @@ const LABELS: &[&str] = &[
     "Token",
     "TLS CA file",
     "TLS name",
+    "Jitter buffer",
+    "Fixed",
+    "Auto",
     "Apply",
     "Revert",
     "MIDI",
@@ -76,6 +95,9 @@ const LABELS: &[&str] = &[
     "Received",
     "Dropped",
 ];
+
+/// The editor's width when it opens, in logical points (the plugin's `editor::DEFAULT_SIZE`).
+const EDITOR_WIDTH: f64 = 480.0;
 
 const LONG_HOST: &str = "a-deliberately-long-host-name-that-does-not-exist-anywhere-at-all.invalid";
 
@@ -95,35 +117,101 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--bin",
         "midisock-standalone",
     ]))?;
+    // The midisock server the jitter-buffer step connects to.
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["build", "-p", "midisock-cli"]))?;
+    let cli = env::target_dir().join("debug").join("midisock");
     let app = env::target_dir().join("debug").join("midisock-standalone");
     let out = env::target_dir().join("plugin-gui");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let display = VirtualDisplay::start()?;
-    // Only 100 %: nice-plug 0.4.2's standalone wrapper accepts `--dpi-scale` but never uses it,
-    // and baseview did not take an `Xft.dpi: 192` resource under Xvfb either, so a 200 % window
-    // cannot be made here (the host sets the scale in a DAW).
-    let editor = Editor::open(&app, &display, 1.0, out.clone())?;
-    check_editor(&editor)?;
+    let mut text_width_100 = 0.0;
+    for scale in [1.0, 2.0] {
+        let percent = (scale * 100.0) as u32;
+        eprintln!("xtask: plugin-gui: the editor at {percent} % (Xft.dpi {})", 96.0 * scale);
+        let display = VirtualDisplay::start(Some(scale))?;
+        let editor = Editor::open(&app, &display, scale, out.join(percent.to_string()))?;
+        let start = check_editor(&editor, &cli)?;
+        if scale == 1.0 {
+            text_width_100 = label_width(&start)?;
+        } else {
+            check_twice_as_large(&start, text_width_100, "the desktop's 200 % (Xft.dpi 192)")?;
+        }
+    }
+
+    // The scale a host asks for: the CLAP GUI sequence with set_scale(2), on a display without
+    // Xft.dpi (which would take precedence).
+    eprintln!("xtask: plugin-gui: the editor in a CLAP host that asks for 200 %");
+    crate::bundle::run(&["midisock-plugin".into(), "--features".into(), "assert_process_allocs".into()])?;
+    env::run(Command::new(cargo()).current_dir(env::repo_root()).args([
+        "build",
+        "-p",
+        "midisock-plugin",
+        "--example",
+        "clap_gui_host",
+    ]))?;
+    let host = env::target_dir().join("debug").join("examples").join("clap_gui_host");
+    let clap = env::target_dir().join("bundled").join("midisock.clap");
+    let display = VirtualDisplay::start(None)?;
+    let editor = Editor::open_in_clap_host(&host, &clap, &display, 2.0, out.join("clap-host-200"))?;
+    let ocr = editor.wait_for("every label in the CLAP host's window", "editor", |ocr| {
+        LABELS.iter().all(|label| ocr.contains(label)) && ocr.contains("idle: the host has not started the plugin")
+    })?;
+    check_twice_as_large(&ocr, text_width_100, "a CLAP host's set_scale(2)")?;
+    drop(editor);
+
     if screenshots {
         let docs = env::repo_root().join("docs");
-        for shot in ["connected", "error", "server"] {
-            let from = out.join(format!("{shot}.png"));
-            let to = docs.join(format!("plugin-gui-{shot}.png"));
+        for (percent, shot, name) in [
+            ("100", "jitter", "plugin-gui-connected.png"),
+            ("100", "error", "plugin-gui-error.png"),
+            ("100", "server", "plugin-gui-server.png"),
+            ("200", "error", "plugin-gui-error-200.png"),
+        ] {
+            let from = out.join(percent).join(format!("{shot}.png"));
+            let to = docs.join(name);
             std::fs::copy(&from, &to)
                 .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
             eprintln!("xtask: wrote {}", to.display());
         }
     }
     eprintln!(
-        "xtask: plugin-gui: the editor draws its text, connects, shows errors and serves; screenshots in {}",
+        "xtask: plugin-gui: at 100 % and 200 % the editor draws its text, connects, shows errors and serves; \
+         screenshots in {}",
         out.display()
     );
     Ok(())
 }
 
-fn check_editor(editor: &Editor) -> Result<(), String> {
+/// The summed width of three labels, in window pixels.
+fn label_width(ocr: &Ocr) -> Result<f64, String> {
+    ["Address", "Direction", "Received"]
+        .iter()
+        .map(|label| ocr.word(label).map(|w| w.width).ok_or(format!("no {label:?} label")))
+        .sum()
+}
+
+/// The window (and its text) is twice as large as at 100 %: a window that ignored the scale
+/// would pass every other check at 100 % size.
+fn check_twice_as_large(ocr: &Ocr, label_width_100: f64, how: &str) -> Result<(), String> {
+    let ratio = label_width(ocr)? / label_width_100;
+    if !(1.8..=2.2).contains(&ratio) || ocr.width < 2.0 * EDITOR_WIDTH - 1.0 {
+        return Err(format!(
+            "the editor at {how} is not twice as large: its labels are {ratio:.2}× as wide as at 100 %, the window \
+             {} px wide (want ≥ {} px)",
+            ocr.width,
+            2.0 * EDITOR_WIDTH
+        ));
+    }
+    eprintln!(
+        "xtask: plugin-gui: at {how} the labels are {ratio:.2}× as wide as at 100 %, the window {} px wide",
+        ocr.width
+    );
+    Ok(())
+}
+
+/// Runs the steps; returns what it read at the start.
+fn check_editor(editor: &Editor, cli: &Path) -> Result<Ocr, String> {
     // 1. Text is drawn: every label, and the state of the default address.
-    editor.wait_for("every label and the starting state", "start", |ocr| {
+    let start = editor.wait_for("every label and the starting state", "start", |ocr| {
         LABELS.iter().all(|label| ocr.contains(label))
             && ocr.contains("127.0.0.1:8080")
             && ["could not connect", "connecting to", "connected to"].iter().any(|s| ocr.contains(s))
@@ -145,6 +233,18 @@ fn check_editor(editor: &Editor) -> Result<(), String> {
             && ocr.contains("Last attempt: Connection refused")
             && ocr.contains("could not connect (")
     })?;
+
+    // 2c. The jitter buffer: Auto, applied with the address of a midisock server that plays
+    //     notes; it stamps them because the plugin asks, and the window shows the buffer's stats.
+    let serve = Serve::start(cli)?;
+    editor.click_on("Auto")?;
+    editor.type_into("Address", &serve.address)?;
+    editor.wait_for("the jitter buffer's stats", "jitter", |ocr| {
+        ocr.contains(&format!("connected to {}", serve.address))
+            && ocr.contains("Jitter buffer: delay")
+            && ocr.contains("late")
+    })?;
+    drop(serve);
 
     // 3. A long address that cannot resolve: the reason, the whole address and the retry timing.
     editor.type_into("Address", &format!("{LONG_HOST}:5004"))?;
@@ -185,19 +285,23 @@ fn check_editor(editor: &Editor) -> Result<(), String> {
                 .iter()
                 .all(|label| ocr.contains(label))
     })?;
-    Ok(())
+    Ok(start)
 }
 
-/// Xvfb on a display number it picks itself; stopped on drop.
+/// Xvfb on a display number it picks itself, with the desktop's scale as `Xft.dpi`; stopped on
+/// drop.
 struct VirtualDisplay {
     child: Child,
     name: String,
 }
 
 impl VirtualDisplay {
-    fn start() -> Result<VirtualDisplay, String> {
+    /// `scale`: the desktop's scale, as `Xft.dpi`; `None` leaves it unset.
+    fn start(scale: Option<f64>) -> Result<VirtualDisplay, String> {
+        // `-noreset`: otherwise the server resets when xrdb (its only client) leaves, and the
+        // reset clears the resources.
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "2048x1536x24", "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-noreset", "-screen", "0", "2048x1536x24", "-nolisten", "tcp"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -211,7 +315,40 @@ impl VirtualDisplay {
             let _ = child.wait();
             return Err("Xvfb did not report its display number".into());
         }
-        Ok(VirtualDisplay { name: format!(":{number}"), child })
+        let display = VirtualDisplay { name: format!(":{number}"), child };
+        if let Some(scale) = scale {
+            display.set_dpi((96.0 * scale).round() as u32)?;
+        }
+        Ok(display)
+    }
+
+    /// Sets `Xft.dpi` (96 per 100 %) and checks that the server kept it.
+    fn set_dpi(&self, dpi: u32) -> Result<(), String> {
+        let resource = format!("Xft.dpi: {dpi}\n");
+        // `-nocpp`: xrdb runs its input through cpp by default, which Debian does not install
+        // with it (xrdb then sets nothing and still exits 0).
+        let mut xrdb = Command::new("xrdb")
+            .args(["-nocpp", "-merge"])
+            .env("DISPLAY", &self.name)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run xrdb: {e}"))?;
+        let written = xrdb.stdin.take().ok_or("xrdb has no stdin")?.write_all(resource.as_bytes());
+        let status = xrdb.wait().map_err(|e| format!("xrdb: {e}"))?;
+        written.map_err(|e| format!("cannot write to xrdb: {e}"))?;
+        if !status.success() {
+            return Err(format!("xrdb -merge failed ({status})"));
+        }
+        let query = Command::new("xrdb")
+            .arg("-query")
+            .env("DISPLAY", &self.name)
+            .output()
+            .map_err(|e| format!("cannot run xrdb: {e}"))?;
+        let resources = String::from_utf8_lossy(&query.stdout);
+        if !resources.lines().any(|line| line.split_whitespace().eq(["Xft.dpi:", &dpi.to_string()])) {
+            return Err(format!("the X server did not keep Xft.dpi: {dpi}; xrdb -query says:\n{resources}"));
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +402,45 @@ impl Editor {
         }
     }
 
+    /// The editor inside the `clap_gui_host` example (a CLAP host asking for `scale`).
+    fn open_in_clap_host(
+        host: &Path,
+        clap: &Path,
+        display: &VirtualDisplay,
+        scale: f64,
+        dir: PathBuf,
+    ) -> Result<Editor, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut child = Command::new(host)
+            .arg(clap)
+            .arg(scale.to_string())
+            .env("DISPLAY", &display.name)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(Stdio::piped())
+            .stderr(log_file(&dir.join("host.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", host.display()))?;
+        // "window 0x… size W×H", once the editor is shown.
+        let stdout = child.stdout.take().ok_or("the host has no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_default();
+        let window = line.split_whitespace().nth(1).filter(|_| line.starts_with("window ")).map(str::to_string);
+        let editor =
+            Editor { child, display: display.name.clone(), window: window.clone().unwrap_or_default(), scale, dir };
+        match window {
+            Some(_) => Ok(editor),
+            None => Err(format!(
+                "the CLAP host did not show the editor (it said {line:?}; its log: {})",
+                editor.dir.join("host.log").display()
+            )),
+        }
+    }
+
     fn xdotool(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new("xdotool")
             .args(args)
@@ -291,7 +467,8 @@ impl Editor {
             return Err(format!("import could not screenshot the window ({status})"));
         }
         let big = self.dir.join(format!("{name}.ocr.png"));
-        let resize = format!("{}%", OCR_UPSCALE * 100.0);
+        let upscale = self.ocr_upscale();
+        let resize = format!("{}%", upscale * 100.0);
         let status = Command::new("convert")
             .arg(&png)
             .args(["-resize", &resize])
@@ -311,7 +488,12 @@ impl Editor {
         if !output.status.success() {
             return Err(format!("tesseract failed ({})", output.status));
         }
-        Ok(Ocr::from_tsv(&String::from_utf8_lossy(&output.stdout)))
+        Ok(Ocr::from_tsv(&String::from_utf8_lossy(&output.stdout), upscale))
+    }
+
+    /// How much a screenshot is enlarged for OCR.
+    fn ocr_upscale(&self) -> f64 {
+        OCR_TEXT_SCALE / self.scale
     }
 
     /// Screenshots until `check` passes (the last screenshot stays as `<name>.png`).
@@ -394,7 +576,7 @@ struct Ocr {
 impl Ocr {
     /// Parses tesseract's TSV (level, page, block, par, line, word, left, top, width, height,
     /// conf, text).
-    fn from_tsv(tsv: &str) -> Ocr {
+    fn from_tsv(tsv: &str, upscale: f64) -> Ocr {
         let mut words = Vec::new();
         let mut text = String::new();
         let mut last_line = None;
@@ -402,7 +584,7 @@ impl Ocr {
         for row in tsv.lines().skip(1) {
             let cells: Vec<&str> = row.split('\t').collect();
             if cells.len() >= 10 && cells[0] == "1" {
-                width = cells[8].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+                width = cells[8].parse::<f64>().unwrap_or(0.0) / upscale;
             }
             if cells.len() < 12 || cells[0] != "5" || cells[11].trim().is_empty() {
                 continue;
@@ -415,7 +597,7 @@ impl Ocr {
             }
             last_line = Some(line);
             text.push_str(cells[11]);
-            let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0) / OCR_UPSCALE;
+            let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0) / upscale;
             words.push(Word {
                 text: cells[11].to_string(),
                 x: number(6),
@@ -492,6 +674,63 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// `midisock serve 127.0.0.1:0` playing a note every 40 ms to its clients; stopped on drop.
+struct Serve {
+    child: Child,
+    address: String,
+    stop: Arc<AtomicBool>,
+    feeder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Serve {
+    fn start(cli: &Path) -> Result<Serve, String> {
+        let mut child = Command::new(cli)
+            .args(["serve", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", cli.display()))?;
+        let mut stderr = BufReader::new(child.stderr.take().ok_or("midisock serve has no stderr")?);
+        // "midisock: serving on 127.0.0.1:PORT (…)"
+        let mut line = String::new();
+        let _ = stderr.read_line(&mut line);
+        let address = line.split("serving on ").nth(1).and_then(|rest| rest.split_whitespace().next());
+        let Some(address) = address.map(str::to_string) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("midisock serve did not say where it listens: {line:?}"));
+        };
+        // Its later messages (clients coming and going) must not fill the pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let mut stdin = child.stdin.take().ok_or("midisock serve has no stdin")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let feeder = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Acquire) {
+                for line in ["note_on channel=0 note=60 velocity=64", "note_off channel=0 note=60 velocity=0"] {
+                    if writeln!(stdin, "{line}").and_then(|()| stdin.flush()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Ok(Serve { child, address, stop, feeder: Some(feeder) })
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(feeder) = self.feeder.take() {
+            let _ = feeder.join();
+        }
     }
 }
 

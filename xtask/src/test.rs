@@ -30,6 +30,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["test", "--workspace", "--doc"]))?;
     crate::jack::run_midi_port_tests(&python)?;
     crate::plugin_gui::run(&[])?;
+    crate::plugin_daw::run(&[])?;
     crate::fuzz::run(&[])?;
     crate::c_tests::run(&[])?;
     crate::python::run(&[])?;

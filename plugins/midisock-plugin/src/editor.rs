@@ -6,7 +6,7 @@
 //! The window is resizable (host resize or the corner grip) and scrolls when made smaller than its
 //! content, so nothing is ever clipped.
 
-use crate::shared::{LinkState, Mode, Problem, Protection, Status};
+use crate::shared::{JitterBuffer, LinkState, Mode, PeerPlayout, Problem, Protection, Status};
 use crate::{Direction, MidisockParams};
 use egui::{Color32, RichText};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The editor's size when first opened (logical points), and the smallest it may become.
-pub const DEFAULT_SIZE: (f32, f32) = (480.0, 600.0);
+pub const DEFAULT_SIZE: (f32, f32) = (480.0, 640.0);
 /// Narrow enough for a laptop screen beside a DAW's mixer, wide enough for the widest row.
 const MIN_SIZE: (f32, f32) = (400.0, 300.0);
 
@@ -35,11 +35,17 @@ struct Connection {
     mode: Mode,
     address: String,
     protection: Protection,
+    jitter_buffer: JitterBuffer,
 }
 
 impl Connection {
     fn applied(params: &MidisockParams) -> Connection {
-        Connection { mode: params.mode.get(), address: params.address.get(), protection: params.protection.get() }
+        Connection {
+            mode: params.mode.get(),
+            address: params.address.get(),
+            protection: params.protection.get(),
+            jitter_buffer: params.jitter_buffer.get(),
+        }
     }
 }
 
@@ -141,6 +147,9 @@ impl App {
                     apply |= text_row(ui, "Allow", &mut p.allow, "everyone, or e.g. 192.168.1.0/24, ::1", false);
                 }
             }
+            ui.label("Jitter buffer").on_hover_text(JITTER_BUFFER_HELP);
+            ui.horizontal_wrapped(|ui| jitter_buffer_choice(ui, &mut self.edit.jitter_buffer));
+            ui.end_row();
         });
         let dirty = self.edit != self.seen;
         ui.horizontal_wrapped(|ui| {
@@ -155,7 +164,7 @@ impl App {
         if apply && dirty {
             let mut edit = self.edit.clone();
             edit.address = edit.address.trim().to_string();
-            self.params.apply_connection(edit.mode, edit.address.clone(), edit.protection.clone());
+            self.params.apply_connection(edit.mode, edit.address.clone(), edit.protection.clone(), edit.jitter_buffer);
             self.edit = edit.clone();
             self.seen = edit;
         }
@@ -231,6 +240,10 @@ impl App {
         if !state.is_up() {
             problem_ui(ui, &s.problem());
         }
+        let jitter_buffer = self.params.jitter_buffer.get();
+        if state.is_up() && jitter_buffer != JitterBuffer::Off {
+            playout_ui(ui, mode, &s.playout());
+        }
         ui.add_space(4.0);
         egui::Grid::new("counters").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
             let mut row = |label: &str, value: String| {
@@ -266,6 +279,65 @@ fn text_row(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str, passw
         ui.add(egui::TextEdit::singleline(text).hint_text(hint).password(password).desired_width(f32::INFINITY));
     ui.end_row();
     field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter))
+}
+
+const JITTER_BUFFER_HELP: &str = "Plays each received message at its sender's time plus a constant delay, \
+    so network jitter becomes a fixed latency and the track gets the performance's timing. \
+    Needs a midisock peer (it stamps its messages when asked); mido peers are played on arrival. \
+    Auto picks the smallest delay that keeps 99.9 % of messages on time.";
+
+/// Off / Fixed [ms] / Auto.
+fn jitter_buffer_choice(ui: &mut egui::Ui, setting: &mut JitterBuffer) {
+    ui.radio_value(setting, JitterBuffer::Off, "Off");
+    let fixed = matches!(setting, JitterBuffer::Fixed { .. });
+    if ui.radio(fixed, "Fixed").clicked() && !fixed {
+        *setting = JitterBuffer::Fixed { ms: JitterBuffer::DEFAULT_FIXED_MS };
+    }
+    if let JitterBuffer::Fixed { ms } = setting {
+        ui.add(egui::DragValue::new(ms).range(0..=JitterBuffer::MAX_FIXED_MS).speed(0.5).suffix(" ms"));
+    }
+    ui.radio_value(setting, JitterBuffer::Auto, "Auto");
+}
+
+/// The jitter buffers in force: the delay, the network's jitter and the late messages, per peer.
+fn playout_ui(ui: &mut egui::Ui, mode: Mode, peers: &[PeerPlayout]) {
+    // A peer that has not stamped a message (mido, or a midisock peer that has not sent yet) has
+    // nothing in its buffer to show.
+    let peers: Vec<&PeerPlayout> = peers.iter().filter(|p| p.stats.pushed > 0).collect();
+    if peers.is_empty() {
+        let who = if mode == Mode::Server { "no client stamps" } else { "the server does not stamp" };
+        ui.add(
+            egui::Label::new(
+                RichText::new(format!("Jitter buffer: {who} its messages (yet): they go in on arrival")).color(GREY),
+            )
+            .wrap(),
+        );
+        return;
+    }
+    // A server with many clients shows the first few; the rest are summed up.
+    const SHOWN: usize = 4;
+    for peer in peers.iter().take(SHOWN) {
+        let who = peer.peer.map(|a| format!(" ({a})")).unwrap_or_default();
+        ui.add(egui::Label::new(format!("Jitter buffer{who}: {}", playout_summary(&peer.stats))).wrap());
+    }
+    if peers.len() > SHOWN {
+        let late: u64 = peers[SHOWN..].iter().map(|p| p.stats.late).sum();
+        ui.label(format!("… and {} more clients, {late} late", peers.len() - SHOWN));
+    }
+}
+
+/// "delay 12.8 ms, jitter 1.2 / 8.4 ms (median / 99.9 %), 3 late".
+fn playout_summary(stats: &midisock::timing::PlayoutStats) -> String {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let jitter = match (stats.jitter_p50_ns, stats.jitter_p999_ns) {
+        (Some(p50), Some(p999)) => format!("jitter {:.1} / {:.1} ms (median / 99.9 %)", ms(p50), ms(p999)),
+        _ => "jitter not measured yet".to_string(),
+    };
+    let mut text = format!("delay {:.1} ms, {jitter}, {} late", ms(stats.delay_ns), stats.late);
+    if stats.stale_notes_dropped > 0 {
+        text.push_str(&format!(", {} stale notes dropped", stats.stale_notes_dropped));
+    }
+    text
 }
 
 /// Why it is not connected, the reason first, wrapped to the window.

@@ -27,8 +27,8 @@
 //! so no event can go into the track then; hosts silence a deactivated plugin's output themselves.)
 //!
 //! ## Configuration in tests
-//! The address, the mode and the protections are persisted fields (`"address"`, `"mode"`,
-//! `"protection"`) of the plugin state; the host tests set them by loading a state, exactly as a
+//! The address, the mode, the protections and the jitter buffer are persisted fields
+//! (`"address"`, `"mode"`, `"protection"`, `"jitter_buffer"`) of the plugin state; the host tests set them by loading a state, exactly as a
 //! DAW does when it opens a project.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -46,7 +46,7 @@ use network::{NetworkSettings, NetworkThread};
 use nice_plug::midi::NoteEvent;
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
-use shared::{Mode, Protection, Setting, Status, DEFAULT_ADDRESS};
+use shared::{JitterBuffer, Mode, Protection, Setting, Status, DEFAULT_ADDRESS};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -78,6 +78,9 @@ pub struct MidisockParams {
     /// Token, TLS files and allowlist; saved with the project, edited in the GUI.
     #[persist = "protection"]
     pub protection: Setting<Protection>,
+    /// The jitter buffer on received messages; saved with the project, edited in the GUI.
+    #[persist = "jitter_buffer"]
+    pub jitter_buffer: Setting<JitterBuffer>,
     #[id = "direction"]
     pub direction: EnumParam<Direction>,
     /// Track input also goes to the track output.
@@ -89,7 +92,7 @@ pub struct MidisockParams {
     /// The host's bypass switch.
     #[id = "bypass"]
     pub bypass: BoolParam,
-    /// Bumped on every change of `mode`, `address` or `protection`.
+    /// Bumped on every change of `mode`, `address`, `protection` or `jitter_buffer`.
     generation: Arc<AtomicU64>,
 }
 
@@ -100,6 +103,7 @@ impl Default for MidisockParams {
             mode: Setting::new(Mode::Client, Arc::clone(&generation)),
             address: Setting::new(DEFAULT_ADDRESS.to_string(), Arc::clone(&generation)),
             protection: Setting::new(Protection::default(), Arc::clone(&generation)),
+            jitter_buffer: Setting::new(JitterBuffer::Off, Arc::clone(&generation)),
             direction: EnumParam::new("Direction", Direction::Both),
             thru: BoolParam::new("Thru", true),
             channel: IntParam::new("Channel", 0, IntRange::Linear { min: 0, max: 16 })
@@ -129,10 +133,11 @@ impl MidisockParams {
 
     /// Changes the connection settings together (the GUI's Apply): the network thread reconnects
     /// once, with all of them.
-    pub fn apply_connection(&self, mode: Mode, address: String, protection: Protection) {
+    pub fn apply_connection(&self, mode: Mode, address: String, protection: Protection, jitter_buffer: JitterBuffer) {
         self.mode.store(mode);
         self.address.store(address);
         self.protection.store(protection);
+        self.jitter_buffer.store(jitter_buffer);
         self.protection.notify();
     }
 
@@ -141,6 +146,7 @@ impl MidisockParams {
             mode: self.mode.clone(),
             address: self.address.clone(),
             protection: self.protection.clone(),
+            jitter_buffer: self.jitter_buffer.clone(),
             generation: Arc::clone(&self.generation),
         }
     }

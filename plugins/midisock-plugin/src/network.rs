@@ -5,7 +5,7 @@
 
 use crate::event::{Midi, ToNetwork, ToTrack, SYSEX_BUFFER_LEN};
 use crate::ring::{Receiver, Sender};
-use crate::shared::{LinkState, Mode, Protection, Setting, Status};
+use crate::shared::{JitterBuffer, LinkState, Mode, PeerPlayout, Protection, Setting, Status};
 use crate::timing::SampleClock;
 use midisock::{
     monotonic_ns, ConnectOptions, HeldNotes, Message, PortServer, Received, ServerConfig, SocketPort, TlsClient,
@@ -29,6 +29,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// server that accepts and then refuses (wrong token, not on the allowlist) must not look fixed,
 /// nor be reconnected to at the shortest backoff forever.
 pub const STABLE_AFTER: Duration = Duration::from_millis(1000);
+/// Messages played out by the jitter buffer go into the track this much after their played-out
+/// time (see [`Worker::deliver`]).
+pub const PLAYOUT_LEAD_NS: u64 = 2_000_000;
+/// How often the jitter buffers' stats are copied for the GUI.
+const PLAYOUT_STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Events from the track waiting for their send time; beyond this they are sent at once.
 const MAX_SCHEDULED: usize = 4096;
 
@@ -38,7 +43,8 @@ pub struct NetworkSettings {
     pub mode: Setting<Mode>,
     pub address: Setting<String>,
     pub protection: Setting<Protection>,
-    /// Bumped on every change of `mode`, `address` or `protection`.
+    pub jitter_buffer: Setting<JitterBuffer>,
+    /// Bumped on every change of `mode`, `address`, `protection` or `jitter_buffer`.
     pub generation: Arc<AtomicU64>,
 }
 
@@ -73,6 +79,7 @@ impl NetworkThread {
             scheduled: VecDeque::new(),
             held_on_network: HeldNotes::default(),
             release_received_pending: false,
+            playout_published_at: Instant::now(),
         };
         let thread = std::thread::Builder::new().name("midisock-plugin-net".into()).spawn(move || worker.run())?;
         Ok(NetworkThread { quit, thread: Some(thread) })
@@ -113,6 +120,8 @@ struct Worker {
     held_on_network: HeldNotes,
     /// A ReleaseReceived did not fit in the ring: retry.
     release_received_pending: bool,
+    /// When the jitter buffers' stats were last copied for the GUI.
+    playout_published_at: Instant,
 }
 
 impl Worker {
@@ -138,6 +147,7 @@ impl Worker {
             self.drain_audio();
             self.send_due();
             self.flush_release_received();
+            self.publish_playout();
             self.wait_and_receive();
         }
         self.tear_down();
@@ -149,14 +159,15 @@ impl Worker {
         let mode = self.settings.mode.get();
         let address = self.settings.address.get();
         let protection = self.settings.protection.get();
+        let jitter_buffer = self.settings.jitter_buffer.get();
         let result = match mode {
             Mode::Client => {
                 self.status.set_state(LinkState::Connecting);
-                connect_options(&protection)
+                connect_options(&protection, jitter_buffer)
                     .and_then(|options| midisock::connect_with(address.as_str(), &options))
                     .map(Link::Client)
             }
-            Mode::Server => server_config(&protection)
+            Mode::Server => server_config(&protection, jitter_buffer)
                 .and_then(|config| PortServer::bind_with(address.as_str(), config))
                 .map(Link::Server),
         };
@@ -178,6 +189,23 @@ impl Worker {
         }
     }
 
+    /// Copies the jitter buffers' stats for the GUI, a few times a second.
+    fn publish_playout(&mut self) {
+        if self.playout_published_at.elapsed() < PLAYOUT_STATS_INTERVAL {
+            return;
+        }
+        self.playout_published_at = Instant::now();
+        match &self.link {
+            Link::Down => self.status.set_playout([]),
+            Link::Client(port) => {
+                self.status.set_playout(port.playout_stats().map(|stats| PeerPlayout { peer: None, stats }))
+            }
+            Link::Server(server) => self.status.set_playout(
+                server.playout_stats().into_iter().map(|(peer, stats)| PeerPlayout { peer: Some(peer), stats }),
+            ),
+        }
+    }
+
     /// Schedules the next attempt with exponential backoff.
     fn retry_later(&mut self) {
         self.status.set_state(LinkState::Retrying);
@@ -191,6 +219,7 @@ impl Worker {
     /// held on the far side died with it (a midisock server releases them itself).
     fn lost(&mut self, error: &midisock::Error) {
         self.link = Link::Down;
+        self.status.set_playout([]);
         self.up_since = None;
         self.held_on_network = HeldNotes::default();
         self.scheduled.clear();
@@ -222,6 +251,7 @@ impl Worker {
         self.release_received_pending = true;
         self.flush_release_received();
         self.status.peers.store(0, Ordering::Release);
+        self.status.set_playout([]);
     }
 
     fn drain_audio(&mut self) {
@@ -361,17 +391,25 @@ impl Worker {
             self.status.count_dropped(1);
             return;
         };
-        let sample = self.clock.target_sample(received.timestamp_ns, monotonic_ns());
+        // A played-out message goes into the next block at the offset of its played-out time, so
+        // it must reach the audio thread before that block starts: between 0 and one block
+        // after its time, depending on where in a block it falls. The lead keeps a late wake-up
+        // of this thread from missing the block (at the cost of that much latency).
+        let lead = if received.sender_ns.is_some() { PLAYOUT_LEAD_NS } else { 0 };
+        let sample = self.clock.target_sample(received.timestamp_ns + lead, monotonic_ns());
         if self.to_audio.push(ToTrack::Midi { sample, midi }, sysex).is_err() {
             self.status.count_dropped(1);
         }
     }
 }
 
-/// A client's options from the GUI's protections: the same core calls as the CLI's `--token`,
-/// `--tls-ca` and `--tls-name`.
-pub fn connect_options(protection: &Protection) -> midisock::Result<ConnectOptions> {
+/// A client's options from the GUI's protections and jitter buffer: the same core calls as the
+/// CLI's `--token`, `--tls-ca`, `--tls-name` and `--jitter-buffer`.
+pub fn connect_options(protection: &Protection, jitter_buffer: JitterBuffer) -> midisock::Result<ConnectOptions> {
     let mut options = ConnectOptions::default().timeout(CONNECT_TIMEOUT);
+    if let Some(mode) = jitter_buffer.delay_mode() {
+        options = options.jitter_buffer(mode);
+    }
     // The token is taken as typed (spaces are valid token characters); the core checks it.
     if !protection.token.is_empty() {
         options = options.token(protection.token.as_str());
@@ -388,10 +426,13 @@ pub fn connect_options(protection: &Protection) -> midisock::Result<ConnectOptio
     Ok(options)
 }
 
-/// A server's configuration from the GUI's protections: the same core calls as the CLI's
-/// `--token`, `--tls-cert`/`--tls-key` and `--allow`.
-pub fn server_config(protection: &Protection) -> midisock::Result<ServerConfig> {
+/// A server's configuration from the GUI's protections and jitter buffer: the same core calls as
+/// the CLI's `--token`, `--tls-cert`/`--tls-key`, `--allow` and `--jitter-buffer`.
+pub fn server_config(protection: &Protection, jitter_buffer: JitterBuffer) -> midisock::Result<ServerConfig> {
     let mut config = ServerConfig::default();
+    if let Some(mode) = jitter_buffer.delay_mode() {
+        config = config.jitter_buffer(mode);
+    }
     if !protection.token.is_empty() {
         config = config.token(protection.token.as_str())?;
     }
@@ -426,40 +467,56 @@ mod tests {
 
     #[test]
     fn no_protection_is_plain_tcp_without_a_token() {
-        let options = connect_options(&Protection::default()).unwrap();
+        let options = connect_options(&Protection::default(), JitterBuffer::Off).unwrap();
         assert_eq!(options.token, None);
         assert!(options.tls.is_none());
         assert_eq!(options.timeout, Some(CONNECT_TIMEOUT));
-        let config = server_config(&Protection::default()).unwrap();
+        let config = server_config(&Protection::default(), JitterBuffer::Off).unwrap();
         assert!(config.token.is_none() && config.tls.is_none() && config.allow.is_empty());
     }
 
     #[test]
     fn the_allowlist_takes_commas_and_spaces_and_rejects_nonsense() {
         let protection = Protection { allow: " 192.168.1.0/24,::1  10.0.0.7 ".into(), ..Protection::default() };
-        let config = server_config(&protection).unwrap();
+        let config = server_config(&protection, JitterBuffer::Off).unwrap();
         assert_eq!(config.allow.len(), 3);
         assert!(config.allows("10.0.0.7".parse().unwrap()));
         assert!(!config.allows("10.0.0.8".parse().unwrap()));
         let bad = Protection { allow: "192.168.1.0/99".into(), ..Protection::default() };
-        let error = server_config(&bad).unwrap_err();
+        let error = server_config(&bad, JitterBuffer::Off).unwrap_err();
         assert!(reason_first(&error).contains("192.168.1.0/99"), "{error}");
     }
 
     #[test]
     fn tls_needs_both_files_in_server_mode_and_a_readable_ca_in_client_mode() {
         let only_cert = Protection { tls_cert: "cert.pem".into(), ..Protection::default() };
-        assert!(server_config(&only_cert).unwrap_err().to_string().contains("without its key"));
+        assert!(server_config(&only_cert, JitterBuffer::Off).unwrap_err().to_string().contains("without its key"));
         let only_key = Protection { tls_key: "key.pem".into(), ..Protection::default() };
-        assert!(server_config(&only_key).unwrap_err().to_string().contains("without a certificate"));
+        assert!(server_config(&only_key, JitterBuffer::Off).unwrap_err().to_string().contains("without a certificate"));
         let missing_ca = Protection { tls_ca: "/nonexistent/ca.pem".into(), ..Protection::default() };
-        assert!(connect_options(&missing_ca).unwrap_err().to_string().contains("/nonexistent/ca.pem"));
+        assert!(connect_options(&missing_ca, JitterBuffer::Off)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn the_jitter_buffer_goes_to_the_core_as_the_clis_would() {
+        use midisock::timing::DelayMode;
+        let off = connect_options(&Protection::default(), JitterBuffer::Off).unwrap();
+        assert!(off.jitter_buffer.is_none());
+        let fixed = connect_options(&Protection::default(), JitterBuffer::Fixed { ms: 15 }).unwrap();
+        assert_eq!(fixed.jitter_buffer.map(|c| c.mode), Some("15".parse::<DelayMode>().unwrap()));
+        let auto = server_config(&Protection::default(), JitterBuffer::Auto).unwrap();
+        assert_eq!(auto.jitter_buffer.map(|c| c.mode), Some("auto".parse::<DelayMode>().unwrap()));
+        // A project edited by hand beyond the limit gets the limit.
+        assert_eq!(JitterBuffer::Fixed { ms: u32::MAX }.delay_mode(), Some("10000".parse::<DelayMode>().unwrap()));
     }
 
     #[test]
     fn a_bad_token_is_an_error_in_server_mode() {
         let protection = Protection { token: "tab\there".into(), ..Protection::default() };
-        assert!(matches!(server_config(&protection), Err(midisock::Error::InvalidToken)));
+        assert!(matches!(server_config(&protection, JitterBuffer::Off), Err(midisock::Error::InvalidToken)));
     }
 
     #[test]
@@ -468,6 +525,15 @@ mod tests {
         let text = reason_first(&error);
         assert!(text.ends_with(r#"invalid address "127.0.0.1:notaport""#), "{text}");
         assert!(!text.starts_with("invalid address"), "{text}");
+    }
+
+    #[test]
+    fn the_jitter_buffer_is_saved_and_loaded() {
+        for setting in [JitterBuffer::Off, JitterBuffer::Fixed { ms: 12 }, JitterBuffer::Auto] {
+            let json = serde_json::to_string(&setting).unwrap();
+            assert_eq!(serde_json::from_str::<JitterBuffer>(&json).unwrap(), setting, "{json}");
+        }
+        assert!(serde_json::from_str::<JitterBuffer>(r#"{"Fixed":{"ms":-3}}"#).is_err());
     }
 
     #[test]

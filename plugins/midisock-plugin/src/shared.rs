@@ -2,9 +2,11 @@
 //! (saved with the project) and the connection status (shown in the GUI). Neither is ever touched
 //! by the audio thread, except the lock-free drop counter.
 
+use midisock::timing::PlayoutStats;
 use nice_plug::params::persist::PersistentField;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -45,6 +47,42 @@ impl Protection {
     /// The allowlist entries, as typed.
     pub fn allow_entries(&self) -> impl Iterator<Item = &str> {
         self.allow.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+    }
+}
+
+/// The jitter buffer on what the plugin receives, as the GUI edits it and the project saves it
+/// (the same choices as the CLI's `--jitter-buffer off|MS|auto`). With it on, the plugin asks its
+/// peers to stamp their messages with their own clock, and the core plays each message out at
+/// its sender time + the link's usual delay + this delay, which turns network jitter into a fixed
+/// latency; [`crate::timing`] then places it in the block at that time. Peers that do not speak
+/// the extension (mido) are received on arrival, as with it off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JitterBuffer {
+    /// Every message goes into the track when it arrives.
+    #[default]
+    Off,
+    /// A fixed delay on top of the link's usual delay, in milliseconds (0 to
+    /// [`JitterBuffer::MAX_FIXED_MS`]).
+    Fixed { ms: u32 },
+    /// The smallest delay that keeps all but 0.1 % of messages on time, measured continuously.
+    Auto,
+}
+
+impl JitterBuffer {
+    /// The longest fixed delay (the core's limit for every front end).
+    pub const MAX_FIXED_MS: u32 = midisock::timing::MAX_FIXED_DELAY_MS as u32;
+    /// What choosing Fixed in the GUI starts from: above typical Wi-Fi jitter.
+    pub const DEFAULT_FIXED_MS: u32 = 20;
+
+    /// The core's playout mode; `None` when off. A delay beyond the limit (an edited project
+    /// file) is taken as the limit.
+    pub fn delay_mode(self) -> Option<midisock::timing::DelayMode> {
+        use midisock::timing::DelayMode;
+        match self {
+            JitterBuffer::Off => None,
+            JitterBuffer::Fixed { ms } => Some(DelayMode::fixed(u64::from(ms.min(Self::MAX_FIXED_MS)) * 1_000_000)),
+            JitterBuffer::Auto => Some(DelayMode::adaptive()),
+        }
     }
 }
 
@@ -173,6 +211,17 @@ pub struct Status {
     /// When the next attempt starts ([`midisock::monotonic_ns`]); meaningful while retrying.
     pub retry_at_ns: AtomicU64,
     problem: Mutex<Problem>,
+    /// The jitter buffers' stats, one per peer whose messages are played out (client: the
+    /// server; server: each client). Empty with the buffer off or before any peer.
+    playout: Mutex<Vec<PeerPlayout>>,
+}
+
+/// One peer's jitter buffer, as the GUI shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeerPlayout {
+    /// The client (server mode); `None` for the server a client is connected to.
+    pub peer: Option<SocketAddr>,
+    pub stats: PlayoutStats,
 }
 
 impl Default for Status {
@@ -187,6 +236,7 @@ impl Default for Status {
             failed_attempts: AtomicU32::new(0),
             retry_at_ns: AtomicU64::new(0),
             problem: Mutex::new(Problem::default()),
+            playout: Mutex::new(Vec::new()),
         }
     }
 }
@@ -227,6 +277,18 @@ impl Status {
     pub fn clear_problem(&self) {
         *self.problem.lock() = Problem::default();
         self.failed_attempts.store(0, Ordering::Release);
+    }
+
+    /// The jitter buffers' stats (network thread and GUI only: takes a lock).
+    pub fn playout(&self) -> Vec<PeerPlayout> {
+        self.playout.lock().clone()
+    }
+
+    /// Replaces the jitter buffers' stats (the network thread, a few times a second).
+    pub fn set_playout(&self, peers: impl IntoIterator<Item = PeerPlayout>) {
+        let mut playout = self.playout.lock();
+        playout.clear();
+        playout.extend(peers);
     }
 
     /// Counts dropped messages (lock-free: the audio thread calls it).

@@ -10,10 +10,14 @@
 //! - **Track → network.** A block's start is anchored to the moment the network thread first
 //!   sees the block. Each event is then sent at `block start + offset / sample rate`, so the
 //!   spacing of events inside a block survives; they do not leave all at once. Later blocks keep
-//!   the same anchor (`anchor + samples / rate`), so the pick-up jitter of the network thread
-//!   does not move them; the anchor is reset when the prediction drifts more than
-//!   [`LATE_TOLERANCE_NS`] behind or [`EARLY_TOLERANCE_NS`] ahead of the observed pick-up (host
-//!   stalls, transport restarts, offline rendering, sample-rate changes).
+//!   the same anchor (`anchor + samples / rate`), so the pick-up lag of the network thread does
+//!   not move them. The anchor follows the *earliest* pick-ups: a block seen earlier than
+//!   predicted moves it earlier at once (a pick-up is never early, so the anchor was taken
+//!   late), while lateness moves it later only when every pick-up of a window of
+//!   [`LATE_WINDOW_BLOCKS`] blocks was more than [`LATE_TOLERANCE_NS`] late (a host stall, or a
+//!   sample clock slower than the wall clock) — one late pick-up under CPU load moves nothing.
+//!   It restarts at once after a jump: a pick-up [`STALL_NS`] late or [`EARLY_TOLERANCE_NS`]
+//!   early, a transport restart, offline rendering, a sample-rate change.
 //! - **Network → track.** A message arriving at wall time `t` is due at sample
 //!   `anchor + (t − anchor time) × rate + one block`: it lands in the next block, at the offset
 //!   matching its arrival inside a block-long window. Messages whose sample has already passed
@@ -28,8 +32,13 @@
 //! - Network → track: one block (e.g. 64 samples at 48 kHz = 1.3 ms; 512 samples = 10.7 ms),
 //!   plus ≤ 1 ms of anchor error, plus the host's output latency as for any MIDI input.
 
-/// A prediction this far behind the observed pick-up re-anchors the clock.
+/// When every pick-up of a window of [`LATE_WINDOW_BLOCKS`] blocks is this much later than
+/// predicted, the anchor moves later by the smallest of them.
 pub const LATE_TOLERANCE_NS: u64 = 5_000_000;
+/// Blocks in a lateness window.
+pub const LATE_WINDOW_BLOCKS: u32 = 16;
+/// A pick-up this much later than predicted re-anchors at once (a host stall).
+pub const STALL_NS: u64 = 50_000_000;
 /// A prediction this far ahead of the observed pick-up re-anchors the clock (the host renders
 /// faster than real time, or the sample counter jumped).
 pub const EARLY_TOLERANCE_NS: u64 = 50_000_000;
@@ -47,6 +56,9 @@ pub struct SampleClock {
     last_block_seen_ns: u64,
     /// The last sample handed to the audio thread, so network messages never go backwards.
     last_target: u64,
+    /// The smallest lateness (pick-up − predicted) in the current window, and its blocks.
+    window_min_late_ns: u64,
+    window_blocks: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,16 +86,37 @@ impl SampleClock {
         let rate = f64::from(sample_rate);
         self.last_block_len = len;
         self.last_block_seen_ns = now_ns;
-        let keep = match self.anchor {
-            Some(a) if a.sample_rate == rate && start >= a.sample => {
-                let predicted = a.wall_of(start);
-                predicted + LATE_TOLERANCE_NS >= now_ns && predicted <= now_ns + EARLY_TOLERANCE_NS
-            }
-            _ => false,
+        let Some(anchor) = self.anchor.as_mut().filter(|a| a.sample_rate == rate && start >= a.sample) else {
+            self.reanchor(start, rate, now_ns);
+            return;
         };
-        if !keep && rate > 0.0 {
-            self.anchor = Some(Anchor { sample: start, wall_ns: now_ns, sample_rate: rate });
+        let predicted = anchor.wall_of(start);
+        if predicted > now_ns + EARLY_TOLERANCE_NS || now_ns > predicted + STALL_NS {
+            self.reanchor(start, rate, now_ns);
+        } else if predicted > now_ns {
+            // Seen earlier than predicted: the anchor came from a late pick-up.
+            anchor.wall_ns = anchor.wall_ns.saturating_sub(predicted - now_ns);
+            self.start_window();
+        } else {
+            self.window_min_late_ns = self.window_min_late_ns.min(now_ns - predicted);
+            self.window_blocks += 1;
+            if self.window_blocks >= LATE_WINDOW_BLOCKS {
+                if self.window_min_late_ns > LATE_TOLERANCE_NS {
+                    anchor.wall_ns += self.window_min_late_ns;
+                }
+                self.start_window();
+            }
         }
+    }
+
+    fn reanchor(&mut self, start: u64, rate: f64, now_ns: u64) {
+        self.anchor = (rate > 0.0).then_some(Anchor { sample: start, wall_ns: now_ns, sample_rate: rate });
+        self.start_window();
+    }
+
+    fn start_window(&mut self) {
+        self.window_min_late_ns = u64::MAX;
+        self.window_blocks = 0;
     }
 
     /// The wall time at which the event at absolute sample `sample` is due; `None` before any
@@ -130,6 +163,33 @@ mod tests {
         // The next block (10 ms later in samples) is picked up 2 ms late: still on the grid.
         clock.observe_block(480, 480, 48_000.0, 1_012 * MS);
         assert_eq!(clock.wall_time_of(480), Some(1_010 * MS));
+    }
+
+    #[test]
+    fn a_late_pickup_under_load_moves_nothing_but_an_early_one_corrects_the_anchor() {
+        let mut clock = SampleClock::default();
+        // The first pick-up was 3 ms late: the anchor is 3 ms late.
+        clock.observe_block(0, 480, 48_000.0, 1_003 * MS);
+        // 30 ms late (the thread was held up): still on the grid.
+        clock.observe_block(480, 480, 48_000.0, 1_043 * MS);
+        assert_eq!(clock.wall_time_of(480), Some(1_013 * MS));
+        // On time: 3 ms earlier than predicted, so the anchor moves 3 ms earlier.
+        clock.observe_block(960, 480, 48_000.0, 1_020 * MS);
+        assert_eq!(clock.wall_time_of(960), Some(1_020 * MS));
+        assert_eq!(clock.wall_time_of(0), Some(1_000 * MS));
+    }
+
+    #[test]
+    fn lasting_lateness_moves_the_anchor_after_a_window() {
+        let mut clock = SampleClock::default();
+        clock.observe_block(0, 480, 48_000.0, 1_000 * MS);
+        // The host stalled 8 ms: every block from now on is picked up 8–10 ms late.
+        for i in 1..=u64::from(LATE_WINDOW_BLOCKS) {
+            assert_eq!(clock.wall_time_of(i * 480), Some((1_000 + 10 * i) * MS), "block {i}");
+            clock.observe_block(i * 480, 480, 48_000.0, (1_008 + 10 * i + i % 3) * MS);
+        }
+        // The smallest lateness of the window (8 ms) moved the anchor.
+        assert_eq!(clock.wall_time_of(0), Some(1_008 * MS));
     }
 
     #[test]

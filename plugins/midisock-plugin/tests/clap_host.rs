@@ -17,6 +17,8 @@ use midisock::{Message, PortServer};
 use std::time::{Duration, Instant};
 
 const BLOCK: u32 = 64;
+/// The longest block a test processes (the timing test's blocks are 10 ms long).
+const MAX_BLOCK: u32 = 480;
 
 struct TestShared;
 impl SharedHandler<'_> for TestShared {
@@ -76,15 +78,16 @@ impl Rig {
         framed.extend_from_slice(json);
         state.load(&instance.plugin_handle(), &mut &framed[..]).expect("load state");
 
-        let config = PluginAudioConfiguration { sample_rate: 48_000.0, min_frames_count: 1, max_frames_count: BLOCK };
+        let config =
+            PluginAudioConfiguration { sample_rate: 48_000.0, min_frames_count: 1, max_frames_count: MAX_BLOCK };
         let processor = instance.activate(|_, _| (), config).expect("activate").start_processing().expect("start");
         Rig {
             instance,
             processor: Some(processor),
             input_ports: AudioPorts::with_capacity(2, 1),
             output_ports: AudioPorts::with_capacity(2, 1),
-            audio_in: vec![vec![0.0; BLOCK as usize]; 2],
-            audio_out: vec![vec![0.0; BLOCK as usize]; 2],
+            audio_in: vec![vec![0.0; MAX_BLOCK as usize]; 2],
+            audio_out: vec![vec![0.0; MAX_BLOCK as usize]; 2],
             events_out: EventBuffer::with_capacity(1024),
             _entry: entry,
         }
@@ -92,6 +95,12 @@ impl Rig {
 
     /// One block; returns the output events as (time, MIDI bytes).
     fn process(&mut self, input: &[In]) -> Vec<(u32, Vec<u8>)> {
+        self.process_frames(input, BLOCK)
+    }
+
+    /// One block of `frames` samples; returns the output events as (time, MIDI bytes).
+    fn process_frames(&mut self, input: &[In], frames: u32) -> Vec<(u32, Vec<u8>)> {
+        let frames = frames as usize;
         let mut events_in = EventBuffer::with_capacity(64);
         for event in input {
             match *event {
@@ -106,11 +115,13 @@ impl Rig {
         self.events_out.clear();
         let audio_in = self.input_ports.with_input_buffers([AudioPortBuffer {
             latency: 0,
-            channels: AudioPortBufferType::f32_input_only(self.audio_in.iter_mut().map(InputChannel::constant)),
+            channels: AudioPortBufferType::f32_input_only(
+                self.audio_in.iter_mut().map(|b| InputChannel::constant(&mut b[..frames])),
+            ),
         }]);
         let mut audio_out = self.output_ports.with_output_buffers([AudioPortBuffer {
             latency: 0,
-            channels: AudioPortBufferType::f32_output_only(self.audio_out.iter_mut().map(|b| b.as_mut_slice())),
+            channels: AudioPortBufferType::f32_output_only(self.audio_out.iter_mut().map(|b| &mut b[..frames])),
         }]);
         self.processor
             .as_mut()
@@ -308,4 +319,33 @@ fn a_wrong_token_is_refused_by_the_protected_server() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(server.client_count(), 0);
+}
+
+/// Note-on offsets of one 10 ms block.
+fn note_on_offsets(rig: &mut Rig) -> Vec<u32> {
+    rig.process_frames(&[], JitterRun::FRAMES)
+        .into_iter()
+        .filter(|(_, bytes)| bytes[0] == 0x90)
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// The jitter buffer, end to end (see [`JitterRun`]), the plugin a client: the notes a server
+/// sends come out at their sent spacing.
+#[test]
+fn with_a_jitter_buffer_notes_land_at_their_sent_spacing_in_the_block() {
+    let mut run = JitterRun::client();
+    let mut rig = Rig::with_state(&run.state);
+    run.connect(|| note_on_offsets(&mut rig));
+    run.check(|| note_on_offsets(&mut rig));
+}
+
+/// The same with the plugin a server: the notes a midisock client sends come out at their sent
+/// spacing (the server asks each client for stamps and plays each one out on its own).
+#[test]
+fn as_a_server_with_a_jitter_buffer_notes_land_at_their_sent_spacing_in_the_block() {
+    let mut run = JitterRun::server();
+    let mut rig = Rig::with_state(&run.state);
+    run.connect(|| note_on_offsets(&mut rig));
+    run.check(|| note_on_offsets(&mut rig));
 }

@@ -18,6 +18,7 @@ const BLOCK: usize = 64;
 struct Rig {
     plugin: Option<Plugin>,
     buffers: AudioBuffers,
+    block: usize,
     _host: Vst3Host,
 }
 
@@ -28,9 +29,14 @@ impl Rig {
 
     /// A plugin restored from `json` (a project's saved state).
     fn with_state(json: &[u8]) -> Rig {
+        Rig::with_block(json, BLOCK)
+    }
+
+    /// A plugin restored from `json`, processing blocks of `block` samples.
+    fn with_block(json: &[u8], block: usize) -> Rig {
         let mut host = Vst3Host::builder()
             .sample_rate(48_000.0)
-            .block_size(BLOCK)
+            .block_size(block)
             .with_process_isolation(false)
             .build()
             .expect("VST3 host");
@@ -39,8 +45,8 @@ impl Rig {
         // nice-plug's VST3 state is the JSON state itself.
         plugin.load_state(json).expect("load state");
         plugin.start_processing().expect("start processing");
-        let buffers = AudioBuffers::new(2, 2, BLOCK, 48_000.0);
-        Rig { plugin: Some(plugin), buffers, _host: host }
+        let buffers = AudioBuffers::new(2, 2, block, 48_000.0);
+        Rig { plugin: Some(plugin), buffers, block, _host: host }
     }
 
     fn plugin(&mut self) -> &mut Plugin {
@@ -49,14 +55,19 @@ impl Rig {
 
     /// One block with `input` at their sample offsets; returns the MIDI the plugin put out.
     fn process(&mut self, input: &[(i32, MidiEvent)]) -> Vec<Vec<u8>> {
+        self.process_block(input);
+        self.plugin().take_output_midi().iter().map(to_bytes).collect()
+    }
+
+    /// One block with `input`; the output stays in the plugin's queue.
+    fn process_block(&mut self, input: &[(i32, MidiEvent)]) {
         for (offset, event) in input {
             let event = *event;
             self.plugin().send_midi_event_at(event, *offset).expect("queue input event");
         }
-        let mut buffers = std::mem::replace(&mut self.buffers, AudioBuffers::new(0, 0, BLOCK, 48_000.0));
+        let mut buffers = std::mem::replace(&mut self.buffers, AudioBuffers::new(0, 0, self.block, 48_000.0));
         self.plugin().process_audio(&mut buffers).expect("process");
         self.buffers = buffers;
-        self.plugin().take_output_midi().iter().map(to_bytes).collect()
     }
 
     fn process_until(&mut self, what: &str, mut done: impl FnMut(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
@@ -174,4 +185,23 @@ fn vst3_reaches_a_server_protected_by_a_token_and_tls() {
     server.send(&"note_on channel=4 note=52 velocity=71".parse().unwrap()).unwrap();
     rig.process_until("the note from the protected server", |seen| seen.contains(&vec![0x94, 52, 71]));
     assert_eq!(server.stats().auth_failures, 0);
+}
+
+/// The jitter buffer, end to end (see [`JitterRun`]): notes come out at their sent spacing, at
+/// the sample offsets VST3 carries.
+#[test]
+fn vst3_with_a_jitter_buffer_notes_land_at_their_sent_spacing_in_the_block() {
+    let mut run = JitterRun::client();
+    let mut rig = Rig::with_block(&run.state, JitterRun::FRAMES as usize);
+    let mut note_on_offsets = move || {
+        rig.process_block(&[]);
+        rig.plugin()
+            .take_output_events()
+            .into_iter()
+            .filter(|e| matches!(e.data, vst3_host::PluginEventData::NoteOn { .. }))
+            .map(|e| u32::try_from(e.sample_offset).expect("a sample offset inside the block"))
+            .collect::<Vec<u32>>()
+    };
+    run.connect(&mut note_on_offsets);
+    run.check(note_on_offsets);
 }
