@@ -695,7 +695,7 @@ mod tests {
         assert_eq!(table.lines().filter(|l| l.starts_with("| 5 ± 3 ms link |")).count(), 4, "{table}");
         assert!(table.contains("| 20 ± 10 ms link | midisock, jitter buffer auto | 25.25 ms | 25.50 ms | 249.5 µs |"));
         assert!(jitter_markdown(&Measured { samples: BTreeMap::new(), scalars: BTreeMap::new() }).is_empty());
-        let machine = Machine { cpus: 2, cpu_model: "test".into(), kernel: "test".into() };
+        let machine = Machine { cpus: 2, cpu_model: "test".into(), kernel: "test".into(), load: "0.1".into() };
         let json = summary_json(&measured, &machine, true);
         assert!(json.contains("\"jitter20.midisock_buffer\": {\"p50_ns\": 25249503, \"p999_ns\": 25499003"), "{json}");
         let dir = std::env::temp_dir().join(format!("midisock-jitter-plot-{}", std::process::id()));

@@ -87,8 +87,8 @@ pub use reconnect::{LinkState, Reconnect, ReconnectingPort};
 pub use refusal::RefusalCause;
 /// The TLS library behind [`TlsClient`] and [`TlsServer`], for `from_der` and `from_rustls`.
 pub use rustls;
-pub use short_message::ShortMessage;
 pub use server::{DisconnectCause, EventHook, PortServer, ServerConfig, ServerEvent, ServerStats, SysexPolicy};
+pub use short_message::ShortMessage;
 pub use text::ParseMessageError;
 pub use tls::{TlsClient, TlsServer};
 
