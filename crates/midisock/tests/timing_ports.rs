@@ -5,6 +5,8 @@
 //! Every wait is bounded and generous, and nothing asserts timing tighter than a machine loaded
 //! far past its cores allows: order, counts, bytes and the stats' fields are what is checked.
 
+mod support;
+
 use midisock::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use midisock::timing::{Decoded, DelayMode, StampDecoder, STAMP_ANSWER, STAMP_REQUEST};
 use midisock::{
@@ -13,30 +15,8 @@ use midisock::{
 use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
-/// The longest any single wait may take: only a real hang fails a test.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Message `i` of a numbered stream (18 bits: channel and pitch).
-fn numbered(i: u32) -> Message {
-    Message::PitchWheel { channel: ((i >> 14) & 15) as u8, pitch: (i & 0x3FFF) as i16 - 8192 }
-}
-
-fn number_of(message: &Message) -> Option<u32> {
-    match *message {
-        Message::PitchWheel { channel, pitch } => Some((u32::from(channel) << 14) | (pitch + 8192) as u32),
-        _ => None,
-    }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use std::time::Duration;
+use support::{eventually, number_of, numbered, WAIT};
 
 /// A listener whose accepted connection becomes a plain port (no buffer): the sending side.
 fn listener() -> TcpListener {

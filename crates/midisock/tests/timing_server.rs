@@ -7,6 +7,8 @@
 //! Every wait is bounded and generous, and nothing asserts timing tighter than a machine loaded
 //! far past its cores allows: order, counts, bytes and the stats' fields are what is checked.
 
+mod support;
+
 use midisock::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use midisock::timing::{DelayMode, STAMP_REQUEST};
 use midisock::{
@@ -17,31 +19,8 @@ use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// The longest any single wait may take: only a real hang fails a test.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Message `i` of a numbered stream (18 bits: channel and pitch). Not a note: a jitter buffer
-/// drops a note-on that comes very late (with its note-off), and these tests count everything.
-fn numbered(i: u32) -> Message {
-    Message::PitchWheel { channel: ((i >> 14) & 15) as u8, pitch: (i & 0x3FFF) as i16 - 8192 }
-}
-
-fn number_of(message: &Message) -> Option<u32> {
-    match *message {
-        Message::PitchWheel { channel, pitch } => Some((u32::from(channel) << 14) | (pitch + 8192) as u32),
-        _ => None,
-    }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use std::time::Duration;
+use support::{eventually, number_of, numbered, WAIT};
 
 fn plain_bytes(messages: &[Message]) -> Vec<u8> {
     let mut bytes = Vec::new();

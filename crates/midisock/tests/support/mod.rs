@@ -3,7 +3,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
-use midisock::RefusalCause;
+use midisock::{Message, RefusalCause};
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command};
@@ -65,4 +65,18 @@ pub fn run_scenario_in_child(scenario: &str, child_env: &str) {
         output.status
     );
     assert!(stdout.contains("1 passed"), "the child did not run the scenario:\n{stdout}\n{stderr}");
+}
+
+/// Message `i` of a numbered stream (18 bits: channel and pitch). Not a note: a jitter buffer
+/// drops a note-on that comes very late (with its note-off), and the timing tests count everything.
+pub fn numbered(i: u32) -> Message {
+    Message::PitchWheel { channel: ((i >> 14) & 15) as u8, pitch: (i & 0x3FFF) as i16 - 8192 }
+}
+
+/// The number of a [`numbered`] message.
+pub fn number_of(message: &Message) -> Option<u32> {
+    match *message {
+        Message::PitchWheel { channel, pitch } => Some((u32::from(channel) << 14) | (pitch + 8192) as u32),
+        _ => None,
+    }
 }
