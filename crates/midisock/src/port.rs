@@ -1009,6 +1009,10 @@ impl PortInner {
         } else if n > 0 {
             deliver(&buf[..n]);
         }
+        if n == 0 {
+            // Bytes the decoder held while deciding whether they start a hello are MIDI after all.
+            input.end(arrival_ns, |_, _| {}, |received| pending.push_back(received));
+        }
         if input.stamps_requested() && !self.stamps_asked.load(Ordering::Relaxed) {
             self.stamps_asked.store(true, Ordering::Release);
         }

@@ -468,6 +468,9 @@ impl Client {
         }
         let n = loop {
             match self.read(buf) {
+                // The stream ended. Bytes the decoder still holds (the start of what might have
+                // been a hello) are decoded first, in a read of their own; the next read ends it.
+                Ok(Some(0)) if reader.input.holds_bytes() => break 0,
                 Ok(Some(0)) => return ReadOutcome::Ended(DisconnectCause::ClosedByPeer),
                 Ok(Some(n)) => break n,
                 // Part of a TLS record: read on.
@@ -482,7 +485,7 @@ impl Client {
             *budget = budget.saturating_sub(n);
         }
         let bytes = &buf[..n];
-        if !reader.transport_checked {
+        if !reader.transport_checked && n > 0 {
             // The connection's first two bytes; a lone 0x16 read earlier is the first of them.
             let (first, len) = match (reader.lone_record_byte, bytes) {
                 (true, [next, ..]) => ([TLS_HANDSHAKE_RECORD, *next], 2),
@@ -501,23 +504,22 @@ impl Client {
         let Arrivals { to_inbox, relayed } = arrivals;
         let overflows_before = input.parser_stats().sysex_overflows;
         let mut denied = 0;
-        input.feed_observed(
-            bytes,
-            arrival_ns,
-            |message, sender_ns| {
-                if deny_sysex && matches!(message, Message::SysEx { .. }) {
-                    denied += 1;
-                    return;
-                }
-                held.observe(message);
-                if relay {
-                    relayed.copy(message, sender_ns);
-                }
-            },
-            |received| {
-                keep(received, deny_sysex, to_inbox);
-            },
-        );
+        let arrived = |message: &Message, sender_ns: Option<u64>| {
+            if deny_sysex && matches!(message, Message::SysEx { .. }) {
+                denied += 1;
+                return;
+            }
+            held.observe(message);
+            if relay {
+                relayed.copy(message, sender_ns);
+            }
+        };
+        let deliver = |received| keep(received, deny_sysex, to_inbox);
+        if n == 0 {
+            input.end(arrival_ns, arrived, deliver);
+        } else {
+            input.feed_observed(bytes, arrival_ns, arrived, deliver);
+        }
         if relay {
             // The offset estimate costs a look at the buffer's statistics: only for stamped copies.
             let offset_ns =

@@ -84,6 +84,35 @@ impl TimedInput {
         &mut self,
         bytes: &[u8],
         arrival_ns: u64,
+        arrived: impl FnMut(&Message, Option<u64>),
+        deliver: impl FnMut(Received),
+    ) {
+        self.take(Some(bytes), arrival_ns, arrived, deliver);
+    }
+
+    /// The stream ended at `now_ns`: what the decoder held back while deciding whether bytes
+    /// start a hello is decoded as what it is (a message it completes is delivered like any
+    /// other), so the end of a stream never swallows its last message.
+    pub(crate) fn end(
+        &mut self,
+        now_ns: u64,
+        arrived: impl FnMut(&Message, Option<u64>),
+        deliver: impl FnMut(Received),
+    ) {
+        self.take(None, now_ns, arrived, deliver);
+    }
+
+    /// True while the decoder holds bytes back that [`TimedInput::end`] would still decode.
+    pub(crate) fn holds_bytes(&self) -> bool {
+        self.decoder.holds_bytes()
+    }
+
+    /// Decodes `bytes`, or the end of the stream (`None`), and routes what comes out.
+    #[inline]
+    fn take(
+        &mut self,
+        bytes: Option<&[u8]>,
+        arrival_ns: u64,
         mut arrived: impl FnMut(&Message, Option<u64>),
         mut deliver: impl FnMut(Received),
     ) {
@@ -91,7 +120,7 @@ impl TimedInput {
         match playout {
             // NOTE: `move`: the closure owns `deliver` instead of reaching it through a
             // reference, one indirection less per message on every port's receive path.
-            None => decoder.feed(bytes, move |decoded| match decoded {
+            None => Self::decode(decoder, bytes, move |decoded| match decoded {
                 Decoded::Message { sender_ns, message } => {
                     arrived(&message, sender_ns);
                     deliver(Received { message, timestamp_ns: arrival_ns, sender_ns })
@@ -100,7 +129,7 @@ impl TimedInput {
                 Decoded::StampsStart => {}
             }),
             Some(buffer) => {
-                decoder.feed(bytes, |decoded| match decoded {
+                Self::decode(decoder, bytes, |decoded| match decoded {
                     Decoded::Message { sender_ns: None, message } if buffer.is_empty() => {
                         arrived(&message, None);
                         *last_played_ns = arrival_ns.max(*last_played_ns);
@@ -118,6 +147,16 @@ impl TimedInput {
                 // Late arrivals and unstamped ones queued behind others are due now.
                 buffer.pop_due(arrival_ns, |played| deliver(received(played, arrival_ns, last_played_ns)));
             }
+        }
+    }
+
+    /// Feeds `bytes` to the decoder, or ends its stream (`None`); generic, so the per-message
+    /// `emit` is inlined on the receive path.
+    #[inline]
+    fn decode(decoder: &mut StampDecoder, bytes: Option<&[u8]>, emit: impl FnMut(Decoded)) {
+        match bytes {
+            Some(bytes) => decoder.feed(bytes, emit),
+            None => decoder.end(emit),
         }
     }
 

@@ -348,6 +348,33 @@ impl StampDecoder {
         }
     }
 
+    /// True while bytes are held back to decide whether they start a hello ([`StampDecoder::end`]
+    /// lets them go when the stream ends first).
+    pub fn holds_bytes(&self) -> bool {
+        self.hello_len > 0
+    }
+
+    /// The stream has ended. Bytes held while deciding whether they start a hello never will:
+    /// they go where they would have gone (in the plain part, to the parser, so a message they
+    /// complete is emitted, as a plain parser would have).
+    pub fn end(&mut self, mut emit: impl FnMut(Decoded)) {
+        if self.hello_len == 0 {
+            return;
+        }
+        let held = self.hello_len;
+        self.hello_len = 0;
+        self.state = self.before_hello;
+        let mut copy = [0; MAX_HELLO_LEN];
+        copy[..held].copy_from_slice(&self.hello[..held]);
+        match self.state {
+            State::Plain => {
+                self.parser.feed(&copy[..held], |message| emit(Decoded::Message { sender_ns: None, message }));
+            }
+            State::Unreadable => {}
+            _ => self.skip_garbage(held as u64),
+        }
+    }
+
     fn skip_garbage(&mut self, count: u64) {
         if self.state != State::Resync {
             self.stats.resyncs += 1;
@@ -642,5 +669,19 @@ mod tests {
     fn an_earlier_time_repeats_the_previous_stamp() {
         let (items, _) = decode(&stamped(&[5_000_000, 4_000_000]));
         assert_eq!(items[2], Decoded::Message { sender_ns: Some(5_000_000), message: note(1) });
+    }
+
+    /// Found by the framing fuzzer: `F4 00` may start a hello, so the decoder holds it; when the
+    /// stream ends there, the held `00` still completes the note a plain parser would emit.
+    #[test]
+    fn the_end_of_the_stream_lets_held_bytes_complete_a_message() {
+        let mut decoder = StampDecoder::default();
+        let mut items = Vec::new();
+        decoder.feed(&[0x9A, 0x3B, 0xF4, 0xF4, 0xF4, 0x00], |item| items.push(item));
+        assert!(items.is_empty() && decoder.holds_bytes());
+        decoder.end(|item| items.push(item));
+        let note = Message::NoteOn { channel: 10, note: 59, velocity: 0 };
+        assert_eq!(items, vec![Decoded::Message { sender_ns: None, message: note }]);
+        assert!(!decoder.holds_bytes());
     }
 }
