@@ -11,7 +11,9 @@
 
 mod jitter_proxy;
 pub mod latency;
+pub mod mido_peer;
 mod random;
 
 pub use jitter_proxy::{JitterProxy, ProxyConfig, ProxyStats};
+pub use mido_peer::MidoPeer;
 pub use random::{DelayDistribution, ParseDelayError, SplitMix64};

@@ -6,49 +6,11 @@
 
 use midisock::timing::DelayMode;
 use midisock::{connect_with, ConnectOptions, Message};
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use midisock_testkit::MidoPeer;
 use std::time::Duration;
 
 /// The longest any single wait may take: only a real hang fails a test.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn python() -> String {
-    let from_env = std::env::var("MIDISOCK_TEST_PYTHON").ok();
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/venv/bin/python");
-    from_env.or_else(|| std::path::Path::new(venv).exists().then(|| venv.to_owned())).unwrap_or_else(|| {
-        panic!("no Python with mido: run the tests with `cargo xtask test`, which installs it (or set MIDISOCK_TEST_PYTHON)")
-    })
-}
-
-struct Peer {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Peer {
-    fn start() -> Peer {
-        let mut child = Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/timing/mido_peer.py"))
-            .arg("server-both")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the mido peer");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Peer { child, lines }
-    }
-
-    fn line(&mut self) -> String {
-        self.lines.next().expect("mido peer ended early").unwrap()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The messages mido_peer.py sends, as mido prints them (and as midisock prints them).
 const EVERY_MESSAGE: [&str; 17] = [
@@ -73,7 +35,7 @@ const EVERY_MESSAGE: [&str; 17] = [
 
 #[test]
 fn mido_sees_todays_messages_and_its_own_arrive_unstamped() {
-    let mut peer = Peer::start();
+    let mut peer = MidoPeer::start("crates/midisock/tests/timing/mido_peer.py", &["server-both"]);
     let line = peer.line();
     let port_number: u16 =
         line.strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
@@ -107,6 +69,6 @@ fn mido_sees_todays_messages_and_its_own_arrive_unstamped() {
         got.push(line.strip_prefix("GOT ").unwrap_or_else(|| panic!("{line:?}")).to_owned());
     }
     assert_eq!(got, EVERY_MESSAGE);
-    let status = peer.child.wait().unwrap();
-    assert!(status.success(), "mido peer failed: {status}");
+    // The peer exits successfully (finish asserts it).
+    peer.finish();
 }

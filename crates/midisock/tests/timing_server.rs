@@ -15,10 +15,10 @@ use midisock::{
     connect, connect_with, ConnectOptions, Message, PortServer, Received, ServerConfig, SocketPort, TlsClient,
     TlsServer,
 };
-use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
-use std::io::{BufRead, BufReader, Read};
+use midisock_testkit::mido_peer::every_message;
+use midisock_testkit::{DelayDistribution, JitterProxy, MidoPeer, ProxyConfig};
+use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 use support::{eventually, number_of, numbered, WAIT};
 
@@ -425,81 +425,6 @@ fn token_and_tls_carry_the_hellos_both_ways() {
 
 // ----- Real mido 1.3.3 clients against a server with its jitter buffer on -----
 
-fn python() -> String {
-    let from_env = std::env::var("MIDISOCK_TEST_PYTHON").ok();
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/venv/bin/python");
-    from_env.or_else(|| std::path::Path::new(venv).exists().then(|| venv.to_owned())).unwrap_or_else(|| {
-        panic!("no Python with mido: run the tests with `cargo xtask test`, which installs it (or set MIDISOCK_TEST_PYTHON)")
-    })
-}
-
-/// tests/mido/peer.py, the interop tests' mido peer.
-struct MidoPeer {
-    child: Child,
-    lines: std::io::Lines<BufReader<ChildStdout>>,
-}
-
-impl MidoPeer {
-    fn start(args: &[&str]) -> MidoPeer {
-        let mut child = Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mido/peer.py"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the mido peer");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        MidoPeer { child, lines }
-    }
-
-    fn line(&mut self) -> String {
-        self.lines.next().expect("mido peer ended early").unwrap()
-    }
-
-    /// Waits for the peer to exit successfully; returns the rest of its output.
-    fn finish(mut self) -> Vec<String> {
-        let rest: Vec<String> = self.lines.by_ref().map(Result::unwrap).collect();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "mido peer failed: {status}");
-        rest
-    }
-}
-
-impl Drop for MidoPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// peer.py's `every_message()`, as our text.
-fn every_message() -> Vec<Message> {
-    [
-        "note_off channel=1 note=60 velocity=10",
-        "note_on channel=15 note=127 velocity=0",
-        "polytouch channel=2 note=3 value=4",
-        "control_change channel=3 control=7 value=127",
-        "program_change channel=4 program=99",
-        "aftertouch channel=5 value=6",
-        "pitchwheel channel=6 pitch=-8192",
-        "pitchwheel channel=7 pitch=8191",
-        "sysex data=(126,0,127,9)",
-        "sysex data=()",
-        "quarter_frame frame_type=7 frame_value=15",
-        "songpos pos=16383",
-        "song_select song=12",
-        "tune_request",
-        "clock",
-        "start",
-        "continue",
-        "stop",
-        "active_sensing",
-        "reset",
-    ]
-    .iter()
-    .map(|t| t.parse().unwrap())
-    .collect()
-}
-
 #[test]
 fn mido_clients_of_a_jitter_server_receive_exactly_the_broadcast_and_send_unstamped() {
     let config = ServerConfig::default().jitter_buffer(DelayMode::adaptive());
@@ -509,7 +434,8 @@ fn mido_clients_of_a_jitter_server_receive_exactly_the_broadcast_and_send_unstam
     let count = expected.len().to_string();
 
     // Broadcast: each mido client prints exactly the messages, none made of the request.
-    let mut receivers: Vec<MidoPeer> = (0..2).map(|_| MidoPeer::start(&["client-receive", &port, &count])).collect();
+    let mut receivers: Vec<MidoPeer> =
+        (0..2).map(|_| MidoPeer::start("tests/mido/peer.py", &["client-receive", &port, &count])).collect();
     for peer in &mut receivers {
         assert_eq!(peer.line(), "CONNECTED");
     }
@@ -520,7 +446,7 @@ fn mido_clients_of_a_jitter_server_receive_exactly_the_broadcast_and_send_unstam
     }
 
     // Receive: what a mido client sends arrives whole, unstamped, with no buffer made for it.
-    let sender = MidoPeer::start(&["client-send", &port]);
+    let sender = MidoPeer::start("tests/mido/peer.py", &["client-send", &port]);
     assert_eq!(sender.finish(), expected);
     let received: Vec<Received> =
         (0..expected.len()).map(|_| server.receive_timeout_stamped(WAIT).unwrap().expect("a message")).collect();
