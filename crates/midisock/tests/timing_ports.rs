@@ -16,7 +16,7 @@ use midisock_testkit::{DelayDistribution, JitterProxy, ProxyConfig};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-use support::{eventually, number_of, numbered, WAIT};
+use support::{eventually, number_of, numbered, send_numbered_in_bursts, WAIT};
 
 /// A listener whose accepted connection becomes a plain port (no buffer): the sending side.
 fn listener() -> TcpListener {
@@ -66,16 +66,7 @@ fn a_port_pair_through_a_jittery_link_keeps_order_and_every_message_carries_its_
     until_stamping(&sender);
 
     const COUNT: u32 = 1_500;
-    let sending = std::thread::spawn(move || {
-        // 1 kHz, in bursts of 4 every 4 ms: a stream the proxy cuts into many chunks.
-        for burst in (0..COUNT).collect::<Vec<_>>().chunks(4) {
-            for &i in burst {
-                sender.send(&numbered(i)).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(4));
-        }
-        sender
-    });
+    let sending = send_numbered_in_bursts(sender, COUNT);
     let got = receive_numbered(&receiver, COUNT - 1);
     let sender = sending.join().unwrap();
 

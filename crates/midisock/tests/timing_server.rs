@@ -20,7 +20,7 @@ use midisock_testkit::{DelayDistribution, JitterProxy, MidoPeer, ProxyConfig};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
-use support::{eventually, number_of, numbered, WAIT};
+use support::{eventually, number_of, numbered, send_numbered_in_bursts, WAIT};
 
 fn plain_bytes(messages: &[Message]) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -171,15 +171,7 @@ fn a_jitter_server_plays_each_stamping_client_out_through_its_own_buffer_and_oth
     let warm_up = until_stamping(&jittery);
 
     const COUNT: u32 = 1_000;
-    let sending = std::thread::spawn(move || {
-        for burst in (0..COUNT).collect::<Vec<_>>().chunks(4) {
-            for &i in burst {
-                jittery.send(&numbered(i)).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(4));
-        }
-        jittery
-    });
+    let sending = send_numbered_in_bursts(jittery, COUNT);
     let controls: Vec<Message> =
         (0..100).map(|i| Message::ControlChange { channel: 1, control: 7, value: i as u8 }).collect();
     std::io::Write::write_all(&mut raw, &plain_bytes(&controls)).unwrap();
@@ -278,15 +270,7 @@ fn a_relay_forwards_on_arrival_and_a_stamped_receiver_removes_both_legs_jitter()
     }
 
     const COUNT: u32 = 1_000;
-    let sending = std::thread::spawn(move || {
-        for burst in (0..COUNT).collect::<Vec<_>>().chunks(4) {
-            for &i in burst {
-                sender.send(&numbered(i)).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(4));
-        }
-        sender
-    });
+    let sending = send_numbered_in_bursts(sender, COUNT);
     let got = port_receive_until(&receiver, COUNT - 1);
     let sender = sending.join().unwrap();
     let relayed: Vec<&Received> = got.iter().filter(|r| number_of(&r.message).is_some()).collect();

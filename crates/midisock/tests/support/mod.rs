@@ -3,7 +3,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
-use midisock::{Message, RefusalCause};
+use midisock::{Message, RefusalCause, SocketPort};
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command};
@@ -79,4 +79,18 @@ pub fn number_of(message: &Message) -> Option<u32> {
         Message::PitchWheel { channel, pitch } => Some((u32::from(channel) << 14) | (pitch + 8192) as u32),
         _ => None,
     }
+}
+
+/// Sends [`numbered`] messages `0..count` from `sender` on a thread, at 1 kHz in bursts of 4
+/// every 4 ms (a stream a jittery link cuts into many chunks); the thread gives the port back.
+pub fn send_numbered_in_bursts(sender: SocketPort, count: u32) -> std::thread::JoinHandle<SocketPort> {
+    std::thread::spawn(move || {
+        for burst in (0..count).collect::<Vec<_>>().chunks(4) {
+            for &i in burst {
+                sender.send(&numbered(i)).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        sender
+    })
 }
