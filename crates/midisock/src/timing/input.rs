@@ -174,7 +174,6 @@ impl TimedInput {
     }
 
     /// Delivers everything queued at once, in order (nothing queued is ever lost).
-    #[allow(dead_code)] // NOTE: for the server, when a client goes.
     pub(crate) fn drain(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) {
         if let Some(buffer) = &mut self.playout {
             let last = &mut self.last_played_ns;
@@ -199,7 +198,6 @@ impl TimedInput {
     }
 
     /// True once the peer's answer was read: its messages carry stamps now.
-    #[allow(dead_code)] // NOTE: for the server.
     pub(crate) fn is_stamped(&self) -> bool {
         self.decoder.is_stamped()
     }

@@ -18,7 +18,6 @@ use crate::message::{InvalidValue, Message};
 
 /// The most bytes [`TimedOutput::encode`] writes for any message but a sysex: the answer and a
 /// stamped message.
-#[allow(dead_code)] // NOTE: for the server's per-client encoding (a port encodes into its Vec).
 pub(crate) const MAX_TIMED_SHORT_LEN: usize = STAMP_ANSWER.len() + MAX_STAMPED_SHORT_LEN;
 
 /// Where a connection's output stands.
@@ -59,8 +58,8 @@ impl TimedOutput {
         matches!(self.state, State::Plain)
     }
 
-    /// True once the answer has been written: messages carry stamps.
-    #[allow(dead_code)] // NOTE: for the server.
+    /// True once the answer has been written: messages carry stamps (the tests' view).
+    #[cfg(test)]
     pub(crate) fn is_stamping(&self) -> bool {
         matches!(self.state, State::Stamping(_))
     }
@@ -81,7 +80,6 @@ impl TimedOutput {
     /// first when due, then stamped. Returns the length. Allocates nothing; a buffer of
     /// [`MAX_TIMED_SHORT_LEN`] bytes holds any message but a sysex. A buffer too small changes
     /// nothing. The message is not validated (see [`Message::validate`]).
-    #[allow(dead_code)] // NOTE: for the server.
     pub(crate) fn encode(&mut self, now_ns: u64, message: &Message, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         match &mut self.state {
             State::Plain => message.encode(out),
