@@ -219,7 +219,14 @@ struct PortInner {
     /// A copy of the receiving counters, updated after each read (and each playout), so reading
     /// them never waits for a receiver blocked on the socket.
     stats: Mutex<ReceiveStats>,
+    /// When the next message queued in the jitter buffer is due (`CLOCK_MONOTONIC` ns;
+    /// [`NOTHING_DUE`]: nothing queued, or no buffer). Published after every change to the
+    /// buffer, so [`SocketPort::next_due_ns`] never waits for a receiver blocked on the socket.
+    next_due: AtomicU64,
 }
+
+/// [`PortInner::next_due`] when nothing is queued.
+const NOTHING_DUE: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Default)]
 struct ReceiveStats {
@@ -310,6 +317,7 @@ impl SocketPort {
                 autoreset: AtomicBool::new(false),
                 stamps_asked: AtomicBool::new(false),
                 stats: Mutex::new(ReceiveStats::default()),
+                next_due: AtomicU64::new(NOTHING_DUE),
             }),
             callback_thread: Mutex::new(None),
         }
@@ -333,6 +341,7 @@ impl SocketPort {
             let mut receiver = port.inner.receiver.lock();
             port.inner.stats.lock().playout = input.playout_stats();
             receiver.input = input;
+            port.inner.publish_due(&receiver.input);
         }
         port.inner.sender.lock().output = output;
         // With TLS, unsent output sits in the session as records; `write` sends them first.
@@ -718,6 +727,23 @@ impl SocketPort {
         self.inner.stats.lock().decoder
     }
 
+    /// When the next message held in the jitter buffer is due: the `CLOCK_MONOTONIC` time in
+    /// nanoseconds (the clock of [`Received::timestamp_ns`]) at or after which a receive hands it
+    /// over. `None` when the buffer holds nothing, or the port has none
+    /// ([`ConnectOptions::jitter_buffer`] off).
+    ///
+    /// For a program that polls from its own clock (a patcher, a game loop) instead of waiting
+    /// in a receive: after draining with [`SocketPort::try_receive_stamped`] until it returns
+    /// `Ok(None)`, it can sleep until this time instead of polling on a fixed period. Bytes still
+    /// in the socket are not in the buffer yet: the poller must also wake when the connection
+    /// becomes readable (bytes from a mido peer, or a stamped message late enough to be due at
+    /// once, are handed over on arrival). As of the last receive; never blocks.
+    pub fn next_due_ns(&self) -> Option<u64> {
+        let due = self.inner.next_due.load(Ordering::Acquire);
+        // A port closed here delivers nothing more, whatever its buffer still holds.
+        (due != NOTHING_DUE && !self.inner.locally_closed.load(Ordering::Acquire)).then_some(due)
+    }
+
     /// True once this port's peer asked for stamps and this port answers them: what it sends
     /// carries its send time (see [`crate::timing`]).
     pub fn sends_stamps(&self) -> bool {
@@ -899,7 +925,13 @@ impl PortInner {
         input.pop_due(monotonic_ns(), |received| pending.push_back(received));
         if pending.len() != before {
             self.stats.lock().playout = input.playout_stats();
+            self.publish_due(input);
         }
+    }
+
+    /// Publishes when the buffer's next message is due, for [`SocketPort::next_due_ns`].
+    fn publish_due(&self, input: &TimedInput) {
+        self.next_due.store(input.next_deadline().unwrap_or(NOTHING_DUE), Ordering::Release);
     }
 
     /// Waits for the socket until `deadline` (forever when `None`) and takes one read: false on
@@ -1023,6 +1055,9 @@ impl PortInner {
             if input.has_playout() {
                 stats.playout = input.playout_stats();
             }
+        }
+        if input.has_playout() {
+            self.publish_due(input);
         }
         if n == 0 {
             // A message cut off by the close is dropped by the parser, never delivered in part.

@@ -369,6 +369,12 @@ impl ReconnectingPort {
         self.shared.link.lock().port.as_ref().and_then(|port| port.playout_stats())
     }
 
+    /// When the next message held in the current connection's jitter buffer is due, as
+    /// [`SocketPort::next_due_ns`] (`None` while down, with nothing held, or with the buffer off).
+    pub fn next_due_ns(&self) -> Option<u64> {
+        self.shared.link.lock().port.as_ref().and_then(|port| port.next_due_ns())
+    }
+
     /// What the current connection's stamp decoder skipped (zeros while down).
     pub fn decoder_stats(&self) -> crate::timing::DecoderStats {
         self.shared.link.lock().port.as_ref().map(|port| port.decoder_stats()).unwrap_or_default()

@@ -29,6 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,7 +95,9 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.expire_admissions();
-            if let Err(e) = self.timer.set(self.deadlines.first().map(|&(deadline, _)| deadline)) {
+            let next_due = self.deadlines.first().map(|&(deadline, _)| deadline);
+            self.shared.next_due.store(next_due.unwrap_or(u64::MAX), Ordering::Release);
+            if let Err(e) = self.timer.set(next_due) {
                 eprintln!("midisock: server playout timer failed: {e}");
                 break;
             }

@@ -54,6 +54,7 @@ use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,6 +103,7 @@ impl PortServer {
             broadcast: Mutex::new(BroadcastScratch::default()),
             failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
+            next_due: AtomicU64::new(u64::MAX),
         });
         let listeners = listeners
             .into_iter()
@@ -185,6 +187,24 @@ impl PortServer {
             .filter(|c| c.role() == Role::Served)
             .filter_map(|c| c.playout_stats().map(|stats| (c.peer, stats)))
             .collect()
+    }
+
+    /// When the next message held in any client's jitter buffer is due
+    /// ([`ServerConfig::jitter_buffer`]): the `CLOCK_MONOTONIC` time in nanoseconds (the clock of
+    /// [`Received::timestamp_ns`]) at which the server's I/O thread moves it into the inbox, where
+    /// the receive methods find it. `None` when no buffer holds anything, or the option is off.
+    ///
+    /// For a program that polls from its own clock: after draining with
+    /// [`PortServer::try_receive_stamped`], it can sleep until this time (or until it polls for
+    /// arrivals anyway: unstamped messages reach the inbox when they arrive). The I/O thread
+    /// moves a message within its own wake-up latency of this time, so a poll exactly then may
+    /// still find the inbox empty: poll again shortly. Never blocks.
+    pub fn next_due_ns(&self) -> Option<u64> {
+        if self.is_closed() {
+            return None;
+        }
+        let due = self.shared.next_due.load(Ordering::Acquire);
+        (due != u64::MAX).then_some(due)
     }
 
     /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).

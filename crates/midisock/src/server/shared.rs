@@ -49,6 +49,10 @@ pub(crate) struct Shared {
     /// Clients a writer marked failed, for the I/O thread to drain and drop.
     pub(crate) failed: Mutex<Vec<Arc<Client>>>,
     pub(crate) stats: Counters,
+    /// The earliest playout deadline of any client's jitter buffer (`CLOCK_MONOTONIC` ns;
+    /// `u64::MAX`: none), published by the I/O thread each time it arms its timer, for
+    /// [`super::PortServer::next_due_ns`].
+    pub(crate) next_due: AtomicU64,
 }
 
 /// What a server has refused or dropped, for monitoring and tests.
