@@ -64,6 +64,7 @@ mod message;
 mod net;
 mod notes;
 pub mod parser;
+mod poll_fd;
 mod port;
 mod reconnect;
 mod refusal;

@@ -23,6 +23,7 @@ use crate::message::{panic_messages, reset_messages, Message, Received};
 use crate::net::{self, READ_CHUNK};
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
+use crate::poll_fd::PollFd;
 use crate::reconnect::Reconnect;
 use crate::refusal::{self, NoticeScan};
 use crate::timing::{
@@ -36,7 +37,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -223,6 +224,12 @@ struct PortInner {
     /// [`NOTHING_DUE`]: nothing queued, or no buffer). Published after every change to the
     /// buffer, so [`SocketPort::next_due_ns`] never waits for a receiver blocked on the socket.
     next_due: AtomicU64,
+    /// The descriptor a poller waits on ([`SocketPort::poll_fd`]), made on first use (or given
+    /// by a reconnecting port, whose connections share one).
+    poll_fd: OnceLock<Arc<PollFd>>,
+    /// The end of the stream was read: the socket is readable for ever and leaves the poll
+    /// descriptor (set under the stats lock, as the descriptor is attached).
+    eof_read: AtomicBool,
 }
 
 /// [`PortInner::next_due`] when nothing is queued.
@@ -318,6 +325,8 @@ impl SocketPort {
                 stamps_asked: AtomicBool::new(false),
                 stats: Mutex::new(ReceiveStats::default()),
                 next_due: AtomicU64::new(NOTHING_DUE),
+                poll_fd: OnceLock::new(),
+                eof_read: AtomicBool::new(false),
             }),
             callback_thread: Mutex::new(None),
         }
@@ -744,6 +753,29 @@ impl SocketPort {
         (due != NOTHING_DUE && !self.inner.locally_closed.load(Ordering::Acquire)).then_some(due)
     }
 
+    /// A file descriptor that is readable whenever [`SocketPort::try_receive_stamped`] may have
+    /// something: bytes arrived (or the connection ended), or a message held in the jitter
+    /// buffer fell due ([`SocketPort::next_due_ns`], to the nanosecond, by a `timerfd`). For a
+    /// program that polls from its own loop (`poll`/`select`/`epoll`, a patcher's file-descriptor
+    /// hook): wait on it, then receive with `try_receive_stamped` until it returns `Ok(None)`,
+    /// which is what makes it quiet again (level-triggered). It never needs a timeout of its own.
+    ///
+    /// Made on the first call (an `epoll` descriptor, see the timing docs); the same number for
+    /// the port's life, owned by the port: never close it, and stop waiting on it before the port
+    /// is dropped. Useless with a callback installed (the callback thread receives). Fails with
+    /// [`Error::Io`] when the descriptors cannot be made (the process is out of them).
+    pub fn poll_fd(&self) -> Result<RawFd> {
+        if let Some(poll) = self.inner.poll_fd.get() {
+            return Ok(poll.raw());
+        }
+        self.inner.attach_poll_fd(Arc::new(PollFd::new().map_err(Error::Io)?))
+    }
+
+    /// Shares a reconnecting port's poll descriptor with this, its new connection.
+    pub(crate) fn attach_poll_fd(&self, poll: Arc<PollFd>) -> Result<RawFd> {
+        self.inner.attach_poll_fd(poll)
+    }
+
     /// True once this port's peer asked for stamps and this port answers them: what it sends
     /// carries its send time (see [`crate::timing`]).
     pub fn sends_stamps(&self) -> bool {
@@ -931,7 +963,39 @@ impl PortInner {
 
     /// Publishes when the buffer's next message is due, for [`SocketPort::next_due_ns`].
     fn publish_due(&self, input: &TimedInput) {
-        self.next_due.store(input.next_deadline().unwrap_or(NOTHING_DUE), Ordering::Release);
+        let due = input.next_deadline();
+        // Under the stats lock, so a poll descriptor being attached meanwhile is armed for the
+        // latest deadline, never a stale one.
+        let _published = self.stats.lock();
+        self.next_due.store(due.unwrap_or(NOTHING_DUE), Ordering::Release);
+        self.arm_poll_fd(due);
+    }
+
+    /// Arms the poll descriptor's timer (call under the stats lock): at `due`, or, once the
+    /// stream has ended and nothing is held, at once and for good, so the poller learns of the end
+    /// (its socket, readable for ever, has left the set).
+    fn arm_poll_fd(&self, due: Option<u64>) {
+        if let Some(poll) = self.poll_fd.get() {
+            let ended = due.is_none() && self.eof_read.load(Ordering::Acquire);
+            poll.arm(if ended { Some(1) } else { due });
+        }
+    }
+
+    /// Makes `poll` this port's poll descriptor: it watches the socket and a timer armed at the
+    /// buffer's next deadline. A port has one for its whole life: a second call keeps the first.
+    fn attach_poll_fd(&self, poll: Arc<PollFd>) -> Result<RawFd> {
+        let _published = self.stats.lock();
+        if let Some(existing) = self.poll_fd.get() {
+            return Ok(existing.raw());
+        }
+        if !self.eof_read.load(Ordering::Acquire) {
+            poll.watch(self.stream.as_raw_fd()).map_err(Error::Io)?;
+        }
+        let due = self.next_due.load(Ordering::Acquire);
+        let raw = poll.raw();
+        let _ = self.poll_fd.set(poll);
+        self.arm_poll_fd((due != NOTHING_DUE).then_some(due));
+        Ok(raw)
     }
 
     /// Waits for the socket until `deadline` (forever when `None`) and takes one read: false on
@@ -1058,6 +1122,14 @@ impl PortInner {
         }
         if input.has_playout() {
             self.publish_due(input);
+        }
+        if n == 0 {
+            let _published = self.stats.lock();
+            self.eof_read.store(true, Ordering::Release);
+            if let Some(poll) = self.poll_fd.get() {
+                poll.unwatch(self.stream.as_raw_fd());
+            }
+            self.arm_poll_fd(input.next_deadline());
         }
         if n == 0 {
             // A message cut off by the close is dropped by the parser, never delivered in part.

@@ -21,6 +21,7 @@ use crate::clock::monotonic_ns;
 use crate::error::{Error, Result};
 use crate::message::{Message, Received};
 use crate::notes::HeldNotes;
+use crate::poll_fd::PollFd;
 use crate::port::{connect_with, ConnectOptions, SocketPort};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -153,10 +154,17 @@ struct Link {
     unreported: VecDeque<LinkState>,
     /// Random state for the jitter (xorshift).
     random: u64,
+    /// The poller's descriptor ([`ReconnectingPort::poll_fd`]), once asked for: every connection
+    /// is added to it, and every change of state signals it.
+    poll_fd: Option<Arc<PollFd>>,
 }
 
 impl Link {
     fn set_state(&mut self, state: LinkState) {
+        if let Some(poll) = &self.poll_fd {
+            // A poller wakes to see the change, and the note-offs a drop queued.
+            poll.signal();
+        }
         self.state = state.clone();
         self.unreported.push_back(state);
     }
@@ -204,6 +212,7 @@ impl ReconnectingPort {
                 releases: VecDeque::new(),
                 unreported: VecDeque::new(),
                 random: seed,
+                poll_fd: None,
             }),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -307,7 +316,13 @@ impl ReconnectingPort {
                     }
                     // Down: wait for the next connection (or the deadline).
                     match wait {
-                        Wait::No => return Ok(None),
+                        Wait::No => {
+                            // Nothing more to take until the state changes again.
+                            if let Some(poll) = &link.poll_fd {
+                                poll.clear();
+                            }
+                            return Ok(None);
+                        }
                         Wait::Forever => self.shared.changed.wait(&mut link),
                         Wait::Until(deadline) => {
                             if Instant::now() >= deadline {
@@ -330,7 +345,16 @@ impl ReconnectingPort {
                     self.shared.received_held.lock().observe(&received.message);
                     return Ok(Some(received));
                 }
-                Ok(None) => return Ok(None),
+                Ok(None) => {
+                    let link = self.shared.link.lock();
+                    if let Some(poll) = &link.poll_fd {
+                        // Quiet again, unless the connection changed (or queued note-offs) since.
+                        if link.generation == generation && link.port.is_some() && link.releases.is_empty() {
+                            poll.clear();
+                        }
+                    }
+                    return Ok(None);
+                }
                 Err(e) => {
                     self.shared.dropped(generation, &e);
                 }
@@ -373,6 +397,27 @@ impl ReconnectingPort {
     /// [`SocketPort::next_due_ns`] (`None` while down, with nothing held, or with the buffer off).
     pub fn next_due_ns(&self) -> Option<u64> {
         self.shared.link.lock().port.as_ref().and_then(|port| port.next_due_ns())
+    }
+
+    /// A file descriptor that is readable whenever [`ReconnectingPort::try_receive_stamped`] may
+    /// have something, as [`SocketPort::poll_fd`]: bytes arrived, a held message fell due, or the
+    /// connection's state changed (a drop, with its note-offs; an attempt; a new connection,
+    /// which is watched from then on). The same number for the port's life, owned by the port.
+    pub fn poll_fd(&self) -> Result<std::os::fd::RawFd> {
+        let mut link = self.shared.link.lock();
+        if let Some(poll) = &link.poll_fd {
+            return Ok(poll.raw());
+        }
+        let poll = Arc::new(PollFd::with_signal().map_err(Error::Io)?);
+        if let Some(port) = &link.port {
+            port.attach_poll_fd(Arc::clone(&poll))?;
+        }
+        if !link.releases.is_empty() || link.port.is_none() {
+            poll.signal();
+        }
+        let raw = poll.raw();
+        link.poll_fd = Some(poll);
+        Ok(raw)
     }
 
     /// What the current connection's stamp decoder skipped (zeros while down).
@@ -503,6 +548,12 @@ impl Shared {
             match attempted {
                 Ok(port) if !self.closed.load(Ordering::Acquire) => {
                     port.set_autoreset(self.autoreset.load(Ordering::Acquire));
+                    if let Some(poll) = &link.poll_fd {
+                        if let Err(e) = port.attach_poll_fd(Arc::clone(poll)) {
+                            // Out of descriptors: the poller still wakes on each change of state.
+                            eprintln!("midisock: cannot watch the new connection for the poller: {e}");
+                        }
+                    }
                     link.port = Some(Arc::new(port));
                     link.generation += 1;
                     link.connected_at = Instant::now();

@@ -311,7 +311,7 @@ impl EventLoop {
                 client.promote(Role::Admitting, Role::Served);
             } else if client.promote(Role::Admitting, Role::Lobby) {
                 state.lobby.push_back(Arc::clone(client));
-                self.shared.changed.notify_all();
+                self.shared.notify_changed();
             }
             serve
         };
@@ -484,7 +484,7 @@ impl EventLoop {
         if !arrivals.to_inbox.is_empty() {
             let mut state = self.shared.state();
             state.inbox.push_received(&mut arrivals.to_inbox);
-            self.shared.changed.notify_all();
+            self.shared.notify_changed();
         }
         if !arrivals.relayed.messages.is_empty() {
             // Clients this fails are settled after the current event, by this thread.
@@ -532,7 +532,7 @@ impl EventLoop {
         if !played.is_empty() {
             let mut state = self.shared.state();
             state.inbox.push_received(&mut played);
-            self.shared.changed.notify_all();
+            self.shared.notify_changed();
         }
         // A departing client's or a stall's backlog must not pin its peak.
         played.shrink_to(1024);
@@ -614,7 +614,7 @@ impl EventLoop {
             state.inbox.push_received(&mut played);
             state.lobby.clear();
             state.stopped = true;
-            self.shared.changed.notify_all();
+            self.shared.notify_changed();
         }
         for peer in closed {
             self.emit(ServerEvent::Disconnected { peer, cause: DisconnectCause::ServerClosing });

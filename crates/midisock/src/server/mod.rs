@@ -44,6 +44,7 @@ pub use shared::ServerStats;
 use crate::address::IntoAddress;
 use crate::error::{Error, Result};
 use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::poll_fd::PollFd;
 use crate::port::SocketPort;
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
@@ -55,7 +56,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,7 @@ impl PortServer {
             failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
             next_due: AtomicU64::new(u64::MAX),
+            poll_fd: OnceLock::new(),
         });
         let listeners = listeners
             .into_iter()
@@ -207,6 +209,27 @@ impl PortServer {
         (due != u64::MAX).then_some(due)
     }
 
+    /// A file descriptor that is readable whenever [`PortServer::try_receive_stamped`] may have
+    /// something: the inbox gained messages (arrivals, or messages a jitter buffer played out at
+    /// their time: the I/O thread moves them), or the server stopped. For a program that polls
+    /// from its own loop, as [`SocketPort::poll_fd`]: wait on it, then receive with
+    /// `try_receive_stamped` until `Ok(None)`, which makes it quiet again. Made on the first
+    /// call; the same number for the server's life, owned by the server (never close it).
+    pub fn poll_fd(&self) -> Result<std::os::fd::RawFd> {
+        let state = self.shared.state();
+        if let Some(poll) = self.shared.poll_fd.get() {
+            return Ok(poll.raw());
+        }
+        let poll = PollFd::with_signal().map_err(Error::Io)?;
+        if !state.inbox.is_empty() || state.stopping || state.stopped {
+            poll.signal();
+        }
+        let raw = poll.raw();
+        let _ = self.shared.poll_fd.set(poll);
+        drop(state);
+        Ok(raw)
+    }
+
     /// Broadcasts mido's reset set (all notes off, reset all controllers, every channel).
     pub fn reset(&self) -> Result<()> {
         self.send_all(&reset_messages())
@@ -304,6 +327,10 @@ impl PortServer {
                 return Err(Error::Closed);
             }
             if !wait {
+                if let Some(poll) = self.shared.poll_fd.get() {
+                    // Under the state lock: a message the I/O thread adds after this signals again.
+                    poll.clear();
+                }
                 return Ok(None);
             }
             let in_time;
@@ -388,7 +415,7 @@ impl PortServer {
         {
             let mut state = self.shared.state();
             state.stopping = true;
-            self.shared.changed.notify_all();
+            self.shared.notify_changed();
         }
         self.shared.wake_loop();
         let thread = self.thread.lock().take();

@@ -25,13 +25,14 @@ use super::config::ServerConfig;
 use super::events::DisconnectCause;
 use super::inbox::Inbox;
 use super::outgoing::{BroadcastScratch, Outgoing};
+use crate::poll_fd::PollFd;
 use mio::unix::SourceFd;
 use mio::Token;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub(crate) struct Shared {
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     /// `u64::MAX`: none), published by the I/O thread each time it arms its timer, for
     /// [`super::PortServer::next_due_ns`].
     pub(crate) next_due: AtomicU64,
+    /// The poller's descriptor ([`super::PortServer::poll_fd`]), once asked for: signalled with
+    /// `changed`, cleared by a receive that finds the inbox empty. Set under the state lock.
+    pub(crate) poll_fd: OnceLock<PollFd>,
 }
 
 /// What a server has refused or dropped, for monitoring and tests.
@@ -204,6 +208,15 @@ impl Shared {
     /// The clients marked failed since the last call.
     pub(crate) fn take_failed(&self) -> Vec<Arc<Client>> {
         std::mem::take(&mut *self.failed.lock())
+    }
+
+    /// Signals `changed` (call with the state lock held): the inbox or lobby gained an entry, or
+    /// the server stops. A poller waiting on the poll descriptor wakes too.
+    pub(crate) fn notify_changed(&self) {
+        self.changed.notify_all();
+        if let Some(poll) = self.poll_fd.get() {
+            poll.signal();
+        }
     }
 
     /// Wakes the event loop to look at `state` again.
