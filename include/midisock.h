@@ -59,6 +59,12 @@
 #define MIDISOCK_PEER_TEXT_LEN 72
 
 /**
+ * What `midisock_port_next_due_ns` and `midisock_server_next_due_ns` write when no message is
+ * held for a later time.
+ */
+#define MIDISOCK_NOTHING_DUE 0
+
+/**
  * The `timeout_ms` of `midisock_port_receive_message` / `midisock_server_receive_message` that
  * waits until a message comes or the handle is closed (`UINT64_MAX`).
  */
@@ -421,6 +427,20 @@ typedef void (*midisock_receive_callback)(void *user_data,
                                           const uint8_t *bytes,
                                           size_t len,
                                           uint64_t timestamp_ns);
+
+/**
+ * Called for every message a port receives after `midisock_port_set_message_callback`: as
+ * `midisock_receive_callback`, with the message's times in `*info` (the ones
+ * `midisock_port_receive_message` gives): `timestamp_ns`, its delivery time (through a jitter
+ * buffer, the played-out time, which is when the callback runs), and for a message its sender
+ * stamped, `sender_ns` with `has_sender_ns` 1 (`sender_ns` 0 and `has_sender_ns` 0 when
+ * unstamped). `info` is valid only during the call. Same thread and rules as
+ * `midisock_receive_callback`.
+ */
+typedef void (*midisock_message_callback)(void *user_data,
+                                          const uint8_t *bytes,
+                                          size_t len,
+                                          const midisock_received_info *info);
 
 /**
  * A port's connection state (`midisock_port_link_status`).
@@ -1018,6 +1038,72 @@ midisock_result midisock_port_set_callback(const midisock_port *port,
                                            void *user_data);
 
 /**
+ * `midisock_port_set_callback` with the message's times: delivers every message this port
+ * receives to `callback(user_data, bytes, len, info)` (`midisock_message_callback`), where
+ * `*info` holds the delivery time and, for a stamped message, the sender's time, as
+ * `midisock_port_receive_message` gives them. Everything else (thread, one callback per
+ * port, results) is as `midisock_port_set_callback`; either setter counts as the port's one
+ * callback (a second call of either: `MIDISOCK_RESULT_CALLBACK_INSTALLED`).
+ *
+ * Results: as `midisock_port_set_callback`.
+ *
+ * # Safety
+ * `port` is a live port handle; `callback` is NULL or a function matching
+ * `midisock_message_callback`, callable from another thread with `user_data`.
+ */
+midisock_result midisock_port_set_message_callback(const midisock_port *port,
+                                                   midisock_message_callback callback,
+                                                   void *user_data);
+
+/**
+ * Writes to `*due_ns_out` when the next message held in the port's jitter buffer is due:
+ * the `CLOCK_MONOTONIC` time in nanoseconds (the clock of every receive timestamp,
+ * `midisock_monotonic_ns`) at or after which `midisock_port_try_receive` hands it over.
+ * Writes `MIDISOCK_NOTHING_DUE` (0) when the buffer holds nothing, or the port has none. A
+ * message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` is due at once (its delivery time,
+ * already past, is written).
+ *
+ * For a host that polls from its own clock (Pd, Max, a game loop): after receiving with
+ * `_try_receive` until `MIDISOCK_RESULT_WOULD_BLOCK`, set the clock for this time instead
+ * of polling on a fixed period. Messages still in the socket are not in the buffer yet: wait
+ * on `midisock_port_poll_fd` as well (or instead: it wakes at this time too). A reconnecting
+ * port reports its current connection's buffer (0 while down).
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (closed through this
+ * handle).
+ *
+ * # Safety
+ * `port` is a live port handle; `due_ns_out` is valid for a write.
+ */
+midisock_result midisock_port_next_due_ns(const midisock_port *port, uint64_t *due_ns_out);
+
+/**
+ * Writes to `*fd_out` a file descriptor that is readable whenever `_try_receive` on this
+ * port may have something: bytes arrived (or the connection ended), a message held in the
+ * jitter buffer fell due (to the nanosecond: `midisock_port_next_due_ns`), or a reconnecting
+ * port's state changed (a drop, whose note-offs are then received; an attempt; a new
+ * connection). For a host with a file-descriptor hook (Pd's `sys_addpollfn`, an event loop,
+ * `poll`/`select`): wait on it, then receive with `_try_receive` until
+ * `MIDISOCK_RESULT_WOULD_BLOCK`, which makes it quiet again (it is level-triggered). It
+ * needs no timeout and no periodic poll.
+ *
+ * The same descriptor for the port's life (made on the first call), across a reconnecting
+ * port's connections; owned by the port: never close it, and stop waiting on it before
+ * `midisock_port_free`. Useless with a callback installed (the callback thread receives).
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (closed through this
+ * handle), `MIDISOCK_RESULT_IO` (out of file descriptors).
+ *
+ * # Safety
+ * `port` is a live port handle; `fd_out` is valid for a write.
+ */
+midisock_result midisock_port_poll_fd(const midisock_port *port, int *fd_out);
+
+/**
  * Ends the connection the way a sender should and tells whether the server refused it: sends
  * what autoreset would (`midisock_port_set_autoreset`), tells the peer nothing more is
  * coming (a TCP half-close; with TLS a close_notify first), waits at most `timeout_ms` for
@@ -1418,6 +1504,46 @@ midisock_result midisock_server_receive_message(const midisock_server *server,
                                                 size_t len,
                                                 size_t *len_out,
                                                 midisock_received_info *info_out);
+
+/**
+ * Writes to `*due_ns_out` when the next message held in any client's jitter buffer is due
+ * (`midisock_server_config_set_jitter_buffer`): the `CLOCK_MONOTONIC` time in nanoseconds
+ * at which the server's I/O thread moves it to where `midisock_server_try_receive` finds it.
+ * Writes `MIDISOCK_NOTHING_DUE` (0) when no buffer holds anything, or the server has none.
+ * A message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` is due at once.
+ *
+ * The I/O thread moves a message within its own wake-up time of this instant, so a host
+ * that polls exactly then may still get `MIDISOCK_RESULT_WOULD_BLOCK`: wait on
+ * `midisock_server_poll_fd` instead, which becomes readable once the message is there.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_CLOSED` (the server is closed).
+ *
+ * # Safety
+ * `server` is a live server handle; `due_ns_out` is valid for a write.
+ */
+midisock_result midisock_server_next_due_ns(const midisock_server *server, uint64_t *due_ns_out);
+
+/**
+ * Writes to `*fd_out` a file descriptor that is readable whenever
+ * `midisock_server_try_receive` may have something: messages arrived from a client, a
+ * client's jitter buffer played one out (the I/O thread moves it at its time), a client
+ * connected, or the server stopped. For a host with a file-descriptor hook: wait on it, then
+ * receive with `_try_receive` until `MIDISOCK_RESULT_WOULD_BLOCK`, which makes it quiet
+ * again (level-triggered). The same descriptor for the server's life (made on the first
+ * call), owned by the server: never close it, and stop waiting on it before
+ * `midisock_server_free`.
+ *
+ * Never blocks. Thread: any.
+ *
+ * Results: `MIDISOCK_RESULT_CLOSED` (the server is closed), `MIDISOCK_RESULT_IO` (out of
+ * file descriptors).
+ *
+ * # Safety
+ * `server` is a live server handle; `fd_out` is valid for a write.
+ */
+midisock_result midisock_server_poll_fd(const midisock_server *server, int *fd_out);
 
 /**
  * Waits for a client to connect and hands its connection to the caller as a new port in

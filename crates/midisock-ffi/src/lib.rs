@@ -64,9 +64,10 @@ pub use jitter::{
 };
 pub use message::{midisock_message_from_text, midisock_message_to_text};
 pub use port::{
-    midisock_link_state, midisock_link_status, midisock_parser_statistics, midisock_port, midisock_receive_callback,
+    midisock_link_state, midisock_link_status, midisock_message_callback, midisock_parser_statistics, midisock_port,
+    midisock_receive_callback,
 };
-pub use receive::MIDISOCK_WAIT_FOREVER;
+pub use receive::{MIDISOCK_NOTHING_DUE, MIDISOCK_WAIT_FOREVER};
 pub use result::midisock_result;
 pub use server::{midisock_server, midisock_server_statistics};
 pub use server_config::{midisock_server_config, midisock_sysex_policy};

@@ -6,6 +6,7 @@ use midisock_core::timing::PlayoutStats;
 use midisock_core::{
     panic_messages, reset_messages, Error, LinkState, Message, ParserStats, Received, ReconnectingPort, SocketPort,
 };
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -114,6 +115,23 @@ impl Link {
         match self {
             Link::Plain(p) => p.playout_stats(),
             Link::Reconnecting(p) => p.playout_stats(),
+        }
+    }
+
+    /// When the next message held in the jitter buffer is due (a reconnecting port: its current
+    /// connection's).
+    pub(crate) fn next_due_ns(&self) -> Option<u64> {
+        match self {
+            Link::Plain(p) => p.next_due_ns(),
+            Link::Reconnecting(p) => p.next_due_ns(),
+        }
+    }
+
+    /// The poller's descriptor (made on first use).
+    pub(crate) fn poll_fd(&self) -> Result<RawFd, Error> {
+        match self {
+            Link::Plain(p) => p.poll_fd(),
+            Link::Reconnecting(p) => p.poll_fd(),
         }
     }
 

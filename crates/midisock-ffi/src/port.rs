@@ -11,7 +11,7 @@ use crate::message::{decode_outgoing, write_text, Outgoing};
 use crate::receive::{self, receive_message_out, receive_out, wait_for, Kept, ReceiveOut, Wait};
 use crate::result::midisock_result;
 use midisock_core::{LinkState, ParserStats, Received, SocketPort};
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -128,6 +128,26 @@ impl From<&LinkState> for midisock_link_status {
 pub type midisock_receive_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, bytes: *const u8, len: usize, timestamp_ns: u64)>;
 
+/// Called for every message a port receives after `midisock_port_set_message_callback`: as
+/// `midisock_receive_callback`, with the message's times in `*info` (the ones
+/// `midisock_port_receive_message` gives): `timestamp_ns`, its delivery time (through a jitter
+/// buffer, the played-out time, which is when the callback runs), and for a message its sender
+/// stamped, `sender_ns` with `has_sender_ns` 1 (`sender_ns` 0 and `has_sender_ns` 0 when
+/// unstamped). `info` is valid only during the call. Same thread and rules as
+/// `midisock_receive_callback`.
+pub type midisock_message_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, bytes: *const u8, len: usize, info: *const midisock_received_info),
+>;
+
+/// The C function a port's callback thread calls, in one of its two forms.
+#[derive(Clone, Copy)]
+enum CallbackForm {
+    /// `midisock_port_set_callback`: the delivery time only.
+    Timestamp(unsafe extern "C" fn(*mut c_void, *const u8, usize, u64)),
+    /// `midisock_port_set_message_callback`: both times.
+    Info(unsafe extern "C" fn(*mut c_void, *const u8, usize, *const midisock_received_info)),
+}
+
 /// The callback's `user_data`, carried to the callback thread.
 struct UserData(*mut c_void);
 
@@ -186,6 +206,31 @@ impl midisock_port {
             Some(cause) => midisock_core::Error::Refused { cause: cause.to_owned() }.into(),
             None => midisock_core::Error::Closed.into(),
         }
+    }
+
+    /// Installs a C callback in either form (see `midisock_port_set_callback`).
+    fn install_callback(&self, callback: CallbackForm, user_data: *mut c_void) -> Outcome {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        if !self.kept.is_empty() {
+            return Err(Failure::new(
+                midisock_result::MessageKept,
+                "a message kept after MIDISOCK_RESULT_BUFFER_TOO_SMALL is waiting; receive \
+                 it before installing a callback",
+            ));
+        }
+        let plain = self.port.plain().ok_or_else(|| {
+            Failure::new(
+                midisock_result::InvalidArgument,
+                "a reconnecting port delivers messages to its receive functions only, not to a callback",
+            )
+        })?;
+        let user_data = UserData(user_data);
+        plain.set_callback(move |received: Received| {
+            call_back(callback, user_data.get(), &received);
+        })?;
+        Ok(())
     }
 
     fn send_bytes(&self, bytes: &[u8]) -> Outcome {
@@ -486,26 +531,106 @@ impl midisock_port {
             let port = unsafe { midisock_port::from_ptr(port)? };
             let callback =
                 callback.ok_or_else(|| Failure::new(midisock_result::NullArgument, "argument `callback` is NULL"))?;
+            port.install_callback(CallbackForm::Timestamp(callback), user_data)
+        })
+    }
+
+    /// `midisock_port_set_callback` with the message's times: delivers every message this port
+    /// receives to `callback(user_data, bytes, len, info)` (`midisock_message_callback`), where
+    /// `*info` holds the delivery time and, for a stamped message, the sender's time, as
+    /// `midisock_port_receive_message` gives them. Everything else (thread, one callback per
+    /// port, results) is as `midisock_port_set_callback`; either setter counts as the port's one
+    /// callback (a second call of either: `MIDISOCK_RESULT_CALLBACK_INSTALLED`).
+    ///
+    /// Results: as `midisock_port_set_callback`.
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `callback` is NULL or a function matching
+    /// `midisock_message_callback`, callable from another thread with `user_data`.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_set_message_callback(
+        port: *const midisock_port,
+        callback: midisock_message_callback,
+        user_data: *mut c_void,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_set_message_callback", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            let callback =
+                callback.ok_or_else(|| Failure::new(midisock_result::NullArgument, "argument `callback` is NULL"))?;
+            port.install_callback(CallbackForm::Info(callback), user_data)
+        })
+    }
+
+    /// Writes to `*due_ns_out` when the next message held in the port's jitter buffer is due:
+    /// the `CLOCK_MONOTONIC` time in nanoseconds (the clock of every receive timestamp,
+    /// `midisock_monotonic_ns`) at or after which `midisock_port_try_receive` hands it over.
+    /// Writes `MIDISOCK_NOTHING_DUE` (0) when the buffer holds nothing, or the port has none. A
+    /// message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` is due at once (its delivery time,
+    /// already past, is written).
+    ///
+    /// For a host that polls from its own clock (Pd, Max, a game loop): after receiving with
+    /// `_try_receive` until `MIDISOCK_RESULT_WOULD_BLOCK`, set the clock for this time instead
+    /// of polling on a fixed period. Messages still in the socket are not in the buffer yet: wait
+    /// on `midisock_port_poll_fd` as well (or instead: it wakes at this time too). A reconnecting
+    /// port reports its current connection's buffer (0 while down).
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (closed through this
+    /// handle).
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `due_ns_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_next_due_ns(
+        port: *const midisock_port,
+        due_ns_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_port_next_due_ns", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `due_ns_out` is valid for a write.
+            let due_ns_out = unsafe { try_out(due_ns_out, "due_ns_out")? };
             if port.closed.load(Ordering::Acquire) {
                 return Err(port.closed_error());
             }
-            if !port.kept.is_empty() {
-                return Err(Failure::new(
-                    midisock_result::MessageKept,
-                    "a message kept after MIDISOCK_RESULT_BUFFER_TOO_SMALL is waiting; receive \
-                     it before installing a callback",
-                ));
+            due_ns_out.write(receive::next_due(&port.kept, port.port.next_due_ns()));
+            Ok(())
+        })
+    }
+
+    /// Writes to `*fd_out` a file descriptor that is readable whenever `_try_receive` on this
+    /// port may have something: bytes arrived (or the connection ended), a message held in the
+    /// jitter buffer fell due (to the nanosecond: `midisock_port_next_due_ns`), or a reconnecting
+    /// port's state changed (a drop, whose note-offs are then received; an attempt; a new
+    /// connection). For a host with a file-descriptor hook (Pd's `sys_addpollfn`, an event loop,
+    /// `poll`/`select`): wait on it, then receive with `_try_receive` until
+    /// `MIDISOCK_RESULT_WOULD_BLOCK`, which makes it quiet again (it is level-triggered). It
+    /// needs no timeout and no periodic poll.
+    ///
+    /// The same descriptor for the port's life (made on the first call), across a reconnecting
+    /// port's connections; owned by the port: never close it, and stop waiting on it before
+    /// `midisock_port_free`. Useless with a callback installed (the callback thread receives).
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` / `MIDISOCK_RESULT_REFUSED` (closed through this
+    /// handle), `MIDISOCK_RESULT_IO` (out of file descriptors).
+    ///
+    /// # Safety
+    /// `port` is a live port handle; `fd_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_port_poll_fd(port: *const midisock_port, fd_out: *mut c_int) -> midisock_result {
+        ffi_boundary!("midisock_port_poll_fd", {
+            // SAFETY: the caller guarantees `port` is a live handle.
+            let port = unsafe { midisock_port::from_ptr(port)? };
+            // SAFETY: the caller guarantees `fd_out` is valid for a write.
+            let fd_out = unsafe { try_out(fd_out, "fd_out")? };
+            if port.closed.load(Ordering::Acquire) {
+                return Err(port.closed_error());
             }
-            let plain = port.port.plain().ok_or_else(|| {
-                Failure::new(
-                    midisock_result::InvalidArgument,
-                    "a reconnecting port delivers messages to its receive functions only, not to a callback",
-                )
-            })?;
-            let user_data = UserData(user_data);
-            plain.set_callback(move |received: Received| {
-                call_back(callback, user_data.get(), &received);
-            })?;
+            fd_out.write(port.port.poll_fd()?);
             Ok(())
         })
     }
@@ -807,11 +932,7 @@ unsafe fn port_args<'a>(
 }
 
 /// Calls the C callback with one message, encoded on the stack when it is short.
-fn call_back(
-    callback: unsafe extern "C" fn(*mut c_void, *const u8, usize, u64),
-    user_data: *mut c_void,
-    received: &Received,
-) {
+fn call_back(callback: CallbackForm, user_data: *mut c_void, received: &Received) {
     let mut short = [0u8; midisock_core::MAX_SHORT_MESSAGE_LEN];
     let long;
     let bytes: &[u8] = match received.message.encode(&mut short) {
@@ -821,7 +942,16 @@ fn call_back(
             &long
         }
     };
-    // SAFETY: the C caller gave a callback matching `midisock_receive_callback` and a
-    // `user_data` it may be called with on this thread; `bytes` is valid for the call.
-    unsafe { callback(user_data, bytes.as_ptr(), bytes.len(), received.timestamp_ns) };
+    match callback {
+        // SAFETY: the C caller gave a callback matching `midisock_receive_callback` and a
+        // `user_data` it may be called with on this thread; `bytes` is valid for the call.
+        CallbackForm::Timestamp(callback) => unsafe {
+            callback(user_data, bytes.as_ptr(), bytes.len(), received.timestamp_ns)
+        },
+        CallbackForm::Info(callback) => {
+            let info = midisock_received_info::from(received);
+            // SAFETY: as above (`midisock_message_callback`); `info` lives through the call.
+            unsafe { callback(user_data, bytes.as_ptr(), bytes.len(), &info) }
+        }
+    }
 }

@@ -122,6 +122,14 @@ impl Kept {
         self.count.store(0, Ordering::Release);
     }
 
+    /// The delivery time of the oldest kept message: it is handed over by the next receive call.
+    pub fn first_timestamp(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.messages.lock().front().map(|received| received.timestamp_ns)
+    }
+
     fn pop(&self) -> Option<Received> {
         if self.is_empty() {
             return None;
@@ -174,6 +182,20 @@ impl Kept {
         Ok(())
     }
 }
+
+/// What `_next_due_ns` reports: a kept message is due now (its delivery time, already past),
+/// else the core's next deadline; `MIDISOCK_NOTHING_DUE` (0) when nothing is held.
+pub(crate) fn next_due(kept: &Kept, core_due: Option<u64>) -> u64 {
+    match kept.first_timestamp().or(core_due) {
+        // A time of 0 would read as "nothing"; 1 ns is as much in the past.
+        Some(due) => due.max(1),
+        None => MIDISOCK_NOTHING_DUE,
+    }
+}
+
+/// What `midisock_port_next_due_ns` and `midisock_server_next_due_ns` write when no message is
+/// held for a later time.
+pub const MIDISOCK_NOTHING_DUE: u64 = 0;
 
 /// The output arguments of a receive function.
 ///

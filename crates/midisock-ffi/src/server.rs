@@ -11,7 +11,7 @@ use crate::receive::{self, receive_message_out, receive_out, wait_for, Kept, Rec
 use crate::result::midisock_result;
 use crate::server_config::midisock_server_config;
 use midisock_core::{PortServer, ServerStats, SocketPort};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
 /// A server: accepts any number of clients on one I/O thread ("midisock-server"). Opaque; made
@@ -459,6 +459,74 @@ impl midisock_server {
             // SAFETY: the caller guarantees every other pointer is valid as documented.
             let out = unsafe { receive_message_out(buf, len, len_out, info_out)? };
             server.receive(wait_for(timeout_ms), out)
+        })
+    }
+
+    /// Writes to `*due_ns_out` when the next message held in any client's jitter buffer is due
+    /// (`midisock_server_config_set_jitter_buffer`): the `CLOCK_MONOTONIC` time in nanoseconds
+    /// at which the server's I/O thread moves it to where `midisock_server_try_receive` finds it.
+    /// Writes `MIDISOCK_NOTHING_DUE` (0) when no buffer holds anything, or the server has none.
+    /// A message kept after `MIDISOCK_RESULT_BUFFER_TOO_SMALL` is due at once.
+    ///
+    /// The I/O thread moves a message within its own wake-up time of this instant, so a host
+    /// that polls exactly then may still get `MIDISOCK_RESULT_WOULD_BLOCK`: wait on
+    /// `midisock_server_poll_fd` instead, which becomes readable once the message is there.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` (the server is closed).
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `due_ns_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_next_due_ns(
+        server: *const midisock_server,
+        due_ns_out: *mut u64,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_next_due_ns", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `due_ns_out` is valid for a write.
+            let due_ns_out = unsafe { try_out(due_ns_out, "due_ns_out")? };
+            if server.server.is_closed() {
+                return Err(midisock_core::Error::Closed.into());
+            }
+            due_ns_out.write(receive::next_due(&server.kept, server.server.next_due_ns()));
+            Ok(())
+        })
+    }
+
+    /// Writes to `*fd_out` a file descriptor that is readable whenever
+    /// `midisock_server_try_receive` may have something: messages arrived from a client, a
+    /// client's jitter buffer played one out (the I/O thread moves it at its time), a client
+    /// connected, or the server stopped. For a host with a file-descriptor hook: wait on it, then
+    /// receive with `_try_receive` until `MIDISOCK_RESULT_WOULD_BLOCK`, which makes it quiet
+    /// again (level-triggered). The same descriptor for the server's life (made on the first
+    /// call), owned by the server: never close it, and stop waiting on it before
+    /// `midisock_server_free`.
+    ///
+    /// Never blocks. Thread: any.
+    ///
+    /// Results: `MIDISOCK_RESULT_CLOSED` (the server is closed), `MIDISOCK_RESULT_IO` (out of
+    /// file descriptors).
+    ///
+    /// # Safety
+    /// `server` is a live server handle; `fd_out` is valid for a write.
+    #[no_mangle]
+    pub unsafe extern "C" fn midisock_server_poll_fd(
+        server: *const midisock_server,
+        fd_out: *mut c_int,
+    ) -> midisock_result {
+        ffi_boundary!("midisock_server_poll_fd", {
+            // SAFETY: the caller guarantees `server` is a live handle.
+            let server = unsafe { midisock_server::from_ptr(server)? };
+            // SAFETY: the caller guarantees `fd_out` is valid for a write.
+            let fd_out = unsafe { try_out(fd_out, "fd_out")? };
+            if server.server.is_closed() {
+                return Err(midisock_core::Error::Closed.into());
+            }
+            fd_out.write(server.server.poll_fd()?);
+            Ok(())
         })
     }
 

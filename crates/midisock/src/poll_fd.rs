@@ -15,12 +15,16 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) struct PollFd {
     epoll: OwnedFd,
     timer: OwnedFd,
     /// The server's "the inbox has messages" signal, when this is a server's.
     signal: Option<OwnedFd>,
+    /// The deadline the timer is armed for (0: disarmed), to skip a system call per message
+    /// when it does not change.
+    armed: AtomicU64,
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -44,7 +48,7 @@ impl PollFd {
         // SAFETY: as above.
         let timer =
             owned(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) })?;
-        let poll = PollFd { epoll, timer, signal: None };
+        let poll = PollFd { epoll, timer, signal: None, armed: AtomicU64::new(0) };
         poll.watch(poll.timer.as_raw_fd())?;
         Ok(poll)
     }
@@ -89,6 +93,10 @@ impl PollFd {
     pub(crate) fn arm(&self, deadline_ns: Option<u64>) {
         // A zero it_value disarms; an absolute deadline of 0 would too, so the earliest is 1 ns.
         let value = deadline_ns.map_or(0, |ns| ns.max(1));
+        // Callers serialise their arming (under their port's lock), so a plain swap is enough.
+        if self.armed.swap(value, Ordering::AcqRel) == value {
+            return;
+        }
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec {

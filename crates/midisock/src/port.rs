@@ -350,7 +350,7 @@ impl SocketPort {
             let mut receiver = port.inner.receiver.lock();
             port.inner.stats.lock().playout = input.playout_stats();
             receiver.input = input;
-            port.inner.publish_due(&receiver.input);
+            port.inner.publish_due(&receiver.input, &receiver.pending);
         }
         port.inner.sender.lock().output = output;
         // With TLS, unsent output sits in the session as records; `write` sends them first.
@@ -582,6 +582,7 @@ impl SocketPort {
         } else {
             out.extend(state.pending.drain(..));
         }
+        self.inner.publish_due(&state.input, &state.pending);
         self.inner.note_exhausted(&state);
         Ok(count)
     }
@@ -738,7 +739,8 @@ impl SocketPort {
 
     /// When the next message held in the jitter buffer is due: the `CLOCK_MONOTONIC` time in
     /// nanoseconds (the clock of [`Received::timestamp_ns`]) at or after which a receive hands it
-    /// over. `None` when the buffer holds nothing, or the port has none
+    /// over. A message the buffer already played out and no receive has taken yet is due at its
+    /// played-out time (in the past). `None` when nothing is held, or the port has no buffer
     /// ([`ConnectOptions::jitter_buffer`] off).
     ///
     /// For a program that polls from its own clock (a patcher, a game loop) instead of waiting
@@ -824,6 +826,7 @@ impl SocketPort {
                     let Some(received) = state.pending.pop_front() else { break };
                     callback(received);
                 }
+                inner.publish_due(&state.input, &state.pending);
                 inner.note_exhausted(&state);
             }
         });
@@ -893,6 +896,7 @@ impl PortInner {
             return Ok(None);
         }
         let received = state.pending.pop_front();
+        self.publish_due(&state.input, &state.pending);
         self.note_exhausted(state);
         Ok(received)
     }
@@ -957,13 +961,20 @@ impl PortInner {
         input.pop_due(monotonic_ns(), |received| pending.push_back(received));
         if pending.len() != before {
             self.stats.lock().playout = input.playout_stats();
-            self.publish_due(input);
+            self.publish_due(input, pending);
         }
     }
 
     /// Publishes when the buffer's next message is due, for [`SocketPort::next_due_ns`].
-    fn publish_due(&self, input: &TimedInput) {
-        let due = input.next_deadline();
+    ///
+    /// With a buffer, messages it already played out and a receive has not taken yet count too
+    /// (due at their played-out time, in the past): a poller that stopped before draining them
+    /// is woken for them at once. Without one, nothing is ever held for a time.
+    fn publish_due(&self, input: &TimedInput, pending: &VecDeque<Received>) {
+        if !input.has_playout() {
+            return;
+        }
+        let due = pending.front().map(|received| received.timestamp_ns).or_else(|| input.next_deadline());
         // Under the stats lock, so a poll descriptor being attached meanwhile is armed for the
         // latest deadline, never a stale one.
         let _published = self.stats.lock();
@@ -1121,7 +1132,7 @@ impl PortInner {
             }
         }
         if input.has_playout() {
-            self.publish_due(input);
+            self.publish_due(input, pending);
         }
         if n == 0 {
             let _published = self.stats.lock();
