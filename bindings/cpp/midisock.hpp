@@ -317,8 +317,9 @@ private:
 /// A connection (midisock_port): from port::connect or server::accept.
 class port {
 public:
-    /// Receives each message on the port's "midisock-cb" thread. Must not throw: an
-    /// exception escaping it calls std::terminate().
+    /// Receives each message on the port's "midisock-cb" thread, with its times (timestamp_ns,
+    /// and sender_ns for a stamped message). Must not throw: an exception escaping it calls
+    /// std::terminate().
     using callback = std::function<void(const message &)>;
 
     /// Connects to host:port (midisock_port_connect). Throws midisock::error.
@@ -397,7 +398,7 @@ public:
     /// Delivers every message to `fn` on the port's callback thread from now on.
     void set_callback(callback fn) {
         auto owned = std::make_unique<callback>(std::move(fn));
-        detail::check(midisock_port_set_callback(handle_, &port::trampoline, owned.get()));
+        detail::check(midisock_port_set_message_callback(handle_, &port::trampoline, owned.get()));
         callback_ = std::move(owned);
     }
 
@@ -462,17 +463,37 @@ public:
         return stats;
     }
 
+    /// When the next message held in the jitter buffer is due (CLOCK_MONOTONIC ns, the clock of
+    /// message::timestamp_ns); empty when nothing is held or there is no buffer. For a loop that
+    /// polls with try_receive(): sleep until then (or wait on poll_fd(), which wakes then too).
+    std::optional<uint64_t> next_due_ns() const {
+        uint64_t due = MIDISOCK_NOTHING_DUE;
+        detail::check(midisock_port_next_due_ns(handle_, &due));
+        if (due == MIDISOCK_NOTHING_DUE) return std::nullopt;
+        return due;
+    }
+
+    /// A descriptor readable whenever try_receive() may have something (bytes arrived, a held
+    /// message fell due, a reconnecting port's state changed); quiet once try_receive() returns
+    /// empty. Owned by the port: never close it.
+    int poll_fd() const {
+        int fd = -1;
+        detail::check(midisock_port_poll_fd(handle_, &fd));
+        return fd;
+    }
+
     /// The C handle, still owned by this object (nullptr after a move).
     midisock_port *get() const noexcept { return handle_; }
 
 private:
     static void trampoline(void *user_data, const uint8_t *bytes, size_t len,
-                           uint64_t timestamp_ns) noexcept {
+                           const midisock_received_info *info) noexcept {
         // noexcept: an exception from the user's callback must not unwind into libmidisock.
         const callback &fn = *static_cast<const callback *>(user_data);
         message m;
         m.bytes.assign(bytes, bytes + len);
-        m.timestamp_ns = timestamp_ns;
+        m.timestamp_ns = info->timestamp_ns;
+        if (info->has_sender_ns) m.sender_ns = info->sender_ns;
         fn(m);
     }
 
@@ -608,6 +629,24 @@ public:
 
     /// Stops the server; blocked receive()/accept() calls throw error(MIDISOCK_RESULT_CLOSED).
     void close() const { detail::check(midisock_server_close(handle_)); }
+
+    /// When the next message held in any client's jitter buffer is due (CLOCK_MONOTONIC ns);
+    /// empty when nothing is held or there is no buffer.
+    std::optional<uint64_t> next_due_ns() const {
+        uint64_t due = MIDISOCK_NOTHING_DUE;
+        detail::check(midisock_server_next_due_ns(handle_, &due));
+        if (due == MIDISOCK_NOTHING_DUE) return std::nullopt;
+        return due;
+    }
+
+    /// A descriptor readable whenever try_receive() may have something (messages arrived or
+    /// played out, a client connected, the server stopped); quiet once try_receive() returns
+    /// empty. Owned by the server: never close it.
+    int poll_fd() const {
+        int fd = -1;
+        detail::check(midisock_server_poll_fd(handle_, &fd));
+        return fd;
+    }
 
     midisock_server *get() const noexcept { return handle_; }
 

@@ -259,7 +259,7 @@ typedef struct {
 } seen;
 
 static void on_message(void *user_data, const uint8_t *bytes, size_t len, const midisock_received_info *info) {
-    seen *s = user_data;
+    seen *s = (seen *)user_data;
     pthread_mutex_lock(&s->lock);
     s->calls++;
     if (len != 3 || bytes[0] != 0x90 || info == NULL || info->timestamp_ns < s->last_timestamp) s->bad++;

@@ -6,6 +6,8 @@
 // the test runner, xtask/src/c_tests.rs).
 #include <midisock.hpp>
 
+#include <poll.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -319,6 +321,67 @@ static void jitter_buffer() {
     for (const auto &entry : *clients) CHECK(entry.stats.delay_ns == 3000000);
 }
 
+// Whether `fd` is readable within `timeout_ms`.
+static bool readable(int fd, int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, timeout_ms);
+    CHECK(n >= 0);
+    return n > 0;
+}
+
+// A loop that polls: the port's descriptor wakes it at arrivals and due times, next_due_ns()
+// says when; the callback of an accepted jitter port carries the sender's time.
+static void pollers() {
+    midisock::server server("127.0.0.1:0");
+    auto client = midisock::port::connect(
+        address_of(server), midisock::connect_options().jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, 200ms));
+    wait_for_clients(server, 1);
+    const int fd = client.poll_fd();
+    CHECK(fd >= 0 && client.poll_fd() == fd);
+    CHECK(!client.next_due_ns() && !server.next_due_ns());
+    bool stamped = false;
+    for (int i = 0; i < 400 && !stamped; i++) {
+        server.send({0xB0, 1, 2});
+        if (!readable(fd, 50)) continue;
+        while (auto m = client.try_receive()) stamped |= m->sender_ns.has_value();
+        stamped |= client.next_due_ns().has_value();
+    }
+    CHECK(stamped);
+    // Until everything has played out, each wake either brings bytes or a due message.
+    while (client.next_due_ns() || readable(fd, 0)) {
+        CHECK(readable(fd, 10000));
+        while (auto m = client.try_receive()) {
+            CHECK(m->timestamp_ns >= m->sender_ns.value_or(0));
+        }
+    }
+    CHECK(!readable(fd, 0));
+
+    // The callback form: an accepted port of a jitter server keeps its buffer; the client stamps.
+    midisock::server jitter("127.0.0.1:0", midisock::server_config().jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, 2ms));
+    auto sender = midisock::port::connect(address_of(jitter));
+    midisock::port accepted = jitter.accept();
+    std::mutex lock;
+    std::condition_variable changed;
+    int with_sender = 0;
+    bool bad = false;
+    accepted.set_callback([&](const midisock::message &m) {
+        std::lock_guard<std::mutex> guard(lock);
+        if (m.sender_ns) {
+            with_sender++;
+            bad |= m.timestamp_ns < *m.sender_ns + 2000000;
+        }
+        changed.notify_one();
+    });
+    std::unique_lock<std::mutex> guard(lock);
+    for (int i = 0; i < 500 && with_sender < 3; i++) {
+        guard.unlock();
+        sender.send({0x90, 60, 100});
+        guard.lock();
+        changed.wait_for(guard, 10ms, [&] { return with_sender >= 3; });
+    }
+    CHECK(with_sender >= 3 && !bad);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         std::cerr << "usage: raii CERT.pem KEY.pem\n";
@@ -332,6 +395,7 @@ int main(int argc, char **argv) {
     protections(argv[1], argv[2]);
     reconnecting();
     jitter_buffer();
+    pollers();
     std::cout << "raii: ok (libmidisock " << midisock::version() << ")\n";
     return 0;
 }
