@@ -1529,7 +1529,8 @@ midisock_result midisock_server_next_due_ns(const midisock_server *server, uint6
  * Writes to `*fd_out` a file descriptor that is readable whenever
  * `midisock_server_try_receive` may have something: messages arrived from a client, a
  * client's jitter buffer played one out (the I/O thread moves it at its time), a client
- * connected, or the server stopped. For a host with a file-descriptor hook: wait on it, then
+ * connected or left (read `midisock_server_client_count` after receiving until
+ * `MIDISOCK_RESULT_WOULD_BLOCK`, which clears the signal), or the server stopped. For a host with a file-descriptor hook: wait on it, then
  * receive with `_try_receive` until `MIDISOCK_RESULT_WOULD_BLOCK`, which makes it quiet
  * again (level-triggered). The same descriptor for the server's life (made on the first
  * call), owned by the server: never close it, and stop waiting on it before
@@ -1543,7 +1544,8 @@ midisock_result midisock_server_next_due_ns(const midisock_server *server, uint6
  * # Safety
  * `server` is a live server handle; `fd_out` is valid for a write.
  */
-midisock_result midisock_server_poll_fd(const midisock_server *server, int *fd_out);
+midisock_result midisock_server_poll_fd(const midisock_server *server,
+                                        int *fd_out);
 
 /**
  * Waits for a client to connect and hands its connection to the caller as a new port in

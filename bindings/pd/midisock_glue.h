@@ -171,9 +171,21 @@ int msg_link_stats(msg_link *link, msg_stat_callback each, void *context, char e
 
 /**
  * Hands the host what happened since the last poll: status changes, then at most
- * `max_messages` received messages in arrival order. Never blocks. Returns 1 while the link
- * is connecting, connected or listening (keep polling), 0 when idle.
+ * `max_messages` received messages in arrival order. Never blocks. Returns 2 when it stopped
+ * at `max_messages` with more waiting (poll again soon: the descriptor below does not say so),
+ * 1 while the link is connecting, connected or listening, 0 when idle.
  */
 int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, size_t max_messages);
+
+/**
+ * A file descriptor, the same for the link's whole life, that is readable whenever
+ * msg_link_poll has something to hand over: bytes arrived, a message held by the jitter buffer
+ * fell due (to the nanosecond), a connection attempt finished, the connection's state or a
+ * server's clients changed, or a status is waiting. Level-triggered: a poll that drains
+ * everything (returns 1 or 0) makes it quiet again. A host that waits on it (Pd's
+ * sys_addpollfn) needs no periodic poll. -1 if the link could not make one (out of file
+ * descriptors): poll on a timer then. Owned by the link: never close it.
+ */
+int msg_link_fd(const msg_link *link);
 
 #endif /* MIDISOCK_GLUE_H */

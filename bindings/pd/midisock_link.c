@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +49,7 @@ typedef struct {
     int done;
     uint32_t jitter_mode; /* the link's jitter buffer when the attempt started */
     uint64_t jitter_delay_us;
+    int wake_fd; /* the link's wake-up eventfd (a duplicate, closed with the attempt), or -1 */
     midisock_port *port; /* the result, when done and connected */
     char error[MSG_ERROR_LEN];
     char address[];
@@ -71,10 +75,46 @@ struct msg_link {
     size_t buffer_len;
     uint32_t jitter_mode; /* for the next connect or serve (msg_link_set_jitter_buffer) */
     uint64_t jitter_delay_us;
+    /* msg_link_fd: an epoll set holding `wake_fd` and the open handle's own poll descriptor
+     * (libmidisock's, readable for arrivals, due messages and state changes; it leaves the set
+     * by itself when the handle is freed). -1 when they could not be made. */
+    int epoll_fd;
+    /* An eventfd for what libmidisock does not signal: a finished connection attempt, a status
+     * queued here. Cleared at the start of each poll. */
+    int wake_fd;
 };
+
+/* Makes the link's descriptor readable (see msg_link_fd). */
+static void wake(int fd) {
+    if (fd < 0) return;
+    uint64_t one = 1;
+    /* A full counter (EAGAIN) is still readable, which is all that is wanted. */
+    if (write(fd, &one, sizeof one) < 0) return;
+}
+
+/* Adds the open handle's poll descriptor to the link's set. */
+static void watch_handle(msg_link *link) {
+    if (link->epoll_fd < 0) return;
+    int fd = -1;
+    midisock_result result = link->port != NULL   ? midisock_port_poll_fd(link->port, &fd)
+                             : link->server != NULL ? midisock_server_poll_fd(link->server, &fd)
+                                                    : MIDISOCK_RESULT_CLOSED;
+    if (result != MIDISOCK_RESULT_OK) {
+        /* Without it the host would not hear of arrivals: keep it polling on its clock. */
+        close(link->epoll_fd);
+        link->epoll_fd = -1;
+        return;
+    }
+    struct epoll_event event = {.events = EPOLLIN, .data = {.fd = fd}};
+    if (epoll_ctl(link->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
+        close(link->epoll_fd);
+        link->epoll_fd = -1;
+    }
+}
 
 static void queue_status(msg_link *link, msg_status status, long number, const char *text) {
     if (link->pending_count == PENDING_MAX) return;
+    wake(link->wake_fd);
     pending_status *p = &link->pending[link->pending_count++];
     p->status = status;
     p->number = number;
@@ -97,6 +137,7 @@ static void attempt_release(connect_attempt *attempt) {
     pthread_mutex_unlock(&attempt->lock);
     if (left == 0) {
         midisock_port_free(attempt->port);
+        if (attempt->wake_fd >= 0) close(attempt->wake_fd);
         pthread_mutex_destroy(&attempt->lock);
         free(attempt);
     }
@@ -123,6 +164,7 @@ static void *attempt_run(void *arg) {
     attempt->port = port;
     snprintf(attempt->error, sizeof attempt->error, "%s", error);
     attempt->done = 1;
+    wake(attempt->wake_fd); /* the host collects it at its next poll */
     pthread_mutex_unlock(&attempt->lock);
     attempt_release(attempt);
     return NULL;
@@ -137,8 +179,17 @@ msg_link *msg_link_new(void) {
         free(link);
         return NULL;
     }
+    link->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    link->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event event = {.events = EPOLLIN, .data = {.fd = link->wake_fd}};
+    if (link->epoll_fd >= 0 && (link->wake_fd < 0 || epoll_ctl(link->epoll_fd, EPOLL_CTL_ADD, link->wake_fd, &event) != 0)) {
+        close(link->epoll_fd); /* no descriptor: the host polls on its clock */
+        link->epoll_fd = -1;
+    }
     return link;
 }
+
+int msg_link_fd(const msg_link *link) { return link->epoll_fd; }
 
 /* Closes everything without reporting; the caller queues what it wants said. Returns whether
  * anything was open. */
@@ -159,6 +210,8 @@ static int close_all(msg_link *link) {
 void msg_link_free(msg_link *link) {
     if (link == NULL) return;
     close_all(link);
+    if (link->epoll_fd >= 0) close(link->epoll_fd);
+    if (link->wake_fd >= 0) close(link->wake_fd);
     free(link->buffer);
     free(link);
 }
@@ -200,7 +253,9 @@ int msg_link_connect(msg_link *link, const char *address, char error[MSG_ERROR_L
     attempt->jitter_mode = link->jitter_mode;
     attempt->jitter_delay_us = link->jitter_delay_us;
     attempt->references = 2; /* the link and the thread */
+    attempt->wake_fd = link->wake_fd >= 0 ? dup(link->wake_fd) : -1;
     if (pthread_mutex_init(&attempt->lock, NULL) != 0) {
+        if (attempt->wake_fd >= 0) close(attempt->wake_fd);
         free(attempt);
         say(error, "cannot create a lock");
         return -1;
@@ -214,6 +269,7 @@ int msg_link_connect(msg_link *link, const char *address, char error[MSG_ERROR_L
         pthread_attr_destroy(&attributes);
     }
     if (!started) {
+        if (attempt->wake_fd >= 0) close(attempt->wake_fd);
         pthread_mutex_destroy(&attempt->lock);
         free(attempt);
         say(error, "cannot start a thread to connect");
@@ -242,6 +298,7 @@ int msg_link_serve(msg_link *link, const char *address, char error[MSG_ERROR_LEN
     midisock_server_local_port(server, &port);
     if (close_all(link)) queue_status(link, MSG_STATUS_DISCONNECTED, 0, "serving instead");
     link->server = server;
+    watch_handle(link);
     snprintf(link->address, sizeof link->address, "%s", address);
     queue_status(link, MSG_STATUS_LISTENING, port, address);
     queue_status(link, MSG_STATUS_PEERS, 0, NULL);
@@ -419,6 +476,7 @@ static void collect_attempt(msg_link *link) {
     link->attempt = NULL;
     if (port != NULL) {
         link->port = port;
+        watch_handle(link);
         link->link = (midisock_link_status){MIDISOCK_LINK_STATE_CONNECTED, 0, 0};
         link->send_refusal_reported = 0;
         queue_status(link, MSG_STATUS_CONNECTED, 0, link->address);
@@ -473,16 +531,24 @@ static void check_link_state(msg_link *link) {
     /* Gave up or closed: the next receive says so and the link closes. */
 }
 
+/* A server's number of clients changed since the last look: say so. */
+static void check_peers(msg_link *link) {
+    size_t peers = 0;
+    if (midisock_server_client_count(link->server, &peers) == MIDISOCK_RESULT_OK && peers != link->peers) {
+        link->peers = peers;
+        queue_status(link, MSG_STATUS_PEERS, (long)peers, NULL);
+    }
+}
+
 int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, size_t max_messages) {
+    if (link->wake_fd >= 0) {
+        /* Cleared first: whatever is queued from here on signals again. */
+        uint64_t count;
+        if (read(link->wake_fd, &count, sizeof count) < 0) count = 0;
+    }
     if (link->attempt != NULL) collect_attempt(link);
     if (link->port != NULL) check_link_state(link);
-    if (link->server != NULL) {
-        size_t peers = 0;
-        if (midisock_server_client_count(link->server, &peers) == MIDISOCK_RESULT_OK && peers != link->peers) {
-            link->peers = peers;
-            queue_status(link, MSG_STATUS_PEERS, (long)peers, NULL);
-        }
-    }
+    if (link->server != NULL) check_peers(link);
     /* Statuses first: a CONNECTED comes before the messages of that connection. The list is
      * copied out because a callback may call back into the link (a patch reacting to a status). */
     pending_status pending[PENDING_MAX];
@@ -492,10 +558,21 @@ int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, 
     for (size_t i = 0; i < pending_count; i++) {
         events->status(context, pending[i].status, pending[i].number, pending[i].text);
     }
-    for (size_t i = 0; i < max_messages && (link->port != NULL || link->server != NULL); i++) {
+    int more = 0;
+    for (size_t i = 0; link->port != NULL || link->server != NULL; i++) {
+        if (i == max_messages) {
+            more = 1; /* perhaps: libmidisock's descriptor does not count what it already read */
+            break;
+        }
         size_t len = 0;
         midisock_result result = try_receive(link, &len);
-        if (result == MIDISOCK_RESULT_WOULD_BLOCK) break;
+        if (result == MIDISOCK_RESULT_WOULD_BLOCK) {
+            /* The receive that found nothing cleared libmidisock's signal: a change since the
+             * look above would be lost, so look again (a change is queued, and wakes the host). */
+            if (link->port != NULL) check_link_state(link);
+            if (link->server != NULL) check_peers(link);
+            break;
+        }
         if (result == MIDISOCK_RESULT_OK) {
             /* The callback may send, connect or disconnect (the loop re-checks what is open);
              * only the receive above touches the buffer. */
@@ -513,5 +590,6 @@ int msg_link_poll(msg_link *link, const msg_link_events *events, void *context, 
         }
         break;
     }
-    return link->attempt != NULL || link->port != NULL || link->server != NULL || link->pending_count > 0;
+    int open = link->attempt != NULL || link->port != NULL || link->server != NULL || link->pending_count > 0;
+    return open ? 1 + more : 0;
 }

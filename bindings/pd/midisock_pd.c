@@ -4,13 +4,21 @@
  *
  * This file is only Pd glue: atoms in, outlets out. Message building, message description and
  * the network link live in midisock_messages.c and midisock_link.c (midisock_glue.h); the network itself in libmidisock. Everything here
- * runs on Pd's scheduler thread: a clock polls the link (non-blocking) every millisecond while
- * a connection or server is open, and is the only place outlets are called from.
+ * runs on Pd's scheduler thread. The link's descriptor (msg_link_fd) is handed to Pd's own
+ * descriptor polling (sys_addpollfn, as [netreceive] does): Pd's idle wait wakes when it is
+ * readable, which is when bytes arrive, a message held by the jitter buffer falls due (to the
+ * nanosecond), a connection attempt ends or a status changes, and the object then polls the link
+ * (non-blocking). Nothing polls on a timer, so an open connection costs no CPU while quiet, and
+ * a played-out message comes out when it is due, not at the next tick of a polling clock. The
+ * clock only re-polls at once after a poll that stopped at MESSAGES_PER_POLL (and polls every
+ * millisecond if the descriptor could not be made). Outlets are called from those two places
+ * only.
  *
  *   [midisock]  [midisock connect host:port]  [midisock serve host:port]
  *   outlets, left to right: raw bytes (one list per message), typed messages, status.
  */
 #include "m_pd.h"
+#include "s_stuff.h" /* sys_addpollfn, sys_rmpollfn */
 #include "midisock_glue.h"
 
 #include <midisock.h>
@@ -18,8 +26,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Poll period while open, in Pd's logical milliseconds, and the most messages one poll hands
- * to the patch (so a flood from the network cannot stall Pd's scheduler for long). */
+/* Poll period while open, in Pd's logical milliseconds, used only without the link's descriptor;
+ * and the most messages one poll hands to the patch (so a flood from the network cannot stall
+ * Pd's scheduler for long). */
 #define POLL_PERIOD_MS 1.0
 #define MESSAGES_PER_POLL 4096
 /* The longest message the patch can send at once (a sysex of 64 KiB, framing included). */
@@ -31,18 +40,17 @@ typedef struct {
     t_object object;
     msg_link *link;
     t_clock *clock;
-    int polling;
+    int fd; /* the link's descriptor, registered with Pd's polling; -1: poll on the clock */
     t_outlet *raw_out, *typed_out, *status_out;
     t_atom *atoms; /* outlet scratch, grown for long sysex */
     size_t atoms_len;
     uint8_t *bytes; /* send scratch, SEND_MAX bytes */
 } t_midisock;
 
+/* Polls once, at the next scheduler tick: after a command whose outcome the patch should hear
+ * about promptly (the link's descriptor would say so too). */
 static void start_polling(t_midisock *x) {
-    if (!x->polling) {
-        x->polling = 1;
-        clock_delay(x->clock, 0);
-    }
+    clock_delay(x->clock, 0);
 }
 
 static t_atom *atoms(t_midisock *x, size_t count) {
@@ -126,12 +134,23 @@ static void on_status(void *context, msg_status status, long number, const char 
 
 static const msg_link_events EVENTS = {on_message, on_status};
 
-static void midisock_tick(t_midisock *x) {
-    if (msg_link_poll(x->link, &EVENTS, x, MESSAGES_PER_POLL)) {
+static void midisock_poll(t_midisock *x) {
+    int state = msg_link_poll(x->link, &EVENTS, x, MESSAGES_PER_POLL);
+    if (state == 2) {
+        clock_delay(x->clock, 0); /* more waiting: after Pd has had its turn */
+    } else if (state == 1 && x->fd < 0) {
         clock_delay(x->clock, POLL_PERIOD_MS);
-    } else {
-        x->polling = 0;
     }
+}
+
+static void midisock_tick(t_midisock *x) {
+    midisock_poll(x);
+}
+
+/* Pd's idle wait saw the link's descriptor readable. */
+static void midisock_readable(void *x, int fd) {
+    (void)fd;
+    midisock_poll((t_midisock *)x);
 }
 
 /* ---- messages from the patch ---- */
@@ -289,6 +308,7 @@ static void midisock_anything(t_midisock *x, t_symbol *s, int argc, t_atom *argv
 static void *midisock_new(t_symbol *s, int argc, t_atom *argv) {
     (void)s;
     t_midisock *x = (t_midisock *)pd_new(midisock_class);
+    x->fd = -1;
     x->link = msg_link_new();
     x->bytes = (uint8_t *)getbytes(SEND_MAX);
     if (x->link == NULL || x->bytes == NULL) {
@@ -297,6 +317,8 @@ static void *midisock_new(t_symbol *s, int argc, t_atom *argv) {
         return NULL;
     }
     x->clock = clock_new(x, (t_method)midisock_tick);
+    x->fd = msg_link_fd(x->link);
+    if (x->fd >= 0) sys_addpollfn(x->fd, midisock_readable, x);
     x->raw_out = outlet_new(&x->object, &s_list);
     x->typed_out = outlet_new(&x->object, &s_anything);
     x->status_out = outlet_new(&x->object, &s_anything);
@@ -316,6 +338,8 @@ static void *midisock_new(t_symbol *s, int argc, t_atom *argv) {
 
 static void midisock_free(t_midisock *x) {
     if (x->clock != NULL) clock_free(x->clock);
+    /* Before the link closes the descriptor: Pd must not wait on a closed one. */
+    if (x->link != NULL && x->fd >= 0) sys_rmpollfn(x->fd);
     msg_link_free(x->link);
     if (x->bytes != NULL) freebytes(x->bytes, SEND_MAX);
     if (x->atoms != NULL) freebytes(x->atoms, x->atoms_len * sizeof(t_atom));

@@ -14,9 +14,14 @@
 //!   (`bindings/pd/tests/glue_test.c`, every value of every channel message, under ASan+UBSan). Then the same tests once more
 //!   with Pd under valgrind (no error and no leak whose stack passes through midisock), and a
 //!   measurement of messages per second through the object, both ways.
+//! - `cargo xtask pd-test timing [--sources DIR]` (not part of `cargo xtask test`: it takes
+//!   25 s) reports Pd's CPU while connected (idle, and with a 1 kHz stamped stream) and how
+//!   evenly the object delivers played-out messages (`pd/timing.rs`). `--sources DIR` builds
+//!   the external from another copy of bindings/pd (an older version, to compare).
 
 mod harness;
 mod suite;
+mod timing;
 
 use crate::env;
 use std::fs;
@@ -38,7 +43,7 @@ pub fn install(args: &[String]) -> Result<(), String> {
         [arg] if arg.starts_with("--dir=") => (PathBuf::from(&arg["--dir=".len()..]), false),
         other => return Err(format!("usage: cargo xtask install-pd [--dir DIR], got {other:?}")),
     };
-    let installed = install_into(&dir, Symbols::Strip)?;
+    let installed = install_into(&dir, Symbols::Strip, &sources_dir())?;
     eprintln!("xtask: installed [midisock] and its help patch into {}", installed.display());
     if on_default_path {
         eprintln!("       Pd looks there by default: put [midisock] in a patch");
@@ -60,8 +65,13 @@ enum Symbols {
     Strip,
 }
 
-/// Builds and installs the external into `dir/midisock/`; returns that directory.
-fn install_into(dir: &Path, symbols: Symbols) -> Result<PathBuf, String> {
+fn sources_dir() -> PathBuf {
+    env::repo_root().join("bindings/pd")
+}
+
+/// Builds the external from `sources` (a copy of bindings/pd) and installs it into
+/// `dir/midisock/`; returns that directory.
+fn install_into(dir: &Path, symbols: Symbols, sources: &Path) -> Result<PathBuf, String> {
     ensure_build_tools()?;
     env::run(Command::new(cargo()).current_dir(env::repo_root()).args(["build", "--release", "-p", "midisock-ffi"]))?;
     let target = dir.join("midisock");
@@ -69,8 +79,7 @@ fn install_into(dir: &Path, symbols: Symbols) -> Result<PathBuf, String> {
     let external = target.join(EXTERNAL);
     // Remove first: overwriting a loaded shared object in place can crash a running Pd.
     let _ = fs::remove_file(&external);
-    compile(&external, symbols)?;
-    let sources = env::repo_root().join("bindings/pd");
+    compile(&external, symbols, sources)?;
     for file in ["midisock-help.pd", "LICENSE.txt"] {
         let from = sources.join(file);
         if from.exists() {
@@ -80,8 +89,8 @@ fn install_into(dir: &Path, symbols: Symbols) -> Result<PathBuf, String> {
     Ok(target)
 }
 
-/// Compiles bindings/pd/*.c against Pd's headers and the release libmidisock.a.
-fn compile(output: &Path, symbols: Symbols) -> Result<(), String> {
+/// Compiles `sources`/*.c (bindings/pd) against Pd's headers and the release libmidisock.a.
+fn compile(output: &Path, symbols: Symbols, sources: &Path) -> Result<(), String> {
     let root = env::repo_root();
     let pd_flags = pkg_config_pd()?;
     let library = env::target_dir().join("release").join("libmidisock.a");
@@ -94,9 +103,9 @@ fn compile(output: &Path, symbols: Symbols) -> Result<(), String> {
         .arg("-Wno-cast-function-type")
         .args(&pd_flags)
         .arg(format!("-I{}", root.join("include").display()))
-        .arg(root.join("bindings/pd/midisock_pd.c"))
-        .arg(root.join("bindings/pd/midisock_messages.c"))
-        .arg(root.join("bindings/pd/midisock_link.c"))
+        .arg(sources.join("midisock_pd.c"))
+        .arg(sources.join("midisock_messages.c"))
+        .arg(sources.join("midisock_link.c"))
         .arg(&library)
         // Keep libmidisock's (and Rust's) symbols private to the external: only midisock_setup
         // is exported, so two externals embedding different libmidisock versions cannot clash.
@@ -158,7 +167,35 @@ fn ensure_build_tools() -> Result<(), String> {
     ])
 }
 
+/// `cargo xtask pd-test timing [--sources DIR]`: see the module's docs.
+fn timing(args: &[String]) -> Result<(), String> {
+    let sources = match args {
+        [] => sources_dir(),
+        [flag, dir] if flag == "--sources" => PathBuf::from(dir),
+        other => return Err(format!("usage: cargo xtask pd-test timing [--sources DIR], got {other:?}")),
+    };
+    ensure_build_tools()?;
+    env::ensure_debian_packages(&[("test -x /usr/bin/pd", "puredata-core")])?;
+    let work = env::target_dir().join("pd-timing");
+    let _ = fs::remove_dir_all(&work);
+    let extra = work.join("extra");
+    install_into(&extra, Symbols::Strip, &sources)?;
+    let harness = env::repo_root().join("bindings/pd/tests/harness.pd");
+    println!("pd-timing: external built from {}", sources.display());
+    // Pd 0.53 sleeps `-sleepgrain` ms between looks at its clocks and descriptors (5 ms here by
+    // default): that bounds how close to its time anything comes out, whatever the object does.
+    for pd_args in [&[][..], &["-sleepgrain", "0.1"][..]] {
+        let report = timing::report(|| harness::Pd::start(&extra, &harness, None, pd_args))?;
+        let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        print!("pd {}:\n{report}load average (1, 5, 15 min): {load}", pd_args.join(" "));
+    }
+    Ok(())
+}
+
 pub fn test(args: &[String]) -> Result<(), String> {
+    if args.first().is_some_and(|a| a == "timing") {
+        return timing(&args[1..]);
+    }
     // `cargo xtask pd-test WORD`: only the tests whose name contains WORD (and no throughput),
     // for working on one feature.
     let only = match args {
@@ -177,7 +214,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
     let work = env::target_dir().join("pd");
     let _ = fs::remove_dir_all(&work);
     let extra = work.join("extra");
-    install_into(&extra, Symbols::Keep)?;
+    install_into(&extra, Symbols::Keep, &sources_dir())?;
     let suite = Suite {
         extra,
         harness: env::repo_root().join("bindings/pd/tests/harness.pd"),

@@ -1,12 +1,18 @@
 /*
  * glue_test.c — the Pd-free half of [midisock] on its own: every value of every channel message
  * built from patch numbers and described back gives the same numbers, the bytes are the MIDI
- * ones, and every out-of-range or malformed argument is refused with nothing written. Built and
- * run under ASan+UBSan by `cargo xtask pd-test`.
+ * ones, and every out-of-range or malformed argument is refused with nothing written; and the
+ * link's descriptor (msg_link_fd) wakes its host for each status and message, and is quiet once
+ * polled. Built and run under ASan+UBSan by `cargo xtask pd-test`.
  */
 #include "midisock_glue.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,78 @@ static int failures;
             if (failures > 20) exit(1);                                                                               \
         }                                                                                                             \
     } while (0)
+
+/* Whether `fd` is readable within `timeout_ms`. */
+static int readable(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    return poll(&p, 1, timeout_ms) > 0;
+}
+
+/* What a poll handed over. */
+typedef struct {
+    int messages, peers, listening;
+    long port, last_peers;
+} seen;
+
+static void on_message(void *context, const uint8_t *bytes, size_t len) {
+    seen *s = context;
+    (void)bytes;
+    if (len == 3) s->messages++;
+}
+
+static void on_status(void *context, msg_status status, long number, const char *text) {
+    seen *s = context;
+    (void)text;
+    if (status == MSG_STATUS_LISTENING) {
+        s->listening++;
+        s->port = number;
+    }
+    if (status == MSG_STATUS_PEERS) {
+        s->peers++;
+        s->last_peers = number;
+    }
+}
+
+/* The host's loop: waits on the descriptor (bounded), polls; until `done` or 10 s. */
+static int wait_and_poll(msg_link *link, seen *s, int (*done)(const seen *)) {
+    static const msg_link_events events = {on_message, on_status};
+    for (int i = 0; i < 200 && !done(s); i++) {
+        if (readable(msg_link_fd(link), 50)) msg_link_poll(link, &events, s, 4096);
+    }
+    return done(s);
+}
+
+static int is_listening(const seen *s) { return s->listening == 1; }
+static int has_a_peer(const seen *s) { return s->last_peers == 1; }
+static int has_three_messages(const seen *s) { return s->messages == 3; }
+static int has_no_peer(const seen *s) { return s->peers == 3 && s->last_peers == 0; } /* 0, 1, 0 */
+
+/* A server link driven only by its descriptor: every status and message wakes the host, and a
+ * poll leaves it quiet. */
+static void descriptor_wakes_the_host(void) {
+    msg_link *link = msg_link_new();
+    char error[MSG_ERROR_LEN] = "";
+    CHECK(link != NULL && msg_link_fd(link) >= 0, "a link has a descriptor");
+    CHECK(!readable(msg_link_fd(link), 0), "an idle link is quiet");
+    CHECK(msg_link_serve(link, "127.0.0.1:0", error) == 0, "serve: %s", error);
+    seen s = {0, 0, 0, 0, -1};
+    CHECK(wait_and_poll(link, &s, is_listening), "the listening status wakes the host");
+    CHECK(!readable(msg_link_fd(link), 0), "quiet once polled");
+
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(client >= 0 && connect(client, (struct sockaddr *)&address, sizeof address) == 0, "connect");
+    CHECK(wait_and_poll(link, &s, has_a_peer), "a client joining wakes the host");
+    const uint8_t notes[9] = {0x90, 60, 100, 0x90, 61, 100, 0x80, 60, 0};
+    CHECK(write(client, notes, sizeof notes) == (ssize_t)sizeof notes, "write");
+    CHECK(wait_and_poll(link, &s, has_three_messages), "messages wake the host");
+    CHECK(!readable(msg_link_fd(link), 0), "quiet once polled");
+    close(client);
+    /* It left with note 61 held: the server releases it, and the client count changes. */
+    CHECK(wait_and_poll(link, &s, has_no_peer), "a client leaving wakes the host");
+    msg_link_free(link);
+}
 
 /* Builds `selector values...`, describes the bytes, and checks the description gives back the
  * selector and values (`expect` is the typed selector when it differs, e.g. noteoff → note). */
@@ -142,6 +220,7 @@ int main(void) {
     CHECK(msg_link_stats(link, NULL, NULL, error) == -1 && strstr(error, "not connected") != NULL, "stats while idle");
     msg_link_free(link);
     msg_link_free(NULL);
+    descriptor_wakes_the_host();
 
     if (failures) {
         fprintf(stderr, "glue_test: %d failure(s)\n", failures);

@@ -13,6 +13,7 @@
 //! is left (the socket drained, the due message handed over and the timer re-armed for the next
 //! one).
 
+use crate::clock::monotonic_ns;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,10 +94,20 @@ impl PollFd {
     pub(crate) fn arm(&self, deadline_ns: Option<u64>) {
         // A zero it_value disarms; an absolute deadline of 0 would too, so the earliest is 1 ns.
         let value = deadline_ns.map_or(0, |ns| ns.max(1));
-        // Callers serialise their arming (under their port's lock), so a plain swap is enough.
-        if self.armed.swap(value, Ordering::AcqRel) == value {
+        // Callers serialise their arming (under their port's lock), so plain loads are enough.
+        let armed = self.armed.load(Ordering::Acquire);
+        if armed == value {
             return;
         }
+        // Both in the past: the timer has fired (or fires at once) either way, and stays readable
+        // until re-armed. Skipping saves a system call per message handed over from a batch.
+        if armed != 0 && value != 0 {
+            let now = monotonic_ns();
+            if armed <= now && value <= now {
+                return;
+            }
+        }
+        self.armed.store(value, Ordering::Release);
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec {
@@ -132,7 +143,6 @@ impl PollFd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::monotonic_ns;
 
     fn readable(poll: &PollFd, timeout_ms: i32) -> bool {
         let mut fds = libc::pollfd { fd: poll.raw(), events: libc::POLLIN, revents: 0 };

@@ -190,6 +190,11 @@ impl Pd {
         Ok(Pd { out, control, valgrind_log: valgrind.map(|(log, _)| log.to_path_buf()) })
     }
 
+    /// Pd's process id (valgrind's, under valgrind).
+    pub fn pid(&self) -> u32 {
+        self.out.child.id()
+    }
+
     /// Sends one FUDI message to the harness patch (most go on to the [midisock] object).
     pub fn send(&mut self, message: &str) -> Result<(), String> {
         self.control.write_all(format!("{message};\n").as_bytes()).map_err(|e| format!("cannot send {message:?}: {e}"))

@@ -132,6 +132,11 @@ impl EventLoop {
 
     /// Runs the user's event hook, if any. Called only where the loop holds no lock.
     fn emit(&self, event: ServerEvent) {
+        if let Some(poll) = self.shared.poll_fd.get() {
+            // A poller wakes to see the number of clients change. Signalled after the change, so
+            // a poller that clears the signal meanwhile and then counts sees the new number.
+            poll.signal();
+        }
         if let Some(hook) = &self.shared.config.on_event {
             hook.call(&event);
         }

@@ -210,8 +210,10 @@ impl PortServer {
     }
 
     /// A file descriptor that is readable whenever [`PortServer::try_receive_stamped`] may have
-    /// something: the inbox gained messages (arrivals, or messages a jitter buffer played out at
-    /// their time: the I/O thread moves them), or the server stopped. For a program that polls
+    /// something, or the clients changed: the inbox gained messages (arrivals, or messages a
+    /// jitter buffer played out at their time: the I/O thread moves them), a client connected or
+    /// left ([`PortServer::client_count`]: read it after receiving, as the signal is cleared by
+    /// the receive that finds nothing), or the server stopped. For a program that polls
     /// from its own loop, as [`SocketPort::poll_fd`]: wait on it, then receive with
     /// `try_receive_stamped` until `Ok(None)`, which makes it quiet again. Made on the first
     /// call; the same number for the server's life, owned by the server (never close it).
