@@ -8,7 +8,7 @@
  * descriptor polling (sys_addpollfn, as [netreceive] does): Pd's idle wait wakes when it is
  * readable, which is when bytes arrive, a message held by the jitter buffer falls due (to the
  * nanosecond), a connection attempt ends or a status changes, and the object then polls the link
- * (non-blocking). Nothing polls on a timer, so an open connection costs no CPU while quiet, and
+ * (non-blocking). Nothing polls on a timer, so an open connection costs no work while quiet, and
  * a played-out message comes out when it is due, not at the next tick of a polling clock. The
  * clock only re-polls at once after a poll that stopped at MESSAGES_PER_POLL (and polls every
  * millisecond if the descriptor could not be made). Outlets are called from those two places
