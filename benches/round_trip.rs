@@ -2,27 +2,27 @@
 //! port) against a plain TCP ping-pong of the same 3 bytes with TCP_NODELAY, in one criterion
 //! group. Targets: p50 ≤ 1.10× and p99 ≤ 1.25× plain TCP.
 //!
-//! The caller and the echo threads are pinned to different CPUs (see `common::PinnedCaller`).
+//! The caller and the echo threads are pinned to different CPUs (see `common::EchoPlacement`).
 //! Criterion reports means; afterwards the bench measures both again, interleaved in chunks so
 //! that machine noise hits both alike, and writes percentiles to
 //! `target/criterion-extra/round_trip.txt`.
 
 mod common;
 
-use common::{note, pin_caller, write_extra, MidisockEcho, Percentiles, RawTcpEcho, NOTE_BYTES};
+use common::{note, pin_caller, write_extra, EchoPlacement, MidisockEcho, Percentiles, RawTcpEcho, NOTE_BYTES};
 use criterion::{criterion_group, Criterion};
 use std::time::Duration;
 
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
     let _pinned = pin_caller();
-    let midisock = MidisockEcho::start();
+    let midisock = MidisockEcho::start(EchoPlacement::OtherCpu);
     let message = note();
     group.bench_function("midisock", |b| {
         b.iter_custom(|iters| Duration::from_nanos((0..iters).map(|_| midisock.round_trip(&message)).sum()))
     });
     drop(midisock);
-    let mut raw = RawTcpEcho::start();
+    let mut raw = RawTcpEcho::start(EchoPlacement::OtherCpu);
     group.bench_function("raw_tcp", |b| {
         b.iter_custom(|iters| Duration::from_nanos((0..iters).map(|_| raw.round_trip(&NOTE_BYTES)).sum()))
     });
@@ -32,8 +32,8 @@ fn round_trip(c: &mut Criterion) {
 /// Percentiles of both, interleaved: `chunks` rounds of `chunk` round trips each.
 fn percentiles(chunks: usize, chunk: usize) {
     let _pinned = pin_caller();
-    let midisock = MidisockEcho::start();
-    let mut raw = RawTcpEcho::start();
+    let midisock = MidisockEcho::start(EchoPlacement::OtherCpu);
+    let mut raw = RawTcpEcho::start(EchoPlacement::OtherCpu);
     let message = note();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..chunk {

@@ -6,8 +6,9 @@
 //! side_by_side [--out DIR] [--quick]
 //! ```
 //! With `--out`, writes into DIR: `<workload>_<system>.samples` (one latency in ns per line; the
-//! workloads are `rtt` and `oneway`) and `scalars_rust.txt` (`name value` lines). Without it
-//! (a plain `cargo bench`), prints a short table. Under `cargo test --benches` every workload
+//! workloads are `rtt` (echo on the other CPU), `rtt1cpu` (echo on the caller's CPU) and
+//! `oneway`) and `scalars_rust.txt` (`name value` lines). Without it (a plain `cargo bench`),
+//! prints a short table. Under `cargo test --benches` every workload
 //! shrinks to a few milliseconds.
 
 mod common;
@@ -15,7 +16,8 @@ mod common;
 use common::fanout::{Fanout, Sender};
 use common::{
     current_thread_cpu_ns, message_mix, midisock_stream_latency, note, parse_counting, pin_caller, raise_fd_limit,
-    raw_tcp_stream_latency, MidisockEcho, MidisockStream, Percentiles, RawTcpEcho, RawTcpStream, NOTE_BYTES,
+    raw_tcp_stream_latency, EchoPlacement, MidisockEcho, MidisockStream, Percentiles, RawTcpEcho, RawTcpStream,
+    NOTE_BYTES,
 };
 use midisock::Parser;
 use std::fmt::Write as _;
@@ -90,7 +92,7 @@ fn main() {
     };
     raise_fd_limit(4096);
     let mut results = Results { samples: Vec::new(), scalars: String::new() };
-    round_trip(plan, &mut results);
+    round_trips(plan, &mut results);
     one_way(plan, &mut results);
     throughput(plan, &mut results);
     parser(plan, &mut results);
@@ -115,12 +117,18 @@ fn main() {
     }
 }
 
-/// Both systems interleaved in chunks, so machine noise hits both alike.
-fn round_trip(plan: &Plan, results: &mut Results) {
-    eprintln!("side_by_side: round trip");
+/// Both systems interleaved in chunks, so machine noise hits both alike; once with the echo on
+/// the other CPU (workload `rtt`) and once on the caller's (`rtt1cpu`).
+fn round_trips(plan: &Plan, results: &mut Results) {
+    round_trip(plan, results, EchoPlacement::OtherCpu, "rtt");
+    round_trip(plan, results, EchoPlacement::SameCpu, "rtt1cpu");
+}
+
+fn round_trip(plan: &Plan, results: &mut Results, placement: EchoPlacement, workload: &str) {
+    eprintln!("side_by_side: round trip, echo {placement:?}");
     let _pinned = pin_caller();
-    let midisock = MidisockEcho::start();
-    let mut raw = RawTcpEcho::start();
+    let midisock = MidisockEcho::start(placement);
+    let mut raw = RawTcpEcho::start(placement);
     let message = note();
     for _ in 0..plan.rtt_chunk {
         midisock.round_trip(&message);
@@ -131,8 +139,8 @@ fn round_trip(plan: &Plan, results: &mut Results) {
         ours.extend((0..plan.rtt_chunk).map(|_| midisock.round_trip(&message)));
         theirs.extend((0..plan.rtt_chunk).map(|_| raw.round_trip(&NOTE_BYTES)));
     }
-    results.samples.push(("rtt_midisock".into(), ours));
-    results.samples.push(("rtt_raw_tcp".into(), theirs));
+    results.samples.push((format!("{workload}_midisock"), ours));
+    results.samples.push((format!("{workload}_raw_tcp"), theirs));
 }
 
 fn one_way(plan: &Plan, results: &mut Results) {

@@ -121,8 +121,8 @@ pub fn midisock_pair() -> (SocketPort, SocketPort, PortServer) {
 // ---------------------------------------------------------------------------------------------
 // Round trip
 
-/// A midisock client whose peer (an accepted port on its own thread, pinned to [`ECHO_CPU`])
-/// echoes every message. Measure under [`pin_caller`].
+/// A midisock client whose peer (an accepted port on its own thread, pinned where `placement`
+/// says) echoes every message. Measure under [`pin_caller`].
 pub struct MidisockEcho {
     client: SocketPort,
     echo: Option<JoinHandle<()>>,
@@ -130,12 +130,12 @@ pub struct MidisockEcho {
 }
 
 impl MidisockEcho {
-    pub fn start() -> MidisockEcho {
+    pub fn start(placement: EchoPlacement) -> MidisockEcho {
         let (client, accepted, server) = midisock_pair();
         let echo = thread::Builder::new()
             .name("bench-midisock-echo".into())
             .spawn(move || {
-                pin_current_thread(ECHO_CPU);
+                pin_current_thread(placement.cpu());
                 while let Ok(message) = accepted.receive() {
                     if accepted.send(&message).is_err() {
                         break;
@@ -166,20 +166,20 @@ impl Drop for MidisockEcho {
     }
 }
 
-/// The baseline: a plain TCP ping-pong of the same 3 bytes, echoed by a thread pinned to
-/// [`ECHO_CPU`]. Measure under [`pin_caller`].
+/// The baseline: a plain TCP ping-pong of the same 3 bytes, echoed by a thread pinned where
+/// `placement` says. Measure under [`pin_caller`].
 pub struct RawTcpEcho {
     client: TcpStream,
     echo: Option<JoinHandle<()>>,
 }
 
 impl RawTcpEcho {
-    pub fn start() -> RawTcpEcho {
+    pub fn start(placement: EchoPlacement) -> RawTcpEcho {
         let (client, mut server) = tcp_pair();
         let echo = thread::Builder::new()
             .name("bench-tcp-echo".into())
             .spawn(move || {
-                pin_current_thread(ECHO_CPU);
+                pin_current_thread(placement.cpu());
                 let mut buf = [0u8; 3];
                 while server.read_exact(&mut buf).is_ok() {
                     if server.write_all(&buf).is_err() {
@@ -209,24 +209,6 @@ impl Drop for RawTcpEcho {
             let _ = echo.join();
         }
     }
-}
-
-/// `count` round trips after `warmup` unrecorded ones; nanoseconds each.
-pub fn midisock_rtt_samples(warmup: usize, count: usize) -> Vec<u64> {
-    let echo = MidisockEcho::start();
-    let message = note();
-    (0..warmup).for_each(|_| {
-        echo.round_trip(&message);
-    });
-    (0..count).map(|_| echo.round_trip(&message)).collect()
-}
-
-pub fn raw_tcp_rtt_samples(warmup: usize, count: usize) -> Vec<u64> {
-    let mut echo = RawTcpEcho::start();
-    (0..warmup).for_each(|_| {
-        echo.round_trip(&NOTE_BYTES);
-    });
-    (0..count).map(|_| echo.round_trip(&NOTE_BYTES)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,14 +502,42 @@ pub fn parse_counting(parser: &mut midisock::Parser, bytes: &[u8]) -> usize {
 // ---------------------------------------------------------------------------------------------
 // CPU placement for round trips
 
-/// The CPU round-trip callers run on; echo threads run on [`ECHO_CPU`].
+/// The CPU round-trip callers run on; echo threads run on [`ECHO_CPU`] or, for
+/// [`EchoPlacement::SameCpu`], beside the caller.
 const CALLER_CPU: usize = 0;
 const ECHO_CPU: usize = 1;
 
+/// Where a round trip's echo thread runs.
+#[derive(Clone, Copy, Debug)]
+pub enum EchoPlacement {
+    /// On another CPU than the caller, as a client and a server usually are: every round trip
+    /// wakes the other CPU twice. On this 2-vCPU VM that wake costs about 25 µs each way.
+    OtherCpu,
+    /// On the caller's CPU: no CPU is woken, so the round trip is the software's own cost
+    /// (two context switches and the system calls).
+    SameCpu,
+}
+
+impl EchoPlacement {
+    fn cpu(self) -> usize {
+        match self {
+            EchoPlacement::OtherCpu => ECHO_CPU,
+            EchoPlacement::SameCpu => CALLER_CPU,
+        }
+    }
+}
+
 /// Pins the calling thread to `cpu` when the machine has it; returns the mask it had (`None` if
 /// nothing changed).
+///
+/// NOTE: the machine's CPU count, not `available_parallelism()`. The latter counts the calling
+/// thread's own mask, and an echo thread spawned by a caller already pinned to CPU 0 inherits
+/// that mask: it saw one CPU, never pinned itself, and every "cross-CPU" round trip ran both ends
+/// on CPU 0 (14 µs instead of 55 µs here), while the Python benches did cross CPUs.
 fn pin_current_thread(cpu: usize) -> Option<libc::cpu_set_t> {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) <= cpu {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if online <= cpu as libc::c_long {
         return None;
     }
     // SAFETY: a zeroed cpu_set_t is an empty set; both calls get a valid pointer and its size.
@@ -548,8 +558,8 @@ fn pin_current_thread(cpu: usize) -> Option<libc::cpu_set_t> {
 /// NOTE: why pin at all. On this 2-vCPU VM a round trip costs ~15 µs when the echo thread shares
 /// the caller's CPU and ~75 µs when it must wake the other, halted vCPU; left to the scheduler,
 /// each system's echo thread lands on either, and the midisock / plain TCP ratio swung between
-/// 0.2× and 5× from run to run. Pinned, both cross CPUs every time, as a client and a server
-/// would, and the comparison is like for like.
+/// 0.2× and 5× from run to run. Pinned, every system's echo runs where its [`EchoPlacement`]
+/// says, every time, and the comparison is like for like.
 pub struct PinnedCaller(Option<libc::cpu_set_t>);
 
 pub fn pin_caller() -> PinnedCaller {

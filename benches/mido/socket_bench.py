@@ -5,9 +5,10 @@ benches/mido/bench_mido.py (mido 1.3.3's socket ports) and bindings/python/bench
 what is measured and how, so the two cannot drift apart:
 
 - round trip: one note_on sent and echoed back, timed around send() + receive() with
-  time.monotonic_ns(); the caller pinned to CPU 0, the echo to CPU 1, as benches/side_by_side.rs
-  pins the Rust API's. The echo is the same script in a second process (`--echo PORT`): two
-  Python programs talking, each with its own interpreter lock, as two applications would;
+  time.monotonic_ns(); the caller pinned to CPU 0, the echo to CPU 1 (workload `rtt`) and then
+  to CPU 0 beside it (`rtt1cpu`), as benches/side_by_side.rs places the Rust API's. The echo is
+  the same script in a second process (`--echo PORT`): two Python programs talking, each with
+  its own interpreter lock, as two applications would;
 - one-way latency of a 1 kHz stream: send time to the moment receive() returns the message, both
   time.monotonic_ns(), sender and receiver threads in one process;
 - stream throughput: a sender thread sends the message mix of benches/common/mod.rs while the
@@ -96,9 +97,9 @@ class Contender:
         return server, client, self.accept(server)
 
 
-def round_trip(contender, script, count, warmup):
+def round_trip(contender, script, count, warmup, echo_cpu):
     server, number = contender.listen()
-    echo = subprocess.Popen([sys.executable, script, '--echo', str(number)])
+    echo = subprocess.Popen([sys.executable, script, '--echo', str(number), '--echo-cpu', str(echo_cpu)])
     try:
         client = contender.accept(server)
         previous = pin_thread(CALLER_CPU)
@@ -123,8 +124,8 @@ def round_trip(contender, script, count, warmup):
     return samples
 
 
-def echo(contender, number):
-    pin_thread(ECHO_CPU)
+def echo(contender, number, cpu):
+    pin_thread(cpu)
     peer = contender.connect(number)
     while True:
         message = peer.receive()
@@ -197,17 +198,19 @@ def main(contender, script):
     args.add_argument('--stream-seconds', type=float, default=10.0)
     args.add_argument('--throughput', type=int, default=200000, help='messages over all 5 runs')
     args.add_argument('--echo', type=int, help='internal: be the round trip echo peer of this port')
+    args.add_argument('--echo-cpu', type=int, default=ECHO_CPU, help='internal: the CPU the echo runs on')
     args = args.parse_args()
     if args.echo is not None:
-        echo(contender, args.echo)
+        echo(contender, args.echo, args.echo_cpu)
         return
     if args.out is None:
         raise SystemExit(f'{os.path.basename(script)}: --out DIR is required')
     os.makedirs(args.out, exist_ok=True)
 
-    print(f'bench_{name}: round trip x{args.rtt}', flush=True)
-    samples = round_trip(contender, script, args.rtt, min(1000, args.rtt // 10))
-    write_samples(os.path.join(args.out, f'rtt_{name}.samples'), samples)
+    for workload, echo_cpu in (('rtt', ECHO_CPU), ('rtt1cpu', CALLER_CPU)):
+        print(f'bench_{name}: round trip x{args.rtt}, echo on CPU {echo_cpu}', flush=True)
+        samples = round_trip(contender, script, args.rtt, min(1000, args.rtt // 10), echo_cpu)
+        write_samples(os.path.join(args.out, f'{workload}_{name}.samples'), samples)
     print(f'bench_{name}: 1 kHz stream, {args.stream_seconds} s', flush=True)
     write_samples(os.path.join(args.out, f'oneway_{name}.samples'), one_way(contender, 1000, args.stream_seconds))
     print(f'bench_{name}: stream throughput, {args.throughput} messages', flush=True)

@@ -74,6 +74,22 @@ def receive_n(port, count):
         got += 1
 
 
+def receive_until_closed(port):
+    """Prints "GOT <str>" for every message mido parses until the peer closes; mido's
+    receive(block=False) reads what the socket has, and `closed` turns true at its end."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        if time.monotonic() > deadline:
+            sys.exit('timed out waiting for the peer to close')
+        message = port.receive(block=False)
+        if message is not None:
+            say(f'GOT {message}')
+        elif port.closed:
+            return
+        else:
+            time.sleep(0.001)
+
+
 def accept_one(server):
     server._socket.settimeout(DEADLINE_S)
     client = server.accept()
@@ -112,6 +128,18 @@ def main():
         for message in every_message():
             client.send(message)
             say(str(message))
+        shut(client)
+        server.close()
+    elif mode == 'server-both':
+        # Sends every_message() ("SENT <str>" each), then receives until the client closes
+        # ("GOT <str>" each), then "END".
+        server = bound_server()
+        client = accept_one(server)
+        for message in every_message():
+            client.send(message)
+            say(f'SENT {message}')
+        receive_until_closed(client)
+        say('END')
         shut(client)
         server.close()
     elif mode == 'client-vanish':

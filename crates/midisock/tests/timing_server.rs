@@ -327,7 +327,10 @@ fn a_departing_client_and_a_closing_server_deliver_everything_the_buffers_held()
     assert_eq!(got[n - 2].message, Message::NoteOn { channel: 0, note: 60, velocity: 90 });
     assert!(got[n - 2].sender_ns.is_some());
     assert_eq!(got[n - 1].message, Message::NoteOff { channel: 0, note: 60, velocity: 0 });
-    assert!(got.iter().filter(|r| r.message == Message::ActiveSensing).count() <= leaving_warm_up);
+    // Warm-up messages sent before a client answered are plain and delivered at once, from
+    // either client; none twice.
+    let warm_ups = got.iter().filter(|r| r.message == Message::ActiveSensing).count();
+    assert!(warm_ups <= leaving_warm_up + staying_warm_up, "{warm_ups} warm-up messages received");
     let now = midisock::monotonic_ns();
     assert!(got.iter().all(|r| r.timestamp_ns <= now), "never stamped with a time still to come");
     assert_eq!(server.playout_stats().len(), 1);

@@ -12,9 +12,11 @@ use clack_extensions::state::PluginState;
 use clack_host::events::event_types::{MidiEvent, MidiSysExEvent, NoteOffEvent, NoteOnEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
+use common::scenarios::{
+    self, reconnects_after_the_server_restarts_and_releases_the_network_notes, server_messages_come_out,
+};
 use common::*;
-use midisock::{Message, PortServer};
-use std::time::{Duration, Instant};
+use midisock::Message;
 
 const BLOCK: u32 = 64;
 /// The longest block a test processes (the timing test's blocks are 10 ms long).
@@ -131,33 +133,16 @@ impl Rig {
         self.events_out.iter().map(|e| (e.header().time(), to_midi(e))).collect()
     }
 
-    /// Processes empty blocks (about in real time) until `done` says so; returns every output
-    /// event seen. Panics at the deadline.
-    fn process_until(&mut self, what: &str, mut done: impl FnMut(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
-        let start = Instant::now();
-        let mut seen = Vec::new();
-        loop {
-            seen.extend(self.process(&[]).into_iter().map(|(_, b)| b));
-            if done(&seen) {
-                return seen;
-            }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; output so far: {seen:02X?}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn wait_for_clients(&mut self, server: &PortServer, n: usize) {
-        let start = Instant::now();
-        while server.client_count() != n {
-            self.process(&[]);
-            assert!(start.elapsed() < DEADLINE, "the plugin did not connect to {}", server.local_addr());
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
     fn deactivate(&mut self) {
         let processor = self.processor.take().expect("active").stop_processing();
         self.instance.deactivate(processor);
+    }
+}
+
+impl HostRig for Rig {
+    fn process_midi(&mut self, input: &[(u32, [u8; 3])]) -> Vec<Vec<u8>> {
+        let input: Vec<In> = input.iter().map(|&(time, data)| In::Midi(time, data)).collect();
+        self.process(&input).into_iter().map(|(_, bytes)| bytes).collect()
     }
 }
 
@@ -236,42 +221,22 @@ fn track_events_reach_the_server_and_server_messages_come_out_of_the_plugin() {
     .collect();
     assert_eq!(got, want);
 
-    let from_server: Vec<Message> = [
-        "note_on channel=1 note=62 velocity=80",
-        "control_change channel=1 control=74 value=5",
-        "pitchwheel channel=1 pitch=-8192",
-        "sysex data=(1,2,3)",
-        "note_off channel=1 note=62 velocity=0",
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect();
-    server.send_all(&from_server).unwrap();
-    let want: Vec<Vec<u8>> = from_server.iter().map(bytes).collect();
-    let seen = rig.process_until("the server's messages", |seen| seen.len() >= want.len());
-    assert_eq!(seen, want);
+    server_messages_come_out(
+        &mut rig,
+        &server,
+        &[
+            "note_on channel=1 note=62 velocity=80",
+            "control_change channel=1 control=74 value=5",
+            "pitchwheel channel=1 pitch=-8192",
+            "sysex data=(1,2,3)",
+            "note_off channel=1 note=62 velocity=0",
+        ],
+    );
 }
 
 #[test]
 fn reconnects_after_the_server_restarts_and_releases_the_network_notes_in_the_track() {
-    let server = server();
-    let port = server.local_addr().port();
-    let mut rig = Rig::new(&format!("127.0.0.1:{port}"));
-    rig.wait_for_clients(&server, 1);
-
-    server.send(&"note_on channel=2 note=64 velocity=90".parse().unwrap()).unwrap();
-    rig.process_until("the note from the server", |seen| seen.contains(&vec![0x92, 64, 90]));
-
-    // The server goes away: the note it left sounding in the track gets its note-off.
-    server.close();
-    drop(server);
-    rig.process_until("the note-off for the lost connection", |seen| seen.contains(&vec![0x82, 64, 0]));
-
-    // A server on the same address again: the plugin reconnects by itself.
-    let server = rebind(port);
-    rig.wait_for_clients(&server, 1);
-    rig.process(&[In::Midi(0, [0x90, 70, 1])]);
-    assert_eq!(receive_n(&server, 1), vec!["note_on channel=0 note=70 velocity=1".parse::<Message>().unwrap()]);
+    reconnects_after_the_server_restarts_and_releases_the_network_notes(Rig::new);
 }
 
 #[test]
@@ -295,30 +260,12 @@ fn deactivation_sends_note_offs_for_held_notes_to_the_network() {
 
 #[test]
 fn reaches_a_server_protected_by_a_token_and_tls() {
-    let protected = ProtectedServer::new("s3cret token", "s3cret token");
-    let server = &protected.server;
-    let mut rig = Rig::with_state(&protected.plugin_state);
-    rig.wait_for_clients(server, 1);
-    rig.process(&[In::Midi(0, [0x90, 61, 64])]);
-    assert_eq!(receive_n(server, 1), vec!["note_on channel=0 note=61 velocity=64".parse::<Message>().unwrap()]);
-    server.send(&"note_on channel=3 note=50 velocity=70".parse().unwrap()).unwrap();
-    rig.process_until("the note from the protected server", |seen| seen.contains(&vec![0x93, 50, 70]));
-    assert_eq!(server.stats().auth_failures, 0);
+    scenarios::reaches_a_server_protected_by_a_token_and_tls(Rig::with_state);
 }
 
 #[test]
 fn a_wrong_token_is_refused_by_the_protected_server() {
-    let protected = ProtectedServer::new("s3cret token", "not the token");
-    let server = &protected.server;
-    let mut rig = Rig::with_state(&protected.plugin_state);
-    let start = Instant::now();
-    // TLS works (the handshake completes), the hello does not: the server counts a failed hello.
-    while server.stats().auth_failures == 0 {
-        rig.process(&[]);
-        assert!(start.elapsed() < DEADLINE, "the server never saw the plugin's wrong token");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert_eq!(server.client_count(), 0);
+    scenarios::a_wrong_token_is_refused_by_the_protected_server(Rig::with_state);
 }
 
 /// Note-on offsets of one 10 ms block.

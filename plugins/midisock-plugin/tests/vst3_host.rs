@@ -8,9 +8,11 @@
 
 mod common;
 
+use common::scenarios::{
+    self, reconnects_after_the_server_restarts_and_releases_the_network_notes, server_messages_come_out,
+};
 use common::*;
-use midisock::{Message, PortServer};
-use std::time::{Duration, Instant};
+use midisock::Message;
 use vst3_host::{AudioBuffers, MidiChannel, MidiEvent, Plugin, Vst3Host};
 
 const BLOCK: usize = 64;
@@ -69,27 +71,13 @@ impl Rig {
         self.plugin().process_audio(&mut buffers).expect("process");
         self.buffers = buffers;
     }
+}
 
-    fn process_until(&mut self, what: &str, mut done: impl FnMut(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
-        let start = Instant::now();
-        let mut seen = Vec::new();
-        loop {
-            seen.extend(self.process(&[]));
-            if done(&seen) {
-                return seen;
-            }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; output so far: {seen:02X?}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn wait_for_clients(&mut self, server: &PortServer, n: usize) {
-        let start = Instant::now();
-        while server.client_count() != n {
-            self.process(&[]);
-            assert!(start.elapsed() < DEADLINE, "the plugin did not connect to {}", server.local_addr());
-            std::thread::sleep(Duration::from_millis(1));
-        }
+impl HostRig for Rig {
+    fn process_midi(&mut self, input: &[(u32, [u8; 3])]) -> Vec<Vec<u8>> {
+        let input: Vec<(i32, MidiEvent)> =
+            input.iter().map(|&(offset, data)| (offset as i32, from_bytes(data))).collect();
+        self.process(&input)
     }
 }
 
@@ -105,6 +93,16 @@ fn to_bytes(e: &MidiEvent) -> Vec<u8> {
         MidiEvent::ChannelAftertouch { channel, pressure } => vec![0xD0 | channel.as_index(), pressure],
         MidiEvent::PolyAftertouch { channel, note, pressure } => vec![0xA0 | channel.as_index(), note, pressure],
         ref other => panic!("unexpected output event {other:?}"),
+    }
+}
+
+/// The input event of a note-on or note-off's bytes (all the shared scenarios send).
+fn from_bytes([status, note, velocity]: [u8; 3]) -> MidiEvent {
+    let channel = MidiChannel::from_index(status & 0x0F).expect("a MIDI channel");
+    match status & 0xF0 {
+        0x90 => MidiEvent::NoteOn { channel, note, velocity },
+        0x80 => MidiEvent::NoteOff { channel, note, velocity },
+        _ => panic!("no VST3 input event for {status:02X} here"),
     }
 }
 
@@ -129,37 +127,20 @@ fn vst3_track_events_reach_the_server_and_server_messages_come_out() {
         ]
     );
 
-    let from_server: Vec<Message> = [
-        "note_on channel=3 note=65 velocity=70",
-        "control_change channel=3 control=11 value=100",
-        "note_off channel=3 note=65 velocity=0",
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect();
-    server.send_all(&from_server).unwrap();
-    let want: Vec<Vec<u8>> = from_server.iter().map(bytes).collect();
-    let seen = rig.process_until("the server's messages", |seen| seen.len() >= want.len());
-    assert_eq!(seen, want);
+    server_messages_come_out(
+        &mut rig,
+        &server,
+        &[
+            "note_on channel=3 note=65 velocity=70",
+            "control_change channel=3 control=11 value=100",
+            "note_off channel=3 note=65 velocity=0",
+        ],
+    );
 }
 
 #[test]
 fn vst3_reconnects_after_a_server_restart_and_releases_notes() {
-    let server = server();
-    let port = server.local_addr().port();
-    let mut rig = Rig::new(&format!("127.0.0.1:{port}"));
-    rig.wait_for_clients(&server, 1);
-
-    server.send(&"note_on channel=0 note=40 velocity=50".parse().unwrap()).unwrap();
-    rig.process_until("the note from the server", |seen| seen.contains(&vec![0x90, 40, 50]));
-    server.close();
-    drop(server);
-    rig.process_until("the note-off for the lost connection", |seen| seen.contains(&vec![0x80, 40, 0]));
-
-    let server = rebind(port);
-    rig.wait_for_clients(&server, 1);
-    rig.process(&[(0, note_on(MidiChannel::Ch3, 50, 60))]);
-    assert_eq!(receive_n(&server, 1), vec!["note_on channel=2 note=50 velocity=60".parse::<Message>().unwrap()]);
+    reconnects_after_the_server_restarts_and_releases_the_network_notes(Rig::new);
 }
 
 #[test]
@@ -178,13 +159,12 @@ fn vst3_removing_the_plugin_sends_note_offs_to_the_network() {
 
 #[test]
 fn vst3_reaches_a_server_protected_by_a_token_and_tls() {
-    let protected = ProtectedServer::new("vst3 token", "vst3 token");
-    let server = &protected.server;
-    let mut rig = Rig::with_state(&protected.plugin_state);
-    rig.wait_for_clients(server, 1);
-    server.send(&"note_on channel=4 note=52 velocity=71".parse().unwrap()).unwrap();
-    rig.process_until("the note from the protected server", |seen| seen.contains(&vec![0x94, 52, 71]));
-    assert_eq!(server.stats().auth_failures, 0);
+    scenarios::reaches_a_server_protected_by_a_token_and_tls(Rig::with_state);
+}
+
+#[test]
+fn vst3_a_wrong_token_is_refused_by_the_protected_server() {
+    scenarios::a_wrong_token_is_refused_by_the_protected_server(Rig::with_state);
 }
 
 /// The jitter buffer, end to end (see [`JitterRun`]): notes come out at their sent spacing, at

@@ -2,6 +2,9 @@
 //! test server, and bounded waiting.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod scenarios;
+pub use scenarios::HostRig;
+
 use midisock::{Message, PortServer, ServerConfig, TlsServer};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
