@@ -23,12 +23,22 @@ use support::{eventually, numbered, WAIT};
 /// A fixed delay long enough that every message is still queued when the test looks at it.
 const DELAY_NS: u64 = 1_500_000_000;
 
-/// Sends throw-away messages until `sender` answers its peer's request for stamps.
+/// Sends throw-away messages until `sender` answers its peer's request for stamps, then
+/// [`MARKER`], stamped: once it has come out, every throw-away message has too.
 fn until_stamping(sender: &SocketPort) {
     eventually("the sender to answer the request", || {
         sender.send(&Message::ActiveSensing).unwrap();
         sender.sends_stamps()
     });
+    sender.send(&MARKER).unwrap();
+}
+
+/// The last message [`until_stamping`] sends.
+const MARKER: Message = Message::Continue;
+
+/// Whether `received` is the stamped marker, for the loops that wait for it.
+fn is_marker(received: &Received) -> bool {
+    received.message == MARKER && received.sender_ns.is_some()
 }
 
 /// Waits for and takes messages until numbered message `n` comes out; returns it. `receive`
@@ -57,10 +67,13 @@ fn a_port_says_when_each_held_message_is_due_and_a_poller_woken_then_finds_it() 
     let sender = SocketPort::from_stream(listener.accept().unwrap().0).unwrap();
     assert_eq!(receiver.next_due_ns(), None, "nothing held yet");
     until_stamping(&sender);
-    // Drain the throw-away messages until the buffer is empty again.
+    // Drain the throw-away messages until the marker has played out.
+    let mut marker = false;
     eventually("the throw-away messages to play out", || {
-        while receiver.try_receive_stamped().unwrap().is_some() {}
-        receiver.next_due_ns().is_none() && receiver.playout_stats().unwrap().pushed > 0
+        while let Some(received) = receiver.try_receive_stamped().unwrap() {
+            marker |= is_marker(&received);
+        }
+        marker && receiver.next_due_ns().is_none()
     });
 
     // Three stamped messages, a few ms apart, all held by the buffer.
@@ -128,10 +141,13 @@ fn a_server_says_when_the_next_message_of_any_client_is_due() {
     assert_eq!(server.next_due_ns(), None);
     let client = connect_with(server.local_addr(), &ConnectOptions::default()).unwrap();
     until_stamping(&client);
-    // Drain the throw-away messages (they play out after the delay).
+    // Drain the throw-away messages until the marker has played out (after the delay).
+    let mut marker = false;
     eventually("the throw-away messages to play out", || {
-        while server.try_receive_stamped().unwrap().is_some() {}
-        server.next_due_ns().is_none() && server.playout_stats().iter().any(|(_, s)| s.pushed > 0)
+        while let Some(received) = server.try_receive_stamped().unwrap() {
+            marker |= is_marker(&received);
+        }
+        marker && server.next_due_ns().is_none()
     });
 
     let pushed = || server.playout_stats().iter().map(|(_, s)| s.pushed).sum::<u64>();
@@ -200,10 +216,13 @@ fn a_port_s_poll_fd_wakes_on_arrival_and_at_the_due_time_and_is_quiet_once_drain
     assert!(!readable(fd, 0), "nothing arrived yet");
     until_stamping(&sender);
     // The poller's loop: wait, drain, until the throw-away messages have played out.
+    let mut marker = false;
     eventually("the throw-away messages to play out", || {
         assert!(readable(fd, WAIT_MS), "something is always coming: bytes or a due message");
-        while receiver.try_receive_stamped().unwrap().is_some() {}
-        receiver.next_due_ns().is_none() && receiver.playout_stats().unwrap().pushed > 0
+        while let Some(received) = receiver.try_receive_stamped().unwrap() {
+            marker |= is_marker(&received);
+        }
+        marker && receiver.next_due_ns().is_none()
     });
     assert!(!readable(fd, 0), "drained and nothing held: quiet");
 
