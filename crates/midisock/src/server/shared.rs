@@ -120,6 +120,9 @@ pub(crate) struct State {
     pub(crate) stopping: bool,
     /// The loop has stopped; every connection is closed.
     pub(crate) stopped: bool,
+    /// The most memory the inbox and the jitter buffers took together, as seen before reads.
+    #[cfg(test)]
+    pub(crate) peak_bytes: usize,
 }
 
 impl Shared {
