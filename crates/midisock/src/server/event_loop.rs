@@ -146,7 +146,10 @@ impl EventLoop {
             } else {
                 Vec::new()
             };
-            let resume = state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes);
+            let held = self.buffers.held_bytes();
+            state.held_bytes = held;
+            let resume =
+                state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes, held);
             if resume {
                 state.reading_paused = false;
             }
@@ -492,6 +495,7 @@ impl EventLoop {
             let held = self.buffers.held_bytes();
             {
                 let mut state = self.shared.state();
+                state.held_bytes = held;
                 #[cfg(test)]
                 {
                     state.peak_bytes = state.peak_bytes.max(state.inbox.memory() + held);
@@ -539,6 +543,7 @@ impl EventLoop {
         }
         if !released.is_empty() {
             let mut state = self.shared.state();
+            state.held_bytes = self.buffers.held_bytes();
             state.inbox.push_received(&mut released);
             self.shared.changed.notify_all();
         }
@@ -563,6 +568,7 @@ impl EventLoop {
         }
         if !played.is_empty() {
             let mut state = self.shared.state();
+            state.held_bytes = self.buffers.held_bytes();
             state.inbox.push_received(&mut played);
             self.shared.changed.notify_all();
         }

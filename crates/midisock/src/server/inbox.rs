@@ -121,11 +121,12 @@ impl Inbox {
     }
 
     /// Whether reading, paused because the inbox was full, should start again: once the program
-    /// has read it down to half the bound, or read it empty. (Empty counts on its own: the blocks
-    /// an empty inbox keeps for reuse can weigh more than half a small bound, and an empty inbox
-    /// always takes at least one byte, so a paused connection is never left unread.)
-    pub(crate) fn may_resume_reading(&self, max: usize) -> bool {
-        self.is_empty() || self.memory() < max.div_ceil(2)
+    /// has read it down to half the bound (counting the `held` bytes of jitter buffers too), or
+    /// read it empty. (Empty counts on its own: the blocks an empty inbox keeps for reuse can
+    /// weigh more than half a small bound, and an empty inbox always takes at least one byte or
+    /// makes full buffers give way, so a paused connection is never left unread.)
+    pub(crate) fn may_resume_reading(&self, max: usize, held: usize) -> bool {
+        self.is_empty() || self.memory() + held < max.div_ceil(2)
     }
 
     /// Messages that fit: free slots in the last block, the spare (counted in `memory()`

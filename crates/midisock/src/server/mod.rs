@@ -277,7 +277,8 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if let Some(received) = state.inbox.pop() {
-                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes) {
+                let held = state.held_bytes;
+                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes, held) {
                     self.shared.wake_loop();
                 }
                 return Ok(Some(received));

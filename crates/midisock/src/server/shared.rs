@@ -116,6 +116,9 @@ pub(crate) struct State {
     pub(crate) reads_claimed: bool,
     /// The event loop stopped reading because the inbox is full.
     pub(crate) reading_paused: bool,
+    /// What the jitter buffers hold, as the I/O thread last saw it (counted in the bound; a
+    /// reader may be a little behind, and the I/O thread decides with its own count).
+    pub(crate) held_bytes: usize,
     /// The user asked the loop to stop.
     pub(crate) stopping: bool,
     /// The loop has stopped; every connection is closed.

@@ -54,8 +54,9 @@ fn played_timestamp(played: &Played, now_ns: u64, last_ns: u64) -> u64 {
 #[derive(Debug)]
 enum Playout {
     Off,
-    /// Asked for, not built yet: no stamped message has arrived. About 60 KiB of tables, and the
-    /// queue, are spent only on a peer that stamps.
+    /// Asked for, not built yet: no stamped message has arrived. A buffer's state (about 8 KiB)
+    /// and its queue are spent only on a peer that stamps; a server may have a thousand that
+    /// never do.
     Unbuilt(PlayoutConfig),
     Built(Box<PlayoutBuffer>),
 }
