@@ -17,8 +17,9 @@
 //!
 //! Memory is bounded whatever clients do (see [`ServerConfig`]): a client that stops reading is
 //! disconnected when its queue passes `max_client_queue`; when the program reads slower than
-//! clients send, the server stops reading sockets instead of buffering (the inbox is bounded by
-//! the memory its messages take, `max_inbox_bytes`).
+//! clients send, the server stops reading sockets instead of buffering (the inbox, and what the
+//! jitter buffers hold, are bounded together by the memory their messages take,
+//! `max_inbox_bytes`).
 //!
 //! When a client leaves — closing, resetting, or dropped for reading too slowly — everything it
 //! sent before is delivered, exactly once, and then the notes it left held are released
@@ -32,6 +33,7 @@ mod config;
 mod event_loop;
 mod events;
 mod inbox;
+mod jitter_buffers;
 mod memory;
 mod outgoing;
 mod shared;
@@ -275,7 +277,8 @@ impl PortServer {
         let mut state = self.claim_reads();
         loop {
             if let Some(received) = state.inbox.pop() {
-                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes) {
+                let held = state.held_bytes;
+                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes, held) {
                     self.shared.wake_loop();
                 }
                 return Ok(Some(received));
@@ -425,5 +428,118 @@ mod tests {
         }
         let accepted = server.accept_timeout(Duration::from_secs(10)).unwrap().unwrap();
         assert!(accepted.nodelay());
+    }
+
+    mod jitter_buffers {
+        use super::*;
+        use crate::clock::monotonic_ns;
+        use crate::timing::{DelayMode, StampEncoder, STAMP_ANSWER};
+        use std::io::Write;
+        use std::net::TcpStream;
+
+        const WAIT: Duration = Duration::from_secs(30);
+
+        fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+            let start = Instant::now();
+            while !condition() {
+                assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        /// The answer to the server's request, then `notes` stamped 1 µs apart from `start_ns`.
+        fn stamped(notes: impl Iterator<Item = Message>, start_ns: u64) -> Vec<u8> {
+            let mut encoder = StampEncoder::new();
+            let mut bytes = STAMP_ANSWER.to_vec();
+            for (i, note) in notes.enumerate() {
+                encoder.encode_to_vec(start_ns + i as u64 * 1_000, &note, &mut bytes);
+            }
+            bytes
+        }
+
+        fn note(i: usize) -> Message {
+            Message::NoteOn { channel: (i / 128 % 16) as u8, note: (i % 128) as u8, velocity: 1 }
+        }
+
+        fn receive(server: &PortServer, count: usize) -> Vec<Message> {
+            (0..count).map(|_| server.receive_timeout(WAIT).unwrap().expect("a message within the wait")).collect()
+        }
+
+        #[test]
+        fn a_client_gets_its_buffer_with_its_first_stamped_message_and_one_that_never_stamps_never_does() {
+            let config = ServerConfig::default().jitter_buffer(DelayMode::fixed(1_000_000));
+            let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+            assert!(server.try_receive().unwrap().is_none(), "served from now on");
+            let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+            let mut stamping = TcpStream::connect(server.local_addr()).unwrap();
+            eventually("two clients", || server.client_count() == 2);
+            let built = |peer: SocketAddr| {
+                let clients = server.shared.clients();
+                clients.values().find(|c| c.peer == peer).expect("connected").has_built_playout()
+            };
+            let (plain_peer, stamping_peer) = (plain.local_addr().unwrap(), stamping.local_addr().unwrap());
+            assert!(!built(plain_peer) && !built(stamping_peer), "nothing built at admission");
+
+            let mut bytes = Vec::new();
+            Message::encode_all(&(0..50).map(note).collect::<Vec<_>>(), &mut bytes);
+            plain.write_all(&bytes).unwrap();
+            assert_eq!(receive(&server, 50), (0..50).map(note).collect::<Vec<_>>());
+            assert!(!built(plain_peer), "a client that never stamps never gets a buffer");
+
+            // The answer alone builds nothing either: a midisock client that only listens answers too.
+            stamping.write_all(STAMP_ANSWER).unwrap();
+            eventually("the answer to be read", || server.playout_stats().len() == 1);
+            assert!(!built(stamping_peer));
+            let stats = server.playout_stats();
+            assert_eq!((stats[0].1.delay_ns, stats[0].1.pushed), (1_000_000, 0));
+
+            let bytes = stamped((0..50).map(note), monotonic_ns());
+            stamping.write_all(&bytes[STAMP_ANSWER.len()..]).unwrap();
+            assert_eq!(receive(&server, 50), (0..50).map(note).collect::<Vec<_>>());
+            assert!(built(stamping_peer), "built by its first stamped message");
+            assert!(!built(plain_peer));
+            assert_eq!(server.playout_stats()[0].1.pushed, 50);
+        }
+
+        #[test]
+        fn held_messages_count_in_the_inbox_bound_and_the_buffers_give_way_without_loss() {
+            const CLIENTS: usize = 12;
+            const PER_CLIENT: usize = 2_000;
+            let max = 1 << 20;
+            // The delay is far longer than the burst: without the bound, every message would wait.
+            let config = ServerConfig::default().max_inbox_bytes(max).jitter_buffer(DelayMode::fixed(5_000_000_000));
+            let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+            assert!(server.try_receive().unwrap().is_none(), "served from now on");
+            let mut clients: Vec<TcpStream> =
+                (0..CLIENTS).map(|_| TcpStream::connect(server.local_addr()).unwrap()).collect();
+            eventually("every client", || server.client_count() == CLIENTS);
+            let start = monotonic_ns();
+            // Client k sends on channel k, numbered by the pitch.
+            let numbered = |k: usize, j: usize| Message::PitchWheel { channel: k as u8, pitch: j as i16 - 8192 };
+            for (k, client) in clients.iter_mut().enumerate() {
+                client.write_all(&stamped((0..PER_CLIENT).map(|j| numbered(k, j)), start)).unwrap();
+            }
+            // 24 000 messages (1.1 MiB as queued messages) into a 1 MiB bound.
+            let got = receive(&server, CLIENTS * PER_CLIENT);
+            let mut per_client = vec![Vec::new(); CLIENTS];
+            for message in &got {
+                let Message::PitchWheel { channel, pitch } = *message else { panic!("{message:?}") };
+                per_client[usize::from(channel)].push((pitch + 8192) as usize);
+            }
+            for (k, numbers) in per_client.iter().enumerate() {
+                assert_eq!(*numbers, (0..PER_CLIENT).collect::<Vec<_>>(), "client {k}: in order, none lost or twice");
+            }
+            let stats = server.playout_stats();
+            assert_eq!(stats.len(), CLIENTS);
+            let early: u64 = stats.iter().map(|(_, s)| s.delivered_early_full).sum();
+            let pushed: u64 = stats.iter().map(|(_, s)| s.pushed).sum();
+            assert_eq!(pushed, (CLIENTS * PER_CLIENT) as u64);
+            assert!(early > 0, "the buffers gave way: {stats:?}");
+            let peak = server.shared.state().peak_bytes;
+            eprintln!("{early} of {pushed} delivered early; peak {peak} bytes, bound {max}");
+            // Messages moved from the buffers to the inbox may start one inbox block.
+            assert!(peak <= max + inbox::SLOT_BYTES * 2048, "{peak} bytes at the peak, bound {max}");
+            drop(clients);
+        }
     }
 }

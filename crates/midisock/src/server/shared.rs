@@ -116,10 +116,16 @@ pub(crate) struct State {
     pub(crate) reads_claimed: bool,
     /// The event loop stopped reading because the inbox is full.
     pub(crate) reading_paused: bool,
+    /// What the jitter buffers hold, as the I/O thread last saw it (counted in the bound; a
+    /// reader may be a little behind, and the I/O thread decides with its own count).
+    pub(crate) held_bytes: usize,
     /// The user asked the loop to stop.
     pub(crate) stopping: bool,
     /// The loop has stopped; every connection is closed.
     pub(crate) stopped: bool,
+    /// The most memory the inbox and the jitter buffers took together, as seen before reads.
+    #[cfg(test)]
+    pub(crate) peak_bytes: usize,
 }
 
 impl Shared {
