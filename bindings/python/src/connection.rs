@@ -5,7 +5,7 @@
 use crate::callback::{self, Slot};
 use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
-use crate::wait::{deadline, sliced};
+use crate::wait::{deadline, interruptible};
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -202,10 +202,7 @@ impl Connection {
         if port.is_closed() {
             return Err(PyValueError::new_err("receive() called on closed port"));
         }
-        let received = sliced(py, deadline, |limit| match limit {
-            Some(limit) => port.receive_timeout_stamped(limit),
-            None => port.receive_stamped().map(Some),
-        })?;
+        let received = interruptible(py, deadline, |limit| port.receive_interruptible(limit))?;
         received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
@@ -234,11 +231,13 @@ impl Connection {
     #[pyo3(signature = (timeout=None))]
     fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
         let port = self.port();
-        let wait = |limit: Option<Duration>| match limit {
-            Some(limit) => port.receive_timeout_stamped(limit),
-            None => port.receive_stamped().map(Some),
-        };
-        receive_batch(py, timeout, self.timestamps, wait, || port.try_receive_stamped())
+        receive_batch(
+            py,
+            timeout,
+            self.timestamps,
+            |limit| port.receive_interruptible(limit),
+            || port.try_receive_stamped(),
+        )
     }
 
     /// Closes the connection (the peer sees end-of-stream; a blocked receive returns). With
@@ -332,8 +331,8 @@ impl Drop for Connection {
     }
 }
 
-/// `receive_batch(timeout)` of a connection or a server: waits with `wait` (sliced, GIL
-/// released) for one message, then takes what `try_next` has without waiting (the rest of what
+/// `receive_batch(timeout)` of a connection or a server: waits with `wait` (an interruptible
+/// wait of the core, GIL released) for one message, then takes what `try_next` has without waiting (the rest of what
 /// the last read brought); a list, empty on timeout or once closed (`closed` tells which).
 pub fn receive_batch<'py>(
     py: Python<'py>,
@@ -343,7 +342,7 @@ pub fn receive_batch<'py>(
     try_next: impl Fn() -> midisock::Result<Option<Received>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut taken: Vec<Received> = Vec::new();
-    match sliced(py, deadline(timeout)?, wait) {
+    match interruptible(py, deadline(timeout)?, wait) {
         Ok(Some(first)) => taken.push(first),
         Ok(None) => {}
         Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}

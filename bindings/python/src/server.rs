@@ -5,7 +5,7 @@ use crate::callback::{self, Slot};
 use crate::connection::{received_list, Connection};
 use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
-use crate::wait::{deadline, sliced};
+use crate::wait::{deadline, interruptible};
 use midisock::{PortServer, ServerConfig, SysexPolicy, TlsServer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -192,10 +192,7 @@ impl Server {
         if server.is_closed() {
             return Err(PyValueError::new_err("receive() called on closed port"));
         }
-        let received = sliced(py, deadline, |limit| match limit {
-            Some(limit) => server.receive_timeout_stamped(limit),
-            None => server.receive_stamped().map(Some),
-        })?;
+        let received = interruptible(py, deadline, |limit| server.receive_interruptible(limit))?;
         received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
@@ -225,11 +222,13 @@ impl Server {
     fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
         self.check_no_callback()?;
         let server = self.server();
-        let wait = |limit: Option<Duration>| match limit {
-            Some(limit) => server.receive_timeout_stamped(limit),
-            None => server.receive_stamped().map(Some),
-        };
-        crate::connection::receive_batch(py, timeout, self.timestamps, wait, || server.try_receive_stamped())
+        crate::connection::receive_batch(
+            py,
+            timeout,
+            self.timestamps,
+            |limit| server.receive_interruptible(limit),
+            || server.try_receive_stamped(),
+        )
     }
 
     /// A client's connection, handed over whole; `None` after `timeout` seconds (0: don't wait).
@@ -239,10 +238,7 @@ impl Server {
         let port = if timeout == Some(0.0) {
             server.try_accept().py_err()?
         } else {
-            sliced(py, deadline(timeout)?, |limit| match limit {
-                Some(limit) => server.accept_timeout(limit),
-                None => server.accept().map(Some),
-            })?
+            interruptible(py, deadline(timeout)?, |limit| server.accept_interruptible(limit))?
         };
         Ok(port.map(|p| Connection::wrap(p, self.timestamps)))
     }

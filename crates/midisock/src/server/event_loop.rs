@@ -308,7 +308,7 @@ impl EventLoop {
                 client.promote(Role::Admitting, Role::Served);
             } else if client.promote(Role::Admitting, Role::Lobby) {
                 state.lobby.push_back(Arc::clone(client));
-                self.shared.changed.notify_all();
+                self.shared.changed.ring();
             }
             serve
         };
@@ -481,7 +481,7 @@ impl EventLoop {
         if !arrivals.to_inbox.is_empty() {
             let mut state = self.shared.state();
             state.inbox.push_received(&mut arrivals.to_inbox);
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         if !arrivals.relayed.messages.is_empty() {
             // Clients this fails are settled after the current event, by this thread.
@@ -529,7 +529,7 @@ impl EventLoop {
         if !played.is_empty() {
             let mut state = self.shared.state();
             state.inbox.push_received(&mut played);
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         // A departing client's or a stall's backlog must not pin its peak.
         played.shrink_to(1024);
@@ -611,7 +611,7 @@ impl EventLoop {
             state.inbox.push_received(&mut played);
             state.lobby.clear();
             state.stopped = true;
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         for peer in closed {
             self.emit(ServerEvent::Disconnected { peer, cause: DisconnectCause::ServerClosing });
