@@ -349,11 +349,28 @@ impl SocketPort {
     ///
     /// Fails with [`Error::Io`] if the stream is not connected (it has no peer address).
     pub fn from_stream(stream: TcpStream) -> Result<SocketPort> {
+        SocketPort::adopt(stream, None)
+    }
+
+    /// [`SocketPort::from_stream`] with a jitter buffer for what the port receives, as
+    /// [`ConnectOptions::jitter_buffer`] gives a port that [`connect_with`] made: the port's
+    /// first bytes ask the peer for stamps, and what the peer stamps is played out at its sender
+    /// time plus the estimated offset plus the delay `jitter_buffer` chooses (see
+    /// [`crate::timing`]). A peer that does not speak the extension (mido) ignores the request,
+    /// and its messages are delivered on arrival.
+    pub fn from_stream_with_jitter_buffer(stream: TcpStream, jitter_buffer: PlayoutConfig) -> Result<SocketPort> {
+        let port = SocketPort::adopt(stream, Some(jitter_buffer))?;
+        port.write(STAMP_REQUEST)?;
+        Ok(port)
+    }
+
+    fn adopt(stream: TcpStream, jitter_buffer: Option<PlayoutConfig>) -> Result<SocketPort> {
         let peer = stream.peer_addr().map_err(Error::Io)?;
         stream.set_nonblocking(false).map_err(Error::Io)?;
         stream.set_read_timeout(None).map_err(Error::Io)?;
         stream.set_write_timeout(None).map_err(Error::Io)?;
-        SocketPort::from_accepted(stream, peer, &[], None, TimedInput::new(Parser::new(), None), TimedOutput::new())
+        let input = TimedInput::new(Parser::new(), jitter_buffer);
+        SocketPort::from_accepted(stream, peer, &[], None, input, TimedOutput::new())
     }
 
     /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port or
@@ -553,15 +570,15 @@ impl SocketPort {
     /// package calls this, runs the handlers and waits again, which is how Ctrl-C interrupts a
     /// blocking `receive()`): the caller acts on what its handler noted, then calls again with
     /// what is left of its timeout. Nothing is lost: bytes read before the signal stay parsed for
-    /// the next call. It costs nothing over the plain receive: without a timeout or a jitter
-    /// buffer its wait is the blocking read itself, one syscall.
+    /// the next call. It costs nothing over the plain receive: without a timeout (and nothing
+    /// queued in a jitter buffer) its wait is the blocking read itself, one syscall.
     ///
-    /// Which signals interrupt: any handler interrupts a wait with a timeout or a jitter buffer
-    /// (`ppoll`); a blocking read only by a handler installed without `SA_RESTART` (the kernel
-    /// restarts the read otherwise). A process-wide signal (`kill`, Ctrl-C) goes to one thread
-    /// that does not block it — Linux tries the main thread first — so it interrupts a receive
-    /// on the main thread, not one elsewhere. A signal that comes just before the wait starts
-    /// does not end it: look at your flag before calling.
+    /// Which signals interrupt: any handler interrupts a wait with a timeout or for a jitter
+    /// buffer's next due time (`ppoll`); a blocking read only a handler installed without
+    /// `SA_RESTART` (the kernel restarts the read otherwise). A process-wide signal (`kill`,
+    /// Ctrl-C) goes to one thread that does not block it — Linux tries the main thread first —
+    /// so it interrupts a receive on the main thread, not one elsewhere. A signal that comes just
+    /// before the wait starts does not end it: look at your flag before calling.
     pub fn receive_interruptible(&self, timeout: Option<Duration>) -> Result<Option<Received>> {
         let wait = timeout.and_then(net::deadline_after).map_or(Wait::Forever, Wait::Until);
         self.next(wait, OnSignal::Return)
