@@ -970,19 +970,33 @@ impl PortInner {
     /// receive can cost. A signal handler installed without `SA_RESTART` (as CPython installs
     /// its own) makes that read fail with `EINTR`, which `OnSignal::Return` passes on.
     fn read_plain(&self, buf: &mut [u8], deadline: Option<u64>, on_signal: OnSignal) -> Result<Option<usize>> {
-        if deadline.is_some()
-            && !net::wait_readable(self.stream.as_raw_fd(), deadline, on_signal).map_err(from_wait_error)?
-        {
-            return Ok(None);
-        }
+        let fd = self.stream.as_raw_fd();
+        let flags = match deadline {
+            // Only what the socket holds now (a poll, or a deadline that has passed): one
+            // non-blocking read rather than a ppoll and then a read.
+            Some(deadline) if deadline <= monotonic_ns() => libc::MSG_DONTWAIT,
+            Some(deadline) => {
+                if !net::wait_readable(fd, Some(deadline), on_signal).map_err(from_wait_error)? {
+                    return Ok(None);
+                }
+                0
+            }
+            None => 0,
+        };
         loop {
-            return match (&self.stream).read(buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => match on_signal {
+            // SAFETY: `buf` is `buf.len()` writable bytes, and `fd` is this port's open socket.
+            let rc = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+            if rc >= 0 {
+                return Ok(Some(rc as usize));
+            }
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(None),
+                io::ErrorKind::Interrupted => match on_signal {
                     OnSignal::Resume => continue,
                     OnSignal::Return => Err(Error::Interrupted),
                 },
-                Err(e) => match from_stream_error(e) {
+                _ => match from_stream_error(e) {
                     // A reset connection ends the stream like a close; what arrived before counts.
                     Error::Closed => Ok(Some(0)),
                     other => Err(other),
