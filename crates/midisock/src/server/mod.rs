@@ -27,6 +27,7 @@
 //! [`ServerConfig::on_event`] reports every connect, disconnect and refusal with its cause.
 
 mod arrivals;
+mod callback;
 mod client;
 mod config;
 mod event_loop;
@@ -85,6 +86,8 @@ impl Wait {
 pub struct PortServer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The thread that calls the callback, while one is installed ([`PortServer::set_callback`]).
+    callback_thread: Mutex<Option<JoinHandle<()>>>,
     local_addrs: Vec<SocketAddr>,
     name: String,
 }
@@ -136,7 +139,13 @@ impl PortServer {
             .name("midisock-server".into())
             .spawn(move || event_loop.run())
             .map_err(Error::Io)?;
-        Ok(PortServer { shared, thread: Mutex::new(Some(thread)), local_addrs, name: address.to_string() })
+        Ok(PortServer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            callback_thread: Mutex::new(None),
+            local_addrs,
+            name: address.to_string(),
+        })
     }
 
     /// `host:port` as given to `bind`, with the real port when 0 was given.
@@ -263,6 +272,9 @@ impl PortServer {
     /// `out` and returns how many (one lock for the batch). `Err(Error::Closed)` once closed.
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
             if !state.inbox.is_empty() {
                 let (count, emptied) = state.inbox.drain_into(out);
@@ -305,11 +317,11 @@ impl PortServer {
 
     fn next_message(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Received>> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
-            if let Some(received) = state.inbox.pop() {
-                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes) {
-                    self.shared.wake_loop();
-                }
+            if let Some(received) = self.shared.take_next(&mut state) {
                 return Ok(Some(received));
             }
             if state.stopped || state.stopping {
@@ -402,7 +414,9 @@ impl PortServer {
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked
     /// `receive`/`accept` calls return `Err(Error::Closed)`. Ports already handed out by `accept`
-    /// stay open. Closing twice is harmless.
+    /// stay open. A callback ([`PortServer::set_callback`]) finishes the message it is handling
+    /// and its thread is joined (unless this is called from the callback). Closing twice is
+    /// harmless.
     pub fn close(&self) {
         {
             let mut state = self.shared.state();
@@ -414,6 +428,8 @@ impl PortServer {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        // The callback thread ends once the callback it may be in returns.
+        self.join_callback_thread();
     }
 
     /// True once [`PortServer::close`] has been called.

@@ -26,6 +26,7 @@ use super::events::DisconnectCause;
 use super::inbox::Inbox;
 use super::outgoing::{BroadcastScratch, Outgoing};
 use crate::doorbell::{Doorbell, Woken};
+use crate::message::Received;
 use crate::net::OnSignal;
 use mio::unix::SourceFd;
 use mio::Token;
@@ -123,6 +124,11 @@ pub(crate) struct State {
     pub(crate) stopping: bool,
     /// The loop has stopped; every connection is closed.
     pub(crate) stopped: bool,
+    /// A callback takes every message ([`super::PortServer::set_callback`]): the receive methods
+    /// refuse.
+    pub(crate) callback_installed: bool,
+    /// Which callback thread may deliver: each runs while this holds the number it started with.
+    pub(crate) callback_generation: u64,
 }
 
 impl Shared {
@@ -154,6 +160,16 @@ impl Shared {
         }
         let ticket = self.changed.ticket();
         MutexGuard::unlocked(state, || self.changed.wait(ticket, deadline, on_signal))
+    }
+
+    /// The next message of the inbox, if any; wakes the event loop when taking it makes room for
+    /// reading again.
+    pub(crate) fn take_next(&self, state: &mut State) -> Option<Received> {
+        let received = state.inbox.pop()?;
+        if state.reading_paused && state.inbox.may_resume_reading(self.config.max_inbox_bytes) {
+            self.wake_loop();
+        }
+        Some(received)
     }
 
     /// Takes a client out of the server: no more broadcasts, no more events. The caller decides
