@@ -311,7 +311,7 @@ impl EventLoop {
                 client.promote(Role::Admitting, Role::Served);
             } else if client.promote(Role::Admitting, Role::Lobby) {
                 state.lobby.push_back(Arc::clone(client));
-                self.shared.changed.notify_all();
+                self.shared.changed.ring();
             }
             serve
         };
@@ -475,7 +475,7 @@ impl EventLoop {
         if !arrivals.to_inbox.is_empty() {
             let mut state = self.shared.state();
             state.inbox.push_received(&mut arrivals.to_inbox);
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         if !arrivals.relayed.messages.is_empty() {
             // Clients this fails are settled after the current event, by this thread.
@@ -545,7 +545,7 @@ impl EventLoop {
             let mut state = self.shared.state();
             state.held_bytes = self.buffers.held_bytes();
             state.inbox.push_received(&mut released);
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         released.shrink_to(1024);
         self.played = released;
@@ -570,7 +570,7 @@ impl EventLoop {
             let mut state = self.shared.state();
             state.held_bytes = self.buffers.held_bytes();
             state.inbox.push_received(&mut played);
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         // A departing client's or a stall's backlog must not pin its peak.
         played.shrink_to(1024);
@@ -651,7 +651,7 @@ impl EventLoop {
             state.inbox.push_received(&mut played);
             state.lobby.clear();
             state.stopped = true;
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         for peer in closed {
             self.emit(ServerEvent::Disconnected { peer, cause: DisconnectCause::ServerClosing });

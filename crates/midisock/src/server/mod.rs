@@ -28,6 +28,7 @@
 //! [`ServerConfig::on_event`] reports every connect, disconnect and refusal with its cause.
 
 mod arrivals;
+mod callback;
 mod client;
 mod config;
 mod event_loop;
@@ -44,21 +45,41 @@ pub use events::{DisconnectCause, EventHook, ServerEvent};
 pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
+use crate::doorbell::{Doorbell, Woken};
 use crate::error::{Error, Result};
 use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::net::{self, OnSignal};
 use crate::port::SocketPort;
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};
 use outgoing::{BroadcastScratch, Outgoing};
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a receive or accept may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Not at all: only what is there now.
+    No,
+    /// Until this monotonic time ([`crate::monotonic_ns`]); `None`: for ever.
+    Until(Option<u64>),
+}
+
+impl Wait {
+    const FOREVER: Wait = Wait::Until(None);
+
+    /// At most `timeout` (`None`, or a timeout past the clock's range: for ever).
+    fn up_to(timeout: Option<Duration>) -> Wait {
+        Wait::Until(timeout.and_then(net::deadline_after))
+    }
+}
 
 /// A midisock server. See the module docs for how connections are shared out.
 ///
@@ -67,6 +88,8 @@ use std::time::{Duration, Instant};
 pub struct PortServer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The thread that calls the callback, while one is installed ([`PortServer::set_callback`]).
+    callback_thread: Mutex<Option<JoinHandle<()>>>,
     local_addrs: Vec<SocketAddr>,
     name: String,
 }
@@ -100,7 +123,7 @@ impl PortServer {
             clients: RwLock::new(HashMap::new()),
             // A relay serves every connection from the start: it exists to pass messages on.
             state: Mutex::new(State { reads_claimed: relay, ..State::default() }),
-            changed: Condvar::new(),
+            changed: Doorbell::default(),
             broadcast: Mutex::new(BroadcastScratch::default()),
             failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
@@ -118,7 +141,13 @@ impl PortServer {
             .name("midisock-server".into())
             .spawn(move || event_loop.run())
             .map_err(Error::Io)?;
-        Ok(PortServer { shared, thread: Mutex::new(Some(thread)), local_addrs, name: address.to_string() })
+        Ok(PortServer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            callback_thread: Mutex::new(None),
+            local_addrs,
+            name: address.to_string(),
+        })
     }
 
     /// `host:port` as given to `bind`, with the real port when 0 was given.
@@ -206,7 +235,8 @@ impl PortServer {
 
     /// [`PortServer::receive`] with the message's receive timestamp.
     pub fn receive_stamped(&self) -> Result<Received> {
-        self.next_message(None, true).map(|r| r.expect("an unbounded wait returns a message or an error"))
+        self.next_message(Wait::FOREVER, OnSignal::Resume)
+            .map(|r| r.expect("an unbounded wait returns a message or an error"))
     }
 
     /// The next message if one has arrived, without waiting.
@@ -216,7 +246,7 @@ impl PortServer {
 
     /// [`PortServer::try_receive`] with the message's receive timestamp.
     pub fn try_receive_stamped(&self) -> Result<Option<Received>> {
-        self.next_message(None, false)
+        self.next_message(Wait::No, OnSignal::Resume)
     }
 
     /// Waits at most `timeout` for a message; `Ok(None)` if none came.
@@ -226,13 +256,27 @@ impl PortServer {
 
     /// [`PortServer::receive_timeout`] with the message's receive timestamp.
     pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
-        self.next_message(Instant::now().checked_add(timeout), true)
+        self.next_message(Wait::up_to(Some(timeout)), OnSignal::Resume)
+    }
+
+    /// Waits for the next message like [`PortServer::receive_stamped`] (`timeout` `None`) or
+    /// [`PortServer::receive_timeout_stamped`] (`Ok(None)` when none came in time), except that a
+    /// signal handler running on this thread ends the wait with `Err(Error::Interrupted)`, for
+    /// the caller to act on and wait again (see [`SocketPort::receive_interruptible`], which says
+    /// which signals reach which thread). Its wait is a futex, which a handler installed with
+    /// `SA_RESTART` does not interrupt. Nothing is lost: a message that arrives meanwhile waits for
+    /// the next call.
+    pub fn receive_interruptible(&self, timeout: Option<Duration>) -> Result<Option<Received>> {
+        self.next_message(Wait::up_to(timeout), OnSignal::Return)
     }
 
     /// Waits for at least one message from any client, then appends every message waiting to
     /// `out` and returns how many (one lock for the batch). `Err(Error::Closed)` once closed.
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
             if !state.inbox.is_empty() {
                 let (count, emptied) = state.inbox.drain_into(out);
@@ -247,7 +291,7 @@ impl PortServer {
             if state.stopped || state.stopping {
                 return Err(Error::Closed);
             }
-            state = self.shared.wait_changed(state, None).0;
+            self.shared.wait_changed(&mut state, None, OnSignal::Resume);
         }
     }
 
@@ -273,49 +317,57 @@ impl PortServer {
         state
     }
 
-    fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
+    fn next_message(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Received>> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
-            if let Some(received) = state.inbox.pop() {
-                let held = state.held_bytes;
-                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes, held) {
-                    self.shared.wake_loop();
-                }
+            if let Some(received) = self.shared.take_next(&mut state) {
                 return Ok(Some(received));
             }
             if state.stopped || state.stopping {
                 return Err(Error::Closed);
             }
-            if !wait {
-                return Ok(None);
-            }
-            let in_time;
-            (state, in_time) = self.shared.wait_changed(state, deadline);
-            if !in_time {
-                return Ok(None);
+            let Wait::Until(deadline) = wait else { return Ok(None) };
+            match self.shared.wait_changed(&mut state, deadline, on_signal) {
+                Woken::Rang => {}
+                Woken::TimedOut => return Ok(None),
+                Woken::Interrupted => return Err(Error::Interrupted),
             }
         }
     }
 
     /// Waits for a client to connect and hands its connection to the caller.
     pub fn accept(&self) -> Result<SocketPort> {
-        self.accept_until(None, true).map(|p| p.expect("an unbounded wait returns a port or an error"))
+        self.accept_until(Wait::FOREVER, OnSignal::Resume)
+            .map(|p| p.expect("an unbounded wait returns a port or an error"))
     }
 
     /// A client that has connected and not been claimed yet, without waiting (mido's
     /// `accept(block=False)`).
     pub fn try_accept(&self) -> Result<Option<SocketPort>> {
-        self.accept_until(None, false)
+        self.accept_until(Wait::No, OnSignal::Resume)
     }
 
     /// Waits at most `timeout` for a client; `Ok(None)` if none came.
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<SocketPort>> {
-        self.accept_until(Instant::now().checked_add(timeout), true)
+        self.accept_until(Wait::up_to(Some(timeout)), OnSignal::Resume)
     }
 
-    fn accept_until(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<SocketPort>> {
+    /// Waits for a client like [`PortServer::accept`] (`timeout` `None`) or
+    /// [`PortServer::accept_timeout`] (`Ok(None)` when none came in time), except that a signal
+    /// handler running on this thread ends the wait with `Err(Error::Interrupted)`, as for
+    /// [`PortServer::receive_interruptible`]. A client that connects meanwhile is treated as
+    /// after a timeout: it waits in the lobby for the next accept, unless the server already
+    /// serves new connections (see the module docs).
+    pub fn accept_interruptible(&self, timeout: Option<Duration>) -> Result<Option<SocketPort>> {
+        self.accept_until(Wait::up_to(timeout), OnSignal::Return)
+    }
+
+    fn accept_until(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<SocketPort>> {
         loop {
-            let Some(client) = self.claim_from_lobby(deadline, wait)? else {
+            let Some(client) = self.claim_from_lobby(wait, on_signal)? else {
                 return Ok(None);
             };
             match self.hand_over(&client) {
@@ -327,7 +379,7 @@ impl PortServer {
         }
     }
 
-    fn claim_from_lobby(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Arc<Client>>> {
+    fn claim_from_lobby(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Arc<Client>>> {
         let mut state = self.shared.state();
         state.accept_waiters += 1;
         let result = loop {
@@ -337,13 +389,11 @@ impl PortServer {
             if let Some(client) = state.lobby.pop_front() {
                 break Ok(Some(client));
             }
-            if !wait {
-                break Ok(None);
-            }
-            let in_time;
-            (state, in_time) = self.shared.wait_changed(state, deadline);
-            if !in_time {
-                break Ok(None);
+            let Wait::Until(deadline) = wait else { break Ok(None) };
+            match self.shared.wait_changed(&mut state, deadline, on_signal) {
+                Woken::Rang => {}
+                Woken::TimedOut => break Ok(None),
+                Woken::Interrupted => break Err(Error::Interrupted),
             }
         };
         state.accept_waiters -= 1;
@@ -366,18 +416,22 @@ impl PortServer {
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked
     /// `receive`/`accept` calls return `Err(Error::Closed)`. Ports already handed out by `accept`
-    /// stay open. Closing twice is harmless.
+    /// stay open. A callback ([`PortServer::set_callback`]) finishes the message it is handling
+    /// and its thread is joined (unless this is called from the callback). Closing twice is
+    /// harmless.
     pub fn close(&self) {
         {
             let mut state = self.shared.state();
             state.stopping = true;
-            self.shared.changed.notify_all();
+            self.shared.changed.ring();
         }
         self.shared.wake_loop();
         let thread = self.thread.lock().take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        // The callback thread ends once the callback it may be in returns.
+        self.join_callback_thread();
     }
 
     /// True once [`PortServer::close`] has been called.
@@ -412,6 +466,7 @@ impl<'a> IntoIterator for &'a PortServer {
 mod tests {
     use super::*;
     use crate::connect;
+    use std::time::Instant;
 
     /// NOTE: Nagle's algorithm bunches notes; every socket we create or accept must disable it.
     #[test]
