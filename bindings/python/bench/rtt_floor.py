@@ -7,9 +7,8 @@ CPU 1) four ways, and prints p50/p90 of each with the load average:
   Python programs, with no MIDI and no mido.Message at all;
 - package: midisock.sockets with mido.Message objects, echo in a second process (what
   `cargo xtask bench-report` measures);
-- package, worker threads: the same with both loops on non-main threads, whose receive() is one
-  blocking read (the main thread waits in 50 ms slices, one poll() more per receive, so Ctrl-C
-  works);
+- package, worker threads: the same with both loops on non-main threads (a receive() is one
+  blocking read on every thread; the main thread's is also what Ctrl-C interrupts);
 - package, echo thread: the echo a thread of the caller's process (the Rust bench's shape), both
   sharing one interpreter lock.
 

@@ -1,5 +1,5 @@
-//! Delivering received messages to a Python callback from a reader thread (the core's port
-//! callback thread, or the server's delivery thread in `server.rs`).
+//! Delivering received messages to a Python callback from the core's callback thread (a port's
+//! or a server's).
 
 use crate::convert::{to_mido, Timestamps};
 use midisock::Received;
@@ -30,10 +30,6 @@ impl Slot {
         // Dropped here, after the lock: dropping a Python object without the GIL only queues
         // its decref, which is fine.
         drop(taken);
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_some()
     }
 }
 

@@ -5,7 +5,8 @@
 use crate::callback::{self, Slot};
 use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
-use crate::wait::{deadline, sliced};
+use crate::wait::{deadline, interruptible};
+use midisock::timing::PlayoutConfig;
 use midisock::{ConnectOptions, Received, SocketPort, TlsClient};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -79,16 +80,23 @@ pub fn connect(
     Ok(Connection::wrap(port, timestamps))
 }
 
-/// `adopt(fd, timestamps=False)`: a connection on a TCP socket the Python program connected or
-/// accepted itself (mido's `SocketPort(host, port, conn=socket)`). Takes ownership of `fd` — the
-/// caller passes a duplicate of its socket's descriptor — and closes it on every error: a closed
+/// `adopt(fd, timestamps=False, jitter_buffer=None)`: a connection on a TCP socket the Python
+/// program connected or accepted itself (mido's `SocketPort(host, port, conn=socket)`); with a
+/// jitter buffer, its first bytes ask the peer for stamps. Takes ownership of `fd` — the caller
+/// passes a duplicate of its socket's descriptor — and closes it on every error: a closed
 /// descriptor is a `ValueError`, one that is not a connected TCP socket (a file, a pipe, a UDP or
-/// Unix socket) a `TypeError`, one not connected an `OSError` (ENOTCONN).
+/// Unix socket) a `TypeError`, one not connected an `OSError` (ENOTCONN); a bad keyword is the
+/// error `connect` gives for it.
 #[pyfunction]
-#[pyo3(signature = (fd, timestamps=None))]
-pub fn adopt(fd: RawFd, timestamps: Option<&Bound<'_, PyAny>>) -> PyResult<Connection> {
-    let timestamps = match timestamps_keyword(timestamps) {
-        Ok(t) => t,
+#[pyo3(signature = (fd, timestamps=None, jitter_buffer=None))]
+pub fn adopt(
+    fd: RawFd,
+    timestamps: Option<&Bound<'_, PyAny>>,
+    jitter_buffer: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Connection> {
+    let keywords = timestamps_keyword(timestamps).and_then(|t| Ok((t, crate::timing::delay_mode(jitter_buffer)?)));
+    let (timestamps, jitter_buffer) = match keywords {
+        Ok(k) => k,
         Err(e) => {
             // SAFETY: the caller handed the descriptor over; closing it on this error is ours.
             unsafe { libc::close(fd) };
@@ -104,7 +112,12 @@ pub fn adopt(fd: RawFd, timestamps: Option<&Bound<'_, PyAny>>) -> PyResult<Conne
     // alone, and dropping `owned` (on an error) or the port closes it exactly once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     check_tcp_socket(SockRef::from(&owned))?;
-    match SocketPort::from_stream(TcpStream::from(owned)) {
+    let stream = TcpStream::from(owned);
+    let adopted = match jitter_buffer {
+        Some(mode) => SocketPort::from_stream_with_jitter_buffer(stream, PlayoutConfig::new(mode)),
+        None => SocketPort::from_stream(stream),
+    };
+    match adopted {
         Ok(port) => Ok(Connection::wrap(port, timestamps)),
         Err(midisock::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(PyOSError::new_err((
             libc::ENOTCONN,
@@ -202,10 +215,7 @@ impl Connection {
         if port.is_closed() {
             return Err(PyValueError::new_err("receive() called on closed port"));
         }
-        let received = sliced(py, deadline, |limit| match limit {
-            Some(limit) => port.receive_timeout_stamped(limit),
-            None => port.receive_stamped().map(Some),
-        })?;
+        let received = interruptible(py, deadline, |limit| port.receive_interruptible(limit))?;
         received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
@@ -234,11 +244,13 @@ impl Connection {
     #[pyo3(signature = (timeout=None))]
     fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
         let port = self.port();
-        let wait = |limit: Option<Duration>| match limit {
-            Some(limit) => port.receive_timeout_stamped(limit),
-            None => port.receive_stamped().map(Some),
-        };
-        receive_batch(py, timeout, self.timestamps, wait, || port.try_receive_stamped())
+        receive_batch(
+            py,
+            timeout,
+            self.timestamps,
+            |limit| port.receive_interruptible(limit),
+            || port.try_receive_stamped(),
+        )
     }
 
     /// Closes the connection (the peer sees end-of-stream; a blocked receive returns). With
@@ -332,8 +344,8 @@ impl Drop for Connection {
     }
 }
 
-/// `receive_batch(timeout)` of a connection or a server: waits with `wait` (sliced, GIL
-/// released) for one message, then takes what `try_next` has without waiting (the rest of what
+/// `receive_batch(timeout)` of a connection or a server: waits with `wait` (an interruptible
+/// wait of the core, GIL released) for one message, then takes what `try_next` has without waiting (the rest of what
 /// the last read brought); a list, empty on timeout or once closed (`closed` tells which).
 pub fn receive_batch<'py>(
     py: Python<'py>,
@@ -343,7 +355,7 @@ pub fn receive_batch<'py>(
     try_next: impl Fn() -> midisock::Result<Option<Received>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut taken: Vec<Received> = Vec::new();
-    match sliced(py, deadline(timeout)?, wait) {
+    match interruptible(py, deadline(timeout)?, wait) {
         Ok(Some(first)) => taken.push(first),
         Ok(None) => {}
         Err(e) if e.is_instance_of::<crate::errors::PortClosedError>(py) => {}

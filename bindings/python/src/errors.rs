@@ -3,7 +3,7 @@
 //! network, and `PortClosedError` — an `OSError` — when the port or server is closed.
 
 use midisock::Error;
-use pyo3::exceptions::{PyConnectionRefusedError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyConnectionRefusedError, PyInterruptedError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 pyo3::create_exception!(
@@ -32,6 +32,9 @@ pub fn to_py(error: Error) -> PyErr {
             None => PyOSError::new_err(text),
         },
         Error::Tls(_) => PyOSError::new_err(text),
+        // `wait::interruptible` runs the signal handlers and waits again instead; should one get
+        // here, Python's own exception for an interrupted call.
+        Error::Interrupted => PyInterruptedError::new_err((libc::EINTR, text)),
         _ => PyOSError::new_err(text),
     }
 }

@@ -1,7 +1,7 @@
 //! `midisock._core`: the Rust side of the `midisock` Python package.
 //!
 //! It only moves messages and waits: `Connection` (one TCP connection) and `Server` wrap the core's
-//! `SocketPort` and `PortServer`; every wait releases the GIL and runs in slices so Ctrl-C works.
+//! `SocketPort` and `PortServer`; every wait releases the GIL and is interrupted by Ctrl-C (see `wait.rs`).
 //! The mido-shaped API (`midisock.sockets`, `midisock.backend`) is Python, in `python/midisock/`.
 
 /// `dict_of!(py, stats, field, ...)`: a dict of a counters struct's fields under their own
@@ -29,7 +29,6 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    wait::record_main_thread(m.py())?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<server::Server>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;

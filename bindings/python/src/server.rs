@@ -5,14 +5,12 @@ use crate::callback::{self, Slot};
 use crate::connection::{received_list, Connection};
 use crate::convert::{from_mido, to_mido, Timestamps};
 use crate::errors::IntoPyResult;
-use crate::wait::{deadline, sliced};
+use crate::wait::{deadline, interruptible};
 use midisock::{PortServer, ServerConfig, SysexPolicy, TlsServer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[pyclass(frozen, module = "midisock._core")]
@@ -21,14 +19,7 @@ pub struct Server {
     server: Option<Arc<PortServer>>,
     timestamps: Timestamps,
     callback: Slot,
-    /// The thread that hands received messages to the callback, while one is set.
-    delivery: Mutex<Option<JoinHandle<()>>>,
-    /// Which delivery thread may run: each runs while this holds the number it started with.
-    delivery_generation: Arc<AtomicU64>,
 }
-
-/// How often the callback delivery thread looks at its stop flag while no message comes.
-const DELIVERY_POLL: Duration = Duration::from_millis(50);
 
 /// `bind(host, port, ...)`: a listening server. Keywords map to the core's `ServerConfig`.
 #[pyfunction]
@@ -102,41 +93,12 @@ pub fn bind(
     }
     let host = host.to_owned();
     let server = py.allow_threads(|| PortServer::bind_with((host.as_str(), port), config)).py_err()?;
-    Ok(Server {
-        server: Some(Arc::new(server)),
-        timestamps,
-        callback: Slot::default(),
-        delivery: Mutex::new(None),
-        delivery_generation: Arc::new(AtomicU64::new(0)),
-    })
+    Ok(Server { server: Some(Arc::new(server)), timestamps, callback: Slot::default() })
 }
 
 impl Server {
     fn server(&self) -> &Arc<PortServer> {
         self.server.as_ref().expect("the server is only taken by Drop")
-    }
-
-    fn check_no_callback(&self) -> PyResult<()> {
-        if self.callback.is_set() {
-            Err(PyValueError::new_err("a callback is set for this port"))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Ends the delivery thread (it delivers the message it holds first) and joins it, unless
-    /// called from the callback, on that very thread: it then ends once the callback returns.
-    fn stop_delivery_thread(&self) {
-        self.delivery_generation.fetch_add(1, Ordering::AcqRel);
-        let handle = self.delivery.lock().unwrap_or_else(PoisonError::into_inner).take();
-        match handle {
-            // Closed from inside the callback: the thread ends by itself once the callback returns.
-            Some(handle) if handle.thread().id() == std::thread::current().id() => {}
-            Some(handle) => {
-                let _ = handle.join();
-            }
-            None => {}
-        }
     }
 }
 
@@ -186,21 +148,16 @@ impl Server {
     /// The next message from any client; `None` after `timeout` seconds.
     #[pyo3(signature = (timeout=None))]
     fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.check_no_callback()?;
         let deadline = deadline(timeout)?;
         let server = self.server();
         if server.is_closed() {
             return Err(PyValueError::new_err("receive() called on closed port"));
         }
-        let received = sliced(py, deadline, |limit| match limit {
-            Some(limit) => server.receive_timeout_stamped(limit),
-            None => server.receive_stamped().map(Some),
-        })?;
+        let received = interruptible(py, deadline, |limit| server.receive_interruptible(limit))?;
         received.map(|r| to_mido(py, &r, self.timestamps)).transpose()
     }
 
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.check_no_callback()?;
         // Closed: nothing more will come, and mido's poll() says so with None.
         match self.server().try_receive_stamped() {
             Ok(Some(r)) => to_mido(py, &r, self.timestamps).map(Some),
@@ -210,7 +167,6 @@ impl Server {
     }
 
     fn pending<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.check_no_callback()?;
         let server = self.server();
         let mut taken = Vec::new();
         while let Some(r) = server.try_receive_stamped().py_err()? {
@@ -223,13 +179,14 @@ impl Server {
     /// one that has arrived: a list, empty on timeout.
     #[pyo3(signature = (timeout=None))]
     fn receive_batch<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
-        self.check_no_callback()?;
         let server = self.server();
-        let wait = |limit: Option<Duration>| match limit {
-            Some(limit) => server.receive_timeout_stamped(limit),
-            None => server.receive_stamped().map(Some),
-        };
-        crate::connection::receive_batch(py, timeout, self.timestamps, wait, || server.try_receive_stamped())
+        crate::connection::receive_batch(
+            py,
+            timeout,
+            self.timestamps,
+            |limit| server.receive_interruptible(limit),
+            || server.try_receive_stamped(),
+        )
     }
 
     /// A client's connection, handed over whole; `None` after `timeout` seconds (0: don't wait).
@@ -239,10 +196,7 @@ impl Server {
         let port = if timeout == Some(0.0) {
             server.try_accept().py_err()?
         } else {
-            sliced(py, deadline(timeout)?, |limit| match limit {
-                Some(limit) => server.accept_timeout(limit),
-                None => server.accept().map(Some),
-            })?
+            interruptible(py, deadline(timeout)?, |limit| server.accept_interruptible(limit))?
         };
         Ok(port.map(|p| Connection::wrap(p, self.timestamps)))
     }
@@ -251,10 +205,8 @@ impl Server {
     /// `accept`); a blocked receive or accept returns.
     fn close(&self, py: Python<'_>) {
         let server = self.server();
-        py.allow_threads(|| {
-            server.close();
-            self.stop_delivery_thread();
-        });
+        // Joins the callback thread, which may be waiting for the GIL to deliver.
+        py.allow_threads(|| server.close());
     }
 
     fn reset(&self) -> PyResult<()> {
@@ -291,43 +243,27 @@ impl Server {
         )
     }
 
-    /// Hands every message from every client to `callback(message)` on a delivery thread; a
-    /// second call replaces the function, `None` stops the thread (joined before this returns,
-    /// unless called from the callback) and messages go to `receive()` again.
+    /// Hands every message from every client to `callback(message)` on the server's callback
+    /// thread; a second call replaces the function, `None` stops the thread (joined before this
+    /// returns, unless called from the callback) and messages go to `receive()` again.
     fn set_callback(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
+        let server = self.server();
         let Some(callback) = callback else {
-            // The delivery thread may be waiting for the GIL to deliver: let go of it meanwhile.
-            py.allow_threads(|| self.stop_delivery_thread());
+            // The callback thread may be waiting for the GIL to deliver: let go of it meanwhile.
+            py.allow_threads(|| server.remove_callback());
             self.callback.clear();
             return Ok(());
         };
-        if !self.callback.set(callback)? {
-            return Ok(());
-        }
-        let server = Arc::clone(self.server());
-        let slot = self.callback.clone();
-        let generation = Arc::clone(&self.delivery_generation);
-        let mine = generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let timestamps = self.timestamps;
-        let spawned = std::thread::Builder::new().name("midisock-py-server-callback".into()).spawn(move || {
-            while generation.load(Ordering::Acquire) == mine {
-                match server.receive_timeout_stamped(DELIVERY_POLL) {
-                    Ok(Some(received)) => callback::deliver(&slot, &received, timestamps),
-                    Ok(None) => {}
-                    Err(_) => return,
-                }
-            }
-        });
-        match spawned {
-            Ok(handle) => {
-                *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
-                Ok(())
-            }
-            Err(e) => {
+        if self.callback.set(callback)? {
+            let slot = self.callback.clone();
+            let timestamps = self.timestamps;
+            let installed = server.set_callback(move |received| callback::deliver(&slot, &received, timestamps));
+            if let Err(e) = installed {
                 self.callback.clear();
-                Err(pyo3::exceptions::PyOSError::new_err(e.to_string()))
+                return Err(crate::errors::to_py(e));
             }
         }
+        Ok(())
     }
 
     fn __repr__(&self) -> String {
@@ -337,12 +273,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // The delivery thread may be waiting for the GIL this thread holds: let go of it.
+        // The callback thread may be waiting for the GIL this thread holds: let go of it.
         if let Some(server) = self.server.take() {
             Python::with_gil(|py| {
                 py.allow_threads(|| {
                     server.close();
-                    self.stop_delivery_thread();
                     drop(server);
                 })
             });

@@ -1,6 +1,7 @@
 """Shared helpers for the midisock Python tests: loopback only, ephemeral ports, bounded waits."""
 
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -98,6 +99,31 @@ def run_python(code, env=None, timeout=WAIT * 3):
     full_env.update(env or {})
     return subprocess.run([sys.executable, '-u', '-c', code], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+# System calls a wait blocks in (read, poll, recvfrom, futex, ppoll), by machine.
+_BLOCKING_SYSCALLS = {'x86_64': {0, 7, 45, 202, 271}, 'aarch64': {63, 73, 98, 207}}
+
+
+def wait_until_blocked(pid, tid=None, timeout=WAIT):
+    """Waits until thread `tid` (default: the main thread) of process `pid` sleeps in a blocking
+    system call, seen so twice in a row with a pause between (so not a moment's wait for the GIL),
+    so that a signal sent now interrupts that call rather than Python code before it."""
+    task = f'/proc/{pid}/task/{tid or pid}'
+    blocking = _BLOCKING_SYSCALLS.get(platform.machine())
+    seen = [0]
+
+    def blocked():
+        with open(f'{task}/stat') as stat:
+            # The state follows the parenthesised name, which may itself contain spaces.
+            sleeping = stat.read().rsplit(') ', 1)[1].startswith('S')
+        if sleeping and blocking is not None:
+            with open(f'{task}/syscall') as syscall:
+                number = syscall.read().split()[0]
+            sleeping = number.isdigit() and int(number) in blocking
+        seen[0] = seen[0] + 1 if sleeping else 0
+        return seen[0] >= 2
+    wait_until(blocked, timeout, f'thread {tid or pid} of process {pid} to block')
 
 
 class Background:

@@ -1,6 +1,5 @@
-"""Timeouts, callbacks, timestamps, close semantics, bad input, IPv6, Ctrl-C."""
+"""Timeouts, callbacks, timestamps, close semantics, bad input, IPv6 (Ctrl-C: test_signals.py)."""
 
-import signal
 import threading
 import time
 
@@ -8,7 +7,7 @@ import mido
 import pytest
 
 import midisock
-from conftest import WAIT, Background, receive_all, wait_until
+from conftest import WAIT, receive_all, wait_until
 from midisock.sockets import PortServer, SocketPort, connect, format_address, parse_address
 
 CC = mido.Message('control_change', control=1, value=2)
@@ -402,41 +401,3 @@ def test_localhost_server_listens_on_every_address_of_localhost():
             with connect(host, port) as client:
                 client.send(CC)
                 assert server.receive(timeout=WAIT) == CC
-
-
-# Ctrl-C
-
-def test_ctrl_c_interrupts_a_blocking_receive(server):
-    code = f'''
-from midisock.sockets import connect
-port = connect('127.0.0.1', {server.address[1]})
-print('waiting', flush=True)
-try:
-    port.receive()
-except KeyboardInterrupt:
-    print('interrupted', flush=True)
-'''
-    with Background(code) as background:
-        background.wait_for_lines(1)
-        time.sleep(0.1)
-        background.process.send_signal(signal.SIGINT)
-        assert background.wait_for_lines(2) == ['waiting', 'interrupted']
-        assert background.process.wait(WAIT) == 0
-
-
-def test_ctrl_c_interrupts_server_iteration_and_accept():
-    for loop in ('for m in server: pass', 'server.accept()'):
-        code = f'''
-from midisock.sockets import PortServer
-server = PortServer('127.0.0.1', 0)
-print('waiting', flush=True)
-try:
-    {loop}
-except KeyboardInterrupt:
-    print('interrupted', flush=True)
-'''
-        with Background(code) as background:
-            background.wait_for_lines(1)
-            time.sleep(0.1)
-            background.process.send_signal(signal.SIGINT)
-            assert background.wait_for_lines(2) == ['waiting', 'interrupted']

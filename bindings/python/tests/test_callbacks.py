@@ -27,10 +27,9 @@ def threads_named(prefix):
     return sum(1 for name in names if name.startswith(prefix))
 
 
-# The core's port callback thread, and the package's server delivery thread (kernel names are cut
-# to 15 bytes).
+# The core's port and server callback threads.
 PORT_THREAD = 'midisock-cb'
-SERVER_THREAD = 'midisock-py-ser'
+SERVER_THREAD = 'midisock-srv-cb'
 
 
 def remove_while_receiving(receiver, sender):

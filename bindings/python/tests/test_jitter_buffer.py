@@ -36,11 +36,42 @@ def test_no_jitter_buffer_no_stats(server):
     assert server.playout_stats == {}
 
 
-def test_conn_with_a_jitter_buffer_is_refused(server):
+def test_conn_with_a_jitter_buffer_asks_the_peer_for_stamps_and_plays_them_out():
     import socket
-    with socket.create_connection(server.address) as sock:
-        with pytest.raises(ValueError, match='conn='):
-            SocketPort('127.0.0.1', server.address[1], conn=sock, jitter_buffer=5)
+    sent = [mido.Message('note_on', note=n, velocity=1 + n) for n in range(60)]
+    with socket.create_server(('127.0.0.1', 0)) as listener:
+        portno = listener.getsockname()[1]
+        with connect('127.0.0.1', portno) as sender:
+            sock, _ = listener.accept()
+            with sock, SocketPort('127.0.0.1', portno, conn=sock, jitter_buffer=5, timestamps='sender') as port:
+                assert port.playout_stats['delay'] == pytest.approx(0.005)
+                # A port that only sends finds the request from inside send(); what it sent
+                # before answering arrives unstamped.
+                wait_until(lambda: sender.send(mido.Message('clock')) or sender.sends_stamps,
+                           what='the sender to answer the request for stamps')
+                sender.send_many(sent)
+                got = []
+                while len(got) < len(sent):
+                    message = port.receive(timeout=WAIT)
+                    assert message is not None, f'only {len(got)} of {len(sent)} notes arrived'
+                    if message.type == 'note_on':
+                        got.append(message)
+                assert [m.copy(time=0) for m in got] == sent
+                assert all(isinstance(m.time, float) for m in got), 'a note came without the sender time'
+                assert port.playout_stats['pushed'] >= len(sent)
+
+
+def test_conn_with_a_bad_jitter_buffer_is_refused_and_the_socket_stays_usable():
+    import socket
+    with socket.create_server(('127.0.0.1', 0)) as listener:
+        with socket.create_connection(listener.getsockname()) as client:
+            sock, _ = listener.accept()
+            with sock:
+                with pytest.raises(ValueError, match='jitter_buffer|jitter buffer'):
+                    SocketPort('127.0.0.1', 1, conn=sock, jitter_buffer='fast')
+                # The port's duplicate of the descriptor was closed; the caller's still works.
+                sock.sendall(b'\xf8')
+                assert client.recv(1) == b'\xf8'
 
 
 @pytest.mark.parametrize('value, error', [('sometimes', ValueError), (1, TypeError), (1.0, TypeError)])

@@ -26,6 +26,13 @@ pub enum Error {
     MessageText(ParseMessageError),
     /// The port delivers messages to a callback, so it cannot be read directly.
     CallbackInstalled,
+    /// A signal handler ran on the waiting thread and an interruptible wait
+    /// ([`crate::SocketPort::receive_interruptible`], [`crate::PortServer::receive_interruptible`],
+    /// [`crate::PortServer::accept_interruptible`]) gave up so that its caller can act on the
+    /// signal (a Ctrl-C flag, say) before waiting again. Nothing was received or accepted, and
+    /// nothing was lost: the next call goes on where this one stopped. The other methods never
+    /// return it.
+    Interrupted,
     /// A TLS certificate, key or handshake problem.
     Tls(String),
     /// An authentication token is empty, longer than 128 bytes, or not printable ASCII.
@@ -68,6 +75,7 @@ impl fmt::Display for Error {
             Error::InvalidMessage(e) => write!(f, "invalid message: {e}"),
             Error::MessageText(e) => write!(f, "invalid message text: {e}"),
             Error::CallbackInstalled => f.write_str("port delivers messages to a callback; it cannot be read directly"),
+            Error::Interrupted => f.write_str("the wait was interrupted by a signal"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::InvalidToken => f.write_str("invalid token: use 1 to 128 printable ASCII characters"),
             Error::Refused { cause } => write!(f, "the server refused the connection: {cause}"),
@@ -112,6 +120,15 @@ pub(crate) fn from_stream_error(e: io::Error) -> Error {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::NotConnected
         | io::ErrorKind::UnexpectedEof => Error::Closed,
+        _ => Error::Io(e),
+    }
+}
+
+/// Maps an error of a wait ([`crate::net::wait_readable`], [`crate::net::sleep_until`]): one that
+/// gave up on a signal is [`Error::Interrupted`].
+pub(crate) fn from_wait_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::Interrupted => Error::Interrupted,
         _ => Error::Io(e),
     }
 }

@@ -58,6 +58,7 @@
 mod address;
 mod auth;
 mod clock;
+mod doorbell;
 mod encode;
 mod error;
 mod message;

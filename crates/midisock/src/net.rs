@@ -113,15 +113,31 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// What a wait does when a signal handler interrupts it (its syscall returns `EINTR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnSignal {
+    /// Wait on, as if nothing happened: the plain receive and accept methods.
+    Resume,
+    /// Give up with [`io::ErrorKind::Interrupted`], so the caller can run what the signal asked
+    /// for and wait again: the `*_interruptible` methods (see [`crate::Error::Interrupted`]).
+    Return,
+}
+
+/// The error a wait that gives up on a signal returns.
+pub(crate) fn interrupted() -> io::Error {
+    io::Error::from(io::ErrorKind::Interrupted)
+}
+
 /// Waits until `fd` is readable (data, EOF or error) or the monotonic clock
 /// ([`crate::monotonic_ns`]) reaches `deadline_ns`; `None` waits forever. Returns false on
-/// timeout.
+/// timeout; with [`OnSignal::Return`], `Err(Interrupted)` when a signal handler ran meanwhile.
 ///
 /// NOTE: `ppoll`, whose timeout is in nanoseconds, rather than `poll` (milliseconds, which would
 /// have to be rounded up and would wake a playout deadline up to 1 ms late) or `SO_RCVTIMEO`
 /// (rounded to scheduler ticks, 4 ms here). The kernel's timer slack (50 µs by default) is the
-/// only rounding left.
-pub(crate) fn wait_readable(fd: RawFd, deadline_ns: Option<u64>) -> io::Result<bool> {
+/// only rounding left. `ppoll` is never restarted after a signal handler, whatever its
+/// `SA_RESTART`, so an interrupted wait always reaches the `EINTR` arm.
+pub(crate) fn wait_readable(fd: RawFd, deadline_ns: Option<u64>, on_signal: OnSignal) -> io::Result<bool> {
     loop {
         let timeout = deadline_ns.map(|deadline| timespec_of(deadline.saturating_sub(monotonic_ns())));
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
@@ -138,18 +154,27 @@ pub(crate) fn wait_readable(fd: RawFd, deadline_ns: Option<u64>) -> io::Result<b
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
+                if on_signal == OnSignal::Return {
+                    return Err(e);
+                }
             }
         }
     }
 }
 
-/// Sleeps until the monotonic clock reaches `deadline_ns` (at once if it has).
-pub(crate) fn sleep_until(deadline_ns: u64) {
+/// Sleeps until the monotonic clock reaches `deadline_ns` (at once if it has). With
+/// [`OnSignal::Return`], `Err(Interrupted)` when a signal handler cut the sleep short.
+pub(crate) fn sleep_until(deadline_ns: u64, on_signal: OnSignal) -> io::Result<()> {
     let ts = timespec_of(deadline_ns);
     // SAFETY: `ts` is a valid timespec; with TIMER_ABSTIME the remaining-time pointer is unused.
     while unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) }
         == libc::EINTR
-    {}
+    {
+        if on_signal == OnSignal::Return {
+            return Err(interrupted());
+        }
+    }
+    Ok(())
 }
 
 fn timespec_of(ns: u64) -> libc::timespec {
@@ -174,13 +199,13 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&server);
         let deadline = monotonic_ns() + 3_300_000;
-        assert!(!wait_readable(fd, Some(deadline)).unwrap());
+        assert!(!wait_readable(fd, Some(deadline), OnSignal::Resume).unwrap());
         assert!(monotonic_ns() >= deadline, "never early");
-        assert!(!wait_readable(fd, Some(0)).unwrap(), "a past deadline only looks");
+        assert!(!wait_readable(fd, Some(0), OnSignal::Resume).unwrap(), "a past deadline only looks");
         client.write_all(&[0xF8]).unwrap();
-        assert!(wait_readable(fd, deadline_after(Duration::from_secs(60))).unwrap());
+        assert!(wait_readable(fd, deadline_after(Duration::from_secs(60)), OnSignal::Resume).unwrap());
         let before = monotonic_ns() + 1_200_000;
-        sleep_until(before);
+        sleep_until(before, OnSignal::Resume).unwrap();
         assert!(monotonic_ns() >= before);
     }
 }

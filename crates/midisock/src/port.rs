@@ -18,9 +18,9 @@
 
 use crate::address::{socket_addr_name, IntoAddress};
 use crate::clock::monotonic_ns;
-use crate::error::{from_stream_error, Error, Result};
+use crate::error::{from_stream_error, from_wait_error, Error, Result};
 use crate::message::{panic_messages, reset_messages, Message, Received};
-use crate::net::{self, READ_CHUNK};
+use crate::net::{self, OnSignal, READ_CHUNK};
 use crate::notes::HeldNotes;
 use crate::parser::{Parser, ParserStats};
 use crate::poll_fd::PollFd;
@@ -367,11 +367,28 @@ impl SocketPort {
     ///
     /// Fails with [`Error::Io`] if the stream is not connected (it has no peer address).
     pub fn from_stream(stream: TcpStream) -> Result<SocketPort> {
+        SocketPort::adopt(stream, None)
+    }
+
+    /// [`SocketPort::from_stream`] with a jitter buffer for what the port receives, as
+    /// [`ConnectOptions::jitter_buffer`] gives a port that [`connect_with`] made: the port's
+    /// first bytes ask the peer for stamps, and what the peer stamps is played out at its sender
+    /// time plus the estimated offset plus the delay `jitter_buffer` chooses (see
+    /// [`crate::timing`]). A peer that does not speak the extension (mido) ignores the request,
+    /// and its messages are delivered on arrival.
+    pub fn from_stream_with_jitter_buffer(stream: TcpStream, jitter_buffer: PlayoutConfig) -> Result<SocketPort> {
+        let port = SocketPort::adopt(stream, Some(jitter_buffer))?;
+        port.write(STAMP_REQUEST)?;
+        Ok(port)
+    }
+
+    fn adopt(stream: TcpStream, jitter_buffer: Option<PlayoutConfig>) -> Result<SocketPort> {
         let peer = stream.peer_addr().map_err(Error::Io)?;
         stream.set_nonblocking(false).map_err(Error::Io)?;
         stream.set_read_timeout(None).map_err(Error::Io)?;
         stream.set_write_timeout(None).map_err(Error::Io)?;
-        SocketPort::from_accepted(stream, peer, &[], None, TimedInput::new(Parser::new(), None), TimedOutput::new())
+        let input = TimedInput::new(Parser::new(), jitter_buffer);
+        SocketPort::from_accepted(stream, peer, &[], None, input, TimedOutput::new())
     }
 
     /// `host:port` of the peer as given to [`connect`], or of the client for an accepted port or
@@ -544,7 +561,7 @@ impl SocketPort {
         if let Some(mut state) = self.inner.receiver.try_lock() {
             // A notice may need more than one read; each read here is non-blocking.
             while state.notice_head.is_some() && !state.peer_closed {
-                match self.inner.read_once(&mut state, Some(0)) {
+                match self.inner.read_once(&mut state, Some(0), OnSignal::Resume) {
                     Ok(true) => continue,
                     Ok(false) | Err(_) => break,
                 }
@@ -561,7 +578,7 @@ impl SocketPort {
 
     /// [`SocketPort::receive`] with the message's receive timestamp.
     pub fn receive_stamped(&self) -> Result<Received> {
-        self.next(Wait::Forever).map(|r| r.expect("an unbounded wait returns a message or an error"))
+        self.next(Wait::Forever, OnSignal::Resume).map(|r| r.expect("an unbounded wait returns a message or an error"))
     }
 
     /// The next message if one has arrived, without waiting (mido's `receive(block=False)`,
@@ -572,7 +589,7 @@ impl SocketPort {
 
     /// [`SocketPort::try_receive`] with the message's receive timestamp.
     pub fn try_receive_stamped(&self) -> Result<Option<Received>> {
-        self.next(Wait::No)
+        self.next(Wait::No, OnSignal::Resume)
     }
 
     /// Waits at most `timeout` for the next message; `Ok(None)` if none came.
@@ -583,7 +600,29 @@ impl SocketPort {
     /// [`SocketPort::receive_timeout`] with the message's receive timestamp.
     pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
         let wait = net::deadline_after(timeout).map_or(Wait::Forever, Wait::Until);
-        self.next(wait)
+        self.next(wait, OnSignal::Resume)
+    }
+
+    /// Waits for the next message like [`SocketPort::receive_stamped`] (`timeout` `None`) or
+    /// [`SocketPort::receive_timeout_stamped`] (`Ok(None)` when none came in time), except that a
+    /// signal handler running on this thread ends the wait with `Err(Error::Interrupted)`.
+    ///
+    /// For programs whose signal handlers only note the signal (as CPython's do: the Python
+    /// package calls this, runs the handlers and waits again, which is how Ctrl-C interrupts a
+    /// blocking `receive()`): the caller acts on what its handler noted, then calls again with
+    /// what is left of its timeout. Nothing is lost: bytes read before the signal stay parsed for
+    /// the next call. It costs nothing over the plain receive: without a timeout (and nothing
+    /// queued in a jitter buffer) its wait is the blocking read itself, one syscall.
+    ///
+    /// Which signals interrupt: any handler interrupts a wait with a timeout or for a jitter
+    /// buffer's next due time (`ppoll`); a blocking read only a handler installed without
+    /// `SA_RESTART` (the kernel restarts the read otherwise). A process-wide signal (`kill`,
+    /// Ctrl-C) goes to one thread that does not block it — Linux tries the main thread first —
+    /// so it interrupts a receive on the main thread, not one elsewhere. A signal that comes just
+    /// before the wait starts does not end it: look at your flag before calling.
+    pub fn receive_interruptible(&self, timeout: Option<Duration>) -> Result<Option<Received>> {
+        let wait = timeout.and_then(net::deadline_after).map_or(Wait::Forever, Wait::Until);
+        self.next(wait, OnSignal::Return)
     }
 
     /// Waits for at least one message, then appends every message that has arrived to `out` and
@@ -592,7 +631,7 @@ impl SocketPort {
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
         self.check_readable()?;
         let mut state = self.inner.receiver.lock();
-        self.inner.fill_until_pending(&mut state, Wait::Forever)?;
+        self.inner.fill_until_pending(&mut state, Wait::Forever, OnSignal::Resume)?;
         let count = state.pending.len();
         if out.is_empty() && out.capacity() >= count {
             // Trade buffers instead of moving every message: the caller gets the parsed messages
@@ -630,7 +669,7 @@ impl SocketPort {
         Ok(())
     }
 
-    fn next(&self, wait: Wait) -> Result<Option<Received>> {
+    fn next(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Received>> {
         self.check_readable()?;
         let mut state = match wait {
             // Another thread is in a receive on this port: nothing has arrived for this caller.
@@ -640,7 +679,7 @@ impl SocketPort {
             },
             Wait::Forever | Wait::Until(_) => self.inner.receiver.lock(),
         };
-        self.inner.next_locked(&mut state, wait)
+        self.inner.next_locked(&mut state, wait, on_signal)
     }
 
     /// True after [`SocketPort::close`], or once the peer has closed and every message it sent
@@ -690,7 +729,7 @@ impl SocketPort {
             let mut state = self.inner.receiver.lock();
             while !state.peer_closed && self.inner.refusal.get().is_none() {
                 state.pending.clear();
-                match self.inner.read_once(&mut state, deadline) {
+                match self.inner.read_once(&mut state, deadline, OnSignal::Resume) {
                     Ok(true) => {}
                     // Timed out, or the connection failed: either way nothing more will tell us.
                     Ok(false) | Err(_) => break,
@@ -838,6 +877,7 @@ impl SocketPort {
                 match inner.fill_until_pending(
                     &mut state,
                     net::deadline_after(CALLBACK_STOP_CHECK).map_or(Wait::Forever, Wait::Until),
+                    OnSignal::Resume,
                 ) {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -914,8 +954,8 @@ impl PortInner {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    fn next_locked(&self, state: &mut ReceiveState, wait: Wait) -> Result<Option<Received>> {
-        if !self.fill_until_pending(state, wait)? {
+    fn next_locked(&self, state: &mut ReceiveState, wait: Wait, on_signal: OnSignal) -> Result<Option<Received>> {
+        if !self.fill_until_pending(state, wait, on_signal)? {
             return Ok(None);
         }
         let received = state.pending.pop_front();
@@ -931,7 +971,10 @@ impl PortInner {
     /// message is due, whichever is first; due messages are moved to `pending` whenever it
     /// wakes. After the peer closed, what is still queued plays out on schedule before
     /// `Err(Closed)`.
-    fn fill_until_pending(&self, state: &mut ReceiveState, wait: Wait) -> Result<bool> {
+    ///
+    /// With [`OnSignal::Return`], `Err(Interrupted)` when a signal handler interrupts a wait;
+    /// whatever was read before stays parsed and queued for the next call.
+    fn fill_until_pending(&self, state: &mut ReceiveState, wait: Wait, on_signal: OnSignal) -> Result<bool> {
         loop {
             self.check_refused()?;
             if self.locally_closed.load(Ordering::Acquire) {
@@ -963,10 +1006,11 @@ impl PortInner {
                 if caller_deadline.is_some_and(|d| d <= now && d < due) {
                     return Ok(false);
                 }
-                net::sleep_until(deadline.unwrap_or(due).min(now.saturating_add(CLOSED_PEER_SLICE_NS)));
+                net::sleep_until(deadline.unwrap_or(due).min(now.saturating_add(CLOSED_PEER_SLICE_NS)), on_signal)
+                    .map_err(from_wait_error)?;
                 continue;
             }
-            if !self.read_once(state, deadline)? {
+            if !self.read_once(state, deadline, on_signal)? {
                 // Timed out: at the caller's deadline (done, unless a message fell due at the
                 // same moment), or at the playout's (take it, and wait on).
                 if caller_deadline.is_some_and(|d| monotonic_ns() >= d) {
@@ -1033,11 +1077,12 @@ impl PortInner {
     }
 
     /// Waits for the socket until `deadline` (forever when `None`) and takes one read: false on
-    /// timeout.
-    fn read_once(&self, state: &mut ReceiveState, deadline: Option<u64>) -> Result<bool> {
+    /// timeout, `Err(Interrupted)` when a signal handler interrupted the wait and `on_signal`
+    /// says to give up.
+    fn read_once(&self, state: &mut ReceiveState, deadline: Option<u64>, on_signal: OnSignal) -> Result<bool> {
         let read = match &self.tls {
-            None => self.read_plain(&mut state.buf, deadline)?,
-            Some(tls) => self.read_tls(tls, &mut state.buf, deadline)?,
+            None => self.read_plain(&mut state.buf, deadline, on_signal)?,
+            Some(tls) => self.read_tls(tls, &mut state.buf, deadline, on_signal)?,
         };
         match read {
             None => Ok(false),
@@ -1050,15 +1095,38 @@ impl PortInner {
 
     /// One read from the socket, after waiting for it until `deadline` (blocking when `None`).
     /// `None` on timeout; `Some(0)` at the end of the stream.
-    fn read_plain(&self, buf: &mut [u8], deadline: Option<u64>) -> Result<Option<usize>> {
-        if deadline.is_some() && !net::wait_readable(self.stream.as_raw_fd(), deadline).map_err(Error::Io)? {
-            return Ok(None);
-        }
+    ///
+    /// NOTE: without a deadline the read itself is the wait: one syscall per read, the least a
+    /// receive can cost. A signal handler installed without `SA_RESTART` (as CPython installs
+    /// its own) makes that read fail with `EINTR`, which `OnSignal::Return` passes on.
+    fn read_plain(&self, buf: &mut [u8], deadline: Option<u64>, on_signal: OnSignal) -> Result<Option<usize>> {
+        let fd = self.stream.as_raw_fd();
+        let flags = match deadline {
+            // Only what the socket holds now (a poll, or a deadline that has passed): one
+            // non-blocking read rather than a ppoll and then a read.
+            Some(deadline) if deadline <= monotonic_ns() => libc::MSG_DONTWAIT,
+            Some(deadline) => {
+                if !net::wait_readable(fd, Some(deadline), on_signal).map_err(from_wait_error)? {
+                    return Ok(None);
+                }
+                0
+            }
+            None => 0,
+        };
         loop {
-            return match (&self.stream).read(buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => match from_stream_error(e) {
+            // SAFETY: `buf` is `buf.len()` writable bytes, and `fd` is this port's open socket.
+            let rc = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+            if rc >= 0 {
+                return Ok(Some(rc as usize));
+            }
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(None),
+                io::ErrorKind::Interrupted => match on_signal {
+                    OnSignal::Resume => continue,
+                    OnSignal::Return => Err(Error::Interrupted),
+                },
+                _ => match from_stream_error(e) {
                     // A reset connection ends the stream like a close; what arrived before counts.
                     Error::Closed => Ok(Some(0)),
                     other => Err(other),
@@ -1069,19 +1137,26 @@ impl PortInner {
 
     /// [`PortInner::read_plain`] through TLS: waits for the socket without holding the session
     /// lock, so sends go on while a receive waits.
-    fn read_tls(&self, tls: &Mutex<Connection>, buf: &mut [u8], deadline: Option<u64>) -> Result<Option<usize>> {
+    fn read_tls(
+        &self,
+        tls: &Mutex<Connection>,
+        buf: &mut [u8],
+        deadline: Option<u64>,
+        on_signal: OnSignal,
+    ) -> Result<Option<usize>> {
         let stream = &self.stream;
         loop {
             if let Some(n) = tls::buffered_plaintext(&mut tls.lock(), buf).map_err(from_stream_error)? {
                 return Ok(Some(n));
             }
-            if !net::wait_readable(stream.as_raw_fd(), deadline).map_err(Error::Io)? {
+            if !net::wait_readable(stream.as_raw_fd(), deadline, on_signal).map_err(from_wait_error)? {
                 return Ok(None);
             }
             match tls::read_plaintext(&mut tls.lock(), stream, buf) {
                 Ok(Some(n)) => return Ok(Some(n)),
                 // Part of a record: wait for the rest.
                 Ok(None) => continue,
+                // The socket was readable, so this read did not wait: read again.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return match from_stream_error(e) {
@@ -1279,7 +1354,7 @@ impl PortInner {
         if let Some(n) = copy(&mut conn, out)? {
             return Ok(Some(n));
         }
-        if !net::wait_readable(fd, Some(0))? {
+        if !net::wait_readable(fd, Some(0), OnSignal::Resume)? {
             return Ok(None);
         }
         if conn.read_tls(&mut &self.stream)? == 0 {

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{eventually, WAIT};
+use support::{eventually, thread_id, wait_until_blocked, WAIT};
 
 fn server() -> PortServer {
     PortServer::bind("127.0.0.1:0").expect("bind loopback")
@@ -23,28 +23,6 @@ fn addr(server: &PortServer) -> String {
 
 fn note(n: u8) -> Message {
     Message::NoteOn { channel: 0, note: n, velocity: 64 }
-}
-
-/// The calling thread's kernel id, for [`wait_until_blocked`].
-fn thread_id() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
-}
-
-/// Waits until thread `tid` of this process sleeps in a blocking system call (read, recv, poll or
-/// a futex: a receive waiting for data or for a lock), so a test acts on a blocked receiver and not
-/// on one that has not started yet, whatever the load.
-fn wait_until_blocked(tid: i32) {
-    let task = format!("/proc/self/task/{tid}");
-    eventually("the thread to block in a receive", || {
-        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
-        // The state follows the parenthesised name, which may itself contain spaces.
-        let sleeping = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'));
-        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
-        let number = syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
-        let blocking = [libc::SYS_read, libc::SYS_recvfrom, libc::SYS_poll, libc::SYS_ppoll, libc::SYS_futex];
-        sleeping && number.is_some_and(|n| blocking.contains(&n))
-    });
 }
 
 #[test]

@@ -326,3 +326,24 @@ fn a_reconnecting_port_asks_again_on_every_connection() {
     }
     accepting.join().unwrap();
 }
+
+#[test]
+fn an_adopted_stream_with_a_jitter_buffer_asks_for_stamps_and_plays_them_out() {
+    let listener = listener();
+    // The program accepted the connection itself (mido's `conn=`): the sender is the client.
+    let sender = midisock::connect(listener.local_addr().unwrap()).unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    let playout = midisock::timing::PlayoutConfig::new(DelayMode::fixed(2_000_000));
+    let receiver = SocketPort::from_stream_with_jitter_buffer(stream, playout).unwrap();
+    assert_eq!(receiver.playout_stats().map(|s| s.delay_ns), Some(2_000_000), "the buffer exists from the start");
+    until_stamping(&sender);
+    const COUNT: u32 = 200;
+    let sending = send_numbered_in_bursts(sender, COUNT);
+    let got = receive_numbered(&receiver, COUNT - 1);
+    drop(sending.join().unwrap());
+    let numbers: Vec<u32> = got.iter().map(|r| number_of(&r.message).unwrap()).collect();
+    assert_eq!(numbers, (0..COUNT).collect::<Vec<_>>(), "in order, none lost, none twice");
+    assert!(got.iter().all(|r| r.sender_ns.is_some()), "every message after the answer is stamped");
+    let stats = receiver.playout_stats().unwrap();
+    assert!(stats.pushed >= u64::from(COUNT) && stats.offset_ns.is_some(), "{stats:?}");
+}

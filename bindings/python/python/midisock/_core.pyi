@@ -15,14 +15,16 @@ def connect(
     token: Optional[str] = ...,
     tls_ca: Optional[str | PathLike[str]] = ...,
     tls_server_name: Optional[str] = ...,
-    timestamps: bool = ...,
+    timestamps: bool | str = ...,
+    jitter_buffer: Optional[float | str] = ...,
 ) -> Connection: ...
-def adopt(fd: int, timestamps: bool = ...) -> Connection: ...
+def adopt(fd: int, timestamps: bool | str = ..., jitter_buffer: Optional[float | str] = ...) -> Connection: ...
 def bind(
     host: str,
     port: int,
     *,
-    timestamps: bool = ...,
+    timestamps: bool | str = ...,
+    jitter_buffer: Optional[float | str] = ...,
     allow: Optional[list[str]] = ...,
     sysex: bool = ...,
     max_sysex_len: Optional[int] = ...,

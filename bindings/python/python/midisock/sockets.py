@@ -100,7 +100,7 @@ def _close_all():
             pass
 
 
-def _adopt_socket(sock, timestamps):
+def _adopt_socket(sock, timestamps, jitter_buffer):
     """A connection on the TCP socket ``sock`` (a ``socket.socket``), through a duplicate of its
     descriptor: the socket object and the port each own and close their own."""
     fileno = getattr(sock, 'fileno', None)
@@ -109,7 +109,7 @@ def _adopt_socket(sock, timestamps):
     fd = fileno()
     if not isinstance(fd, int) or fd < 0:
         raise ValueError('conn is closed')
-    return _core.adopt(os.dup(fd), timestamps=timestamps)
+    return _core.adopt(os.dup(fd), timestamps=timestamps, jitter_buffer=jitter_buffer)
 
 
 class _Receiving:
@@ -216,7 +216,7 @@ class SocketPort(_Receiving, BaseIOPort):
     ``timeout=`` (seconds for connecting), ``token=`` (for a server started with one),
     ``tls_ca=``/``tls_server_name=`` (TLS with that CA file), ``jitter_buffer=`` (milliseconds or
     ``'auto'``: play messages out at the sender's pace plus a fixed or adaptive delay; a midisock
-    sender stamps them, others are received as they arrive).
+    sender stamps them, others are received as they arrive; with ``conn=`` too).
     """
 
     def __init__(self, host, portno, conn=None, *, callback=None, timestamps=False, autoreset=False,
@@ -228,11 +228,11 @@ class SocketPort(_Receiving, BaseIOPort):
                                  tls_server_name=tls_server_name, timestamps=timestamps,
                                  jitter_buffer=jitter_buffer)
         elif not isinstance(conn, _core.Connection):
-            if jitter_buffer is not None:
-                # The stamps are asked for while connecting; a socket connected elsewhere has
-                # passed that point (and one accepted here has no server to set it).
-                raise ValueError('jitter_buffer needs a connection midisock makes: not with conn=')
-            conn = _adopt_socket(conn, timestamps)
+            # With a jitter buffer, the port's first bytes ask the peer for stamps.
+            conn = _adopt_socket(conn, timestamps, jitter_buffer)
+        elif jitter_buffer is not None:
+            # A connection PortServer.accept() handed over reads as the server was set up.
+            raise ValueError('a connection from PortServer.accept() has the jitter buffer of its server')
         self._conn = self._source = conn
         self._callback = None
         _init_port_attributes(self, format_address(host, portno))

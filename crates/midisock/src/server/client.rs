@@ -15,6 +15,8 @@ use admission::{sniff_transport, Transport, TLS_HANDSHAKE_RECORD};
 
 use super::arrivals::Arrivals;
 use super::events::DisconnectCause;
+use super::inbox::SLOT_BYTES;
+use super::jitter_buffers::Holding;
 use super::outgoing::Outgoing;
 use crate::auth::HelloCheck;
 use crate::message::{Message, Received};
@@ -136,8 +138,8 @@ pub(crate) enum ReadOutcome {
         sysex_oversized: u64,
         /// The client asked for stamps: answer it ([`Client::start_stamping`]).
         stamps_requested: bool,
-        /// When its jitter buffer next has a message due (`None`: nothing queued).
-        playout_deadline: Option<u64>,
+        /// What its jitter buffer holds now.
+        holding: Holding,
     },
     /// Nothing to read now.
     WouldBlock,
@@ -532,16 +534,42 @@ impl Client {
             sysex_denied: denied,
             sysex_oversized: input.parser_stats().sysex_overflows - overflows_before,
             stamps_requested,
-            playout_deadline: input.next_deadline(),
+            holding: holding(input),
         }
     }
 
-    /// Moves what the client's jitter buffer has due at `now_ns` into `out`; returns when the
-    /// next message is due. Only the I/O thread plays out, under the reader lock.
-    pub(crate) fn play_out(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) -> Option<u64> {
+    /// Moves what the client's jitter buffer has due at `now_ns` into `out`; returns what it
+    /// still holds. Only the I/O thread plays out, under the reader lock.
+    pub(crate) fn play_out(&self, now_ns: u64, deny_sysex: bool, out: &mut Vec<Received>) -> Holding {
         let mut reader = self.reader.lock();
         reader.input.pop_due(now_ns, |received| keep(received, deny_sysex, out));
-        reader.input.next_deadline()
+        holding(&reader.input)
+    }
+
+    /// Moves the oldest messages the client's jitter buffer holds into `out` now, before their
+    /// time, until it holds at most `keep_bytes` (the server's buffers together fill its memory
+    /// bound); returns what it still holds. Each is counted in its `delivered_early_full`.
+    pub(crate) fn release_early(
+        &self,
+        now_ns: u64,
+        keep_bytes: usize,
+        deny_sysex: bool,
+        out: &mut Vec<Received>,
+    ) -> Holding {
+        let mut reader = self.reader.lock();
+        while holding(&reader.input).bytes > keep_bytes {
+            if !reader.input.deliver_early(now_ns, |received| keep(received, deny_sysex, out)) {
+                break;
+            }
+        }
+        holding(&reader.input)
+    }
+
+    /// True once the client's jitter buffer has been built: it has sent a stamped message (a
+    /// client that never stamps, like mido, never gets one).
+    #[cfg(test)]
+    pub(crate) fn has_built_playout(&self) -> bool {
+        self.reader.lock().input.playout_built()
     }
 
     /// Moves everything the client's jitter buffer holds into `out` at once, in order: the client
@@ -660,6 +688,12 @@ fn first_hello(bytes: &[u8]) -> HelloMatch {
         .map(|end| classify(&bytes[..end]))
         .find(|m| *m != HelloMatch::Prefix)
         .unwrap_or(HelloMatch::Prefix)
+}
+
+/// What `input`'s jitter buffer holds, in the inbox's units.
+fn holding(input: &TimedInput) -> Holding {
+    let (messages, sysex_bytes) = input.held();
+    Holding { deadline: input.next_deadline(), bytes: messages * SLOT_BYTES + sysex_bytes }
 }
 
 /// Adds a played-out message to `out`, unless it is a sysex the server denies (counted on

@@ -47,7 +47,14 @@ pub struct ServerConfig {
     /// the bound by at most one sysex message (whose bytes were read before it completed) and the
     /// few note-offs released for a departing client. Its memory is given back once the program
     /// has read everything. The queue allocates in 96 KiB blocks, so a bound below 192 KiB acts
-    /// as 192 KiB. Default: 16 MiB.
+    /// as 192 KiB.
+    ///
+    /// With [`ServerConfig::jitter_buffer`], messages waiting in the clients' jitter buffers
+    /// count too, at the same cost each. When the buffers hold more than half the bound and a
+    /// read has no room, the buffers holding the most deliver their oldest messages early (to
+    /// the queue, never dropped; counted in each client's
+    /// [`crate::timing::PlayoutStats::delivered_early_full`]) until they hold a quarter of it;
+    /// moving them may pass the bound by one 96 KiB block. Default: 16 MiB.
     pub max_inbox_bytes: usize,
     /// Sysex from clients: allowed (up to `max_sysex_len`) or denied. Default: allowed.
     pub sysex: SysexPolicy,
@@ -79,10 +86,11 @@ pub struct ServerConfig {
     /// client to stamp its messages, and delivers each one (to `receive()`) at its sender time
     /// plus that client's estimated offset plus the delay the config chooses; each client has
     /// its own buffer (see [`crate::timing`]). Clients that do not speak the extension (mido)
-    /// ignore the request and are received on arrival, as without it. Messages waiting in the
-    /// buffers are not counted in `max_inbox_bytes`: each buffer holds at most its
-    /// `capacity` messages and `max_sysex_bytes` of sysex. [`crate::PortServer::playout_stats`]
-    /// reports each buffer. Default: none.
+    /// ignore the request and are received on arrival, as without it, and cost no more memory:
+    /// a client's buffer is built when its first stamped message arrives. Messages waiting in
+    /// the buffers count in `max_inbox_bytes` (see there for what happens when they fill it);
+    /// each buffer also holds at most its `capacity` messages and `max_sysex_bytes` of sysex.
+    /// [`crate::PortServer::playout_stats`] reports each buffer. Default: none.
     pub jitter_buffer: Option<PlayoutConfig>,
 }
 

@@ -6,13 +6,16 @@
 //!
 //! With a jitter buffer ([`super::ServerConfig::jitter_buffer`]) each stamping client's messages
 //! wait in its own buffer until their playout time. The thread keeps every client's next
-//! deadline in an ordered set and a `timerfd` armed for the earliest one (mio's own timeout is
-//! in whole milliseconds), and moves what is due into the inbox each time it wakes.
+//! deadline and what its buffer holds ([`super::jitter_buffers`]), a `timerfd` armed for the
+//! earliest deadline (mio's own timeout is in whole milliseconds), and moves what is due into
+//! the inbox each time it wakes. What the buffers hold counts in `max_inbox_bytes`.
 
 use super::arrivals::Arrivals;
 use super::client::{self, Admission, Client, Delivery, LobbyCheck, ReadOutcome, Role};
 use super::config::SysexPolicy;
 use super::events::{DisconnectCause, ServerEvent};
+use super::inbox::ReadRoom;
+use super::jitter_buffers::{Holding, JitterBuffers};
 use super::outgoing::Outgoing;
 use super::shared::{Counters, Shared};
 use super::timer::PlayoutTimer;
@@ -25,7 +28,6 @@ use crate::refusal::RefusalCause;
 use crate::timing::{TimedInput, STAMP_REQUEST};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
@@ -54,10 +56,9 @@ pub(crate) struct EventLoop {
     stamped: Vec<u8>,
     /// Wakes the loop at the earliest playout deadline.
     timer: PlayoutTimer,
-    /// Every client with something in its jitter buffer, by when its next message is due
-    /// (`CLOCK_MONOTONIC` ns), and the deadline each is filed under.
-    deadlines: BTreeSet<(u64, Token)>,
-    deadline_of: HashMap<Token, u64>,
+    /// What every client's jitter buffer holds: when each next has a message due, and the
+    /// memory they take together (counted in `max_inbox_bytes`).
+    buffers: JitterBuffers,
     /// A descriptor held in reserve for running out of them (EMFILE): closing it frees one slot,
     /// enough to accept the pending connection and close it at once, instead of leaving it in the
     /// backlog where edge-triggered polling would never report it again.
@@ -83,8 +84,7 @@ impl EventLoop {
             played: Vec::new(),
             stamped: Vec::new(),
             timer,
-            deadlines: BTreeSet::new(),
-            deadline_of: HashMap::new(),
+            buffers: JitterBuffers::default(),
             reserve_fd: File::open("/dev/null").ok(),
             admission_deadlines: Vec::new(),
             auth_failures: FailureLimiter::default(),
@@ -95,7 +95,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.expire_admissions();
-            let next_due = self.deadlines.first().map(|&(deadline, _)| deadline);
+            let next_due = self.buffers.earliest();
             self.shared.next_due.store(next_due.unwrap_or(u64::MAX), Ordering::Release);
             if let Err(e) = self.timer.set(next_due) {
                 eprintln!("midisock: server playout timer failed: {e}");
@@ -154,7 +154,10 @@ impl EventLoop {
             } else {
                 Vec::new()
             };
-            let resume = state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes);
+            let held = self.buffers.held_bytes();
+            state.held_bytes = held;
+            let resume =
+                state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes, held);
             if resume {
                 state.reading_paused = false;
             }
@@ -416,24 +419,15 @@ impl EventLoop {
     fn read_client(&mut self, client: &Arc<Client>) {
         let deny_sysex = self.deny_sysex();
         let relay = self.shared.config.relay;
-        let max = self.shared.config.max_inbox_bytes;
         loop {
-            let limit = {
-                let mut state = self.shared.state();
-                let limit = state.inbox.readable_bytes(max, READ_CHUNK);
-                if limit == 0 {
-                    // The program reads slower than clients send: leave the bytes in the kernel so
-                    // TCP slows the senders down. `receive` wakes us when there is room again.
-                    state.reading_paused = true;
-                    return;
-                }
-                limit
+            let Some(limit) = self.read_allowance() else {
+                return;
             };
             let mut arrivals = std::mem::take(&mut self.arrivals);
             arrivals.clear();
             let outcome = client.read_messages(&mut self.buf[..limit], deny_sysex, relay, &mut arrivals);
             let ended = match outcome {
-                ReadOutcome::Parsed { sysex_denied, sysex_oversized, stamps_requested, playout_deadline } => {
+                ReadOutcome::Parsed { sysex_denied, sysex_oversized, stamps_requested, holding } => {
                     Counters::add(&self.shared.stats.sysex_denied, sysex_denied);
                     Counters::add(&self.shared.stats.sysex_oversized, sysex_oversized);
                     if stamps_requested {
@@ -441,7 +435,7 @@ impl EventLoop {
                         client.start_stamping();
                     }
                     self.deliver(client, &mut arrivals);
-                    self.file_deadline(client.token, playout_deadline);
+                    self.buffers.file(client.token, holding);
                     None
                 }
                 ReadOutcome::WouldBlock => Some(None),
@@ -498,44 +492,91 @@ impl EventLoop {
         }
     }
 
-    /// Files the client's next playout deadline (`None`: nothing queued) for the timer.
-    fn file_deadline(&mut self, token: Token, deadline: Option<u64>) {
-        if self.deadline_of.get(&token) == deadline.as_ref() {
-            return;
+    /// How many bytes the next read from a client may take, within `max_inbox_bytes` (what
+    /// waits for `receive()` and what the jitter buffers hold, together); `None` when reading
+    /// pauses until the program has read (`receive` wakes the loop then). When the buffers are
+    /// what fills the bound, they let messages out early first (see [`super::inbox::ReadRoom`]).
+    fn read_allowance(&mut self) -> Option<usize> {
+        let max = self.shared.config.max_inbox_bytes;
+        let may_hold = self.shared.config.jitter_buffer.is_some();
+        loop {
+            let held = self.buffers.held_bytes();
+            {
+                let mut state = self.shared.state();
+                state.held_bytes = held;
+                #[cfg(test)]
+                {
+                    state.peak_bytes = state.peak_bytes.max(state.inbox.memory() + held);
+                }
+                match state.inbox.read_room(max, held, may_hold, READ_CHUNK) {
+                    ReadRoom::Bytes(n) => return Some(n),
+                    ReadRoom::ProgramBehind => {
+                        // Leave the bytes in the kernel so TCP slows the senders down.
+                        state.reading_paused = true;
+                        return None;
+                    }
+                    ReadRoom::BuffersFull => {}
+                }
+            }
+            // Down to a quarter of the bound, so that reading goes on for a while before the
+            // buffers fill it again.
+            self.release_early(max / 4);
         }
-        if let Some(old) = self.deadline_of.remove(&token) {
-            self.deadlines.remove(&(old, token));
+    }
+
+    /// Lets the oldest messages of the clients whose jitter buffers hold the most out early,
+    /// into the inbox, until the buffers hold at most `target` bytes together. Nothing is lost:
+    /// each one is delivered, before its time, and counted in its client's
+    /// `PlayoutStats::delivered_early_full`.
+    fn release_early(&mut self, target: usize) {
+        let now = monotonic_ns();
+        let mut released = std::mem::take(&mut self.played);
+        while self.buffers.held_bytes() > target {
+            let Some((token, bytes)) = self.buffers.largest() else { break };
+            let Some(client) = self.shared.clients().get(&token).cloned() else {
+                // Gone meanwhile (its buffer was delivered when it was dropped).
+                self.buffers.file(token, Holding::default());
+                continue;
+            };
+            // Half of what the largest holds at a time, so the largest holders give way first.
+            let excess = self.buffers.held_bytes() - target;
+            let keep = bytes.saturating_sub(excess).max(bytes / 2);
+            let holding = client.release_early(now, keep, self.deny_sysex(), &mut released);
+            if holding.bytes >= bytes {
+                // Nothing came out (cannot happen while it holds something): never spin.
+                self.buffers.file(token, Holding::default());
+            } else {
+                self.buffers.file(token, holding);
+            }
         }
-        if let Some(deadline) = deadline {
-            self.deadlines.insert((deadline, token));
-            self.deadline_of.insert(token, deadline);
+        if !released.is_empty() {
+            let mut state = self.shared.state();
+            state.held_bytes = self.buffers.held_bytes();
+            state.inbox.push_received(&mut released);
+            self.shared.notify_changed();
         }
+        released.shrink_to(1024);
+        self.played = released;
     }
 
     /// Moves every message due by now out of the clients' jitter buffers into the inbox.
     fn play_out_due(&mut self) {
-        let Some(&(first, _)) = self.deadlines.first() else {
-            return;
-        };
-        let now = monotonic_ns();
-        if first > now {
+        if self.buffers.earliest().is_none_or(|first| first > monotonic_ns()) {
             return;
         }
+        let now = monotonic_ns();
         let mut played = std::mem::take(&mut self.played);
-        while let Some(&(deadline, token)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            self.deadline_of.remove(&token);
+        while let Some(token) = self.buffers.take_due(now) {
             let client = self.shared.clients().get(&token).cloned();
-            if let Some(client) = client {
-                let next = client.play_out(now, self.deny_sysex(), &mut played);
-                self.file_deadline(token, next);
-            }
+            let holding = match client {
+                Some(client) => client.play_out(now, self.deny_sysex(), &mut played),
+                None => Holding::default(),
+            };
+            self.buffers.file(token, holding);
         }
         if !played.is_empty() {
             let mut state = self.shared.state();
+            state.held_bytes = self.buffers.held_bytes();
             state.inbox.push_received(&mut played);
             self.shared.notify_changed();
         }
@@ -561,7 +602,7 @@ impl EventLoop {
             let mut arrivals = std::mem::take(&mut self.arrivals);
             arrivals.clear();
             client.drain_playout(now, self.deny_sysex(), &mut arrivals.to_inbox);
-            self.file_deadline(client.token, None);
+            self.buffers.file(client.token, Holding::default());
             let mut releases = Vec::new();
             client.release_held(|m| releases.push(m));
             if !releases.is_empty() {
@@ -605,8 +646,7 @@ impl EventLoop {
         for client in &clients {
             client.drain_playout(now, self.deny_sysex(), &mut played);
         }
-        self.deadlines.clear();
-        self.deadline_of.clear();
+        self.buffers.clear();
         let mut closed = Vec::new();
         for client in &clients {
             let connected = matches!(client.role(), Role::Lobby | Role::Served);

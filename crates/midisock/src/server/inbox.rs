@@ -33,6 +33,17 @@ pub(crate) struct Inbox {
     payload_bytes: usize,
 }
 
+/// What the next read may take: see [`Inbox::read_room`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadRoom {
+    /// Up to this many bytes.
+    Bytes(usize),
+    /// Nothing: the program must read first (reading pauses).
+    ProgramBehind,
+    /// Nothing: the jitter buffers must let messages out early first.
+    BuffersFull,
+}
+
 /// Blocks taken out of the queue, to be freed once the caller has released its lock.
 pub(crate) struct Emptied(Vec<Block>);
 
@@ -66,12 +77,56 @@ impl Inbox {
         self.room(max).min(chunk)
     }
 
+    /// What the next read from a client may take when jitter buffers hold `held` bytes of
+    /// messages too (see [`super::jitter_buffers`]), `max` being the bound on both together.
+    ///
+    /// The bound is kept the same way: a read is sized so that even if every byte became a
+    /// message, held or queued here, the bound would hold. When there is no room, the verdict
+    /// says who must give way:
+    /// - the buffers hold more than half the bound: they let their oldest messages out early
+    ///   ([`ReadRoom::BuffersFull`]); waiting for them would not make a message due any sooner,
+    ///   and would let one client whose messages are due far ahead stall every client;
+    /// - otherwise the program reads slower than clients send: reading pauses until it has read
+    ///   (back-pressure, [`ReadRoom::ProgramBehind`]), as without jitter buffers.
+    ///
+    /// With `held` 0 and `may_hold` false (no jitter buffer), this is
+    /// [`Inbox::readable_bytes`].
+    pub(crate) fn read_room(&self, max: usize, held: usize, may_hold: bool, chunk: usize) -> ReadRoom {
+        if !may_hold && held == 0 {
+            return match self.readable_bytes(max, chunk) {
+                0 => ReadRoom::ProgramBehind,
+                n => ReadRoom::Bytes(n),
+            };
+        }
+        let buffers_full = held > max / 2;
+        let used = self.memory() + held;
+        let mut n = self.room(max.saturating_sub(held)).min(chunk);
+        if may_hold {
+            // A message a buffer holds takes a slot of its own, not one of the inbox's free ones.
+            n = n.min(max.saturating_sub(used) / SLOT_BYTES);
+        }
+        // Sysex payloads may have taken a non-empty inbox to the bound: free slots are not room then.
+        if n > 0 && (used < max || self.is_empty()) {
+            return ReadRoom::Bytes(n);
+        }
+        if buffers_full {
+            ReadRoom::BuffersFull
+        } else if self.is_empty() {
+            // An empty inbox takes at least a byte, as without buffers (but not when the buffers
+            // fill the bound: reading on, a byte at a time, would grow them past it).
+            ReadRoom::Bytes(1)
+        } else {
+            ReadRoom::ProgramBehind
+        }
+    }
+
     /// Whether reading, paused because the inbox was full, should start again: once the program
-    /// has read it down to half the bound, or read it empty. (Empty counts on its own: the blocks
-    /// an empty inbox keeps for reuse can weigh more than half a small bound, and an empty inbox
-    /// always takes at least one byte, so a paused connection is never left unread.)
-    pub(crate) fn may_resume_reading(&self, max: usize) -> bool {
-        self.is_empty() || self.memory() < max.div_ceil(2)
+    /// has read it down to half the bound (counting the `held` bytes of jitter buffers too), or
+    /// read it empty. (Empty counts on its own: the blocks an empty inbox keeps for reuse can
+    /// weigh more than half a small bound, and an empty inbox always takes at least one byte or
+    /// makes full buffers give way, so a paused connection is never left unread.)
+    pub(crate) fn may_resume_reading(&self, max: usize, held: usize) -> bool {
+        self.is_empty() || self.memory() + held < max.div_ceil(2)
     }
 
     /// Messages that fit: free slots in the last block, the spare (counted in `memory()`
@@ -218,6 +273,35 @@ mod tests {
         assert_eq!(got, [notes.clone(), notes].concat());
         assert!(inbox.is_empty());
         assert!(inbox.memory() <= 2 * BLOCK_BYTES);
+    }
+
+    #[test]
+    fn held_messages_count_and_the_verdict_says_who_gives_way() {
+        let max = 1 << 20;
+        let mut inbox = Inbox::default();
+        assert_eq!(inbox.read_room(max, 0, false, 3000), ReadRoom::Bytes(3000), "as without buffers");
+        // Each byte read may become a held message of its own: the read is sized for that.
+        let held = max - 100 * SLOT_BYTES;
+        assert_eq!(inbox.read_room(max, held, true, 3000), ReadRoom::BuffersFull, "more than half is held");
+        assert_eq!(inbox.read_room(max, max / 2 - 100 * SLOT_BYTES, true, 3000), ReadRoom::Bytes(3000));
+        inbox.push_all(&mut clocks(2000), 0);
+        let used = inbox.memory();
+        assert_eq!(inbox.read_room(max, max - used, true, 3000), ReadRoom::BuffersFull);
+        let held = max / 2;
+        let left = max - used - held;
+        match inbox.read_room(max, held, true, 3000) {
+            ReadRoom::Bytes(n) => assert!(n * SLOT_BYTES <= left, "{n} messages would pass the bound"),
+            verdict => panic!("{verdict:?} with {left} bytes left"),
+        }
+        // The inbox holds most of the bound, the buffers less than half: the program must read.
+        inbox.push_all(&mut clocks(BLOCK_SLOTS * 8), 0);
+        assert_eq!(inbox.read_room(max, max / 4, true, 3000), ReadRoom::ProgramBehind);
+        // An empty inbox (its spare block kept) takes a byte, unless the buffers fill the bound.
+        let mut out = Vec::new();
+        drop(inbox.drain_into(&mut out));
+        let small = BLOCK_BYTES + BLOCK_BYTES / 3;
+        assert_eq!(inbox.read_room(small, small / 3, true, 3000), ReadRoom::Bytes(1));
+        assert_eq!(inbox.read_room(small, small / 2 + 1, true, 3000), ReadRoom::BuffersFull);
     }
 
     #[test]

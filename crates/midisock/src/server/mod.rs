@@ -17,8 +17,9 @@
 //!
 //! Memory is bounded whatever clients do (see [`ServerConfig`]): a client that stops reading is
 //! disconnected when its queue passes `max_client_queue`; when the program reads slower than
-//! clients send, the server stops reading sockets instead of buffering (the inbox is bounded by
-//! the memory its messages take, `max_inbox_bytes`).
+//! clients send, the server stops reading sockets instead of buffering (the inbox, and what the
+//! jitter buffers hold, are bounded together by the memory their messages take,
+//! `max_inbox_bytes`).
 //!
 //! When a client leaves — closing, resetting, or dropped for reading too slowly — everything it
 //! sent before is delivered, exactly once, and then the notes it left held are released
@@ -27,11 +28,13 @@
 //! [`ServerConfig::on_event`] reports every connect, disconnect and refusal with its cause.
 
 mod arrivals;
+mod callback;
 mod client;
 mod config;
 mod event_loop;
 mod events;
 mod inbox;
+mod jitter_buffers;
 mod memory;
 mod outgoing;
 mod shared;
@@ -42,15 +45,17 @@ pub use events::{DisconnectCause, EventHook, ServerEvent};
 pub use shared::ServerStats;
 
 use crate::address::IntoAddress;
+use crate::doorbell::{Doorbell, Woken};
 use crate::error::{Error, Result};
 use crate::message::{panic_messages, reset_messages, Message, Received};
+use crate::net::{self, OnSignal};
 use crate::poll_fd::PollFd;
 use crate::port::SocketPort;
 use crate::timing::PlayoutStats;
 use client::{Client, Role};
 use event_loop::{EventLoop, WAKER};
 use outgoing::{BroadcastScratch, Outgoing};
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use shared::{Counters, Shared, State};
 use std::collections::HashMap;
 use std::fmt;
@@ -58,7 +63,25 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a receive or accept may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Not at all: only what is there now.
+    No,
+    /// Until this monotonic time ([`crate::monotonic_ns`]); `None`: for ever.
+    Until(Option<u64>),
+}
+
+impl Wait {
+    const FOREVER: Wait = Wait::Until(None);
+
+    /// At most `timeout` (`None`, or a timeout past the clock's range: for ever).
+    fn up_to(timeout: Option<Duration>) -> Wait {
+        Wait::Until(timeout.and_then(net::deadline_after))
+    }
+}
 
 /// A midisock server. See the module docs for how connections are shared out.
 ///
@@ -67,6 +90,8 @@ use std::time::{Duration, Instant};
 pub struct PortServer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The thread that calls the callback, while one is installed ([`PortServer::set_callback`]).
+    callback_thread: Mutex<Option<JoinHandle<()>>>,
     local_addrs: Vec<SocketAddr>,
     name: String,
 }
@@ -100,7 +125,7 @@ impl PortServer {
             clients: RwLock::new(HashMap::new()),
             // A relay serves every connection from the start: it exists to pass messages on.
             state: Mutex::new(State { reads_claimed: relay, ..State::default() }),
-            changed: Condvar::new(),
+            changed: Doorbell::default(),
             broadcast: Mutex::new(BroadcastScratch::default()),
             failed: Mutex::new(Vec::new()),
             stats: Counters::default(),
@@ -120,7 +145,13 @@ impl PortServer {
             .name("midisock-server".into())
             .spawn(move || event_loop.run())
             .map_err(Error::Io)?;
-        Ok(PortServer { shared, thread: Mutex::new(Some(thread)), local_addrs, name: address.to_string() })
+        Ok(PortServer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            callback_thread: Mutex::new(None),
+            local_addrs,
+            name: address.to_string(),
+        })
     }
 
     /// `host:port` as given to `bind`, with the real port when 0 was given.
@@ -249,7 +280,8 @@ impl PortServer {
 
     /// [`PortServer::receive`] with the message's receive timestamp.
     pub fn receive_stamped(&self) -> Result<Received> {
-        self.next_message(None, true).map(|r| r.expect("an unbounded wait returns a message or an error"))
+        self.next_message(Wait::FOREVER, OnSignal::Resume)
+            .map(|r| r.expect("an unbounded wait returns a message or an error"))
     }
 
     /// The next message if one has arrived, without waiting.
@@ -259,7 +291,7 @@ impl PortServer {
 
     /// [`PortServer::try_receive`] with the message's receive timestamp.
     pub fn try_receive_stamped(&self) -> Result<Option<Received>> {
-        self.next_message(None, false)
+        self.next_message(Wait::No, OnSignal::Resume)
     }
 
     /// Waits at most `timeout` for a message; `Ok(None)` if none came.
@@ -269,13 +301,27 @@ impl PortServer {
 
     /// [`PortServer::receive_timeout`] with the message's receive timestamp.
     pub fn receive_timeout_stamped(&self, timeout: Duration) -> Result<Option<Received>> {
-        self.next_message(Instant::now().checked_add(timeout), true)
+        self.next_message(Wait::up_to(Some(timeout)), OnSignal::Resume)
+    }
+
+    /// Waits for the next message like [`PortServer::receive_stamped`] (`timeout` `None`) or
+    /// [`PortServer::receive_timeout_stamped`] (`Ok(None)` when none came in time), except that a
+    /// signal handler running on this thread ends the wait with `Err(Error::Interrupted)`, for
+    /// the caller to act on and wait again (see [`SocketPort::receive_interruptible`], which says
+    /// which signals reach which thread). Its wait is a futex, which a handler installed with
+    /// `SA_RESTART` does not interrupt. Nothing is lost: a message that arrives meanwhile waits for
+    /// the next call.
+    pub fn receive_interruptible(&self, timeout: Option<Duration>) -> Result<Option<Received>> {
+        self.next_message(Wait::up_to(timeout), OnSignal::Return)
     }
 
     /// Waits for at least one message from any client, then appends every message waiting to
     /// `out` and returns how many (one lock for the batch). `Err(Error::Closed)` once closed.
     pub fn receive_batch(&self, out: &mut Vec<Received>) -> Result<usize> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
             if !state.inbox.is_empty() {
                 let (count, emptied) = state.inbox.drain_into(out);
@@ -290,7 +336,7 @@ impl PortServer {
             if state.stopped || state.stopping {
                 return Err(Error::Closed);
             }
-            state = self.shared.wait_changed(state, None).0;
+            self.shared.wait_changed(&mut state, None, OnSignal::Resume);
         }
     }
 
@@ -316,52 +362,63 @@ impl PortServer {
         state
     }
 
-    fn next_message(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Received>> {
+    fn next_message(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Received>> {
         let mut state = self.claim_reads();
+        if state.callback_installed {
+            return Err(Error::CallbackInstalled);
+        }
         loop {
-            if let Some(received) = state.inbox.pop() {
-                if state.reading_paused && state.inbox.may_resume_reading(self.shared.config.max_inbox_bytes) {
-                    self.shared.wake_loop();
-                }
+            if let Some(received) = self.shared.take_next(&mut state) {
                 return Ok(Some(received));
             }
             if state.stopped || state.stopping {
                 return Err(Error::Closed);
             }
-            if !wait {
+            let Wait::Until(deadline) = wait else {
                 if let Some(poll) = self.shared.poll_fd.get() {
                     // Under the state lock: a message the I/O thread adds after this signals again.
                     poll.clear();
                 }
                 return Ok(None);
-            }
-            let in_time;
-            (state, in_time) = self.shared.wait_changed(state, deadline);
-            if !in_time {
-                return Ok(None);
+            };
+            match self.shared.wait_changed(&mut state, deadline, on_signal) {
+                Woken::Rang => {}
+                Woken::TimedOut => return Ok(None),
+                Woken::Interrupted => return Err(Error::Interrupted),
             }
         }
     }
 
     /// Waits for a client to connect and hands its connection to the caller.
     pub fn accept(&self) -> Result<SocketPort> {
-        self.accept_until(None, true).map(|p| p.expect("an unbounded wait returns a port or an error"))
+        self.accept_until(Wait::FOREVER, OnSignal::Resume)
+            .map(|p| p.expect("an unbounded wait returns a port or an error"))
     }
 
     /// A client that has connected and not been claimed yet, without waiting (mido's
     /// `accept(block=False)`).
     pub fn try_accept(&self) -> Result<Option<SocketPort>> {
-        self.accept_until(None, false)
+        self.accept_until(Wait::No, OnSignal::Resume)
     }
 
     /// Waits at most `timeout` for a client; `Ok(None)` if none came.
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<SocketPort>> {
-        self.accept_until(Instant::now().checked_add(timeout), true)
+        self.accept_until(Wait::up_to(Some(timeout)), OnSignal::Resume)
     }
 
-    fn accept_until(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<SocketPort>> {
+    /// Waits for a client like [`PortServer::accept`] (`timeout` `None`) or
+    /// [`PortServer::accept_timeout`] (`Ok(None)` when none came in time), except that a signal
+    /// handler running on this thread ends the wait with `Err(Error::Interrupted)`, as for
+    /// [`PortServer::receive_interruptible`]. A client that connects meanwhile is treated as
+    /// after a timeout: it waits in the lobby for the next accept, unless the server already
+    /// serves new connections (see the module docs).
+    pub fn accept_interruptible(&self, timeout: Option<Duration>) -> Result<Option<SocketPort>> {
+        self.accept_until(Wait::up_to(timeout), OnSignal::Return)
+    }
+
+    fn accept_until(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<SocketPort>> {
         loop {
-            let Some(client) = self.claim_from_lobby(deadline, wait)? else {
+            let Some(client) = self.claim_from_lobby(wait, on_signal)? else {
                 return Ok(None);
             };
             match self.hand_over(&client) {
@@ -373,7 +430,7 @@ impl PortServer {
         }
     }
 
-    fn claim_from_lobby(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Arc<Client>>> {
+    fn claim_from_lobby(&self, wait: Wait, on_signal: OnSignal) -> Result<Option<Arc<Client>>> {
         let mut state = self.shared.state();
         state.accept_waiters += 1;
         let result = loop {
@@ -383,13 +440,11 @@ impl PortServer {
             if let Some(client) = state.lobby.pop_front() {
                 break Ok(Some(client));
             }
-            if !wait {
-                break Ok(None);
-            }
-            let in_time;
-            (state, in_time) = self.shared.wait_changed(state, deadline);
-            if !in_time {
-                break Ok(None);
+            let Wait::Until(deadline) = wait else { break Ok(None) };
+            match self.shared.wait_changed(&mut state, deadline, on_signal) {
+                Woken::Rang => {}
+                Woken::TimedOut => break Ok(None),
+                Woken::Interrupted => break Err(Error::Interrupted),
             }
         };
         state.accept_waiters -= 1;
@@ -412,7 +467,9 @@ impl PortServer {
 
     /// Stops the server: no more connections, every connection it serves is closed, and blocked
     /// `receive`/`accept` calls return `Err(Error::Closed)`. Ports already handed out by `accept`
-    /// stay open. Closing twice is harmless.
+    /// stay open. A callback ([`PortServer::set_callback`]) finishes the message it is handling
+    /// and its thread is joined (unless this is called from the callback). Closing twice is
+    /// harmless.
     pub fn close(&self) {
         {
             let mut state = self.shared.state();
@@ -424,6 +481,8 @@ impl PortServer {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        // The callback thread ends once the callback it may be in returns.
+        self.join_callback_thread();
     }
 
     /// True once [`PortServer::close`] has been called.
@@ -458,6 +517,7 @@ impl<'a> IntoIterator for &'a PortServer {
 mod tests {
     use super::*;
     use crate::connect;
+    use std::time::Instant;
 
     /// NOTE: Nagle's algorithm bunches notes; every socket we create or accept must disable it.
     #[test]
@@ -474,5 +534,118 @@ mod tests {
         }
         let accepted = server.accept_timeout(Duration::from_secs(10)).unwrap().unwrap();
         assert!(accepted.nodelay());
+    }
+
+    mod jitter_buffers {
+        use super::*;
+        use crate::clock::monotonic_ns;
+        use crate::timing::{DelayMode, StampEncoder, STAMP_ANSWER};
+        use std::io::Write;
+        use std::net::TcpStream;
+
+        const WAIT: Duration = Duration::from_secs(30);
+
+        fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+            let start = Instant::now();
+            while !condition() {
+                assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        /// The answer to the server's request, then `notes` stamped 1 µs apart from `start_ns`.
+        fn stamped(notes: impl Iterator<Item = Message>, start_ns: u64) -> Vec<u8> {
+            let mut encoder = StampEncoder::new();
+            let mut bytes = STAMP_ANSWER.to_vec();
+            for (i, note) in notes.enumerate() {
+                encoder.encode_to_vec(start_ns + i as u64 * 1_000, &note, &mut bytes);
+            }
+            bytes
+        }
+
+        fn note(i: usize) -> Message {
+            Message::NoteOn { channel: (i / 128 % 16) as u8, note: (i % 128) as u8, velocity: 1 }
+        }
+
+        fn receive(server: &PortServer, count: usize) -> Vec<Message> {
+            (0..count).map(|_| server.receive_timeout(WAIT).unwrap().expect("a message within the wait")).collect()
+        }
+
+        #[test]
+        fn a_client_gets_its_buffer_with_its_first_stamped_message_and_one_that_never_stamps_never_does() {
+            let config = ServerConfig::default().jitter_buffer(DelayMode::fixed(1_000_000));
+            let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+            assert!(server.try_receive().unwrap().is_none(), "served from now on");
+            let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+            let mut stamping = TcpStream::connect(server.local_addr()).unwrap();
+            eventually("two clients", || server.client_count() == 2);
+            let built = |peer: SocketAddr| {
+                let clients = server.shared.clients();
+                clients.values().find(|c| c.peer == peer).expect("connected").has_built_playout()
+            };
+            let (plain_peer, stamping_peer) = (plain.local_addr().unwrap(), stamping.local_addr().unwrap());
+            assert!(!built(plain_peer) && !built(stamping_peer), "nothing built at admission");
+
+            let mut bytes = Vec::new();
+            Message::encode_all(&(0..50).map(note).collect::<Vec<_>>(), &mut bytes);
+            plain.write_all(&bytes).unwrap();
+            assert_eq!(receive(&server, 50), (0..50).map(note).collect::<Vec<_>>());
+            assert!(!built(plain_peer), "a client that never stamps never gets a buffer");
+
+            // The answer alone builds nothing either: a midisock client that only listens answers too.
+            stamping.write_all(STAMP_ANSWER).unwrap();
+            eventually("the answer to be read", || server.playout_stats().len() == 1);
+            assert!(!built(stamping_peer));
+            let stats = server.playout_stats();
+            assert_eq!((stats[0].1.delay_ns, stats[0].1.pushed), (1_000_000, 0));
+
+            let bytes = stamped((0..50).map(note), monotonic_ns());
+            stamping.write_all(&bytes[STAMP_ANSWER.len()..]).unwrap();
+            assert_eq!(receive(&server, 50), (0..50).map(note).collect::<Vec<_>>());
+            assert!(built(stamping_peer), "built by its first stamped message");
+            assert!(!built(plain_peer));
+            assert_eq!(server.playout_stats()[0].1.pushed, 50);
+        }
+
+        #[test]
+        fn held_messages_count_in_the_inbox_bound_and_the_buffers_give_way_without_loss() {
+            const CLIENTS: usize = 12;
+            const PER_CLIENT: usize = 2_000;
+            let max = 1 << 20;
+            // The delay is far longer than the burst: without the bound, every message would wait.
+            let config = ServerConfig::default().max_inbox_bytes(max).jitter_buffer(DelayMode::fixed(5_000_000_000));
+            let server = PortServer::bind_with("127.0.0.1:0", config).unwrap();
+            assert!(server.try_receive().unwrap().is_none(), "served from now on");
+            let mut clients: Vec<TcpStream> =
+                (0..CLIENTS).map(|_| TcpStream::connect(server.local_addr()).unwrap()).collect();
+            eventually("every client", || server.client_count() == CLIENTS);
+            let start = monotonic_ns();
+            // Client k sends on channel k, numbered by the pitch.
+            let numbered = |k: usize, j: usize| Message::PitchWheel { channel: k as u8, pitch: j as i16 - 8192 };
+            for (k, client) in clients.iter_mut().enumerate() {
+                client.write_all(&stamped((0..PER_CLIENT).map(|j| numbered(k, j)), start)).unwrap();
+            }
+            // 24 000 messages (1.1 MiB as queued messages) into a 1 MiB bound.
+            let got = receive(&server, CLIENTS * PER_CLIENT);
+            let mut per_client = vec![Vec::new(); CLIENTS];
+            for message in &got {
+                let Message::PitchWheel { channel, pitch } = *message else { panic!("{message:?}") };
+                per_client[usize::from(channel)].push((pitch + 8192) as usize);
+            }
+            for (k, numbers) in per_client.iter().enumerate() {
+                assert_eq!(*numbers, (0..PER_CLIENT).collect::<Vec<_>>(), "client {k}: in order, none lost or twice");
+            }
+            let stats = server.playout_stats();
+            assert_eq!(stats.len(), CLIENTS);
+            let early: u64 = stats.iter().map(|(_, s)| s.delivered_early_full).sum();
+            let pushed: u64 = stats.iter().map(|(_, s)| s.pushed).sum();
+            assert_eq!(pushed, (CLIENTS * PER_CLIENT) as u64);
+            assert!(early > 0, "the buffers gave way: {stats:?}");
+            let peak = server.shared.state().peak_bytes;
+            eprintln!("{early} of {pushed} delivered early; peak {peak} bytes, bound {max}");
+            // Messages moved from the buffers to the inbox may start one inbox block.
+            assert!(peak <= max + inbox::SLOT_BYTES * 2048, "{peak} bytes at the peak, bound {max}");
+            drop(clients);
+        }
     }
 }

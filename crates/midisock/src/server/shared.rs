@@ -25,15 +25,17 @@ use super::config::ServerConfig;
 use super::events::DisconnectCause;
 use super::inbox::Inbox;
 use super::outgoing::{BroadcastScratch, Outgoing};
+use crate::doorbell::{Doorbell, Woken};
+use crate::message::Received;
+use crate::net::OnSignal;
 use crate::poll_fd::PollFd;
 use mio::unix::SourceFd;
 use mio::Token;
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
@@ -42,8 +44,10 @@ pub(crate) struct Shared {
     /// Every connection the server still sends to (lobby and served), by token.
     pub(crate) clients: RwLock<HashMap<Token, Arc<Client>>>,
     pub(crate) state: Mutex<State>,
-    /// Signalled when the inbox or lobby gains an entry, and when the server stops.
-    pub(crate) changed: Condvar,
+    /// Rung (with `state` locked) when the inbox or lobby gains an entry, and when the server
+    /// stops. A doorbell rather than a condition variable so that the interruptible receive and
+    /// accept can give up on a signal.
+    pub(crate) changed: Doorbell,
     /// Serializes broadcasts (so two sending threads never interleave bytes) and holds the
     /// scratch buffers they encode into.
     pub(crate) broadcast: Mutex<BroadcastScratch>,
@@ -124,10 +128,21 @@ pub(crate) struct State {
     pub(crate) reads_claimed: bool,
     /// The event loop stopped reading because the inbox is full.
     pub(crate) reading_paused: bool,
+    /// What the jitter buffers hold, as the I/O thread last saw it (counted in the bound; a
+    /// reader may be a little behind, and the I/O thread decides with its own count).
+    pub(crate) held_bytes: usize,
     /// The user asked the loop to stop.
     pub(crate) stopping: bool,
     /// The loop has stopped; every connection is closed.
     pub(crate) stopped: bool,
+    /// The most memory the inbox and the jitter buffers took together, as seen before reads.
+    #[cfg(test)]
+    pub(crate) peak_bytes: usize,
+    /// A callback takes every message ([`super::PortServer::set_callback`]): the receive methods
+    /// refuse.
+    pub(crate) callback_installed: bool,
+    /// Which callback thread may deliver: each runs while this holds the number it started with.
+    pub(crate) callback_generation: u64,
 }
 
 impl Shared {
@@ -144,24 +159,31 @@ impl Shared {
         self.state.lock()
     }
 
-    /// Waits until `changed` is signalled or `deadline` passes (`None`: no deadline). The bool is
-    /// false when the deadline had passed, so the caller should give up.
-    pub(crate) fn wait_changed<'a>(
+    /// Releases `state` and waits until `changed` rings, the monotonic clock reaches `deadline`
+    /// (`None`: no deadline) or, with [`OnSignal::Return`], a signal handler runs; then locks
+    /// `state` again. The caller looks at the state again after [`Woken::Rang`] (a wake may be
+    /// spurious) and gives up after the others.
+    pub(crate) fn wait_changed(
         &self,
-        state: MutexGuard<'a, State>,
-        deadline: Option<Instant>,
-    ) -> (MutexGuard<'a, State>, bool) {
-        let mut state = state;
-        match deadline {
-            None => self.changed.wait(&mut state),
-            Some(deadline) => {
-                if Instant::now() >= deadline {
-                    return (state, false);
-                }
-                self.changed.wait_until(&mut state, deadline);
-            }
+        state: &mut MutexGuard<'_, State>,
+        deadline: Option<u64>,
+        on_signal: OnSignal,
+    ) -> Woken {
+        if deadline.is_some_and(|d| crate::clock::monotonic_ns() >= d) {
+            return Woken::TimedOut;
         }
-        (state, true)
+        let ticket = self.changed.ticket();
+        MutexGuard::unlocked(state, || self.changed.wait(ticket, deadline, on_signal))
+    }
+
+    /// The next message of the inbox, if any; wakes the event loop when taking it makes room for
+    /// reading again.
+    pub(crate) fn take_next(&self, state: &mut State) -> Option<Received> {
+        let received = state.inbox.pop()?;
+        if state.reading_paused && state.inbox.may_resume_reading(self.config.max_inbox_bytes, state.held_bytes) {
+            self.wake_loop();
+        }
+        Some(received)
     }
 
     /// Takes a client out of the server: no more broadcasts, no more events. The caller decides
@@ -213,7 +235,7 @@ impl Shared {
     /// Signals `changed` (call with the state lock held): the inbox or lobby gained an entry, or
     /// the server stops. A poller waiting on the poll descriptor wakes too.
     pub(crate) fn notify_changed(&self) {
-        self.changed.notify_all();
+        self.changed.ring();
         if let Some(poll) = self.poll_fd.get() {
             poll.signal();
         }

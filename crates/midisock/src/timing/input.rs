@@ -11,7 +11,8 @@
 //!   holds;
 //! - a **stamped** message goes into the playout buffer when there is one (it comes out of
 //!   [`TimedInput::pop_due`] at its played-out time), and is delivered at once, carrying its
-//!   `sender_ns`, when there is none;
+//!   `sender_ns`, when there is none. The buffer is built when the first stamped message
+//!   arrives, not before: a peer that never stamps (mido) costs what it would without one;
 //! - the peer's **request** for stamps is latched ([`TimedInput::stamps_requested`]): the owner
 //!   then answers on its output ([`super::TimedOutput::answer_stamps`]).
 //!
@@ -29,11 +30,12 @@ use crate::parser::{Parser, ParserStats};
 
 /// The receiving state of one connection: decoder, optional playout buffer, and whether the peer
 /// asked for stamps. Single-threaded, like the parser; allocates nothing per message beyond what
-/// the parser does (a sysex payload) and what the caller's `deliver` does.
+/// the parser does (a sysex payload), what the caller's `deliver` does, and the playout queue's
+/// growth (amortized, up to its capacity).
 #[derive(Debug)]
 pub(crate) struct TimedInput {
     decoder: StampDecoder,
-    playout: Option<PlayoutBuffer>,
+    playout: Playout,
     stamps_requested: bool,
     /// The last `timestamp_ns` the buffer delivered: played-out timestamps never go backwards.
     last_played_ns: u64,
@@ -48,6 +50,50 @@ fn played_timestamp(played: &Played, now_ns: u64, last_ns: u64) -> u64 {
     played.due_ns.min(now_ns).max(played.arrival_ns).max(last_ns).min(now_ns.max(played.arrival_ns))
 }
 
+/// The jitter buffer of a connection, if one was asked for.
+#[derive(Debug)]
+enum Playout {
+    Off,
+    /// Asked for, not built yet: no stamped message has arrived. A buffer's state (about 8 KiB)
+    /// and its queue are spent only on a peer that stamps; a server may have a thousand that
+    /// never do.
+    Unbuilt(PlayoutConfig),
+    Built(Box<PlayoutBuffer>),
+}
+
+impl Playout {
+    fn new(config: Option<PlayoutConfig>) -> Playout {
+        config.map_or(Playout::Off, Playout::Unbuilt)
+    }
+
+    /// The buffer, built now if it was not yet.
+    fn build(&mut self) -> Option<&mut PlayoutBuffer> {
+        if let Playout::Unbuilt(config) = *self {
+            *self = Playout::Built(Box::new(PlayoutBuffer::new(config)));
+        }
+        self.built_mut()
+    }
+
+    fn built(&self) -> Option<&PlayoutBuffer> {
+        match self {
+            Playout::Built(buffer) => Some(buffer),
+            Playout::Off | Playout::Unbuilt(_) => None,
+        }
+    }
+
+    fn built_mut(&mut self) -> Option<&mut PlayoutBuffer> {
+        match self {
+            Playout::Built(buffer) => Some(buffer),
+            Playout::Off | Playout::Unbuilt(_) => None,
+        }
+    }
+
+    /// True when nothing waits in a buffer (none built counts as empty).
+    fn is_empty(&self) -> bool {
+        self.built().is_none_or(PlayoutBuffer::is_empty)
+    }
+}
+
 fn received(played: Played, now_ns: u64, last_ns: &mut u64) -> Received {
     let timestamp_ns = played_timestamp(&played, now_ns, *last_ns);
     *last_ns = timestamp_ns;
@@ -60,7 +106,7 @@ impl TimedInput {
     pub(crate) fn new(parser: Parser, playout: Option<PlayoutConfig>) -> TimedInput {
         TimedInput {
             decoder: StampDecoder::new(parser),
-            playout: playout.map(PlayoutBuffer::new),
+            playout: Playout::new(playout),
             stamps_requested: false,
             last_played_ns: 0,
         }
@@ -120,7 +166,7 @@ impl TimedInput {
         match playout {
             // NOTE: `move`: the closure owns `deliver` instead of reaching it through a
             // reference, one indirection less per message on every port's receive path.
-            None => Self::decode(decoder, bytes, move |decoded| match decoded {
+            Playout::Off => Self::decode(decoder, bytes, move |decoded| match decoded {
                 Decoded::Message { sender_ns, message } => {
                     arrived(&message, sender_ns);
                     deliver(Received { message, timestamp_ns: arrival_ns, sender_ns })
@@ -128,15 +174,18 @@ impl TimedInput {
                 Decoded::StampsRequested => *stamps_requested = true,
                 Decoded::StampsStart => {}
             }),
-            Some(buffer) => {
+            Playout::Unbuilt(_) | Playout::Built(_) => {
                 Self::decode(decoder, bytes, |decoded| match decoded {
-                    Decoded::Message { sender_ns: None, message } if buffer.is_empty() => {
+                    Decoded::Message { sender_ns: None, message } if playout.is_empty() => {
                         arrived(&message, None);
                         *last_played_ns = arrival_ns.max(*last_played_ns);
                         deliver(Received::unstamped(message, *last_played_ns))
                     }
                     Decoded::Message { sender_ns, message } => {
                         arrived(&message, sender_ns);
+                        // The first stamped message builds the buffer; an unstamped one only gets
+                        // here behind queued ones, so the buffer exists then.
+                        let buffer = playout.build().expect("a buffer was asked for");
                         buffer.push(sender_ns, arrival_ns, message, |played| {
                             deliver(received(played, arrival_ns, last_played_ns))
                         })
@@ -145,7 +194,9 @@ impl TimedInput {
                     Decoded::StampsStart => {}
                 });
                 // Late arrivals and unstamped ones queued behind others are due now.
-                buffer.pop_due(arrival_ns, |played| deliver(received(played, arrival_ns, last_played_ns)));
+                if let Some(buffer) = playout.built_mut() {
+                    buffer.pop_due(arrival_ns, |played| deliver(received(played, arrival_ns, last_played_ns)));
+                }
             }
         }
     }
@@ -162,12 +213,12 @@ impl TimedInput {
 
     /// When the next queued message is due (`None`: nothing queued, or no playout buffer).
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.playout.as_ref().and_then(PlayoutBuffer::next_deadline)
+        self.playout.built().and_then(PlayoutBuffer::next_deadline)
     }
 
     /// Delivers, in order, every queued message due at or before `now_ns`.
     pub(crate) fn pop_due(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) {
-        if let Some(buffer) = &mut self.playout {
+        if let Some(buffer) = self.playout.built_mut() {
             let last = &mut self.last_played_ns;
             buffer.pop_due(now_ns, |played| deliver(received(played, now_ns, last)));
         }
@@ -175,15 +226,30 @@ impl TimedInput {
 
     /// Delivers everything queued at once, in order (nothing queued is ever lost).
     pub(crate) fn drain(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) {
-        if let Some(buffer) = &mut self.playout {
+        if let Some(buffer) = self.playout.built_mut() {
             let last = &mut self.last_played_ns;
             buffer.drain(now_ns, |played| deliver(received(played, now_ns, last)));
         }
     }
 
+    /// Messages waiting to be played out, and their sysex payload bytes (`(0, 0)` without a
+    /// buffer).
+    pub(crate) fn held(&self) -> (usize, usize) {
+        self.playout.built().map_or((0, 0), PlayoutBuffer::held)
+    }
+
+    /// Delivers the oldest waiting message now, before its time (counted in the buffer's
+    /// `delivered_early_full`); false when nothing waits.
+    pub(crate) fn deliver_early(&mut self, now_ns: u64, mut deliver: impl FnMut(Received)) -> bool {
+        let last = &mut self.last_played_ns;
+        self.playout
+            .built_mut()
+            .is_some_and(|buffer| buffer.deliver_early(now_ns, |played| deliver(received(played, now_ns, last))))
+    }
+
     /// True when nothing waits to be played out.
     pub(crate) fn is_idle(&self) -> bool {
-        self.playout.as_ref().is_none_or(PlayoutBuffer::is_empty)
+        self.playout.is_empty()
     }
 
     /// True once the peer's request for stamps was read (it stays true): answer it with
@@ -192,9 +258,15 @@ impl TimedInput {
         self.stamps_requested
     }
 
-    /// True when a playout buffer was asked for.
+    /// True when a playout buffer was asked for (built or not yet).
     pub(crate) fn has_playout(&self) -> bool {
-        self.playout.is_some()
+        !matches!(self.playout, Playout::Off)
+    }
+
+    /// True once the playout buffer has been built: a stamped message has arrived.
+    #[cfg(test)]
+    pub(crate) fn playout_built(&self) -> bool {
+        matches!(self.playout, Playout::Built(_))
     }
 
     /// True once the peer's answer was read: its messages carry stamps now.
@@ -202,9 +274,14 @@ impl TimedInput {
         self.decoder.is_stamped()
     }
 
-    /// The playout buffer's statistics, `None` without a buffer.
+    /// The playout buffer's statistics, `None` without a buffer (before the first stamped
+    /// message: the statistics of a buffer that has seen nothing).
     pub(crate) fn playout_stats(&self) -> Option<PlayoutStats> {
-        self.playout.as_ref().map(PlayoutBuffer::stats)
+        match &self.playout {
+            Playout::Off => None,
+            Playout::Unbuilt(config) => Some(PlayoutBuffer::stats_before_data(config)),
+            Playout::Built(buffer) => Some(buffer.stats()),
+        }
     }
 
     /// What the stamp decoder skipped.
@@ -302,7 +379,7 @@ mod tests {
         assert!(feed(&mut input, &bytes, 1_000_000).is_empty());
         // A plain message cannot follow a stamped one on one stream, so push through the buffer
         // the way `feed` does for an unstamped arrival while others are queued.
-        let buffer = input.playout.as_mut().unwrap();
+        let buffer = input.playout.built_mut().unwrap();
         buffer.push(None, 2_000_000, note(2), |_| panic!("not full"));
         let mut out = Vec::new();
         input.pop_due(2_000_000, |r| out.push(r));
@@ -347,6 +424,30 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].timestamp_ns, 60_000_000, "drained now, before its time");
         assert!(input.is_idle());
+    }
+
+    #[test]
+    fn the_buffer_is_built_by_the_first_stamped_message_not_before() {
+        let mut input = TimedInput::new(Parser::new(), Some(PlayoutConfig::new(DelayMode::fixed(7_000_000))));
+        assert!(input.has_playout() && !input.playout_built());
+        let before = input.playout_stats().expect("asked for, so reported");
+        assert_eq!((before.delay_ns, before.pushed, before.offset_ns), (7_000_000, 0, None));
+        assert_eq!(feed(&mut input, &[0x90, 1, 100], 5), [Received::unstamped(note(1), 5)]);
+        assert!(!input.playout_built(), "plain messages build nothing");
+        assert!(feed(&mut input, STAMP_ANSWER, 6).is_empty());
+        assert!(!input.playout_built(), "nor does the answer alone");
+        assert_eq!(input.held(), (0, 0));
+        let mut encoder = StampEncoder::new();
+        let mut bytes = Vec::new();
+        encoder.encode_to_vec(1_000, &note(2), &mut bytes);
+        assert!(feed(&mut input, &bytes, 10).is_empty(), "queued in the buffer just built");
+        assert!(input.playout_built());
+        assert_eq!(input.held(), (1, 0));
+        let mut out = Vec::new();
+        assert!(input.deliver_early(11, |r| out.push(r)));
+        assert_eq!(out, [Received { message: note(2), timestamp_ns: 11, sender_ns: Some(1_000) }]);
+        assert!(!input.deliver_early(12, |r| out.push(r)), "nothing left");
+        assert_eq!(input.playout_stats().unwrap().delivered_early_full, 1);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use crate::message::Message;
 
 const KEYS: usize = 16 * 128;
 
+/// Per key: a note-on that was delivered late, `(delivered at, its sender time)`.
+type LateOns = [Option<(u64, u64)>; KEYS];
+
 /// A note-off held back so a late note keeps its length.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HeldNoteOff {
@@ -20,13 +23,16 @@ pub(crate) struct HeldNoteOff {
     pub(crate) arrival_ns: u64,
 }
 
+/// NOTE: the per-key tables (50 KiB together) are made when the first note is late, not
+/// before: a link that is never late (or a server's client whose buffer sees few late notes)
+/// does not pay for them.
 #[derive(Debug)]
 pub(crate) struct LateNotes {
     /// Per key: note-offs still to drop because their note-on was dropped as stale.
-    to_drop: Box<[u8; KEYS]>,
+    to_drop: Option<Box<[u8; KEYS]>>,
     /// Per key: a note-on that was delivered late, `(delivered at, its sender time)`.
-    late_on: Box<[Option<(u64, u64)>; KEYS]>,
-    /// Held note-offs, at most one per key (capacity reserved up front).
+    late_on: Option<Box<LateOns>>,
+    /// Held note-offs, at most one per key.
     held: Vec<HeldNoteOff>,
 }
 
@@ -45,18 +51,19 @@ pub(crate) fn note_key(message: &Message) -> Option<(usize, bool)> {
 
 impl LateNotes {
     pub(crate) fn new() -> LateNotes {
-        LateNotes { to_drop: Box::new([0; KEYS]), late_on: Box::new([None; KEYS]), held: Vec::with_capacity(KEYS) }
+        LateNotes { to_drop: None, late_on: None, held: Vec::new() }
     }
 
     /// A note-on is dropped as stale: its note-off will be too.
     pub(crate) fn drop_note(&mut self, key: usize) {
-        self.to_drop[key] = self.to_drop[key].saturating_add(1);
+        let to_drop = self.to_drop.get_or_insert_with(|| Box::new([0; KEYS]));
+        to_drop[key] = to_drop[key].saturating_add(1);
     }
 
     /// True when this note-off ends a dropped note (and is dropped with it).
     pub(crate) fn take_dropped_end(&mut self, key: usize) -> bool {
-        if self.to_drop[key] > 0 {
-            self.to_drop[key] -= 1;
+        if let Some(count) = self.to_drop.as_mut().map(|to_drop| &mut to_drop[key]).filter(|count| **count > 0) {
+            *count -= 1;
             true
         } else {
             false
@@ -73,13 +80,22 @@ impl LateNotes {
         late: bool,
     ) -> Option<HeldNoteOff> {
         let previous = self.take_held(key);
-        self.late_on[key] = late.then_some((now_ns, sender_ns));
+        match (&mut self.late_on, late) {
+            (Some(late_on), _) => late_on[key] = late.then_some((now_ns, sender_ns)),
+            (None, true) => {
+                let mut late_on = Box::new([None; KEYS]);
+                late_on[key] = Some((now_ns, sender_ns));
+                self.late_on = Some(late_on);
+            }
+            // Never late yet: nothing to forget.
+            (None, false) => {}
+        }
         previous
     }
 
     /// A note-off is due at `now_ns`: `Some(release time)` when it must be held until then.
     pub(crate) fn hold_until(&mut self, key: usize, sender_ns: u64, now_ns: u64) -> Option<u64> {
-        let (delivered, on_sender) = self.late_on[key].take()?;
+        let (delivered, on_sender) = self.late_on.as_mut()?[key].take()?;
         let release = delivered.saturating_add(sender_ns.saturating_sub(on_sender));
         (release > now_ns).then_some(release)
     }

@@ -17,9 +17,11 @@
 //!   for good — a route change: the estimate restarts from those arrivals. A stall's backlog,
 //!   which arrives in a moment, does not restart it. What happens to late notes: see
 //!   [`PlayoutConfig::stale_after_ns`] and [`PlayoutConfig::keep_late_note_length`].
-//! - **Memory.** A fixed number of queued messages and of queued sysex bytes, reserved when the
-//!   buffer is built; nothing allocates afterwards (a sysex message brings its own payload). When
-//!   either limit is reached the oldest message is delivered early, and counted.
+//! - **Memory.** At most a fixed number of queued messages and of queued sysex bytes. The queue
+//!   grows with what is queued (a 1 kHz stream at a 20 ms delay holds about 20 messages, not the
+//!   4096 the bound allows) and is freed when a burst has drained; the tables for late notes are
+//!   made when a note is first late. When either limit is reached the oldest message is
+//!   delivered early, and counted.
 
 use super::histogram::Histogram;
 use super::late_notes::{note_key, HeldNoteOff, LateNotes};
@@ -219,13 +221,10 @@ const LOWER_HYSTERESIS: f64 = 0.9;
 impl PlayoutBuffer {
     pub fn new(config: PlayoutConfig) -> PlayoutBuffer {
         let capacity = config.capacity.max(1);
-        let delay_ns = match config.mode {
-            DelayMode::Fixed { delay_ns } => delay_ns,
-            DelayMode::Adaptive { initial_ns, min_ns, max_ns, .. } => initial_ns.clamp(min_ns, max_ns.max(min_ns)),
-        };
+        let delay_ns = initial_delay(&config);
         PlayoutBuffer {
             config: PlayoutConfig { capacity, ..config },
-            queue: VecDeque::with_capacity(capacity),
+            queue: VecDeque::new(),
             queued_sysex_bytes: 0,
             window: WindowedMin::new(config.window_ns),
             schedule: None,
@@ -238,6 +237,11 @@ impl PlayoutBuffer {
             notes: LateNotes::new(),
             stats: PlayoutStats { delay_ns, ..PlayoutStats::default() },
         }
+    }
+
+    /// The statistics of a buffer built from `config` that has seen nothing yet.
+    pub(crate) fn stats_before_data(config: &PlayoutConfig) -> PlayoutStats {
+        PlayoutStats { delay_ns: initial_delay(config), ..PlayoutStats::default() }
     }
 
     pub fn config(&self) -> &PlayoutConfig {
@@ -256,6 +260,38 @@ impl PlayoutBuffer {
             queued: self.queue.len(),
             held_note_offs: self.notes.held_count(),
             ..self.stats
+        }
+    }
+
+    /// What the buffer holds: messages queued or held (note-offs of late notes), and the sysex
+    /// payload bytes queued. A server counts these in its memory bound.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.queue.len() + self.notes.held_count(), self.queued_sysex_bytes)
+    }
+
+    /// Delivers the oldest message now, before its time, the way a full buffer does (counted in
+    /// `delivered_early_full`); a held note-off once nothing is queued. False when the buffer
+    /// holds nothing. A server whose buffers together fill its memory bound calls this.
+    pub(crate) fn deliver_early(&mut self, now_ns: u64, mut deliver: impl FnMut(Played)) -> bool {
+        if !self.queue.is_empty() {
+            self.stats.delivered_early_full += 1;
+            self.deliver_head(now_ns, &mut deliver);
+        } else if self.notes.held_count() > 0 {
+            self.stats.delivered_early_full += 1;
+            self.deliver_held(u64::MAX, &mut deliver);
+        } else {
+            return false;
+        }
+        self.give_back_queue();
+        true
+    }
+
+    /// Frees the queue's memory once it is empty after a burst: a buffer that once held
+    /// thousands of messages does not keep their room for ever.
+    fn give_back_queue(&mut self) {
+        const KEEP: usize = 256;
+        if self.queue.is_empty() && self.queue.capacity() > KEEP {
+            self.queue = VecDeque::new();
         }
     }
 
@@ -330,6 +366,7 @@ impl PlayoutBuffer {
             let offset = schedule.offset_at(now_ns, self.config.catch_up_ppm);
             *schedule = Schedule { current: offset, at: now_ns.max(schedule.at), ..*schedule };
         }
+        self.give_back_queue();
     }
 
     /// Delivers everything queued and held at once, in order (for a port that closes).
@@ -340,6 +377,7 @@ impl PlayoutBuffer {
         while self.notes.held_count() > 0 {
             self.deliver_held(u64::MAX, &mut deliver);
         }
+        self.give_back_queue();
     }
 
     fn due_of(&self, entry: &Entry) -> u64 {
@@ -506,6 +544,14 @@ impl PlayoutBuffer {
     }
 }
 
+/// The delay in force before any data: the fixed delay, or the adaptive mode's `initial_ns`.
+fn initial_delay(config: &PlayoutConfig) -> u64 {
+    match config.mode {
+        DelayMode::Fixed { delay_ns } => delay_ns,
+        DelayMode::Adaptive { initial_ns, min_ns, max_ns, .. } => initial_ns.clamp(min_ns, max_ns.max(min_ns)),
+    }
+}
+
 fn clamp_i64(value: i128) -> i64 {
     value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
@@ -539,6 +585,24 @@ mod tests {
 
     fn off(note: u8) -> Message {
         Message::NoteOff { channel: 0, note, velocity: 0 }
+    }
+
+    #[test]
+    fn the_queue_grows_with_what_is_held_and_is_given_back_after_a_burst() {
+        let (mut buffer, _) = primed(PlayoutConfig::new(DelayMode::fixed(5 * MS)));
+        assert!(buffer.queue.capacity() < 64, "nothing reserved up front");
+        for i in 0..3000u64 {
+            buffer.push(Some(20 * MS + i), 30 * MS, Message::Clock, |_| panic!("not full"));
+        }
+        assert_eq!(buffer.held(), (3000, 0));
+        assert!(buffer.queue.capacity() >= 3000);
+        let mut early = 0;
+        while buffer.deliver_early(31 * MS, |_| early += 1) {}
+        assert_eq!((early, buffer.stats().delivered_early_full), (3000, 3000));
+        assert_eq!(buffer.held(), (0, 0));
+        assert_eq!(buffer.queue.capacity(), 0, "a drained burst gives its memory back");
+        buffer.push(Some(40 * MS), 50 * MS, Message::Clock, |_| panic!("not full"));
+        assert!(buffer.queue.capacity() < 64);
     }
 
     /// A buffer whose floor is 10 ms (sender 0 arrived at 10 ms) and delay 5 ms: due = s + 15 ms.

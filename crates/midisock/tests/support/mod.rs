@@ -22,6 +22,28 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The calling thread's kernel id, for [`wait_until_blocked`].
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` of this process sleeps in a blocking system call (read, recv, poll or
+/// a futex: a receive waiting for data or for a lock), so a test acts on a blocked receiver and not
+/// on one that has not started yet, whatever the load.
+pub fn wait_until_blocked(tid: i32) {
+    let task = format!("/proc/self/task/{tid}");
+    eventually("the thread to block in a receive", || {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        // The state follows the parenthesised name, which may itself contain spaces.
+        let sleeping = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'));
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        let number = syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        let blocking = [libc::SYS_read, libc::SYS_recvfrom, libc::SYS_poll, libc::SYS_ppoll, libc::SYS_futex];
+        sleeping && number.is_some_and(|n| blocking.contains(&n))
+    });
+}
+
 /// A child process that is killed and reaped when the test ends, however it ends.
 pub struct Running(pub Child);
 
