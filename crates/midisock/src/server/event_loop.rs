@@ -520,16 +520,22 @@ impl EventLoop {
             }
             // Down to a quarter of the bound, so that reading goes on for a while before the
             // buffers fill it again.
-            self.release_early(max / 4);
+            if !self.release_early(max / 4) {
+                // Nothing could come out (cannot happen while they hold something): pause rather
+                // than spin; playout brings the program messages, and its reads resume us.
+                self.shared.state().reading_paused = true;
+                return None;
+            }
         }
     }
 
     /// Lets the oldest messages of the clients whose jitter buffers hold the most out early,
     /// into the inbox, until the buffers hold at most `target` bytes together. Nothing is lost:
     /// each one is delivered, before its time, and counted in its client's
-    /// `PlayoutStats::delivered_early_full`.
-    fn release_early(&mut self, target: usize) {
+    /// `PlayoutStats::delivered_early_full`. False when nothing came out.
+    fn release_early(&mut self, target: usize) -> bool {
         let now = monotonic_ns();
+        let before = self.buffers.held_bytes();
         let mut released = std::mem::take(&mut self.played);
         while self.buffers.held_bytes() > target {
             let Some((token, bytes)) = self.buffers.largest() else { break };
@@ -542,11 +548,10 @@ impl EventLoop {
             let excess = self.buffers.held_bytes() - target;
             let keep = bytes.saturating_sub(excess).max(bytes / 2);
             let holding = client.release_early(now, keep, self.deny_sysex(), &mut released);
+            self.buffers.file(token, holding);
             if holding.bytes >= bytes {
                 // Nothing came out (cannot happen while it holds something): never spin.
-                self.buffers.file(token, Holding::default());
-            } else {
-                self.buffers.file(token, holding);
+                break;
             }
         }
         if !released.is_empty() {
@@ -557,6 +562,8 @@ impl EventLoop {
         }
         released.shrink_to(1024);
         self.played = released;
+        // (A denied sysex comes out of a buffer into nothing: progress is what the buffers hold.)
+        self.buffers.held_bytes() < before
     }
 
     /// Moves every message due by now out of the clients' jitter buffers into the inbox.
