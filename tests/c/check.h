@@ -58,6 +58,20 @@ static inline midisock_server *serve_loopback(char *address, size_t len) {
     return server;
 }
 
+/* The same with a jitter buffer of a fixed `delay_us` microseconds. */
+static inline midisock_server *serve_loopback_with_delay(uint64_t delay_us, char *address, size_t len) {
+    midisock_server_config *config = NULL;
+    midisock_server *server = NULL;
+    uint16_t port = 0;
+    OK(midisock_server_config_new(&config));
+    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, delay_us));
+    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
+    OK(midisock_server_config_free(config));
+    OK(midisock_server_local_port(server, &port));
+    snprintf(address, len, "127.0.0.1:%u", (unsigned)port);
+    return server;
+}
+
 /* Sleeps a millisecond. */
 static inline void sleep_ms(void) {
     struct timespec ms;

@@ -257,16 +257,8 @@ static void reconnecting_port(void) {
 /* A connection taken with midisock_server_accept from a server with a jitter buffer keeps it:
  * the accepted port plays the client's stamped messages out and reports its stats. */
 static void accepted_port(void) {
-    midisock_server_config *config = NULL;
-    midisock_server *server = NULL;
-    OK(midisock_server_config_new(&config));
-    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, 3000));
-    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
-    OK(midisock_server_config_free(config));
-    uint16_t tcp_port = 0;
-    OK(midisock_server_local_port(server, &tcp_port));
     char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)tcp_port);
+    midisock_server *server = serve_loopback_with_delay(3000, address, sizeof address);
     midisock_port *client = NULL, *accepted = NULL;
     OK(midisock_port_connect(address, &client)); /* no buffer of its own: it only stamps */
     OK(midisock_server_accept_timeout(server, 10000, &accepted));

@@ -198,16 +198,8 @@ static void a_polled_port_plays_out_at_the_due_time(void) {
 
 /* A server with a fixed buffer: its descriptor wakes when a client's message is played out. */
 static void a_polled_server_plays_out_its_clients(void) {
-    midisock_server_config *config = NULL;
-    midisock_server *server = NULL;
-    OK(midisock_server_config_new(&config));
-    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, DELAY_US));
-    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
-    OK(midisock_server_config_free(config));
-    uint16_t tcp_port = 0;
-    OK(midisock_server_local_port(server, &tcp_port));
     char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)tcp_port);
+    midisock_server *server = serve_loopback_with_delay(DELAY_US, address, sizeof address);
     int fd = -1;
     OK(midisock_server_poll_fd(server, &fd));
     midisock_port *client = NULL;
@@ -278,16 +270,8 @@ static void on_message(void *user_data, const uint8_t *bytes, size_t len, const 
 
 static void the_message_callback_carries_the_sender_s_time(void) {
     /* A jitter server; the connection it hands over keeps its buffer, and the client stamps. */
-    midisock_server_config *config = NULL;
-    midisock_server *server = NULL;
-    OK(midisock_server_config_new(&config));
-    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, 2000));
-    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
-    OK(midisock_server_config_free(config));
-    uint16_t tcp_port = 0;
-    OK(midisock_server_local_port(server, &tcp_port));
     char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)tcp_port);
+    midisock_server *server = serve_loopback_with_delay(2000, address, sizeof address);
     midisock_port *client = NULL, *accepted = NULL;
     OK(midisock_port_connect(address, &client));
     OK(midisock_server_accept(server, &accepted));
