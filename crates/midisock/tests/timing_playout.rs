@@ -308,6 +308,15 @@ fn adaptive_mode_finds_the_delay_of_the_link() {
         let stats = buffer.stats();
         let lat = latencies(&sent, &out);
         report(&format!("adaptive {centre}±{spread_ns}"), &lat, &stats);
+        for from in [7_000, 15_000] {
+            let after = &lat[from..];
+            eprintln!(
+                "adaptive {centre}±{spread_ns} from {} s: p50 {:.2} ms, spread {:.3} ms",
+                from / 1000,
+                percentile(after, 0.5) as f64 / 1e6,
+                spread(after) as f64 / 1e6
+            );
+        }
         let settled = &lat[15_000..];
         assert!(spread(settled) <= MS, "settled spread {}", spread(settled));
         let raw: Vec<u64> = sent.iter().map(|s| s.arrival_ns - RECEIVER_ORIGIN - s.true_ns).collect();
@@ -498,15 +507,15 @@ fn adaptive_run(seed: u64, pauses: &[(u64, u64)]) -> (Vec<u64>, Vec<PlayoutStats
 }
 
 #[test]
-fn adaptive_mode_settles_within_four_seconds_and_then_holds_its_latency() {
+fn adaptive_mode_settles_within_six_seconds_and_then_holds_its_latency() {
     for seed in 1..=12 {
         let (lat, each_second) = adaptive_run(seed, &[]);
-        // The delay is chosen by 4 s: there it is within 10 % of where the run ends.
-        let (at_4_s, last) = (each_second[4].delay_ns, each_second.last().unwrap().delay_ns);
-        assert!(at_4_s.abs_diff(last) <= last / 10, "seed {seed}: delay {at_4_s} at 4 s, {last} at the end");
-        // From 4 s on, the spread is a fraction of the 1 ms target (in simulated time: no
+        // The delay is chosen by 6 s: there it is within 10 % of where the run ends.
+        let (at_6_s, last) = (each_second[6].delay_ns, each_second.last().unwrap().delay_ns);
+        assert!(at_6_s.abs_diff(last) <= last / 10, "seed {seed}: delay {at_6_s} at 6 s, {last} at the end");
+        // From 7 s on (the second after the choice still holds messages scheduled before it), the spread is a fraction of the 1 ms target (in simulated time: no
         // scheduler here). The delay stays put: what moves is the floor's slow wander.
-        let settled = &lat[4_000..];
+        let settled = &lat[7_000..];
         assert!(spread(settled) <= 6 * MS / 10, "seed {seed}: spread {}", spread(settled));
         // At the price a user expects: the link's p99.9 (30 ms at most) + 2 ms at most.
         assert!(percentile(settled, 0.5) <= 32 * MS, "seed {seed}: p50 {}", percentile(settled, 0.5));
@@ -533,8 +542,8 @@ fn a_receiver_that_pauses_now_and_then_does_not_push_the_adaptive_delay_up() {
         );
         // The pauses themselves hold some messages up (by up to 4 ms, about 0.2 % of them);
         // the latency is otherwise the calm run's, give or take what the first choice (from
-        // half a second of arrivals, a pause among them) put on top.
-        let (p50, calm_p50) = (percentile(&lat[4_000..], 0.5), percentile(&calm_lat[4_000..], 0.5));
+        // 2 s of arrivals, pauses among them) put on top.
+        let (p50, calm_p50) = (percentile(&lat[7_000..], 0.5), percentile(&calm_lat[7_000..], 0.5));
         assert!(p50.abs_diff(calm_p50) <= 6 * MS / 10, "seed {seed}: p50 {p50} with pauses, {calm_p50} without");
     }
 }

@@ -2,12 +2,14 @@
 //! offset + a delay, in the order it was sent.
 //!
 //! - **Offset.** `arrival − sender time` of a message is the clock offset plus its network delay.
-//!   Its minimum over a sliding window (2 s by default) is the offset plus the smallest delay the
+//!   Its minimum over a sliding window (8 s by default) is the offset plus the smallest delay the
 //!   link showed lately: the schedule a message with no queueing at all would keep. No clock sync
 //!   between the machines is assumed, and as the window slides the estimate follows drift between
 //!   the clocks (200 ppm moves it 0.2 ms a second; the window lags that by at most its length).
 //! - **Delay.** Fixed, or adaptive: the smallest delay that would have kept all but a target
-//!   fraction of recent arrivals on time (a quantile of `arrival − sender time − offset`).
+//!   fraction of the last 16–20 s of arrivals on time (a quantile of `arrival − sender time −
+//!   offset`), chosen once the estimate has settled (about 3 s in) and then held: it moves only
+//!   when the link really changed, since every move shifts the whole schedule.
 //! - **Moving the schedule.** A later schedule (the estimate or the delay went up) applies at
 //!   once: playout pauses, nothing comes out early. An earlier one applies at once only when
 //!   nothing is queued; otherwise the schedule catches up at a bounded rate (5 % by default), so
@@ -33,7 +35,9 @@ pub enum DelayMode {
     /// The same delay always (on top of the smallest recent network delay).
     Fixed { delay_ns: u64 },
     /// The smallest delay that keeps all but `late_fraction` of messages on time, measured over
-    /// the last 5–10 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data.
+    /// the last 16–20 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data
+    /// (about 3 s of a stream). Raised when it is more than 3 % short, lowered when more than
+    /// 10 % too long.
     Adaptive { late_fraction: f64, min_ns: u64, max_ns: u64, initial_ns: u64 },
 }
 
@@ -109,7 +113,7 @@ pub struct PlayoutStats {
     /// The estimated `receiver clock − sender clock` plus the smallest recent network delay, in
     /// nanoseconds (`None` before the first stamped message).
     pub offset_ns: Option<i64>,
-    /// Network jitter over the last 5–10 s: the median and the 99.9th percentile of each
+    /// Network jitter over the last 16–20 s: the median and the 99.9th percentile of each
     /// arrival's delay above the smallest (`None` before data).
     pub jitter_p50_ns: Option<u64>,
     pub jitter_p999_ns: Option<u64>,
@@ -202,8 +206,9 @@ pub struct PlayoutBuffer {
     chosen_offset: Option<Chosen>,
     /// Room to add up the epochs' counts when choosing (reserved once: nothing allocates later).
     cumulative: Box<[[u64; BINS]; JITTER_EPOCHS]>,
-    /// One observation per millisecond of arrivals: the largest excess delay in it (µs).
-    observation: Option<(u64, u64)>,
+    /// The observation being gathered: `(millisecond of arrival, largest excess in µs, late)`.
+    /// One per millisecond of arrivals, and one per run of late arrivals.
+    observation: Option<(u64, u64, bool)>,
     /// The offset window has held `FLOOR_SETTLED_BUCKETS` buckets since the last (re)start.
     floor_settled: bool,
     /// When the delay was last re-chosen (adaptive mode).
@@ -256,13 +261,18 @@ const OTHER_PATH_NS: i64 = 5_000_000;
 const EPOCH_NS: u64 = 4_000_000_000;
 const JITTER_EPOCHS: usize = 5;
 /// Arrivals this close together are one observation of the link (a burst, a stall's backlog).
+/// So are consecutive late arrivals, however long they take to come: a moment the link or the
+/// receiver stood still is one event, not one per message it held up.
 const OBSERVATION_NS: u64 = 1_000_000;
 /// The adaptive delay is re-chosen this often, and covers scheduling slack with this margin.
 const CHOOSE_EVERY_NS: u64 = 100_000_000;
 const ADAPTIVE_MARGIN_NS: u64 = 250_000;
-/// Observations the adaptive mode wants before it trusts its quantile over `initial_ns` (half a
-/// second at 1 kHz; the quantile is then about the largest excess seen).
-const MIN_OBSERVATIONS: u64 = 500;
+/// Observations the adaptive mode wants before it trusts its quantile over `initial_ns` (1 to
+/// 2 s of a 1 kHz stream: arrivals in the same millisecond are one). Fewer make the p99.9 the
+/// largest excess seen, and on a busy machine that is often a moment the receiver was not
+/// running, which then holds the delay high until it leaves the history; with 1 000 it is the
+/// second largest.
+const MIN_OBSERVATIONS: u64 = 1_000;
 /// Jitter is observed only once the floor is the median of this many buckets of the offset
 /// window. A stream's first arrivals have nothing ahead of them on the link, so the first
 /// bucket's minimum is unusually low; excess measured against it would set the delay far too
@@ -490,7 +500,8 @@ impl PlayoutBuffer {
             self.forget_jitter();
         }
         if buckets >= FLOOR_BUCKETS_BEFORE_JITTER {
-            self.record_jitter(arrival_ns, floor, (transit - floor).max(0) as u64 / 1_000);
+            let late = self.schedule.is_some_and(|s| arrival_ns > s.due(sender_ns, self.config.catch_up_ppm));
+            self.record_jitter(arrival_ns, floor, (transit - floor).max(0) as u64 / 1_000, late);
         }
         self.choose_delay(arrival_ns, floor);
         self.reschedule(arrival_ns, floor);
@@ -515,7 +526,7 @@ impl PlayoutBuffer {
         self.schedule = Some(Schedule { target, current, at });
     }
 
-    fn record_jitter(&mut self, arrival_ns: u64, floor: i64, excess_us: u64) {
+    fn record_jitter(&mut self, arrival_ns: u64, floor: i64, excess_us: u64, late: bool) {
         let epoch = arrival_ns / EPOCH_NS;
         if epoch > self.epoch {
             // The epochs that start now (and any skipped over) begin empty.
@@ -532,12 +543,16 @@ impl PlayoutBuffer {
         floors.count += 1;
         let slot = arrival_ns / OBSERVATION_NS;
         match &mut self.observation {
-            Some((at, worst)) if *at == slot => *worst = (*worst).max(excess_us),
+            Some((at, worst, run_late)) if *at == slot || (late && *run_late) => {
+                *at = slot;
+                *worst = (*worst).max(excess_us);
+                *run_late &= late;
+            }
             observation => {
-                if let Some((_, worst)) = observation.take() {
+                if let Some((_, worst, _)) = observation.take() {
                     self.jitter[(self.epoch % JITTER_EPOCHS as u64) as usize].record(worst);
                 }
-                *observation = Some((slot, excess_us));
+                *observation = Some((slot, excess_us, late));
             }
         }
     }
