@@ -516,6 +516,11 @@ fn adaptive_mode_settles_within_six_seconds_and_then_holds_its_latency() {
         // From 7 s on (the second after the choice still holds messages scheduled before it), the spread is a fraction of the 1 ms target (in simulated time: no
         // scheduler here). The delay stays put: what moves is the floor's slow wander.
         let settled = &lat[7_000..];
+        eprintln!(
+            "seed {seed} from 7 s: p50 {:.2} ms, spread {:.3} ms",
+            percentile(settled, 0.5) as f64 / 1e6,
+            spread(settled) as f64 / 1e6
+        );
         assert!(spread(settled) <= 6 * MS / 10, "seed {seed}: spread {}", spread(settled));
         // At the price a user expects: the link's p99.9 (30 ms at most) + 2 ms at most.
         assert!(percentile(settled, 0.5) <= 32 * MS, "seed {seed}: p50 {}", percentile(settled, 0.5));
@@ -546,4 +551,44 @@ fn a_receiver_that_pauses_now_and_then_does_not_push_the_adaptive_delay_up() {
         let (p50, calm_p50) = (percentile(&lat[7_000..], 0.5), percentile(&calm_lat[7_000..], 0.5));
         assert!(p50.abs_diff(calm_p50) <= 6 * MS / 10, "seed {seed}: p50 {p50} with pauses, {calm_p50} without");
     }
+}
+
+#[test]
+fn adaptive_mode_follows_route_changes_both_ways() {
+    // 20 ± 10 ms, 40 ms longer from 15 s to 35 s, then back: the adaptive delay's choices rest
+    // on the floor's trend, so check that they let go of the old path each time.
+    let mut rng = Rng(19);
+    let link = Link {
+        drift_ppm: 0,
+        delay: Box::new(|t| {
+            rng.around(20 * MS, 10 * MS) + if (15_000 * MS..35_000 * MS).contains(&t) { 40 * MS } else { 0 }
+        }),
+    };
+    let count = 55_000;
+    let sent = stream(count, MS, link, numbered);
+    let mut buffer = PlayoutBuffer::new(PlayoutConfig::new(DelayMode::adaptive()));
+    let out = play(&mut buffer, &sent);
+    assert_in_order_exactly_once(&out, count);
+    let stats = buffer.stats();
+    let lat = latencies(&sent, &out);
+    report("adaptive, route +40 ms and back", &lat, &stats);
+    for (second, chunk) in lat.chunks(1000).enumerate() {
+        eprintln!(
+            "{second:2} s: p50 {:.2} p99.9 {:.2}",
+            percentile(chunk, 0.5) as f64 / 1e6,
+            percentile(chunk, 0.999) as f64 / 1e6
+        );
+    }
+    assert_eq!(stats.restarts, 1, "the longer path restarts the estimate once");
+    let (before, longer, after) = (&lat[8_000..15_000], &lat[25_000..35_000], &lat[45_000..]);
+    let moved_up = percentile(longer, 0.5) as i64 - percentile(before, 0.5) as i64;
+    assert!((39 * MS as i64..=42 * MS as i64).contains(&moved_up), "moved up by {moved_up}");
+    let moved_down = percentile(longer, 0.5) as i64 - percentile(after, 0.5) as i64;
+    assert!((39 * MS as i64..=42 * MS as i64).contains(&moved_down), "moved down by {moved_down}");
+    for part in [before, longer, after] {
+        assert!(spread(part) <= MS, "spread {}", spread(part));
+    }
+    // Back on the shorter path nothing came out in a burst: 1 ms apart stays ≥ 0.9 ms apart.
+    let smallest_gap = out[35_000..].windows(2).map(|w| w[1].at_ns - w[0].at_ns).min().unwrap();
+    assert!(smallest_gap >= 9 * MS / 10, "a burst: gap {smallest_gap}");
 }
