@@ -8,7 +8,7 @@
 //!   the clocks (200 ppm moves it 0.2 ms a second; the window lags that by at most its length).
 //! - **Delay.** Fixed, or adaptive: the smallest delay that would have kept all but a target
 //!   fraction of the last 16–20 s of arrivals on time (a quantile of `arrival − sender time −
-//!   offset`), chosen once the estimate has settled (about 3 s in) and then held: it moves only
+//!   offset`), chosen once the estimate has settled (about 5 s in) and then held: it moves only
 //!   when the link really changed, since every move shifts the whole schedule.
 //! - **Moving the schedule.** A later schedule (the estimate or the delay went up) applies at
 //!   once: playout pauses, nothing comes out early. An earlier one applies at once only when
@@ -36,7 +36,7 @@ pub enum DelayMode {
     Fixed { delay_ns: u64 },
     /// The smallest delay that keeps all but `late_fraction` of messages on time, measured over
     /// the last 16–20 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data
-    /// (about 3 s of a stream). Raised when it is more than 3 % short, lowered when more than
+    /// (about 5 s of a stream). Raised when it is more than 3 % short, lowered when more than
     /// 10 % too long.
     Adaptive { late_fraction: f64, min_ns: u64, max_ns: u64, initial_ns: u64 },
 }
@@ -256,8 +256,10 @@ struct EpochFloor {
 const OTHER_PATH_NS: i64 = 5_000_000;
 
 /// The length of a jitter epoch, and how many are kept: adaptive decisions look at the last
-/// 16–20 s. A long history keeps the delay still: its p99.9 is the 16th-or-later largest of
-/// 16 000+ observations, so a few stray ones (a stall's backlog, a busy receiver) do not move it.
+/// 16–20 s. A long history keeps the delay still: its p99.9 is then the 5th or a later largest of
+/// thousands of observations (about 300 a second on a 20 ± 10 ms link, whose in-order bursts
+/// share milliseconds; up to 1 000 on smoother ones), so one or two stray ones (a stall's
+/// backlog, a busy receiver) do not move it.
 const EPOCH_NS: u64 = 4_000_000_000;
 const JITTER_EPOCHS: usize = 5;
 /// Arrivals this close together are one observation of the link (a burst, a stall's backlog).
