@@ -285,6 +285,8 @@ const FLOOR_BUCKETS_BEFORE_JITTER: usize = 3;
 /// schedule, which the output shows as spread; inside the band a move is not worth it.
 const RAISE_BAND: f64 = 1.03;
 const LOWER_BAND: f64 = 0.9;
+/// Observations before the adaptive delay may be lowered (about 10 s on a 20 ± 10 ms link).
+const LOWER_AFTER_OBSERVATIONS: u64 = 3 * MIN_OBSERVATIONS;
 /// When the offset window first holds this many buckets (2 s of arrivals by default) the floor
 /// has settled: the jitter seen so far, measured against a younger floor, is forgotten once.
 const FLOOR_SETTLED_BUCKETS: usize = 8;
@@ -590,7 +592,12 @@ impl PlayoutBuffer {
             Some(chosen) => chosen.delay,
             None => self.delay_ns,
         };
-        let new_delay = if (wanted as f64) > delay as f64 * RAISE_BAND || (wanted as f64) < delay as f64 * LOWER_BAND {
+        // Lowered only from a history of some length: a young one's p99.9 is one of its two or
+        // three largest observations, and lowering on that would soon be undone by a raise.
+        let may_lower = observations >= LOWER_AFTER_OBSERVATIONS || self.chosen_offset.is_none();
+        let new_delay = if (wanted as f64) > delay as f64 * RAISE_BAND
+            || (may_lower && (wanted as f64) < delay as f64 * LOWER_BAND)
+        {
             wanted
         } else {
             delay
