@@ -35,8 +35,8 @@ fn main() {
     } else if args.iter().any(|a| a == "--quick") {
         (Duration::from_secs(8), Duration::from_secs(2))
     } else {
-        // The adaptive buffer settles within about 8 s (docs/timing.md): the first 10 s of every
-        // receiver's run are left out, so each row shows the steady state.
+        // The adaptive buffer chooses its delay about 3 s in (docs/timing.md): the first 10 s of
+        // every receiver's run are left out, so each row shows the steady state.
         (Duration::from_secs(30), Duration::from_secs(10))
     };
     let mut results: Vec<(String, Vec<u64>)> = Vec::new();

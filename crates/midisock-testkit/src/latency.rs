@@ -44,6 +44,37 @@ pub struct OneWay {
     pub proxy_held_ns: Vec<u64>,
     /// The receiving port's playout stats at the end (`None` without a buffer).
     pub playout: Option<PlayoutStats>,
+    /// Each second of the stream (1 000 messages, warm-up included), to see how a buffer
+    /// settles: its latencies' median and p99.9, and the playout stats when its last message
+    /// was received (midisock receivers only).
+    pub seconds: Vec<SecondOfRun>,
+}
+
+/// One second of a run: see [`OneWay::seconds`].
+#[derive(Clone, Copy, Debug)]
+pub struct SecondOfRun {
+    pub p50_ns: u64,
+    pub p999_ns: u64,
+    /// The receiving port's playout stats after the second's last message (`None` without a
+    /// buffer or for a receiver in another program).
+    pub playout: Option<PlayoutStats>,
+}
+
+/// Per-second medians and p99.9s of `latencies` (all of a run, in order), with `playout[s]` the
+/// stats after second `s`.
+fn seconds_of(latencies: &[u64], playout: &[PlayoutStats]) -> Vec<SecondOfRun> {
+    latencies
+        .chunks(1000)
+        .enumerate()
+        .map(|(s, chunk)| {
+            let mut chunk = chunk.to_vec();
+            SecondOfRun {
+                p50_ns: percentile(&mut chunk, 0.5),
+                p999_ns: percentile(&mut chunk, 0.999),
+                playout: playout.get(s).copied(),
+            }
+        })
+        .collect()
 }
 
 /// Message `i` of the stream: 18 bits of index in a pitch-wheel message (3 bytes, as a note).
@@ -91,10 +122,11 @@ pub fn one_way(
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
     let warm_up_count = u32::try_from(warm_up.as_millis()).unwrap_or(u32::MAX);
     let mut latencies = Vec::with_capacity(count as usize);
-    let mut segments: Vec<Vec<u64>> = vec![Vec::new(); (count as usize).div_ceil(2000)];
+    let mut all = Vec::with_capacity(count as usize);
+    let mut playout_each_second = Vec::new();
     let mut record = |i: u32, handed_over: u64, sent_at: &[AtomicU64]| {
         let latency = handed_over.saturating_sub(sent_at[i as usize].load(Ordering::Acquire));
-        segments[i as usize / 2000].push(latency);
+        all.push(latency);
         if i >= warm_up_count {
             latencies.push(latency);
         }
@@ -164,6 +196,9 @@ pub fn one_way(
                     return Err(io::Error::other(format!("message {i} came without its stamp")));
                 }
                 record(i, now, &sent_at);
+                if i % 1000 == 999 {
+                    playout_each_second.extend(port.playout_stats());
+                }
                 next += 1;
             }
             join(sending)?;
@@ -171,8 +206,9 @@ pub fn one_way(
         }
     };
     let held = proxy.stats().held_to_client_ns;
-    let segment_medians_ns = segments.iter_mut().filter(|s| !s.is_empty()).map(|s| percentile(s, 0.5)).collect();
-    Ok(OneWay { latencies_ns: latencies, segment_medians_ns, proxy_held_ns: held, playout })
+    let segment_medians_ns = all.chunks(2000).map(|c| percentile(&mut c.to_vec(), 0.5)).collect();
+    let seconds = seconds_of(&all, &playout_each_second);
+    Ok(OneWay { latencies_ns: latencies, segment_medians_ns, proxy_held_ns: held, playout, seconds })
 }
 
 /// [`one_way`] into another program: `command` is run with two more arguments, the proxy's port
@@ -238,6 +274,7 @@ pub fn one_way_to_process(
             segment_medians_ns,
             proxy_held_ns: held,
             playout: None,
+            seconds: seconds_of(&latencies, &[]),
         })
     })();
     if result.is_err() {

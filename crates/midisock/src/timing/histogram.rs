@@ -6,7 +6,7 @@ const SUB: u64 = 32;
 const SUB_BITS: u32 = 5;
 /// Values are clamped to 2^32 µs (71 minutes).
 const MAX_BITS: u32 = 32;
-const BINS: usize = (SUB + (MAX_BITS - SUB_BITS) as u64 * SUB) as usize;
+pub(crate) const BINS: usize = (SUB + (MAX_BITS - SUB_BITS) as u64 * SUB) as usize;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Histogram {
@@ -14,7 +14,7 @@ pub(crate) struct Histogram {
     total: u64,
 }
 
-fn bin_of(us: u64) -> usize {
+pub(crate) fn bin_of(us: u64) -> usize {
     let us = us.min((1 << MAX_BITS) - 1);
     if us < SUB {
         return us as usize;
@@ -25,7 +25,7 @@ fn bin_of(us: u64) -> usize {
 }
 
 /// The largest value counted in `bin`.
-fn upper_edge(bin: usize) -> u64 {
+pub(crate) fn upper_edge(bin: usize) -> u64 {
     let bin = bin as u64;
     if bin < SUB {
         return bin;
@@ -55,17 +55,26 @@ impl Histogram {
         self.total
     }
 
-    /// The `q` quantile (nearest rank, rounded up to its bin's upper edge) of the values in
-    /// `self` and `other` together; `None` when both are empty.
-    pub(crate) fn quantile_with(&self, other: &Histogram, q: f64) -> Option<u64> {
-        let total = self.total + other.total;
+    /// Adds to `cumulative[b]` the count of values in bins `0..=b` (counts at or below a value: `cumulative[bin_of(value)]`).
+    pub(crate) fn add_cumulative(&self, cumulative: &mut [u64; BINS]) {
+        let mut seen = 0u64;
+        for (bin, total) in cumulative.iter_mut().enumerate() {
+            seen += u64::from(self.counts[bin]);
+            *total += seen;
+        }
+    }
+
+    /// The `q` quantile (nearest rank, rounded up to its bin's upper edge) of the values in all
+    /// of `histograms` together; `None` when they are all empty.
+    pub(crate) fn quantile_of(histograms: &[Histogram], q: f64) -> Option<u64> {
+        let total: u64 = histograms.iter().map(|h| h.total).sum();
         if total == 0 {
             return None;
         }
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
         let mut seen = 0;
         for bin in 0..BINS {
-            seen += u64::from(self.counts[bin]) + u64::from(other.counts[bin]);
+            seen += histograms.iter().map(|h| u64::from(h.counts[bin])).sum::<u64>();
             if seen >= rank {
                 return Some(upper_edge(bin));
             }
@@ -92,19 +101,20 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_read_off_both_halves() {
+    fn quantiles_read_off_every_histogram() {
         let (mut a, mut b) = (Histogram::new(), Histogram::new());
-        assert_eq!(a.quantile_with(&b, 0.5), None);
+        assert_eq!(Histogram::quantile_of(&[a.clone(), b.clone()], 0.5), None);
         for us in 1..=500 {
             a.record(us);
         }
         for us in 501..=1000 {
             b.record(us);
         }
-        let p50 = a.quantile_with(&b, 0.5).unwrap();
+        let both = [a.clone(), b, Histogram::new()];
+        let p50 = Histogram::quantile_of(&both, 0.5).unwrap();
         assert!((500..=515).contains(&p50), "{p50}");
-        let p999 = a.quantile_with(&b, 0.999).unwrap();
+        let p999 = Histogram::quantile_of(&both, 0.999).unwrap();
         assert!((999..=1023).contains(&p999), "{p999}");
-        assert_eq!(a.quantile_with(&Histogram::new(), 1.0), Some(503), "500 lies in the bin 496..=503");
+        assert_eq!(Histogram::quantile_of(&[a], 1.0), Some(503), "500 lies in the bin 496..=503");
     }
 }

@@ -2,12 +2,14 @@
 //! offset + a delay, in the order it was sent.
 //!
 //! - **Offset.** `arrival − sender time` of a message is the clock offset plus its network delay.
-//!   Its minimum over a sliding window (2 s by default) is the offset plus the smallest delay the
+//!   Its minimum over a sliding window (8 s by default) is the offset plus the smallest delay the
 //!   link showed lately: the schedule a message with no queueing at all would keep. No clock sync
 //!   between the machines is assumed, and as the window slides the estimate follows drift between
 //!   the clocks (200 ppm moves it 0.2 ms a second; the window lags that by at most its length).
 //! - **Delay.** Fixed, or adaptive: the smallest delay that would have kept all but a target
-//!   fraction of recent arrivals on time (a quantile of `arrival − sender time − offset`).
+//!   fraction of the last 16–20 s of arrivals on time (a quantile of `arrival − sender time −
+//!   offset`), chosen once the estimate has settled (about 5 s in) and then held: it moves only
+//!   when the link really changed, since every move shifts the whole schedule.
 //! - **Moving the schedule.** A later schedule (the estimate or the delay went up) applies at
 //!   once: playout pauses, nothing comes out early. An earlier one applies at once only when
 //!   nothing is queued; otherwise the schedule catches up at a bounded rate (5 % by default), so
@@ -23,7 +25,7 @@
 //!   made when a note is first late. When either limit is reached the oldest message is
 //!   delivered early, and counted.
 
-use super::histogram::Histogram;
+use super::histogram::{bin_of, Histogram, BINS};
 use super::late_notes::{note_key, HeldNoteOff, LateNotes};
 use super::window::WindowedMin;
 use crate::message::Message;
@@ -35,7 +37,9 @@ pub enum DelayMode {
     /// The same delay always (on top of the smallest recent network delay).
     Fixed { delay_ns: u64 },
     /// The smallest delay that keeps all but `late_fraction` of messages on time, measured over
-    /// the last 5–10 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data.
+    /// the last 16–20 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data
+    /// (about 5 s of a stream). Raised when it is more than 3 % short, lowered when more than
+    /// 10 % too long.
     Adaptive { late_fraction: f64, min_ns: u64, max_ns: u64, initial_ns: u64 },
 }
 
@@ -60,7 +64,7 @@ pub struct PlayoutConfig {
     /// Sysex payload bytes queued at most (default 4 MiB); the oldest message is delivered early
     /// while over.
     pub max_sysex_bytes: usize,
-    /// The offset estimate's window of arrivals (default 8 s, in 16 buckets).
+    /// The offset estimate's window of arrivals (default 8 s, in 32 buckets of 0.25 s).
     pub window_ns: u64,
     /// A note-on later than its time by more than this is dropped, with its note-off
     /// (default 200 ms; `None`: late notes are always played). Only notes: every other message
@@ -111,7 +115,7 @@ pub struct PlayoutStats {
     /// The estimated `receiver clock − sender clock` plus the smallest recent network delay, in
     /// nanoseconds (`None` before the first stamped message).
     pub offset_ns: Option<i64>,
-    /// Network jitter over the last 5–10 s: the median and the 99.9th percentile of each
+    /// Network jitter over the last 16–20 s: the median and the 99.9th percentile of each
     /// arrival's delay above the smallest (`None` before data).
     pub jitter_p50_ns: Option<u64>,
     pub jitter_p999_ns: Option<u64>,
@@ -193,11 +197,22 @@ pub struct PlayoutBuffer {
     window: WindowedMin,
     schedule: Option<Schedule>,
     delay_ns: u64,
-    /// Arrival jitter: the current and the previous epoch (epochs of `EPOCH_NS` arrival time).
-    jitter: [Histogram; 2],
+    /// Arrival jitter: the last `JITTER_EPOCHS` epochs of `EPOCH_NS` arrival time, a ring
+    /// indexed by epoch number.
+    jitter: [Histogram; JITTER_EPOCHS],
+    /// The floor each epoch's excess was measured against, on average.
+    epoch_floors: [EpochFloor; JITTER_EPOCHS],
     epoch: u64,
-    /// One observation per millisecond of arrivals: the largest excess delay in it (µs).
-    observation: Option<(u64, u64)>,
+    /// Adaptive mode: the playout offset (floor + delay) chosen last. It follows drift between
+    /// choices, and the floor's wander only beyond a band: see `choose_delay`.
+    chosen_offset: Option<Chosen>,
+    /// Room to add up the epochs' counts when choosing (reserved once: nothing allocates later).
+    cumulative: Box<[[u64; BINS]; JITTER_EPOCHS]>,
+    /// The observation being gathered: `(millisecond of arrival, largest excess in µs, late)`.
+    /// One per millisecond of arrivals, and one per run of late arrivals.
+    observation: Option<(u64, u64, bool)>,
+    /// The offset window has held `FLOOR_SETTLED_BUCKETS` buckets since the last (re)start.
+    floor_settled: bool,
     /// When the delay was last re-chosen (adaptive mode).
     last_choice_ns: u64,
     /// A run of late arrivals: `(first arrival, smallest arrival − sender time)`.
@@ -206,17 +221,77 @@ pub struct PlayoutBuffer {
     stats: PlayoutStats,
 }
 
-/// The length of a jitter epoch: adaptive decisions look at the last 5–10 s.
-const EPOCH_NS: u64 = 5_000_000_000;
+/// An adaptive choice: the playout offset `offset` at `at`, for a delay of `delay` above the
+/// floor then.
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    offset: i64,
+    at: u64,
+    delay: u64,
+    /// How fast the offset moves (the floor's trend: clock drift), in ns per ns.
+    slope: f64,
+}
+
+/// The floor's trend (a line through the epochs' mean floors with the drift's slope), and a
+/// quantile of the excess measured from it.
+struct Trend {
+    quantile_ns: i64,
+    /// The line now, and its slope (ns per ns).
+    line_now: i64,
+    slope: f64,
+}
+
+/// How far (a fraction of the delay) the adaptive offset may stray from today's floor + its
+/// delay: a safety net under the trend it follows.
+const FLOOR_BAND: f64 = 0.1;
+
+/// The mean floor (and arrival time) over the observations of one epoch.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochFloor {
+    floor_sum: i128,
+    at_sum: i128,
+    count: u64,
+}
+
+/// An epoch whose floor differs from today's by more than this (after drift) was measured on
+/// another path (a route change, or the floor catching up with one): it is left out of choices.
+const OTHER_PATH_NS: i64 = 5_000_000;
+
+/// The length of a jitter epoch, and how many are kept: adaptive decisions look at the last
+/// 16–20 s. A long history keeps the delay still: its p99.9 is then the 5th or a later largest of
+/// thousands of observations (about 300 a second on a 20 ± 10 ms link, whose in-order bursts
+/// share milliseconds; up to 1 000 on smoother ones), so one or two stray ones (a stall's
+/// backlog, a busy receiver) do not move it.
+const EPOCH_NS: u64 = 4_000_000_000;
+const JITTER_EPOCHS: usize = 5;
 /// Arrivals this close together are one observation of the link (a burst, a stall's backlog).
+/// So are consecutive late arrivals, however long they take to come: a moment the link or the
+/// receiver stood still is one event, not one per message it held up.
 const OBSERVATION_NS: u64 = 1_000_000;
 /// The adaptive delay is re-chosen this often, and covers scheduling slack with this margin.
 const CHOOSE_EVERY_NS: u64 = 100_000_000;
 const ADAPTIVE_MARGIN_NS: u64 = 250_000;
-/// Observations the adaptive mode wants before it trusts its quantile over `initial_ns`.
-const MIN_OBSERVATIONS: u64 = 50;
-/// A fall of the adaptive delay smaller than this fraction of it is ignored (no hunting).
-const LOWER_HYSTERESIS: f64 = 0.9;
+/// Observations the adaptive mode wants before it trusts its quantile over `initial_ns` (1 to
+/// 2 s of a 1 kHz stream: arrivals in the same millisecond are one). Fewer make the p99.9 the
+/// largest excess seen, and on a busy machine that is often a moment the receiver was not
+/// running, which then holds the delay high until it leaves the history; with 1 000 it is the
+/// second largest.
+const MIN_OBSERVATIONS: u64 = 1_000;
+/// Jitter is observed only once the floor is the median of this many buckets of the offset
+/// window. A stream's first arrivals have nothing ahead of them on the link, so the first
+/// bucket's minimum is unusually low; excess measured against it would set the delay far too
+/// high until that epoch left the history.
+const FLOOR_BUCKETS_BEFORE_JITTER: usize = 3;
+/// The adaptive delay moves only when the wanted value is outside this band around it: up by
+/// more than 3 % (about one histogram bin), down by more than 10 %. Every move shifts the whole
+/// schedule, which the output shows as spread; inside the band a move is not worth it.
+const RAISE_BAND: f64 = 1.03;
+const LOWER_BAND: f64 = 0.9;
+/// Observations before the adaptive delay may be lowered (about 10 s on a 20 ± 10 ms link).
+const LOWER_AFTER_OBSERVATIONS: u64 = 3 * MIN_OBSERVATIONS;
+/// When the offset window first holds this many buckets (2 s of arrivals by default) the floor
+/// has settled: the jitter seen so far, measured against a younger floor, is forgotten once.
+const FLOOR_SETTLED_BUCKETS: usize = 8;
 
 impl PlayoutBuffer {
     pub fn new(config: PlayoutConfig) -> PlayoutBuffer {
@@ -229,9 +304,13 @@ impl PlayoutBuffer {
             window: WindowedMin::new(config.window_ns),
             schedule: None,
             delay_ns,
-            jitter: [Histogram::new(), Histogram::new()],
+            jitter: std::array::from_fn(|_| Histogram::new()),
+            epoch_floors: [EpochFloor::default(); JITTER_EPOCHS],
+            chosen_offset: None,
+            cumulative: Box::new([[0; BINS]; JITTER_EPOCHS]),
             epoch: 0,
             observation: None,
+            floor_settled: false,
             last_choice_ns: 0,
             late_run: None,
             notes: LateNotes::new(),
@@ -250,12 +329,11 @@ impl PlayoutBuffer {
 
     /// The counters and estimates.
     pub fn stats(&self) -> PlayoutStats {
-        let [current, previous] = &self.jitter;
         let us = |v: Option<u64>| v.map(|us| us * 1_000);
         PlayoutStats {
             offset_ns: self.schedule.map(|s| s.target - self.delay_ns as i64),
-            jitter_p50_ns: us(current.quantile_with(previous, 0.5)),
-            jitter_p999_ns: us(current.quantile_with(previous, 0.999)),
+            jitter_p50_ns: us(Histogram::quantile_of(&self.jitter, 0.5)),
+            jitter_p999_ns: us(Histogram::quantile_of(&self.jitter, 0.999)),
             delay_ns: self.delay_ns,
             queued: self.queue.len(),
             held_note_offs: self.notes.held_count(),
@@ -458,13 +536,28 @@ impl PlayoutBuffer {
         let transit = clamp_i64(i128::from(arrival_ns) - i128::from(sender_ns));
         self.window.push(arrival_ns, transit);
         let floor = self.window.floor().unwrap_or(transit);
-        self.record_jitter(arrival_ns, (transit - floor).max(0) as u64 / 1_000);
-        self.choose_delay(arrival_ns);
+        let buckets = self.window.buckets();
+        if buckets >= FLOOR_SETTLED_BUCKETS && !self.floor_settled {
+            self.floor_settled = true;
+            self.forget_jitter();
+        }
+        if buckets >= FLOOR_BUCKETS_BEFORE_JITTER {
+            let late = self.schedule.is_some_and(|s| arrival_ns > s.due(sender_ns, self.config.catch_up_ppm));
+            self.record_jitter(arrival_ns, floor, (transit - floor).max(0) as u64 / 1_000, late);
+        }
+        self.choose_delay(arrival_ns, floor);
         self.reschedule(arrival_ns, floor);
     }
 
     fn reschedule(&mut self, now_ns: u64, floor: i64) {
-        let target = floor.saturating_add(self.delay_ns as i64);
+        let target = match self.chosen_offset {
+            Some(chosen) => {
+                let target = self.offset_in_force(chosen, now_ns, floor);
+                self.delay_ns = target.saturating_sub(floor).max(0) as u64;
+                target
+            }
+            None => floor.saturating_add(self.delay_ns as i64),
+        };
         let current = match self.schedule {
             // Nothing queued: no message can be rushed, so an earlier schedule applies at once.
             Some(_) if self.queue.is_empty() => target,
@@ -475,46 +568,162 @@ impl PlayoutBuffer {
         self.schedule = Some(Schedule { target, current, at });
     }
 
-    fn record_jitter(&mut self, arrival_ns: u64, excess_us: u64) {
+    fn record_jitter(&mut self, arrival_ns: u64, floor: i64, excess_us: u64, late: bool) {
         let epoch = arrival_ns / EPOCH_NS;
-        if epoch != self.epoch {
-            let [current, previous] = &mut self.jitter;
-            std::mem::swap(current, previous);
-            current.clear();
-            if epoch > self.epoch + 1 {
-                previous.clear();
+        if epoch > self.epoch {
+            // The epochs that start now (and any skipped over) begin empty.
+            for skipped in (self.epoch + 1..=epoch).take(JITTER_EPOCHS) {
+                let slot = (skipped % JITTER_EPOCHS as u64) as usize;
+                self.jitter[slot].clear();
+                self.epoch_floors[slot] = EpochFloor::default();
             }
             self.epoch = epoch;
         }
+        let floors = &mut self.epoch_floors[(self.epoch % JITTER_EPOCHS as u64) as usize];
+        floors.floor_sum += i128::from(floor);
+        floors.at_sum += i128::from(arrival_ns);
+        floors.count += 1;
         let slot = arrival_ns / OBSERVATION_NS;
         match &mut self.observation {
-            Some((at, worst)) if *at == slot => *worst = (*worst).max(excess_us),
+            Some((at, worst, run_late)) if *at == slot || (late && *run_late) => {
+                *at = slot;
+                *worst = (*worst).max(excess_us);
+                *run_late &= late;
+            }
             observation => {
-                if let Some((_, worst)) = observation.take() {
-                    self.jitter[0].record(worst);
+                if let Some((_, worst, _)) = observation.take() {
+                    self.jitter[(self.epoch % JITTER_EPOCHS as u64) as usize].record(worst);
                 }
-                *observation = Some((slot, excess_us));
+                *observation = Some((slot, excess_us, late));
             }
         }
     }
 
-    fn choose_delay(&mut self, now_ns: u64) {
-        let DelayMode::Adaptive { late_fraction, min_ns, max_ns, initial_ns } = self.config.mode else { return };
+    /// Adaptive mode, every `CHOOSE_EVERY_NS`: the playout offset that keeps all but the target
+    /// fraction of the recent arrivals on time.
+    ///
+    /// The floor estimate wanders by a few tenths of a millisecond as buckets come and go, and
+    /// each epoch's excess was measured against the floor of its time. So the choice is made
+    /// against a steadier reference, the floor's *trend*: the mean of the epochs' mean floors
+    /// (16–20 s of arrivals), each carried forward by the drift since, and moving on with that
+    /// drift. Each epoch's excess is moved onto the trend, the quantile is taken there, and the
+    /// playout offset in force is the trend + the chosen delay: it follows drift and stays put
+    /// through the floor's wander. A new delay is taken only when the wanted one leaves the band
+    /// around the one in force (3 % up, 10 % down).
+    fn choose_delay(&mut self, now_ns: u64, floor: i64) {
+        let DelayMode::Adaptive { late_fraction, min_ns, max_ns, .. } = self.config.mode else { return };
         if now_ns.saturating_sub(self.last_choice_ns) < CHOOSE_EVERY_NS && self.stats.pushed > 1 {
             return;
         }
         self.last_choice_ns = now_ns;
-        let [current, previous] = &self.jitter;
-        let observations = current.total() + previous.total();
-        let Some(quantile_us) = current.quantile_with(previous, 1.0 - late_fraction.clamp(0.0, 1.0)) else { return };
-        let mut wanted = quantile_us * 1_000 + ADAPTIVE_MARGIN_NS;
+        let observations: u64 = self.jitter.iter().map(Histogram::total).sum();
         if observations < MIN_OBSERVATIONS {
-            wanted = wanted.max(initial_ns);
+            // Too little to go on: what is in force stays (`initial_ns` at first).
+            return;
         }
-        let wanted = wanted.clamp(min_ns, max_ns.max(min_ns));
-        if wanted > self.delay_ns || (wanted as f64) < self.delay_ns as f64 * LOWER_HYSTERESIS {
-            self.delay_ns = wanted;
+        let Some(trend) = self.quantile_on_trend(1.0 - late_fraction.clamp(0.0, 1.0), floor, now_ns) else {
+            return;
+        };
+        let max_ns = max_ns.max(min_ns);
+        let wanted = (trend.quantile_ns.max(0) as u64 + ADAPTIVE_MARGIN_NS).clamp(min_ns, max_ns);
+        let delay = match self.chosen_offset {
+            Some(chosen) => chosen.delay,
+            None => self.delay_ns,
+        };
+        // Lowered only from a history of some length: a young one's p99.9 is one of its two or
+        // three largest observations, and lowering on that would soon be undone by a raise.
+        let may_lower = observations >= LOWER_AFTER_OBSERVATIONS || self.chosen_offset.is_none();
+        let new_delay = if (wanted as f64) > delay as f64 * RAISE_BAND
+            || (may_lower && (wanted as f64) < delay as f64 * LOWER_BAND)
+        {
+            wanted
+        } else {
+            delay
+        };
+        self.chosen_offset = Some(Chosen {
+            offset: trend.line_now.saturating_add(new_delay as i64),
+            at: now_ns,
+            delay: new_delay,
+            slope: trend.slope,
+        });
+    }
+
+    /// The chosen offset carried forward to `now_ns` along the floor's trend, kept within
+    /// `FLOOR_BAND` of `floor` + its delay (a safety net should the trend go astray).
+    fn offset_in_force(&self, chosen: Chosen, now_ns: u64, floor: i64) -> i64 {
+        let carried = chosen.offset.saturating_add((chosen.slope * now_ns.saturating_sub(chosen.at) as f64) as i64);
+        let anchor = floor.saturating_add(chosen.delay as i64);
+        let band = (chosen.delay as f64 * FLOOR_BAND) as i64;
+        carried.clamp(anchor - band, anchor + band)
+    }
+
+    /// The floor's trend over the history, and the `q` quantile of the recorded excess moved
+    /// onto it (the histograms' bins make it about 3 % coarse). Epochs measured on another path
+    /// (their floor far from today's, drift aside) are left out, so after a route change to a
+    /// shorter path the choice rests on the epochs measured since.
+    fn quantile_on_trend(&mut self, q: f64, floor: i64, now_ns: u64) -> Option<Trend> {
+        let rate = self.window.drift_rate();
+        // The epochs that count: (slot, mean floor, mean arrival time, weight).
+        let mut epochs = [None; JITTER_EPOCHS];
+        for (e, (histogram, floors)) in self.jitter.iter().zip(&self.epoch_floors).enumerate() {
+            if histogram.total() == 0 || floors.count == 0 {
+                continue;
+            }
+            let count = i128::from(floors.count);
+            let mean_floor = (floors.floor_sum / count) as f64;
+            let mean_at = (floors.at_sum / count) as u64;
+            let carried = mean_floor + rate * now_ns.saturating_sub(mean_at) as f64;
+            if (carried - floor as f64).abs() > OTHER_PATH_NS as f64 {
+                continue;
+            }
+            epochs[e] = Some((mean_floor, mean_at, floors.count as f64));
         }
+        // The trend: a line of the drift's slope through the epochs' mean floors (weighted by
+        // their observations), on times relative to now.
+        let counted = epochs.iter().flatten();
+        let weight: f64 = counted.clone().map(|(_, _, w)| w).sum();
+        if weight == 0.0 {
+            return None;
+        }
+        let age = |at: u64| -(now_ns.saturating_sub(at) as f64);
+        let mean_t = counted.clone().map(|&(_, at, w)| w * age(at)).sum::<f64>() / weight;
+        let mean_f = counted.clone().map(|&(f, _, w)| w * f).sum::<f64>() / weight;
+        let slope = rate;
+        let line = |t: f64| mean_f + slope * (t - mean_t);
+        // How far above the line (µs) each epoch's floor was.
+        let mut shifts_us = [None; JITTER_EPOCHS];
+        let mut total = 0;
+        for (e, epoch) in epochs.iter().enumerate() {
+            let Some((mean_floor, mean_at, _)) = *epoch else { continue };
+            shifts_us[e] = Some(((mean_floor - line(age(mean_at))) / 1_000.0).round() as i64);
+            total += self.jitter[e].total();
+            let cumulative = &mut self.cumulative[e];
+            cumulative.fill(0);
+            self.jitter[e].add_cumulative(cumulative);
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total.max(1));
+        // Values at or below `v` µs above the line.
+        let count_at_most = |v: i64| -> u64 {
+            shifts_us
+                .iter()
+                .zip(self.cumulative.iter())
+                .filter_map(|(shift, cumulative)| {
+                    let x = v - (*shift)?;
+                    (x >= 0).then(|| cumulative[bin_of(x as u64)])
+                })
+                .sum()
+        };
+        // The smallest `v` with enough values at or below it.
+        let (mut low, mut high) = (-OTHER_PATH_NS / 1_000 - 1, 1i64 << 33);
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if count_at_most(mid) >= rank {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        Some(Trend { quantile_ns: high * 1_000, line_now: line(0.0) as i64, slope })
     }
 
     /// Restarts the estimate when every arrival has been late for `restart_after_ns`: the link's
@@ -535,12 +744,21 @@ impl PlayoutBuffer {
             self.stats.restarts += 1;
             self.late_run = None;
             self.window.restart(arrival_ns, floor);
-            for histogram in &mut self.jitter {
-                histogram.clear();
-            }
-            self.observation = None;
+            self.floor_settled = false;
+            self.chosen_offset = None;
+            self.forget_jitter();
             self.reschedule(arrival_ns, floor);
         }
+    }
+}
+
+impl PlayoutBuffer {
+    fn forget_jitter(&mut self) {
+        for histogram in &mut self.jitter {
+            histogram.clear();
+        }
+        self.epoch_floors = [EpochFloor::default(); JITTER_EPOCHS];
+        self.observation = None;
     }
 }
 

@@ -55,6 +55,11 @@ impl WindowedMin {
         }
     }
 
+    /// How many buckets hold samples (at most `BUCKETS`).
+    pub(crate) fn buckets(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
     /// The minimum over the window.
     #[cfg(test)]
     pub(crate) fn min(&self) -> Option<i64> {
@@ -95,6 +100,11 @@ impl WindowedMin {
     pub(crate) fn floor(&self) -> Option<i64> {
         let median = self.median_of_minima()?;
         Some(median + (self.drift_per_bucket * (BUCKETS / 2) as f64) as i64)
+    }
+
+    /// The drift the floor is following, in ns per ns of arrival time.
+    pub(crate) fn drift_rate(&self) -> f64 {
+        self.drift_per_bucket / self.bucket_ns as f64
     }
 
     /// Forgets every sample and starts again from `value` at `at_ns`.
