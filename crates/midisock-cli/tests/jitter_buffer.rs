@@ -41,7 +41,8 @@ impl StatsLine {
     }
 
     /// Every message pushed into the buffer came out, none was dropped as stale, and the
-    /// stamps were there (the offset and the jitter are estimated from them).
+    /// stamps were there (the offset is estimated from them). The jitter is a number, or "-"
+    /// while it is not measured yet (the first half second of a stream).
     fn assert_complete(&self, at_least: u64, delay: &str) {
         let (delivered, pushed) = self.field("delivered").split_once('/').unwrap();
         let (delivered, pushed): (u64, u64) = (delivered.parse().unwrap(), pushed.parse().unwrap());
@@ -49,8 +50,18 @@ impl StatsLine {
         assert!(delivered >= at_least, "{}", self.text);
         assert_eq!(self.field("dropped"), "0", "{}", self.text);
         assert_ne!(self.field("offset"), "-", "{}", self.text);
-        assert_ne!(self.field("p50"), "-", "{}", self.text);
+        for jitter in ["p50", "p99.9"] {
+            let value = self.field(jitter);
+            assert!(value == "-" || value.parse::<f64>().is_ok(), "{}", self.text);
+        }
         assert_eq!(self.field("delay"), delay, "{}", self.text);
+    }
+
+    /// The jitter was measured: a median at most the p99.9, in milliseconds.
+    fn assert_jitter_measured(&self) {
+        let p50: f64 = self.field("p50").parse().unwrap_or_else(|_| panic!("no jitter in {}", self.text));
+        let p999: f64 = self.field("p99.9").parse().unwrap_or_else(|_| panic!("no jitter in {}", self.text));
+        assert!(p50 <= p999, "{}", self.text);
     }
 }
 
@@ -107,21 +118,27 @@ fn connect_plays_out_what_the_server_sends_and_reports_at_exit() {
         }
         assert!(Instant::now() < deadline, "nothing arrived");
     }
-    // A 1 kHz stream, as the buffer is meant for.
-    for note in 0..200u16 {
-        server.send(&Message::NoteOn { channel: 1, note: (note % 128) as u8, velocity: 2 }).unwrap();
+    // A 1 kHz stream, as the buffer is meant for, for a second: the jitter is measured once the
+    // offset's window holds half a second of arrivals, and its record starts again once it holds
+    // two seconds (after 1.75 s), so a stream of about a second ends with it measured.
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        server.send(&Message::NoteOn { channel: 1, note: (sent % 128) as u8, velocity: 2 }).unwrap();
+        sent += 1;
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut notes = 0;
-    while notes < 200 {
-        let line = printed.recv_timeout(WAIT).expect("all 200 notes");
+    while notes < sent {
+        let line = printed.recv_timeout(WAIT).expect("every note");
         notes += usize::from(line.starts_with("note_on channel=1"));
     }
     client.process.signal(libc::SIGTERM);
     let line = StatsLine { text: wait_for_line(log, "playout 127.0.0.1:") };
     eprintln!("{}", line.text);
     let delay = line.field("delay").to_string();
-    line.assert_complete(200, &delay);
+    line.assert_complete(sent as u64, &delay);
+    line.assert_jitter_measured();
     let mut client = client;
     assert_eq!(client.process.exit_status().code(), Some(0));
 }
