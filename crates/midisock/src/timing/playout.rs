@@ -200,9 +200,11 @@ pub struct PlayoutBuffer {
     /// Arrival jitter: the last `JITTER_EPOCHS` epochs of `EPOCH_NS` arrival time, a ring
     /// indexed by epoch number.
     jitter: [Histogram; JITTER_EPOCHS],
-    /// The floor each epoch's excess was measured against, on average.
-    epoch_floors: [EpochFloor; JITTER_EPOCHS],
+    /// The reference each epoch's excess was measured against, on average.
+    epoch_references: [EpochReference; JITTER_EPOCHS],
     epoch: u64,
+    /// The current epoch's reference: the floor when the epoch began, carried by the drift.
+    reference: Option<Reference>,
     /// Adaptive mode: the playout offset (floor + delay) chosen last. It follows drift between
     /// choices, and the floor's wander only beyond a band: see `choose_delay`.
     chosen_offset: Option<Chosen>,
@@ -236,6 +238,8 @@ struct Chosen {
 /// quantile of the excess measured from it.
 struct Trend {
     quantile_ns: i64,
+    /// The share of the history that would be late under the schedule in force.
+    late_share: f64,
     /// The line now, and its slope (ns per ns).
     line_now: i64,
     slope: f64,
@@ -245,12 +249,24 @@ struct Trend {
 /// delay: a safety net under the trend it follows.
 const FLOOR_BAND: f64 = 0.1;
 
-/// The mean floor (and arrival time) over the observations of one epoch.
+/// The mean reference (and arrival time) over the observations of one epoch.
 #[derive(Clone, Copy, Debug, Default)]
-struct EpochFloor {
-    floor_sum: i128,
+struct EpochReference {
+    reference_sum: i128,
     at_sum: i128,
     count: u64,
+}
+
+/// What an epoch's excess is measured against: the floor when the epoch began (`value` at
+/// `at`), carried along the drift estimate of then (`slope`, ns per ns). Within an epoch it is a
+/// straight line, so the floor's wander (a few tenths of a millisecond as the window's buckets
+/// come and go) does not blur the excess; between epochs the trend takes the steps out.
+#[derive(Clone, Copy, Debug)]
+struct Reference {
+    epoch: u64,
+    value: i64,
+    at: u64,
+    slope: f64,
 }
 
 /// An epoch whose floor differs from today's by more than this (after drift) was measured on
@@ -282,10 +298,10 @@ const MIN_OBSERVATIONS: u64 = 1_000;
 /// bucket's minimum is unusually low; excess measured against it would set the delay far too
 /// high until that epoch left the history.
 const FLOOR_BUCKETS_BEFORE_JITTER: usize = 3;
-/// The adaptive delay moves only when the wanted value is outside this band around it: up by
-/// more than 3 % (about one histogram bin), down by more than 10 %. Every move shifts the whole
-/// schedule, which the output shows as spread; inside the band a move is not worth it.
-const RAISE_BAND: f64 = 1.03;
+/// The adaptive schedule moves only when it must: raised when it would have made more than
+/// twice the target fraction of the history late, lowered when the wanted delay is more than
+/// 10 % below it. Every move shifts the whole schedule, which the output shows as spread.
+const RAISE_AT_LATE_TIMES: f64 = 2.0;
 const LOWER_BAND: f64 = 0.9;
 /// Observations before the adaptive delay may be lowered (about 10 s on a 20 ± 10 ms link).
 const LOWER_AFTER_OBSERVATIONS: u64 = 3 * MIN_OBSERVATIONS;
@@ -305,7 +321,8 @@ impl PlayoutBuffer {
             schedule: None,
             delay_ns,
             jitter: std::array::from_fn(|_| Histogram::new()),
-            epoch_floors: [EpochFloor::default(); JITTER_EPOCHS],
+            epoch_references: [EpochReference::default(); JITTER_EPOCHS],
+            reference: None,
             chosen_offset: None,
             cumulative: Box::new([[0; BINS]; JITTER_EPOCHS]),
             epoch: 0,
@@ -543,7 +560,8 @@ impl PlayoutBuffer {
         }
         if buckets >= FLOOR_BUCKETS_BEFORE_JITTER {
             let late = self.schedule.is_some_and(|s| arrival_ns > s.due(sender_ns, self.config.catch_up_ppm));
-            self.record_jitter(arrival_ns, floor, (transit - floor).max(0) as u64 / 1_000, late);
+            let reference = self.reference_at(arrival_ns, floor);
+            self.record_jitter(arrival_ns, reference, (transit - reference).max(0) as u64 / 1_000, late);
         }
         self.choose_delay(arrival_ns, floor);
         self.reschedule(arrival_ns, floor);
@@ -568,21 +586,36 @@ impl PlayoutBuffer {
         self.schedule = Some(Schedule { target, current, at });
     }
 
-    fn record_jitter(&mut self, arrival_ns: u64, floor: i64, excess_us: u64, late: bool) {
+    /// The current epoch's reference at `arrival_ns`; a new epoch anchors it at `floor`.
+    fn reference_at(&mut self, arrival_ns: u64, floor: i64) -> i64 {
+        let epoch = arrival_ns / EPOCH_NS;
+        match self.reference {
+            Some(r) if r.epoch == epoch => {
+                r.value.saturating_add((r.slope * arrival_ns.saturating_sub(r.at) as f64) as i64)
+            }
+            _ => {
+                let slope = self.window.drift_rate();
+                self.reference = Some(Reference { epoch, value: floor, at: arrival_ns, slope });
+                floor
+            }
+        }
+    }
+
+    fn record_jitter(&mut self, arrival_ns: u64, reference: i64, excess_us: u64, late: bool) {
         let epoch = arrival_ns / EPOCH_NS;
         if epoch > self.epoch {
             // The epochs that start now (and any skipped over) begin empty.
             for skipped in (self.epoch + 1..=epoch).take(JITTER_EPOCHS) {
                 let slot = (skipped % JITTER_EPOCHS as u64) as usize;
                 self.jitter[slot].clear();
-                self.epoch_floors[slot] = EpochFloor::default();
+                self.epoch_references[slot] = EpochReference::default();
             }
             self.epoch = epoch;
         }
-        let floors = &mut self.epoch_floors[(self.epoch % JITTER_EPOCHS as u64) as usize];
-        floors.floor_sum += i128::from(floor);
-        floors.at_sum += i128::from(arrival_ns);
-        floors.count += 1;
+        let references = &mut self.epoch_references[(self.epoch % JITTER_EPOCHS as u64) as usize];
+        references.reference_sum += i128::from(reference);
+        references.at_sum += i128::from(arrival_ns);
+        references.count += 1;
         let slot = arrival_ns / OBSERVATION_NS;
         match &mut self.observation {
             Some((at, worst, run_late)) if *at == slot || (late && *run_late) => {
@@ -621,31 +654,35 @@ impl PlayoutBuffer {
             // Too little to go on: what is in force stays (`initial_ns` at first).
             return;
         }
-        let Some(trend) = self.quantile_on_trend(1.0 - late_fraction.clamp(0.0, 1.0), floor, now_ns) else {
+        let late_fraction = late_fraction.clamp(0.0, 1.0);
+        let in_force = self.chosen_offset.map(|chosen| self.offset_in_force(chosen, now_ns, floor));
+        let Some(trend) = self.quantile_on_trend(1.0 - late_fraction, in_force, floor, now_ns) else {
             return;
         };
         let max_ns = max_ns.max(min_ns);
         let wanted = (trend.quantile_ns.max(0) as u64 + ADAPTIVE_MARGIN_NS).clamp(min_ns, max_ns);
-        let delay = match self.chosen_offset {
-            Some(chosen) => chosen.delay,
-            None => self.delay_ns,
-        };
+        let wanted_offset = trend.line_now.saturating_add(wanted as i64);
         // Lowered only from a history of some length: a young one's p99.9 is one of its two or
         // three largest observations, and lowering on that would soon be undone by a raise.
-        let may_lower = observations >= LOWER_AFTER_OBSERVATIONS || self.chosen_offset.is_none();
-        let new_delay = if (wanted as f64) > delay as f64 * RAISE_BAND
-            || (may_lower && (wanted as f64) < delay as f64 * LOWER_BAND)
-        {
-            wanted
-        } else {
-            delay
+        let may_lower = observations >= LOWER_AFTER_OBSERVATIONS;
+        let chosen = match (self.chosen_offset, in_force) {
+            (Some(chosen), Some(in_force)) => {
+                // The schedule in force moves only when it would make more than twice the
+                // target fraction late (raised to the wanted one), or when the wanted one is
+                // well below it (lowered). Otherwise it goes on (its slope updated):
+                // re-anchoring it on every choice would move it with the trend's own noise.
+                let delay = chosen.delay as f64;
+                let raise = trend.late_share > RAISE_AT_LATE_TIMES * late_fraction;
+                let lower = may_lower && (wanted_offset as f64) < in_force as f64 - delay * (1.0 - LOWER_BAND);
+                if raise || lower {
+                    Chosen { offset: wanted_offset, at: now_ns, delay: wanted, slope: trend.slope }
+                } else {
+                    Chosen { offset: in_force, at: now_ns, slope: trend.slope, ..chosen }
+                }
+            }
+            _ => Chosen { offset: wanted_offset, at: now_ns, delay: wanted, slope: trend.slope },
         };
-        self.chosen_offset = Some(Chosen {
-            offset: trend.line_now.saturating_add(new_delay as i64),
-            at: now_ns,
-            delay: new_delay,
-            slope: trend.slope,
-        });
+        self.chosen_offset = Some(chosen);
     }
 
     /// The chosen offset carried forward to `now_ns` along the floor's trend, kept within
@@ -661,22 +698,22 @@ impl PlayoutBuffer {
     /// onto it (the histograms' bins make it about 3 % coarse). Epochs measured on another path
     /// (their floor far from today's, drift aside) are left out, so after a route change to a
     /// shorter path the choice rests on the epochs measured since.
-    fn quantile_on_trend(&mut self, q: f64, floor: i64, now_ns: u64) -> Option<Trend> {
+    fn quantile_on_trend(&mut self, q: f64, in_force: Option<i64>, floor: i64, now_ns: u64) -> Option<Trend> {
         let rate = self.window.drift_rate();
         // The epochs that count: (slot, mean floor, mean arrival time, weight).
         let mut epochs = [None; JITTER_EPOCHS];
-        for (e, (histogram, floors)) in self.jitter.iter().zip(&self.epoch_floors).enumerate() {
-            if histogram.total() == 0 || floors.count == 0 {
+        for (e, (histogram, references)) in self.jitter.iter().zip(&self.epoch_references).enumerate() {
+            if histogram.total() == 0 || references.count == 0 {
                 continue;
             }
-            let count = i128::from(floors.count);
-            let mean_floor = (floors.floor_sum / count) as f64;
-            let mean_at = (floors.at_sum / count) as u64;
+            let count = i128::from(references.count);
+            let mean_floor = (references.reference_sum / count) as f64;
+            let mean_at = (references.at_sum / count) as u64;
             let carried = mean_floor + rate * now_ns.saturating_sub(mean_at) as f64;
             if (carried - floor as f64).abs() > OTHER_PATH_NS as f64 {
                 continue;
             }
-            epochs[e] = Some((mean_floor, mean_at, floors.count as f64));
+            epochs[e] = Some((mean_floor, mean_at, references.count as f64));
         }
         // The trend: a line of the drift's slope through the epochs' mean floors (weighted by
         // their observations), on times relative to now.
@@ -701,7 +738,6 @@ impl PlayoutBuffer {
             cumulative.fill(0);
             self.jitter[e].add_cumulative(cumulative);
         }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total.max(1));
         // Values at or below `v` µs above the line.
         let count_at_most = |v: i64| -> u64 {
             shifts_us
@@ -714,16 +750,27 @@ impl PlayoutBuffer {
                 .sum()
         };
         // The smallest `v` with enough values at or below it.
-        let (mut low, mut high) = (-OTHER_PATH_NS / 1_000 - 1, 1i64 << 33);
-        while high - low > 1 {
-            let mid = low + (high - low) / 2;
-            if count_at_most(mid) >= rank {
-                high = mid;
-            } else {
-                low = mid;
+        let quantile_ns = |q: f64| {
+            let rank = ((q * total as f64).ceil() as u64).clamp(1, total.max(1));
+            let (mut low, mut high) = (-OTHER_PATH_NS / 1_000 - 1, 1i64 << 33);
+            while high - low > 1 {
+                let mid = low + (high - low) / 2;
+                if count_at_most(mid) >= rank {
+                    high = mid;
+                } else {
+                    low = mid;
+                }
             }
-        }
-        Some(Trend { quantile_ns: high * 1_000, line_now: line(0.0) as i64, slope })
+            high * 1_000
+        };
+        let line_now = line(0.0) as i64;
+        // Values in the bin of the schedule in force count as on time: a raise needs values
+        // clearly above it, not one histogram bin's rounding.
+        let late_share = in_force.map_or(0.0, |offset| {
+            let excess_us = (offset - line_now - ADAPTIVE_MARGIN_NS as i64).div_euclid(1_000);
+            total.saturating_sub(count_at_most(excess_us)) as f64 / total.max(1) as f64
+        });
+        Some(Trend { quantile_ns: quantile_ns(q), late_share, line_now, slope })
     }
 
     /// Restarts the estimate when every arrival has been late for `restart_after_ns`: the link's
@@ -757,7 +804,8 @@ impl PlayoutBuffer {
         for histogram in &mut self.jitter {
             histogram.clear();
         }
-        self.epoch_floors = [EpochFloor::default(); JITTER_EPOCHS];
+        self.epoch_references = [EpochReference::default(); JITTER_EPOCHS];
+        self.reference = None;
         self.observation = None;
     }
 }

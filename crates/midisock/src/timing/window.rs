@@ -18,14 +18,21 @@ pub(crate) struct WindowedMin {
     /// Where the newest bucket is.
     newest: usize,
     /// The median of minima when the newest bucket started, and the drift of that median per
-    /// bucket (smoothed over `DRIFT_SMOOTHING` buckets), in ns.
+    /// bucket (the mean of the steps seen, up to the last `DRIFT_SMOOTHING`), in ns.
     last_median: Option<i64>,
     drift_per_bucket: f64,
+    drift_steps: u32,
 }
 
-/// Buckets the drift estimate averages over (64 × 0.25 s = 16 s by default): long enough that
-/// its noise is a small fraction of the lag it corrects.
-const DRIFT_SMOOTHING: f64 = 64.0;
+/// Buckets the drift estimate averages over, at most (256 × 0.25 s = 64 s by default). The
+/// steps of the median telescope, so their mean is the median's change over the stretch
+/// divided by its length, and its noise falls with the length: on a 20 ± 10 ms link the floor
+/// wanders by ±0.5 ms, which over 16 s read as ±20 ppm of drift that was not there, and moved
+/// the schedule with it. Clock drift changes over minutes, so a minute's average follows it.
+/// The first `DRIFT_START` steps are weighed as 1/64 each against a start of no drift (a
+/// single step can read hundreds of ppm), then the weight falls to 1/256.
+const DRIFT_SMOOTHING: u32 = 256;
+const DRIFT_START: u32 = 64;
 /// The largest drift between two clocks the estimate follows (millionths).
 const MAX_DRIFT_PPM: f64 = 500.0;
 
@@ -38,6 +45,7 @@ impl WindowedMin {
             newest: 0,
             last_median: None,
             drift_per_bucket: 0.0,
+            drift_steps: 0,
         }
     }
 
@@ -90,7 +98,8 @@ impl WindowedMin {
             let buckets = (next_bucket - newest).max(1) as f64;
             let limit = MAX_DRIFT_PPM * 1e-6 * self.bucket_ns as f64;
             let step = ((median - last) as f64 / buckets).clamp(-limit, limit);
-            self.drift_per_bucket += (step - self.drift_per_bucket) / DRIFT_SMOOTHING;
+            self.drift_steps = (self.drift_steps + 1).min(DRIFT_SMOOTHING);
+            self.drift_per_bucket += (step - self.drift_per_bucket) / f64::from(self.drift_steps.max(DRIFT_START));
         }
         self.last_median = Some(median);
     }
@@ -113,6 +122,7 @@ impl WindowedMin {
         self.newest = 0;
         self.last_median = None;
         self.drift_per_bucket = 0.0;
+        self.drift_steps = 0;
         self.push(at_ns, value);
     }
 }
