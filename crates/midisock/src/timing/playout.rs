@@ -38,8 +38,8 @@ pub enum DelayMode {
     Fixed { delay_ns: u64 },
     /// The smallest delay that keeps all but `late_fraction` of messages on time, measured over
     /// the last 16–20 s of arrivals, within `min_ns..=max_ns`; `initial_ns` until there is data
-    /// (about 5 s of a stream). Raised when it is more than 3 % short, lowered when more than
-    /// 10 % too long.
+    /// (about 5 s of a stream). Then held: raised when it would make more than twice
+    /// `late_fraction` late, lowered when more than 10 % too long.
     Adaptive { late_fraction: f64, min_ns: u64, max_ns: u64, initial_ns: u64 },
 }
 
@@ -234,8 +234,9 @@ struct Chosen {
     slope: f64,
 }
 
-/// The floor's trend (a line through the epochs' mean floors with the drift's slope), and a
-/// quantile of the excess measured from it.
+/// The trend (a line through the epochs' mean references with the drift's slope), a quantile
+/// of the excess measured from it, and how much of the history the schedule in force would
+/// have made late.
 struct Trend {
     quantile_ns: i64,
     /// The share of the history that would be late under the schedule in force.
@@ -269,7 +270,7 @@ struct Reference {
     slope: f64,
 }
 
-/// An epoch whose floor differs from today's by more than this (after drift) was measured on
+/// An epoch whose reference differs from today's by more than this (after drift) was measured on
 /// another path (a route change, or the floor catching up with one): it is left out of choices.
 const OTHER_PATH_NS: i64 = 5_000_000;
 
@@ -635,14 +636,12 @@ impl PlayoutBuffer {
     /// Adaptive mode, every `CHOOSE_EVERY_NS`: the playout offset that keeps all but the target
     /// fraction of the recent arrivals on time.
     ///
-    /// The floor estimate wanders by a few tenths of a millisecond as buckets come and go, and
-    /// each epoch's excess was measured against the floor of its time. So the choice is made
-    /// against a steadier reference, the floor's *trend*: the mean of the epochs' mean floors
-    /// (16–20 s of arrivals), each carried forward by the drift since, and moving on with that
-    /// drift. Each epoch's excess is moved onto the trend, the quantile is taken there, and the
-    /// playout offset in force is the trend + the chosen delay: it follows drift and stays put
-    /// through the floor's wander. A new delay is taken only when the wanted one leaves the band
-    /// around the one in force (3 % up, 10 % down).
+    /// The choice is made against the *trend*: a line of the drift's slope through the epochs'
+    /// mean references (16–20 s of arrivals). Each epoch's excess is moved onto it and the
+    /// quantile is taken there, so the floor's wander is not in it. The first choice sets the
+    /// playout offset to trend + delay; after that the offset in force is carried along the
+    /// drift, and moves only when it would make more than twice the target fraction late
+    /// (raised to the choice) or the choice is more than 10 % below it (lowered).
     fn choose_delay(&mut self, now_ns: u64, floor: i64) {
         let DelayMode::Adaptive { late_fraction, min_ns, max_ns, .. } = self.config.mode else { return };
         if now_ns.saturating_sub(self.last_choice_ns) < CHOOSE_EVERY_NS && self.stats.pushed > 1 {
@@ -694,28 +693,29 @@ impl PlayoutBuffer {
         carried.clamp(anchor - band, anchor + band)
     }
 
-    /// The floor's trend over the history, and the `q` quantile of the recorded excess moved
-    /// onto it (the histograms' bins make it about 3 % coarse). Epochs measured on another path
+    /// The trend over the history, the `q` quantile of the recorded excess moved onto it (the
+    /// histograms' bins make it about 3 % coarse), and the share of the history above the
+    /// offset `in_force`. Epochs measured on another path
     /// (their floor far from today's, drift aside) are left out, so after a route change to a
     /// shorter path the choice rests on the epochs measured since.
     fn quantile_on_trend(&mut self, q: f64, in_force: Option<i64>, floor: i64, now_ns: u64) -> Option<Trend> {
         let rate = self.window.drift_rate();
-        // The epochs that count: (slot, mean floor, mean arrival time, weight).
+        // The epochs that count: (slot, mean reference, mean arrival time, weight).
         let mut epochs = [None; JITTER_EPOCHS];
         for (e, (histogram, references)) in self.jitter.iter().zip(&self.epoch_references).enumerate() {
             if histogram.total() == 0 || references.count == 0 {
                 continue;
             }
             let count = i128::from(references.count);
-            let mean_floor = (references.reference_sum / count) as f64;
+            let mean_reference = (references.reference_sum / count) as f64;
             let mean_at = (references.at_sum / count) as u64;
-            let carried = mean_floor + rate * now_ns.saturating_sub(mean_at) as f64;
+            let carried = mean_reference + rate * now_ns.saturating_sub(mean_at) as f64;
             if (carried - floor as f64).abs() > OTHER_PATH_NS as f64 {
                 continue;
             }
-            epochs[e] = Some((mean_floor, mean_at, references.count as f64));
+            epochs[e] = Some((mean_reference, mean_at, references.count as f64));
         }
-        // The trend: a line of the drift's slope through the epochs' mean floors (weighted by
+        // The trend: a line of the drift's slope through the epochs' mean references (weighted by
         // their observations), on times relative to now.
         let counted = epochs.iter().flatten();
         let weight: f64 = counted.clone().map(|(_, _, w)| w).sum();
@@ -727,12 +727,12 @@ impl PlayoutBuffer {
         let mean_f = counted.clone().map(|&(f, _, w)| w * f).sum::<f64>() / weight;
         let slope = rate;
         let line = |t: f64| mean_f + slope * (t - mean_t);
-        // How far above the line (µs) each epoch's floor was.
+        // How far above the line (µs) each epoch's reference was.
         let mut shifts_us = [None; JITTER_EPOCHS];
         let mut total = 0;
         for (e, epoch) in epochs.iter().enumerate() {
-            let Some((mean_floor, mean_at, _)) = *epoch else { continue };
-            shifts_us[e] = Some(((mean_floor - line(age(mean_at))) / 1_000.0).round() as i64);
+            let Some((mean_reference, mean_at, _)) = *epoch else { continue };
+            shifts_us[e] = Some(((mean_reference - line(age(mean_at))) / 1_000.0).round() as i64);
             total += self.jitter[e].total();
             let cumulative = &mut self.cumulative[e];
             cumulative.fill(0);
