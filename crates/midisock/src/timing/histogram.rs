@@ -56,11 +56,13 @@ impl Histogram {
     }
 
     /// Adds to `cumulative[b]` the count of values in bins `0..=b` (counts at or below a value: `cumulative[bin_of(value)]`).
-    pub(crate) fn add_cumulative(&self, cumulative: &mut [u64; BINS]) {
-        let mut seen = 0u64;
+    /// Counts are `u32` like the bins (saturating): a playout buffer's epoch holds a few
+    /// thousand observations, and the narrower table halves the 35 KiB it would take.
+    pub(crate) fn add_cumulative(&self, cumulative: &mut [u32; BINS]) {
+        let mut seen = 0u32;
         for (bin, total) in cumulative.iter_mut().enumerate() {
-            seen += u64::from(self.counts[bin]);
-            *total += seen;
+            seen = seen.saturating_add(self.counts[bin]);
+            *total = total.saturating_add(seen);
         }
     }
 

@@ -209,7 +209,7 @@ pub struct PlayoutBuffer {
     /// choices, and the floor's wander only beyond a band: see `choose_delay`.
     chosen_offset: Option<Chosen>,
     /// Room to add up the epochs' counts when choosing (reserved once: nothing allocates later).
-    cumulative: Box<[[u64; BINS]; JITTER_EPOCHS]>,
+    cumulative: Box<[[u32; BINS]; JITTER_EPOCHS]>,
     /// The observation being gathered: `(millisecond of arrival, largest excess in µs, late)`.
     /// One per millisecond of arrivals, and one per run of late arrivals.
     observation: Option<(u64, u64, bool)>,
@@ -745,7 +745,7 @@ impl PlayoutBuffer {
                 .zip(self.cumulative.iter())
                 .filter_map(|(shift, cumulative)| {
                     let x = v - (*shift)?;
-                    (x >= 0).then(|| cumulative[bin_of(x as u64)])
+                    (x >= 0).then(|| u64::from(cumulative[bin_of(x as u64)]))
                 })
                 .sum()
         };
