@@ -487,9 +487,14 @@ fn play_pausing(
 /// The adaptive buffer on the 20 ± 10 ms link, 30 s, driven by `play_pausing` (no pauses:
 /// `pauses` empty). Returns the latencies and the stats after each second.
 fn adaptive_run(seed: u64, pauses: &[(u64, u64)]) -> (Vec<u64>, Vec<PlayoutStats>) {
+    adaptive_run_on(seed, (20 * MS, 10 * MS), pauses)
+}
+
+/// [`adaptive_run`] on a uniform link of `(centre, spread)`.
+fn adaptive_run_on(seed: u64, (centre, spread): (u64, u64), pauses: &[(u64, u64)]) -> (Vec<u64>, Vec<PlayoutStats>) {
     let mut rng = Rng(seed);
     let count = 30_000;
-    let sent = stream(count, MS, uniform_link(&mut rng, 20 * MS, 10 * MS, 0), numbered);
+    let sent = stream(count, MS, uniform_link(&mut rng, centre, spread, 0), numbered);
     let mut buffer = PlayoutBuffer::new(PlayoutConfig::new(DelayMode::adaptive()));
     let (out, each_second) = play_pausing(&mut buffer, &sent, pauses);
     assert_in_order_exactly_once(&out, count);
@@ -508,25 +513,32 @@ fn adaptive_run(seed: u64, pauses: &[(u64, u64)]) -> (Vec<u64>, Vec<PlayoutStats
 
 #[test]
 fn adaptive_mode_settles_within_six_seconds_and_then_holds_its_latency() {
-    for seed in 1..=12 {
-        let (lat, each_second) = adaptive_run(seed, &[]);
-        // The delay is chosen by 6 s: there it is within 10 % of where the run ends.
-        let (at_6_s, last) = (each_second[6].delay_ns, each_second.last().unwrap().delay_ns);
-        assert!(at_6_s.abs_diff(last) <= last / 10, "seed {seed}: delay {at_6_s} at 6 s, {last} at the end");
-        // From 7 s on (the second after the choice still holds messages scheduled before it), the spread is a fraction of the 1 ms target (in simulated time: no
-        // scheduler here). The delay stays put: what moves is the floor's slow wander.
-        let settled = &lat[7_000..];
-        eprintln!(
-            "seed {seed} from 7 s: p50 {:.2} ms, spread {:.3} ms",
-            percentile(settled, 0.5) as f64 / 1e6,
-            spread(settled) as f64 / 1e6
-        );
-        assert!(spread(settled) <= 6 * MS / 10, "seed {seed}: spread {}", spread(settled));
-        // At the price a user expects: the link's p99.9 (30 ms at most) + 2 ms at most.
-        assert!(percentile(settled, 0.5) <= 32 * MS, "seed {seed}: p50 {}", percentile(settled, 0.5));
-        // Late: under the 0.1 % target.
-        let late = each_second.last().unwrap().late;
-        assert!(late <= 30, "seed {seed}: {late} late");
+    for link @ (centre, link_spread) in [(20 * MS, 10 * MS), (5 * MS, 3 * MS)] {
+        for seed in 1..=12 {
+            let (lat, each_second) = adaptive_run_on(seed, link, &[]);
+            // The delay is chosen by 6 s: there it is within 10 % of where the run ends.
+            let (at_6_s, last) = (each_second[6].delay_ns, each_second.last().unwrap().delay_ns);
+            assert!(at_6_s.abs_diff(last) <= last / 10, "seed {seed}: delay {at_6_s} at 6 s, {last} at the end");
+            // From 7 s on (the second after the choice still holds messages scheduled before
+            // it), the spread is a fraction of the 1 ms target (in simulated time: no scheduler
+            // here). The schedule is held: what is left is the drift estimate's noise (there
+            // is no drift here) and a rare raise.
+            let settled = &lat[7_000..];
+            eprintln!(
+                "{}±{} ms, seed {seed} from 7 s: p50 {:.2} ms, spread {:.3} ms",
+                centre / MS,
+                link_spread / MS,
+                percentile(settled, 0.5) as f64 / 1e6,
+                spread(settled) as f64 / 1e6
+            );
+            assert!(spread(settled) <= 4 * MS / 10, "seed {seed}: spread {}", spread(settled));
+            // At the price a user expects: the link's p99.9 (its largest delay at most) + 2 ms.
+            let limit = centre + link_spread + 2 * MS;
+            assert!(percentile(settled, 0.5) <= limit, "seed {seed}: p50 {}", percentile(settled, 0.5));
+            // Late: under the 0.1 % target.
+            let late = each_second.last().unwrap().late;
+            assert!(late <= 30, "seed {seed}: {late} late");
+        }
     }
 }
 
