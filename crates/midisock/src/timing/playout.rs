@@ -673,7 +673,11 @@ impl PlayoutBuffer {
                 let delay = chosen.delay as f64;
                 let raise = trend.late_share > RAISE_AT_LATE_TIMES * late_fraction;
                 let lower = may_lower && (wanted_offset as f64) < in_force as f64 - delay * (1.0 - LOWER_BAND);
-                if raise || lower {
+                if raise {
+                    // (The wanted offset is above the one in force when this much is late
+                    // under it; `max` only guards the bins' rounding.)
+                    Chosen { offset: wanted_offset.max(in_force), at: now_ns, delay: wanted, slope: trend.slope }
+                } else if lower {
                     Chosen { offset: wanted_offset, at: now_ns, delay: wanted, slope: trend.slope }
                 } else {
                     Chosen { offset: in_force, at: now_ns, slope: trend.slope, ..chosen }
@@ -695,8 +699,8 @@ impl PlayoutBuffer {
 
     /// The trend over the history, the `q` quantile of the recorded excess moved onto it (the
     /// histograms' bins make it about 3 % coarse), and the share of the history above the
-    /// offset `in_force`. Epochs measured on another path
-    /// (their floor far from today's, drift aside) are left out, so after a route change to a
+    /// offset `in_force`. Epochs measured on another path (their reference far from today's
+    /// floor, drift aside) are left out, so after a route change to a
     /// shorter path the choice rests on the epochs measured since.
     fn quantile_on_trend(&mut self, q: f64, in_force: Option<i64>, floor: i64, now_ns: u64) -> Option<Trend> {
         let rate = self.window.drift_rate();
