@@ -1,6 +1,7 @@
 //! The bench report's SVG plots (plotters): a latency CDF with one line per system, and one
 //! histogram panel per system (each on its own scale: mido is two orders of magnitude slower).
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -32,7 +33,10 @@ fn err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
     move |e| format!("plotting {}: {e}", path.display())
 }
 
-/// Cumulative distribution of each system's sorted samples, log-scaled latency axis (µs).
+/// Cumulative distribution of each system's sorted samples. The latency axis is log-scaled (µs)
+/// when the samples span a decade or more (round trips: µs for midisock, ms for mido), and
+/// linear in ms otherwise: a log axis labels only powers of ten, so a narrower range (a jittery
+/// link's 10–40 ms) would have no numbers on it at all.
 pub fn cdf(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result<(), String> {
     let fail = err(path);
     let all = series.iter().flat_map(|(_, s)| s.first().into_iter().chain(s.last()));
@@ -41,6 +45,29 @@ pub fn cdf(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result<(), St
         return Err(fail(&"no samples"));
     }
     let (lo, hi) = ((lo.max(1) as f64 / 1e3) * 0.8, (hi as f64 / 1e3) * 1.25);
+    if hi / lo >= 10.0 {
+        draw_cdf(path, title, series, (lo..hi).log_scale(), "latency (µs, log scale)", 1e3)
+    } else {
+        let (lo, hi) = (lo / 1e3, hi / 1e3);
+        let margin = (hi - lo) * 0.05;
+        draw_cdf(path, title, series, (lo - margin).max(0.0)..hi + margin, "latency (ms)", 1e6)
+    }
+}
+
+/// Draws [`cdf`] on the latency axis `x`, whose unit is `unit_ns` nanoseconds.
+fn draw_cdf<X>(
+    path: &Path,
+    title: &str,
+    series: &[(&str, &[u64])],
+    x: X,
+    x_desc: &str,
+    unit_ns: f64,
+) -> Result<(), String>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let fail = err(path);
     let root = SVGBackend::new(path, (WIDTH, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -48,14 +75,9 @@ pub fn cdf(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result<(), St
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+        .build_cartesian_2d(x, 0.0..1.0)
         .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("latency (µs, log scale)")
-        .y_desc("fraction of messages ≤ x")
-        .draw()
-        .map_err(|e| fail(&e))?;
+    chart.configure_mesh().x_desc(x_desc).y_desc("fraction of messages ≤ x").draw().map_err(|e| fail(&e))?;
     for &(system, samples) in series {
         let n = samples.len() as f64;
         // At most ~2,000 points per line: every k-th sample plus the tail.
@@ -64,7 +86,7 @@ pub fn cdf(path: &Path, title: &str, series: &[(&str, &[u64])]) -> Result<(), St
             .iter()
             .enumerate()
             .filter(|(i, _)| i % step == 0 || *i + 1 == samples.len())
-            .map(|(i, &v)| (v.max(1) as f64 / 1e3, (i + 1) as f64 / n));
+            .map(|(i, &v)| (v.max(1) as f64 / unit_ns, (i + 1) as f64 / n));
         let c = colour(system);
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))

@@ -89,15 +89,29 @@ impl Measured {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut quick = false;
+    let (mut quick, mut replot) = (false, false);
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
-            other => return Err(format!("bench-report: unknown argument {other:?} (usage: bench-report [--quick])")),
+            "--replot" => replot = true,
+            other => {
+                return Err(format!(
+                    "bench-report: unknown argument {other:?} (usage: bench-report [--quick | --replot])"
+                ))
+            }
         }
     }
     let out = env::target_dir().join("bench-report");
     let raw = out.join("raw");
+    if replot {
+        // The last run's samples drawn again (after a change to the plots), and published with
+        // that run's own summary: nothing is measured, nothing is edited by hand.
+        if !out.join("summary.md").is_file() {
+            return Err(format!("bench-report --replot: no earlier run in {}", out.display()));
+        }
+        draw_plots(&out, &load(&raw)?)?;
+        return publish(&out);
+    }
     if raw.exists() {
         std::fs::remove_dir_all(&raw).map_err(|e| format!("cannot clear {}: {e}", raw.display()))?;
     }
@@ -117,6 +131,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     write(&out.join("summary.json"), &json)?;
     let markdown = summary_markdown(&measured, &machine, quick);
     write(&out.join("summary.md"), &markdown)?;
+    draw_plots(&out, &measured)?;
+    print!("{markdown}");
+    eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
+    if !quick {
+        publish(&out)?;
+    }
+    Ok(())
+}
+
+/// The CDF and histogram plots of every latency workload, and the CDF of every jitter link.
+fn draw_plots(out: &Path, measured: &Measured) -> Result<(), String> {
     for (workload, title) in LATENCY_WORKLOADS {
         let series: Vec<(&str, &[u64])> = SYSTEMS
             .iter()
@@ -137,11 +162,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !series.is_empty() {
             plots::cdf(&out.join(format!("{workload}_cdf.svg")), title, &series)?;
         }
-    }
-    print!("{markdown}");
-    eprintln!("xtask: bench report in {} ({:.0} s of measuring)", out.display(), started.elapsed().as_secs_f64());
-    if !quick {
-        publish(&out)?;
     }
     Ok(())
 }
@@ -731,6 +751,21 @@ mod tests {
         plots::cdf(&path, title, &series).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("jitter buffer (auto)") && svg.contains("mido 1.3.3"));
+        // A link's latencies span less than a decade: a linear axis in ms, with numbers on it
+        // (a log axis labels only powers of ten, and had none here).
+        assert!(svg.contains("latency (ms)"), "{svg}");
+        assert!(axis_numbers(&svg).iter().filter(|&&v| v > 1.0).count() >= 3, "{:?}", axis_numbers(&svg));
+        // Round trips span decades (µs to mido's ms): a log axis, labelled at the powers of ten.
+        let wide: Vec<u64> = (0..1000).map(|i| 10_000 + i * 5_000).collect();
+        plots::cdf(&path, "round trip", &[("midisock", &wide)]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("latency (µs, log scale)"), "{svg}");
+        assert!(axis_numbers(&svg).contains(&100.0) && axis_numbers(&svg).contains(&1000.0));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The numbers written in an SVG's text elements (the axes' labels).
+    fn axis_numbers(svg: &str) -> Vec<f64> {
+        svg.split("<text").filter_map(|t| t.split_once('>')?.1.split('<').next()?.trim().parse().ok()).collect()
     }
 }

@@ -36,6 +36,7 @@ commands:
   header [--check]          regenerate include/midisock.h with cbindgen (--check: fail on drift)
   install --prefix DIR      install libmidisock, its header and midisock.pc into DIR
   bench-report [--quick]    run midisock, plain TCP and mido side by side; write target/bench-report/
+  bench-report --replot     draw the last run's plots again from its samples, and publish them
   install-pd [--dir DIR]    build the Pure Data external [midisock] and install it into
                             DIR/midisock (default ~/.local/lib/pd/extra, where Pd looks)
   pd-test                   build the Pd external and test it in a headless Pd (also valgrind)
