@@ -58,18 +58,35 @@ static inline midisock_server *serve_loopback(char *address, size_t len) {
     return server;
 }
 
-/* The same with a jitter buffer of a fixed `delay_us` microseconds. */
-static inline midisock_server *serve_loopback_with_delay(uint64_t delay_us, char *address, size_t len) {
+/* The same with a jitter buffer (`mode`, and `delay_us` microseconds when fixed). */
+static inline midisock_server *serve_loopback_with_jitter_buffer(uint32_t mode, uint64_t delay_us, char *address,
+                                                                 size_t len) {
     midisock_server_config *config = NULL;
     midisock_server *server = NULL;
     uint16_t port = 0;
     OK(midisock_server_config_new(&config));
-    OK(midisock_server_config_set_jitter_buffer(config, MIDISOCK_JITTER_MODE_FIXED, delay_us));
+    OK(midisock_server_config_set_jitter_buffer(config, mode, delay_us));
     OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
     OK(midisock_server_config_free(config));
     OK(midisock_server_local_port(server, &port));
     snprintf(address, len, "127.0.0.1:%u", (unsigned)port);
     return server;
+}
+
+/* A fixed jitter buffer of `delay_us` microseconds. */
+static inline midisock_server *serve_loopback_with_delay(uint64_t delay_us, char *address, size_t len) {
+    return serve_loopback_with_jitter_buffer(MIDISOCK_JITTER_MODE_FIXED, delay_us, address, len);
+}
+
+/* A client port of `address` with a jitter buffer (`mode`, `delay_us` when fixed). */
+static inline midisock_port *connect_with_jitter_buffer(const char *address, uint32_t mode, uint64_t delay_us) {
+    midisock_connect_options *options = NULL;
+    midisock_port *port = NULL;
+    OK(midisock_connect_options_new(&options));
+    OK(midisock_connect_options_set_jitter_buffer(options, mode, delay_us));
+    OK(midisock_port_connect_with(address, options, &port));
+    OK(midisock_connect_options_free(options));
+    return port;
 }
 
 /* Sleeps a millisecond. */

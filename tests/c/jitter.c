@@ -79,23 +79,9 @@ static void setters_refuse_bad_values(void) {
 /* A server and a client, both with `mode`: the client sends MESSAGES notes, the server receives
  * every one in order; then the other way. Checks the times each message carries. */
 static void round_trip(uint32_t mode, uint64_t delay_us) {
-    midisock_server_config *config = NULL;
-    midisock_server *server = NULL;
-    OK(midisock_server_config_new(&config));
-    OK(midisock_server_config_set_jitter_buffer(config, mode, delay_us));
-    OK(midisock_server_bind_with("127.0.0.1:0", config, &server));
-    OK(midisock_server_config_free(config));
-    uint16_t tcp_port = 0;
-    OK(midisock_server_local_port(server, &tcp_port));
     char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)tcp_port);
-
-    midisock_connect_options *options = NULL;
-    midisock_port *client = NULL;
-    OK(midisock_connect_options_new(&options));
-    OK(midisock_connect_options_set_jitter_buffer(options, mode, delay_us));
-    OK(midisock_port_connect_with(address, options, &client));
-    OK(midisock_connect_options_free(options));
+    midisock_server *server = serve_loopback_with_jitter_buffer(mode, delay_us, address, sizeof address);
+    midisock_port *client = connect_with_jitter_buffer(address, mode, delay_us);
     wait_for_clients(server, 1);
 
     uint8_t buf[16];

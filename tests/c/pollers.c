@@ -100,12 +100,7 @@ static void bad_arguments(void) {
 static void a_polled_port_plays_out_at_the_due_time(void) {
     char address[64];
     midisock_server *server = serve_loopback(address, sizeof address);
-    midisock_connect_options *options = NULL;
-    midisock_port *client = NULL;
-    OK(midisock_connect_options_new(&options));
-    OK(midisock_connect_options_set_jitter_buffer(options, MIDISOCK_JITTER_MODE_FIXED, DELAY_US));
-    OK(midisock_port_connect_with(address, options, &client));
-    OK(midisock_connect_options_free(options));
+    midisock_port *client = connect_with_jitter_buffer(address, MIDISOCK_JITTER_MODE_FIXED, DELAY_US);
     wait_for_clients(server, 1);
     int fd = -1;
     OK(midisock_port_poll_fd(client, &fd));
