@@ -13,7 +13,8 @@
 //! - [`StampDecoder`]: reads a stream that is plain until the peer's answer and stamped after,
 //!   with the core's [`crate::Parser`] for the MIDI inside; recovers from garbage and counts it.
 //! - [`PlayoutBuffer`]: `push` on arrival, `next_deadline` for a poll timeout, `pop_due` when
-//!   woken; fixed or adaptive delay; fixed capacity, allocation-free once built.
+//!   woken; fixed or adaptive delay; bounded (its queue grows with what it holds, up to a
+//!   fixed capacity).
 //!
 //! Ports and servers use them through two crate-private wrappers, so no layer re-implements the
 //! glue: `TimedInput` (decoder + optional playout buffer + "the peer asked" latch, delivering

@@ -208,8 +208,10 @@ pub struct PlayoutBuffer {
     /// Adaptive mode: the playout offset (floor + delay) chosen last. It follows drift between
     /// choices, and the floor's wander only beyond a band: see `choose_delay`.
     chosen_offset: Option<Chosen>,
-    /// Room to add up the epochs' counts when choosing (reserved once: nothing allocates later).
-    cumulative: Box<[[u32; BINS]; JITTER_EPOCHS]>,
+    /// Room to add up the epochs' counts when choosing: made at the first adaptive choice (a
+    /// fixed delay never needs it, and a server keeps one buffer per stamping client), then
+    /// kept, so choosing allocates nothing after that.
+    cumulative: Option<Box<[[u32; BINS]; JITTER_EPOCHS]>>,
     /// The observation being gathered: `(millisecond of arrival, largest excess in µs, late)`.
     /// One per millisecond of arrivals, and one per run of late arrivals.
     observation: Option<(u64, u64, bool)>,
@@ -325,7 +327,7 @@ impl PlayoutBuffer {
             epoch_references: [EpochReference::default(); JITTER_EPOCHS],
             reference: None,
             chosen_offset: None,
-            cumulative: Box::new([[0; BINS]; JITTER_EPOCHS]),
+            cumulative: None,
             epoch: 0,
             observation: None,
             floor_settled: false,
@@ -734,19 +736,20 @@ impl PlayoutBuffer {
         // How far above the line (µs) each epoch's reference was.
         let mut shifts_us = [None; JITTER_EPOCHS];
         let mut total = 0;
+        let cumulative = self.cumulative.get_or_insert_with(|| Box::new([[0; BINS]; JITTER_EPOCHS]));
         for (e, epoch) in epochs.iter().enumerate() {
             let Some((mean_reference, mean_at, _)) = *epoch else { continue };
             shifts_us[e] = Some(((mean_reference - line(age(mean_at))) / 1_000.0).round() as i64);
             total += self.jitter[e].total();
-            let cumulative = &mut self.cumulative[e];
-            cumulative.fill(0);
-            self.jitter[e].add_cumulative(cumulative);
+            cumulative[e].fill(0);
+            self.jitter[e].add_cumulative(&mut cumulative[e]);
         }
+        let cumulative = &**cumulative;
         // Values at or below `v` µs above the line.
         let count_at_most = |v: i64| -> u64 {
             shifts_us
                 .iter()
-                .zip(self.cumulative.iter())
+                .zip(cumulative.iter())
                 .filter_map(|(shift, cumulative)| {
                     let x = v - (*shift)?;
                     (x >= 0).then(|| u64::from(cumulative[bin_of(x as u64)]))
