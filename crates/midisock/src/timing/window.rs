@@ -18,19 +18,20 @@ pub(crate) struct WindowedMin {
     /// Where the newest bucket is.
     newest: usize,
     /// The median of minima when the newest bucket started, and the drift of that median per
-    /// bucket (the mean of the steps seen, up to the last `DRIFT_SMOOTHING`), in ns.
+    /// bucket (a running average of the steps, see `DRIFT_SMOOTHING`), in ns.
     last_median: Option<i64>,
     drift_per_bucket: f64,
     drift_steps: u32,
 }
 
-/// Buckets the drift estimate averages over, at most (256 × 0.25 s = 64 s by default). The
-/// steps of the median telescope, so their mean is the median's change over the stretch
-/// divided by its length, and its noise falls with the length: on a 20 ± 10 ms link the floor
-/// wanders by ±0.5 ms, which over 16 s read as ±20 ppm of drift that was not there, and moved
-/// the schedule with it. Clock drift changes over minutes, so a minute's average follows it.
-/// The first `DRIFT_START` steps are weighed as 1/64 each against a start of no drift (a
-/// single step can read hundreds of ppm), then the weight falls to 1/256.
+/// How long the drift estimate averages: each step of the median moves it by 1/n of the
+/// difference, n growing with the steps seen from `DRIFT_START` to `DRIFT_SMOOTHING` (256 ×
+/// 0.25 s = 64 s by default). The steps of the median telescope, so a long average is nearly
+/// the median's change over the stretch divided by its length, and its noise falls with the
+/// length: on a 20 ± 10 ms link the floor wanders by ±0.5 ms, which over 16 s read as ±20 ppm of
+/// drift that was not there, and moved the schedule with it. Clock drift changes over minutes,
+/// so a minute's average follows it. The first `DRIFT_START` steps weigh 1/64 each against a
+/// start of no drift (a single step can read hundreds of ppm).
 const DRIFT_SMOOTHING: u32 = 256;
 const DRIFT_START: u32 = 64;
 /// The largest drift between two clocks the estimate follows (millionths).
