@@ -185,10 +185,16 @@ impl midisock_port {
     /// Every receive export of a port: refused once closed through this handle, else the one
     /// receive path.
     fn receive(&self, wait: Wait, out: ReceiveOut<'_>) -> Outcome {
+        self.ensure_open()?;
+        receive::receive(&self.kept, &self.port, wait, out)
+    }
+
+    /// The refusal of every export that needs the port: closed through this handle.
+    fn ensure_open(&self) -> Outcome {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.closed_error());
         }
-        receive::receive(&self.kept, &self.port, wait, out)
+        Ok(())
     }
 
     /// The connection's state; a port closed through this handle is closed whatever the core
@@ -210,9 +216,7 @@ impl midisock_port {
 
     /// Installs a C callback in either form (see `midisock_port_set_callback`).
     fn install_callback(&self, callback: CallbackForm, user_data: *mut c_void) -> Outcome {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.closed_error());
-        }
+        self.ensure_open()?;
         if !self.kept.is_empty() {
             return Err(Failure::new(
                 midisock_result::MessageKept,
@@ -592,9 +596,7 @@ impl midisock_port {
             let port = unsafe { midisock_port::from_ptr(port)? };
             // SAFETY: the caller guarantees `due_ns_out` is valid for a write.
             let due_ns_out = unsafe { try_out(due_ns_out, "due_ns_out")? };
-            if port.closed.load(Ordering::Acquire) {
-                return Err(port.closed_error());
-            }
+            port.ensure_open()?;
             due_ns_out.write(receive::next_due(&port.kept, port.port.next_due_ns()));
             Ok(())
         })
@@ -627,9 +629,7 @@ impl midisock_port {
             let port = unsafe { midisock_port::from_ptr(port)? };
             // SAFETY: the caller guarantees `fd_out` is valid for a write.
             let fd_out = unsafe { try_out(fd_out, "fd_out")? };
-            if port.closed.load(Ordering::Acquire) {
-                return Err(port.closed_error());
-            }
+            port.ensure_open()?;
             fd_out.write(port.port.poll_fd()?);
             Ok(())
         })

@@ -89,10 +89,16 @@ impl midisock_server {
 
     /// Every receive export of a server: refused once closed, else the one receive path.
     fn receive(&self, wait: Wait, out: ReceiveOut<'_>) -> Outcome {
+        self.ensure_open()?;
+        receive::receive(&self.kept, &self.server, wait, out)
+    }
+
+    /// The refusal of every export that needs the server running: closed.
+    fn ensure_open(&self) -> Outcome {
         if self.server.is_closed() {
             return Err(midisock_core::Error::Closed.into());
         }
-        receive::receive(&self.kept, &self.server, wait, out)
+        Ok(())
     }
 
     /// Listens on `address` and writes the new server to `*server_out`; the caller owns it and
@@ -488,9 +494,7 @@ impl midisock_server {
             let server = unsafe { midisock_server::from_ptr(server)? };
             // SAFETY: the caller guarantees `due_ns_out` is valid for a write.
             let due_ns_out = unsafe { try_out(due_ns_out, "due_ns_out")? };
-            if server.server.is_closed() {
-                return Err(midisock_core::Error::Closed.into());
-            }
+            server.ensure_open()?;
             due_ns_out.write(receive::next_due(&server.kept, server.server.next_due_ns()));
             Ok(())
         })
@@ -523,9 +527,7 @@ impl midisock_server {
             let server = unsafe { midisock_server::from_ptr(server)? };
             // SAFETY: the caller guarantees `fd_out` is valid for a write.
             let fd_out = unsafe { try_out(fd_out, "fd_out")? };
-            if server.server.is_closed() {
-                return Err(midisock_core::Error::Closed.into());
-            }
+            server.ensure_open()?;
             fd_out.write(server.server.poll_fd()?);
             Ok(())
         })
