@@ -554,14 +554,7 @@ impl EventLoop {
                 break;
             }
         }
-        if !released.is_empty() {
-            let mut state = self.shared.state();
-            state.held_bytes = self.buffers.held_bytes();
-            state.inbox.push_received(&mut released);
-            self.shared.notify_changed();
-        }
-        released.shrink_to(1024);
-        self.played = released;
+        self.hand_over_played(released);
         // (A denied sysex comes out of a buffer into nothing: progress is what the buffers hold.)
         self.buffers.held_bytes() < before
     }
@@ -581,6 +574,12 @@ impl EventLoop {
             };
             self.buffers.file(token, holding);
         }
+        self.hand_over_played(played);
+    }
+
+    /// Puts what came out of the jitter buffers into the inbox (with what they still hold, for
+    /// the inbox bound) and keeps the vector for the next time.
+    fn hand_over_played(&mut self, mut played: Vec<Received>) {
         if !played.is_empty() {
             let mut state = self.shared.state();
             state.held_bytes = self.buffers.held_bytes();
